@@ -1,0 +1,61 @@
+"""Object ids: the hash formats git knows, and parsing ids once at the edge."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from .errors import ObjectNotFound
+
+
+@dataclass(frozen=True)
+class ObjectFormat:
+    name: str  # as in extensions.objectFormat
+    raw_len: int  # H in the format documents
+    midx_hash_version: int  # the hash byte of a multi-pack-index header
+
+    @property
+    def hex_len(self) -> int:
+        return 2 * self.raw_len
+
+    def new_hash(self):
+        return hashlib.new(self.name)
+
+    def hash_object(self, kind: str, data) -> bytes:
+        h = hashlib.new(self.name)
+        h.update(b"%s %d\0" % (kind.encode(), len(data)))
+        h.update(data)
+        return h.digest()
+
+
+SHA1 = ObjectFormat("sha1", 20, 1)
+SHA256 = ObjectFormat("sha256", 32, 2)
+FORMATS = {f.name: f for f in (SHA1, SHA256)}
+
+KINDS = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
+
+
+def parse_oid(oid, fmt: ObjectFormat) -> bytes:
+    """Turns a hex string or raw bytes into raw bytes of the format's length.
+
+    An id that cannot name an object in this repository is simply not found:
+    callers browsing a mount type all sorts of names.
+    """
+    if isinstance(oid, (bytes, bytearray, memoryview)):
+        raw = bytes(oid)
+        if len(raw) == fmt.raw_len:
+            return raw
+        shown = raw.hex()
+    else:
+        if len(oid) == fmt.hex_len:
+            try:
+                return binascii.unhexlify(oid)
+            except (binascii.Error, ValueError):
+                pass
+        shown = oid
+    raise ObjectNotFound(shown)
+
+
+def is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in s)
