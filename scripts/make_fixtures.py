@@ -1,0 +1,432 @@
+"""Builds the deterministic fixture repositories (and fixtures/demo.git) with real git.
+
+    python scripts/make_fixtures.py            # fixtures/build/<key>/... if out of date
+    python scripts/make_fixtures.py --demo     # fixtures/demo.git if missing
+    python scripts/make_fixtures.py --demo --force DEST.git
+
+The build key is a hash of this file and of `git --version`, so editing the builder rebuilds.
+Every build goes into a temporary directory that is renamed into place, so two processes racing
+(two pytest runs) never see a half-built set: the loser throws its copy away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / "fixtures" / "build"
+DEMO_PATH = ROOT / "fixtures" / "demo.git"
+
+# 2020-01-01T00:00:00Z; every commit advances the clock so ids are stable and dates ordered.
+EPOCH = 1577836800
+
+# Each fixture repository is listed here with its layout; tests name them by these keys.
+FIXTURES = {
+    "empty": "git init, no objects at all",
+    "loose": "work tree, loose objects only (commits, nested trees, binary, symlink, annotated tag)",
+    "bare": "bare repository (the demo layout): packs under a midx, one pack outside, loose objects",
+    "idx-v1": "one pack whose .idx is version 1",
+    "idx-v2": "one pack whose .idx is version 2",
+    "idx-v2-large": "one pack whose .idx v2 puts most offsets in the 64-bit table",
+    "ofs-delta": "one pack of OFS_DELTA entries",
+    "ref-delta": "one pack of REF_DELTA entries (repack.useDeltaBaseOffset=false)",
+    "deep-delta": "a file edited over 100 commits, repacked with --depth=250 --window=250",
+    "midx": "three packs under a multi-pack-index, one pack outside it, loose objects",
+    "alt-base": "the repository the alternates fixtures borrow from (packs + loose)",
+    "alt-relative": "objects/info/alternates with a relative path to alt-base",
+    "alt-absolute": "objects/info/alternates with an absolute path to alt-base",
+    "alt-chain": "alternates -> alt-relative -> alt-base (a chain of two)",
+    "sha256": "SHA-256 repository: packs under a midx, a pack outside it, loose, a tag, many blobs",
+    "ambiguous": "4000 small blobs, half packed, half loose, so 4- and 5-hex prefixes collide",
+    "bigblob": "multi-MB blobs: one loose, one packed whole, one packed as a delta",
+}
+
+
+def build_key() -> str:
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(subprocess.run(["git", "--version"], capture_output=True, check=True).stdout)
+    return h.hexdigest()[:16]
+
+
+def git_env(clock: list[int] | None = None) -> dict[str, str]:
+    """An environment that makes git ignore every user and system setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        HOME="/nonexistent",
+        GIT_AUTHOR_NAME="Fixture Author",
+        GIT_AUTHOR_EMAIL="author@fixtures.invalid",
+        GIT_COMMITTER_NAME="Fixture Committer",
+        GIT_COMMITTER_EMAIL="committer@fixtures.invalid",
+        TZ="UTC",
+        LC_ALL="C",
+    )
+    if clock is not None:
+        stamp = f"@{EPOCH + clock[0]} +0000"
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = stamp
+    return env
+
+
+class Repo:
+    """A repository being built: runs git in it with a fixed, advancing clock."""
+
+    # pack.threads=1: threaded delta search picks different bases run to run.
+    CONFIG = ["-c", "init.defaultBranch=main", "-c", "pack.threads=1", "-c", "gc.auto=0",
+              "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
+
+    def __init__(self, path: Path, *, bare: bool = False, object_format: str = "sha1"):
+        self.path = path
+        self.bare = bare
+        self.clock = [0]
+        self.work = path if not bare else path.parent / (path.name + ".work")
+        init = ["init", "-q", f"--object-format={object_format}"]
+        if bare:
+            init.append("--bare")
+        self._run(*init, str(path), cwd=path.parent)
+        # Settings that must also hold for git run later (tests, the demo) in this repo.
+        for key, value in (("gc.auto", "0"), ("core.autocrlf", "false"), ("pack.threads", "1"),
+                           ("maintenance.auto", "false")):
+            self.git("config", key, value)
+
+    @property
+    def git_dir(self) -> Path:
+        return self.path if self.bare else self.path / ".git"
+
+    @property
+    def objects(self) -> Path:
+        return self.git_dir / "objects"
+
+    def _run(self, *args: str, cwd: Path, input: bytes | None = None) -> str:
+        proc = subprocess.run(["git", *self.CONFIG, *args], cwd=cwd, env=git_env(self.clock),
+                              input=input, capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: "
+                               f"{proc.stderr.decode(errors='replace').strip()}")
+        return proc.stdout.decode()
+
+    def git(self, *args: str, input: bytes | None = None) -> str:
+        if self.bare:
+            self.work.mkdir(exist_ok=True)
+            args = (f"--git-dir={self.path}", f"--work-tree={self.work}", *args)
+            return self._run(*args, cwd=self.work, input=input)
+        return self._run(*args, cwd=self.path, input=input)
+
+    def write(self, name: str, data: bytes | str) -> None:
+        target = self.work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data.encode() if isinstance(data, str) else data)
+
+    def commit(self, message: str, files: dict[str, bytes | str] | None = None) -> str:
+        for name, data in (files or {}).items():
+            self.write(name, data)
+        self.clock[0] += 60
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def tag(self, name: str, message: str) -> None:
+        self.clock[0] += 60
+        self.git("tag", "-a", name, "-m", message)
+
+    def repack(self, *args: str) -> None:
+        self.git("repack", "-q", *args)
+
+    def packs(self) -> list[Path]:
+        return sorted((self.objects / "pack").glob("pack-*.pack"))
+
+    def hash_blobs(self, blobs: list[bytes]) -> list[str]:
+        """Writes blobs as loose objects with one git process."""
+        scratch = Path(tempfile.mkdtemp(prefix="blobs-", dir=self.path.parent))
+        names = []
+        for i, data in enumerate(blobs):
+            (scratch / str(i)).write_bytes(data)
+            names.append(str(scratch / str(i)))
+        out = self.git("hash-object", "-w", "--stdin-paths", input="\n".join(names).encode() + b"\n")
+        shutil.rmtree(scratch)
+        return out.split()
+
+    def pack_objects(self, ids: list[str]) -> None:
+        """Packs exactly these objects into a new pack and drops their loose copies."""
+        self.git("pack-objects", "-q", str(self.objects / "pack" / "pack"),
+                 input="\n".join(ids).encode() + b"\n")
+        self.git("prune-packed")
+
+    def finish(self) -> None:
+        if self.bare and self.work.exists():
+            shutil.rmtree(self.work)
+
+
+def text_file(seed: int, lines: int) -> str:
+    rnd = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "pack", "index", "tree", "blob", "commit", "fanout",
+             "object", "inflate", "offset", "mount", "bucket", "prefix"]
+    return "".join(" ".join(rnd.choice(words) for _ in range(8)) + "\n" for _ in range(lines))
+
+
+def edit(text: str, seed: int) -> str:
+    """Changes a few lines, so that consecutive versions delta well against each other."""
+    rnd = random.Random(seed)
+    lines = text.splitlines(keepends=True)
+    for _ in range(3):
+        lines[rnd.randrange(len(lines))] = f"edit {seed} {rnd.random()}\n"
+    lines.append(f"line added by edit {seed}\n")
+    return "".join(lines)
+
+
+def history(repo: Repo, commits: int, seed: int, *, start: int = 0) -> None:
+    """A small evolving project: a source file edited each time, new files now and then."""
+    main = text_file(seed, 80)
+    for i in range(start, start + commits):
+        main = edit(main, seed * 1000 + i)
+        files = {"src/main.txt": main, f"notes/note-{i % 7}.txt": f"note {i} of seed {seed}\n"}
+        if i % 5 == 0:
+            files[f"docs/chapter-{i}.md"] = text_file(seed + i, 30)
+        repo.commit(f"commit {i} (seed {seed})", files)
+
+
+# ---- the fixtures -------------------------------------------------------------------------------
+
+
+def make_empty(path: Path) -> None:
+    Repo(path)
+
+
+def make_loose(path: Path) -> None:
+    repo = Repo(path)
+    repo.commit("first", {"README": "hello gitfs\n", "empty": b"",
+                          "bin/data.bin": bytes(range(256)) * 4,
+                          "a/b/c/d/deep.txt": "deep in the tree\n"})
+    os.symlink("README", path / "link")
+    (path / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (path / "tool.sh").chmod(0o755)
+    repo.commit("second: a symlink and an executable")
+    repo.commit("third", {"README": "hello gitfs, edited\n", "unicode-é.txt": "ünïcödé\n"})
+    repo.tag("v1.0", "an annotated tag\n\nwith a body")
+    repo.git("tag", "lightweight")
+    repo.finish()
+
+
+def make_demo(path: Path) -> None:
+    """The demo (and the `bare` fixture): every source kind in one small bare repository."""
+    repo = Repo(path, bare=True)
+    repo.commit("Initial commit", {
+        "README.md": "# demo\n\nA small project whose objects gitfs shows.\n",
+        "src/hello.py": 'print("hello from gitfs")\n',
+        "TODO": "TODO: mount every object database\n",
+    })
+    history(repo, 11, seed=1, start=1)
+    repo.repack("-d")          # pack 1
+    history(repo, 8, seed=1, start=12)
+    repo.tag("v1.0", "Release 1.0\n\nThe first tagged demo state.")
+    repo.repack("-d")          # pack 2
+    history(repo, 8, seed=1, start=20)
+    repo.repack("-d")          # pack 3
+    repo.git("multi-pack-index", "write")
+    history(repo, 6, seed=1, start=28)
+    repo.repack("-d")          # pack 4, outside the midx
+    history(repo, 4, seed=1, start=34)   # loose objects
+    repo.commit("TODO list", {"TODO": "TODO: grep across every object\nTODO: refresh on re-read\n"})
+    repo.finish()
+
+
+def make_single_pack(path: Path, *, index_version: str | None = None, ref_delta: bool = False) -> None:
+    repo = Repo(path)
+    history(repo, 12, seed=2)
+    repo.tag("v0.1", "tag in a pack")
+    if ref_delta:
+        repo.git("config", "repack.useDeltaBaseOffset", "false")
+    repo.repack("-adf")
+    if index_version is not None:
+        (pack,) = repo.packs()
+        idx = pack.with_suffix(".idx")
+        idx.chmod(0o644)
+        idx.unlink()
+        repo.git("index-pack", f"--index-version={index_version}", "-o", str(idx), str(pack))
+    repo.finish()
+
+
+def make_deep_delta(path: Path) -> None:
+    repo = Repo(path)
+    text = text_file(3, 1000)
+    # One more line rewritten per commit: each version is closest to its neighbour, which is
+    # what lets git chain them (about 55 deep with git 2.39) rather than star them off one base.
+    for i in range(100):
+        lines = text.splitlines(keepends=True)
+        lines[(i * 7) % len(lines)] = f"line rewritten at step {i}\n"
+        text = "".join(lines)
+        repo.commit(f"edit {i}", {"story.txt": text})
+    repo.repack("-adf", "--depth=250", "--window=250")
+    repo.finish()
+
+
+def make_midx(path: Path) -> None:
+    repo = Repo(path)
+    for batch in range(3):
+        history(repo, 6, seed=4, start=batch * 6)
+        repo.repack("-d")
+    repo.git("multi-pack-index", "write")
+    history(repo, 5, seed=4, start=18)
+    repo.repack("-d")          # outside the midx
+    history(repo, 4, seed=4, start=23)   # loose
+    repo.tag("v2", "a tag left loose")
+    repo.finish()
+
+
+def make_alternates(root: Path, final_root: Path) -> None:
+    base = Repo(root / "alt-base")
+    history(base, 8, seed=5)
+    base.repack("-d")
+    history(base, 3, seed=5, start=8)
+    base.finish()
+    for name, parent in (("alt-relative", "alt-base"), ("alt-absolute", "alt-base"),
+                         ("alt-chain", "alt-relative")):
+        repo = Repo(root / name)
+        parent_objects = root / parent / ".git" / "objects"
+        # Relative to this objects directory, as git resolves them.
+        (repo.objects / "info" / "alternates").write_text(
+            os.path.relpath(parent_objects, repo.objects) + "\n")
+        head = (root / parent / ".git" / "refs" / "heads" / "main").read_text().strip()
+        repo.git("update-ref", "refs/heads/main", head)
+        repo.git("reset", "-q", "--hard")
+        repo.clock[0] = 10_000 * (1 + len(name))
+        history(repo, 4, seed=6 + len(name), start=100)
+        repo.repack("-d", "-l")
+        history(repo, 2, seed=6 + len(name), start=104)   # and some loose
+        repo.finish()
+    # The absolute path must name where the set ends up, not the temporary build directory.
+    final = final_root / "alt-base" / ".git" / "objects"
+    (root / "alt-absolute" / ".git" / "objects" / "info" / "alternates").write_text(f"{final}\n")
+
+
+def blob_corpus(count: int, seed: int) -> list[bytes]:
+    return [f"blob {i} of corpus {seed}\n".encode() for i in range(count)]
+
+
+def make_sha256(path: Path) -> None:
+    repo = Repo(path, object_format="sha256")
+    for batch in range(2):
+        history(repo, 6, seed=7, start=batch * 6)
+        repo.repack("-d")
+    repo.tag("v256", "a SHA-256 tag")
+    history(repo, 3, seed=7, start=12)
+    repo.repack("-d")
+    repo.git("multi-pack-index", "write")
+    ids = repo.hash_blobs(blob_corpus(2000, 7))
+    repo.pack_objects(ids[:1000])        # a pack outside the midx
+    history(repo, 3, seed=7, start=15)   # loose, with the other 1000 blobs
+    repo.finish()
+
+
+def make_ambiguous(path: Path) -> None:
+    repo = Repo(path)
+    repo.commit("a commit among the blobs", {"README": "ambiguous prefixes live here\n"})
+    repo.tag("t", "a tag among the blobs")
+    ids = repo.hash_blobs(blob_corpus(4000, 8))
+    # Every other blob packed: colliding prefixes then straddle the pack and the loose objects.
+    repo.pack_objects(ids[::2])
+    repo.finish()
+
+
+def make_bigblob(path: Path) -> None:
+    repo = Repo(path)
+    rnd = random.Random(9)
+    big = rnd.randbytes(3 * 2**20)
+    repo.commit("a big blob", {"big.bin": big, "big-text.txt": text_file(9, 60_000)})
+    # An edited copy, packed together with the original: one of the two becomes a delta.
+    edited = big[:2**20] + b"an edit in the middle" + big[2**20:]
+    repo.commit("edit the big blob", {"big.bin": edited})
+    repo.repack("-adf")
+    repo.commit("a loose big blob", {"loose-big.bin": rnd.randbytes(2 * 2**20)})
+    repo.finish()
+
+
+def build_all(tmp: Path, final: Path) -> None:
+    make_empty(tmp / "empty")
+    make_loose(tmp / "loose")
+    make_demo(tmp / "bare")
+    make_single_pack(tmp / "idx-v1", index_version="1")
+    make_single_pack(tmp / "idx-v2", index_version="2")
+    # Offsets above 4 KiB go to the 64-bit table, so the pack mixes both kinds.
+    make_single_pack(tmp / "idx-v2-large", index_version="2,4096")
+    make_single_pack(tmp / "ofs-delta")
+    make_single_pack(tmp / "ref-delta", ref_delta=True)
+    make_deep_delta(tmp / "deep-delta")
+    make_midx(tmp / "midx")
+    make_alternates(tmp, final)
+    make_sha256(tmp / "sha256")
+    make_ambiguous(tmp / "ambiguous")
+    make_bigblob(tmp / "bigblob")
+    (tmp / "BUILT").write_text(build_key() + "\n")
+
+
+# ---- putting a build in place, safely against racing processes ----------------------------------
+
+
+def publish(dest: Path, build) -> Path:
+    """Builds into a sibling temporary directory and renames it to dest; first one wins."""
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        build(tmp, dest)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not dest.exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def ensure_fixtures() -> Path:
+    """The directory holding every fixture of FIXTURES, built if out of date."""
+    key = build_key()
+    dest = publish(BUILD_DIR / key, build_all)
+    for old in BUILD_DIR.iterdir():
+        # Stale builds of an older builder; temporary dirs may belong to a live racer.
+        if old.name != key and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def ensure_demo(dest: Path = DEMO_PATH, force: bool = False) -> Path:
+    if force and dest.exists():
+        shutil.rmtree(dest)
+    return publish(dest, lambda tmp, final: make_demo(tmp))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", action="store_true", help="build the demo repository instead")
+    parser.add_argument("--force", action="store_true", help="rebuild the demo even if it exists")
+    parser.add_argument("dest", nargs="?", type=Path, help="where to build the demo (default fixtures/demo.git)")
+    parser.add_argument("--list", action="store_true", help="list the fixtures and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for name, what in FIXTURES.items():
+                print(f"{name:14} {what}")
+        elif args.demo:
+            print(ensure_demo(args.dest.resolve() if args.dest else DEMO_PATH, args.force))
+        else:
+            print(ensure_fixtures())
+    except (RuntimeError, OSError) as e:
+        print(f"make_fixtures: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
