@@ -1,0 +1,322 @@
+"""The gitfs command line: parse arguments, set up logging, detach, run the FUSE loop."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import logging.handlers
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+import pyfuse3
+import trio
+
+import odb
+
+from . import __version__
+from .operations import GitOperations
+
+log = logging.getLogger("gitfs")
+
+DESCRIPTION = """\
+Mount a git repository's object database as a read-only filesystem.
+
+The root lists the fanout buckets 00..ff that hold objects; each bucket lists
+its objects by the remaining hex digits of their id; each file holds the
+object's inflated bytes (no "blob 12\\0" header). Abbreviated names resolve
+when unique, and extended attributes (getfattr -d) tell the type, the pack or
+loose source, the pack offset and the delta base.
+"""
+
+EPILOG = """\
+examples:
+  gitfs mount ~/src/project /mnt/objs     mount (detaches once the mount is live)
+  ls /mnt/objs/5a                         objects whose id starts with 5a
+  cat /mnt/objs/5a/0bde                   an abbreviated id, if unique
+  getfattr -d /mnt/objs/5a/0bde...        user.git.type, .source, .offset, .delta_base
+  grep -rl TODO /mnt/objs                 search every object
+  gitfs umount /mnt/objs                  unmount
+
+/etc/fstab (through mount.fuse3, which runs `gitfs REPO MOUNTPOINT -o OPTS`):
+  /srv/git/project.git  /mnt/objs  fuse.gitfs  ro,noauto,allow_other  0  0
+
+Re-reading a directory (ls) refreshes the view: new objects, new packs, a
+rewritten multi-pack-index and objects pruned by git gc all show.
+"""
+
+MOUNT_HELP_EPILOG = """\
+The mount is always read-only. Options given with -o are passed to FUSE
+(for example allow_other, which needs user_allow_other in /etc/fuse.conf for
+non-root users); fsname=REPO, subtype=gitfs, ro and default_permissions are
+always set, so `mount` shows the repository as a fuse.gitfs filesystem.
+"""
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for, reported as one line."""
+
+
+def parse_size(text: str) -> int:
+    """'256M', '1G', '65536' -> bytes (binary units)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in units else ""
+    number = t[: len(t) - len(unit)]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 256M or 1G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitfs", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gitfs {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    mount = commands.add_parser(
+        "mount", help="mount REPO's objects on MOUNTPOINT",
+        description="Mount REPO's object database on MOUNTPOINT, read-only.",
+        epilog=MOUNT_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mount.add_argument("repo", metavar="REPO",
+                       help="a bare repository, a .git directory, a work tree, or an objects/ directory")
+    mount.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing, empty directory")
+    mount.add_argument("-f", "--foreground", action="store_true",
+                       help="stay in the foreground (logs go to stderr unless --log-file)")
+    mount.add_argument("-d", "--debug", action="store_true", help="log every request (implies verbose logging)")
+    mount.add_argument("--log-file", metavar="PATH", help="append log lines to PATH")
+    mount.add_argument("--cache-size", metavar="SIZE", type=parse_size, default=256 << 20,
+                       help="bytes of inflated objects kept in memory (default 256M)")
+    mount.add_argument("--verify", action="store_true",
+                       help="hash every object as it is read; a mismatch gives EIO")
+    mount.add_argument("-o", dest="options", metavar="OPT[,OPT...]", action="append", default=[],
+                       help="FUSE mount options, e.g. -o allow_other")
+
+    umount = commands.add_parser("umount", help="unmount a gitfs mount",
+                                 description="Unmount MOUNTPOINT (through fusermount3 -u).")
+    umount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # mount.fuse3 (an fstab line) runs `gitfs REPO MOUNTPOINT -o OPTS`.
+    if argv and not argv[0].startswith("-") and argv[0] not in ("mount", "umount"):
+        argv.insert(0, "mount")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "umount":
+            return unmount(args.mountpoint)
+        return mount(args)
+    except UsageError as e:
+        print(f"gitfs: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- umount -------------------------------------------------------------------
+
+def unmount(mountpoint: str) -> int:
+    if shutil.which("fusermount3"):
+        command = ["fusermount3", "-u", mountpoint]
+    elif os.geteuid() == 0 and shutil.which("umount"):
+        command = ["umount", mountpoint]
+    else:
+        raise UsageError("fusermount3 not found (install the fuse3 package)")
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise UsageError(f"cannot unmount {mountpoint}: {reason}")
+    return 0
+
+
+# -- mount: checks ---------------------------------------------------------------
+
+def mount_options(repo: str, extra: list[str]) -> set[str]:
+    options = {"ro", "subtype=gitfs", "default_permissions",
+               # libfuse splits options at commas; a backslash escapes one.
+               "fsname=" + repo.replace("\\", "\\\\").replace(",", "\\,")}
+    for group in extra:
+        for opt in group.split(","):
+            if opt and opt not in ("rw", "ro"):  # always read-only
+                options.add(opt)
+    return options
+
+
+def check_fuse() -> None:
+    if not os.path.exists("/dev/fuse"):
+        raise UsageError("/dev/fuse is missing: this machine (or container) cannot do FUSE "
+                         "(load the fuse module, or run the container with --device /dev/fuse)")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise UsageError("/dev/fuse is not accessible to this user")
+    if os.geteuid() != 0 and not shutil.which("fusermount3"):
+        raise UsageError("fusermount3 not found (install the fuse3 package)")
+
+
+def check_mountpoint(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"mountpoint {path} does not exist") from None
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise UsageError(f"mountpoint {path} is a dead FUSE mount; run: gitfs umount {path}") from None
+        raise UsageError(f"mountpoint {path}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise UsageError(f"mountpoint {path} is already a mount point")
+
+
+def open_store(repo: str, verify: bool):
+    try:
+        return odb.open(repo, verify=verify)
+    except odb.NotARepository as e:
+        raise UsageError(f"{repo}: not a git repository ({e})") from None
+    except odb.OdbError as e:
+        raise UsageError(f"{repo}: {e}") from None
+    except OSError as e:
+        raise UsageError(f"{repo}: {e.strerror}") from None
+
+
+# -- mount: running -----------------------------------------------------------------
+
+def mount(args) -> int:
+    repo = os.path.abspath(args.repo)
+    mountpoint = os.path.abspath(args.mountpoint)
+    check_fuse()
+    store = open_store(repo, args.verify)
+    check_mountpoint(mountpoint)
+    options = mount_options(repo, args.options)
+    if args.foreground:
+        setup_logging(args, detached=False)
+        return serve(store, mountpoint, options, args.cache_size, ready=None)
+    return detach_and_serve(args, store, mountpoint, options)
+
+
+def setup_logging(args, *, detached: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if args.log_file:
+        handler = logging.FileHandler(args.log_file)
+    elif not detached:
+        handler = logging.StreamHandler(sys.stderr)
+    elif os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler("/dev/log")
+    else:
+        handler = logging.NullHandler()
+    fmt = "%(asctime)s gitfs[%(process)d] %(levelname)s %(message)s"
+    if isinstance(handler, logging.handlers.SysLogHandler):
+        fmt = "gitfs[%(process)d]: %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    if not args.debug:
+        logging.getLogger("pyfuse3").setLevel(logging.WARNING)
+
+
+def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
+    """Forks; the parent returns 0 once the child reports a live mount."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return wait_until_live(read_end, pid)
+    os.close(read_end)
+    os.setsid()
+    os.chdir("/")
+    try:
+        status = serve(store, mountpoint, options, args.cache_size,
+                       ready=lambda: announce_live(args, write_end))
+    except BaseException as e:  # the parent needs one line, whatever happened
+        report_failure(write_end, e)
+        status = 1
+    os._exit(status)
+
+
+def wait_until_live(read_end: int, pid: int) -> int:
+    message = b""
+    while chunk := os.read(read_end, 4096):
+        message += chunk
+    os.close(read_end)
+    if message.startswith(b"ok"):
+        return 0
+    os.waitpid(pid, 0)
+    text = message.decode(errors="replace").strip()
+    print(f"gitfs: {text or 'the mount process exited before the mount was live'}", file=sys.stderr)
+    return 1
+
+
+def announce_live(args, write_end: int) -> None:
+    """In the child, once mounted: drop the caller's stdio, then tell the parent."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    setup_logging(args, detached=True)
+    os.write(write_end, b"ok\n")
+    os.close(write_end)
+
+
+def report_failure(write_end: int, error: BaseException) -> None:
+    text = str(error) if isinstance(error, UsageError) else f"{type(error).__name__}: {error}"
+    try:
+        os.write(write_end, text.encode(errors="replace") + b"\n")
+    except OSError:
+        pass
+
+
+def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> int:
+    """Mounts, calls ready() once live, runs until unmounted or signalled."""
+    operations = GitOperations(store, cache_size=cache_size)
+    # Signals that arrive before trio listens must wait, not kill us mid-mount.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pyfuse3.init(operations, mountpoint, options)
+    except RuntimeError:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        raise UsageError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
+    log.info("mounted %s on %s", options_fsname(options), mountpoint)
+    if ready is not None:
+        ready()
+    try:
+        trio.run(run_until_stopped)
+    except BaseException:
+        log.exception("the FUSE loop failed")
+        pyfuse3.close(unmount=True)
+        return 1
+    pyfuse3.close(unmount=True)
+    store.close()
+    log.info("unmounted %s", mountpoint)
+    return 0
+
+
+def options_fsname(options: set[str]) -> str:
+    return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
+
+
+async def run_until_stopped() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_on_signal)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+async def stop_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        async for signum in signals:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return

@@ -1,0 +1,60 @@
+"""The one place where exceptions from handlers become errno for the kernel."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+
+import pyfuse3
+
+import odb
+
+log = logging.getLogger("gitfs")
+
+
+def _describe(name: str, args) -> str:
+    shown = ", ".join(a.hex() if isinstance(a, bytes) and len(a) in (20, 32) else repr(a) for a in args)
+    return f"{name}({shown})"
+
+
+def fuse_errors(handler):
+    """Wraps a pyfuse3 handler so that it raises FUSEError only.
+
+    pyfuse3 lets any other exception escape into its session loop, which would
+    take the whole mount down; here it is logged and the request gets an errno.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(self, *args):
+        try:
+            return await handler(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except odb.ObjectNotFound:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        except odb.AmbiguousPrefix as e:
+            log.warning("%s: short id %s is ambiguous, candidates: %s",
+                        _describe(handler.__name__, args), e.prefix, " ".join(e.candidates))
+            raise pyfuse3.FUSEError(errno.ENOTUNIQ) from None
+        except odb.CorruptObject as e:
+            log.error("%s: corrupt object %s: %s", _describe(handler.__name__, args), e.oid or "?", e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        except odb.OdbError as e:
+            log.error("%s: %s", _describe(handler.__name__, args), e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception:
+            log.exception("%s failed unexpectedly", _describe(handler.__name__, args))
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+def read_only(handler):
+    """A write-type handler: the mount is read-only, whatever is asked."""
+
+    @functools.wraps(handler)
+    async def wrapper(self, *args):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    return wrapper

@@ -1,0 +1,364 @@
+"""The pyfuse3 handlers: filesystem requests turned into object-store calls."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+
+import pyfuse3
+import trio
+
+import odb
+
+from .errors import fuse_errors, read_only
+from .file_handles import StreamedObject, WholeObject
+from .inodes import ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode
+from .object_cache import ObjectCache
+
+log = logging.getLogger("gitfs")
+
+# Objects never change, so the kernel may keep their names and attributes for
+# long. Directories change whenever the repository does.
+OBJECT_TIMEOUT = 3600.0
+DIRECTORY_TIMEOUT = 1.0
+# Sizes are read in batches of this many entries, one worker-thread trip each.
+HEADER_BATCH = 128
+BLOCK_SIZE = 128 * 1024
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+_HEX = frozenset(b"0123456789abcdef")
+_XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
+
+
+class _Listing:
+    """A snapshot of one directory taken at opendir, so readdir offsets stay stable."""
+
+    __slots__ = ("bucket", "names", "oids", "attrs")
+
+    def __init__(self, bucket, names, oids=None):
+        self.bucket = bucket  # None for the root
+        self.names = names
+        self.oids = oids
+        self.attrs = [None] * len(names) if oids is not None else None
+
+
+class GitOperations(pyfuse3.Operations):
+    """Root -> 256 fanout buckets -> one read-only file per object."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+
+    def __init__(self, store, *, cache_size: int = 256 << 20, threads: int | None = None):
+        super().__init__()
+        self.store = store
+        self.hex_len = store.format.hex_len
+        self.inodes = InodeTable()
+        self.limiter = trio.CapacityLimiter(threads or max(2, os.cpu_count() or 2))
+        self.cache = ObjectCache(cache_size, self.limiter)
+        self._handles: dict[int, object] = {}
+        self._listings: dict[int, _Listing] = {}
+        self._next_fh = 1
+        self._nonempty_buckets: set[int] = set()
+        self._uid = os.getuid()
+        self._gid = os.getgid()
+        self._time_ns = time.time_ns()
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _in_thread(self, fn, *args):
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    def _new_fh(self, value) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = value
+        return fh
+
+    def _base_attrs(self, inode: int) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = inode
+        a.st_uid = self._uid
+        a.st_gid = self._gid
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self._time_ns
+        a.st_blksize = BLOCK_SIZE
+        return a
+
+    def _dir_attrs(self, inode: int) -> pyfuse3.EntryAttributes:
+        a = self._base_attrs(inode)
+        a.st_mode = stat.S_IFDIR | 0o555
+        a.st_nlink = 2
+        a.entry_timeout = a.attr_timeout = DIRECTORY_TIMEOUT
+        return a
+
+    def _file_attrs(self, inode: int, size: int) -> pyfuse3.EntryAttributes:
+        a = self._base_attrs(inode)
+        a.st_mode = stat.S_IFREG | 0o444
+        a.st_nlink = 1
+        a.st_size = size
+        a.st_blocks = (size + 511) // 512
+        a.entry_timeout = a.attr_timeout = OBJECT_TIMEOUT
+        return a
+
+    def _broken_attrs(self, inode: int) -> pyfuse3.EntryAttributes:
+        # Listed so that the damage is visible, but never cached: the next
+        # lookup or open asks again and gets EIO.
+        a = self._file_attrs(inode, 0)
+        a.entry_timeout = a.attr_timeout = 0
+        return a
+
+    def _object_oid(self, inode: int) -> bytes:
+        oid = self.inodes.oid_of(inode)
+        if oid is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return oid
+
+    def _store_changed(self, changed: bool) -> None:
+        if changed:
+            # Objects may have vanished; cached bytes must not outlive them.
+            self.cache.clear()
+
+    # -- lookup and attributes --------------------------------------------
+
+    @fuse_errors
+    async def lookup(self, parent_inode, name, ctx=None):
+        if name == b".":
+            return await self.getattr(parent_inode, ctx)
+        if name == b"..":
+            return self._dir_attrs(ROOT_INODE)
+        if parent_inode == ROOT_INODE:
+            return await self._lookup_bucket(name)
+        bucket = bucket_of_inode(parent_inode)
+        if bucket is None:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return await self._lookup_object(bucket, name)
+
+    async def _lookup_bucket(self, name: bytes):
+        if len(name) != 2 or not _HEX.issuperset(name):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        bucket = int(name, 16)
+        if bucket not in self._nonempty_buckets:
+            if not await self._in_thread(self.store.iter_bucket, bucket):
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            self._nonempty_buckets.add(bucket)
+        return self._dir_attrs(bucket_inode(bucket))
+
+    async def _lookup_object(self, bucket: int, name: bytes):
+        rest = self.hex_len - 2
+        if not 2 <= len(name) <= rest or not _HEX.issuperset(name):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        hex_id = "%02x%s" % (bucket, name.decode())
+        if len(name) < rest:
+            hex_id = await self._in_thread(self.store.resolve_prefix, hex_id)
+        oid = bytes.fromhex(hex_id)
+        _, size = await self._in_thread(self.store.read_header, oid)
+        inode = self.inodes.inode_for(oid)
+        attrs = self._file_attrs(inode, size)
+        if len(name) < rest:
+            # A new object can make the short name ambiguous at any time.
+            attrs.entry_timeout = 0
+        self.inodes.remember(inode, oid)
+        return attrs
+
+    @fuse_errors
+    async def forget(self, inode_list):
+        for inode, count in inode_list:
+            self.inodes.forget(inode, count)
+
+    @fuse_errors
+    async def getattr(self, inode, ctx=None):
+        if inode == ROOT_INODE or bucket_of_inode(inode) is not None:
+            return self._dir_attrs(inode)
+        oid = self._object_oid(inode)
+        _, size = await self._in_thread(self.store.read_header, oid)
+        return self._file_attrs(inode, size)
+
+    # -- directories --------------------------------------------------------
+
+    @fuse_errors
+    async def opendir(self, inode, ctx):
+        if inode == ROOT_INODE:
+            changed, buckets = await self._in_thread(self._snapshot_root)
+            self._store_changed(changed)
+            self._nonempty_buckets = set(buckets)
+            return self._new_fh(_Listing(None, ["%02x" % b for b in buckets]))
+        bucket = bucket_of_inode(inode)
+        if bucket is None:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        changed, hex_ids = await self._in_thread(self._snapshot_bucket, bucket)
+        self._store_changed(changed)
+        if hex_ids:
+            self._nonempty_buckets.add(bucket)
+        names = [h[2:].encode() for h in hex_ids]
+        return self._new_fh(_Listing(bucket, names, hex_ids))
+
+    # Worker-thread halves of opendir: refresh notices new packs and pruned
+    # objects, then the listing is taken.
+
+    def _snapshot_root(self) -> tuple[bool, list[int]]:
+        changed = self.store.refresh()
+        return changed, [b for b in range(256) if self.store.iter_bucket(b)]
+
+    def _snapshot_bucket(self, bucket: int) -> tuple[bool, list[str]]:
+        changed = self.store.refresh()
+        return changed, self.store.iter_bucket(bucket)
+
+    @fuse_errors
+    async def readdir(self, fh, start_id, token):
+        listing = self._listings_get(fh)
+        if listing.bucket is None:
+            for i in range(start_id, len(listing.names)):
+                name = listing.names[i]
+                attrs = self._dir_attrs(bucket_inode(int(name, 16)))
+                if not pyfuse3.readdir_reply(token, name.encode(), attrs, i + 1):
+                    return
+            return
+        i = start_id
+        while i < len(listing.names):
+            if listing.attrs[i] is None:
+                await self._in_thread(self._fill_sizes, listing, i)
+            attrs = listing.attrs[i]
+            oid = bytes.fromhex(listing.oids[i])
+            inode = self.inodes.inode_for(oid)
+            if isinstance(attrs, int):
+                attrs = self._file_attrs(inode, attrs)
+            else:
+                attrs = self._broken_attrs(inode)
+            if not pyfuse3.readdir_reply(token, listing.names[i], attrs, i + 1):
+                return
+            self.inodes.remember(inode, oid)
+            i += 1
+
+    def _listings_get(self, fh) -> _Listing:
+        listing = self._handles.get(fh)
+        if not isinstance(listing, _Listing):
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return listing
+
+    def _fill_sizes(self, listing: _Listing, start: int) -> None:
+        """Worker thread: object sizes from headers for the next batch of entries."""
+        read_header = self.store.read_header
+        for i in range(start, min(start + HEADER_BATCH, len(listing.oids))):
+            try:
+                listing.attrs[i] = read_header(listing.oids[i])[1]
+            except odb.OdbError as e:
+                log.error("listing %s: %s", listing.oids[i], e)
+                listing.attrs[i] = e
+
+    @fuse_errors
+    async def releasedir(self, fh):
+        self._handles.pop(fh, None)
+
+    # -- files --------------------------------------------------------------
+
+    @fuse_errors
+    async def open(self, inode, flags, ctx):
+        if flags & _WRITE_FLAGS:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        oid = self._object_oid(inode)
+        data = await self.cache.get(oid, self._load_whole)
+        if data is None:
+            handle = StreamedObject(oid, self.store, self.limiter)
+        else:
+            handle = WholeObject(oid, data)
+        return pyfuse3.FileInfo(fh=self._new_fh(handle), keep_cache=True)
+
+    def _load_whole(self, oid: bytes):
+        """Worker thread: the object's bytes, or None when it is too big to hold whole."""
+        _, size = self.store.read_header(oid)
+        if size > self.cache.max_entry:
+            return None
+        return self.store.read(oid)[1]
+
+    @fuse_errors
+    async def read(self, fh, off, size):
+        return await self._handles[fh].read(off, size)
+
+    @fuse_errors
+    async def flush(self, fh):
+        pass
+
+    @fuse_errors
+    async def release(self, fh):
+        handle = self._handles.pop(fh, None)
+        if handle is not None:
+            await handle.close()
+
+    # -- extended attributes -------------------------------------------------
+
+    def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
+        if inode == ROOT_INODE or bucket_of_inode(inode) is not None:
+            return {}
+        info = self.store.locate(self._object_oid(inode))
+        values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
+        if info.offset is not None:
+            values[b"user.git.offset"] = str(info.offset).encode()
+        if info.delta_base is not None:
+            values[b"user.git.delta_base"] = info.delta_base.encode()
+        return values
+
+    @fuse_errors
+    async def listxattr(self, inode, ctx):
+        return [name for name in _XATTRS if name in self._xattr_values(inode)]
+
+    @fuse_errors
+    async def getxattr(self, inode, name, ctx):
+        value = self._xattr_values(inode).get(name)
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
+
+    # -- the filesystem ------------------------------------------------------
+
+    @fuse_errors
+    async def statfs(self, ctx):
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = BLOCK_SIZE
+        s.f_namemax = 255
+        return s
+
+    @read_only
+    async def setattr(self, inode, attr, fields, fh, ctx): ...
+
+    @read_only
+    async def mknod(self, parent_inode, name, mode, rdev, ctx): ...
+
+    @read_only
+    async def mkdir(self, parent_inode, name, mode, ctx): ...
+
+    @read_only
+    async def unlink(self, parent_inode, name, ctx): ...
+
+    @read_only
+    async def rmdir(self, parent_inode, name, ctx): ...
+
+    @read_only
+    async def symlink(self, parent_inode, name, target, ctx): ...
+
+    @read_only
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx): ...
+
+    @read_only
+    async def link(self, inode, new_parent_inode, new_name, ctx): ...
+
+    @read_only
+    async def write(self, fh, off, buf): ...
+
+    @read_only
+    async def create(self, parent_inode, name, mode, flags, ctx): ...
+
+    @read_only
+    async def setxattr(self, inode, name, value, ctx): ...
+
+    @read_only
+    async def removexattr(self, inode, name, ctx): ...
+
+    @fuse_errors
+    async def fsync(self, fh, datasync):
+        pass  # nothing is ever dirty
+
+    @fuse_errors
+    async def fsyncdir(self, fh, datasync):
+        pass

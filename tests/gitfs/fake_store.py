@@ -1,0 +1,140 @@
+"""An in-memory object store with odb's public API, filled from git, for tests of the FUSE layer."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import subprocess
+import threading
+from dataclasses import dataclass
+
+import odb
+
+
+@dataclass
+class FakeInfo:
+    kind: str
+    size: int
+    source: str
+    offset: int | None
+    delta_base: str | None
+
+
+class FakeStream:
+    def __init__(self, kind: str, data: bytes, log: list):
+        self.kind = kind
+        self.size = len(data)
+        self._file = io.BytesIO(data)
+        self._log = log
+        log.append("open")
+
+    def read(self, n: int = -1) -> bytes:
+        return self._file.read(n)
+
+    def close(self) -> None:
+        self._log.append("close")
+
+
+class FakeStore:
+    """objects: hex id -> (kind, bytes). Tests edit it and call refresh like git would."""
+
+    def __init__(self, objects: dict[str, tuple[str, bytes]], fmt=odb.SHA1):
+        self.format = fmt
+        self.objects = dict(objects)
+        self.corrupt: set[str] = set()  # ids whose read raises CorruptObject
+        self.calls: list[str] = []
+        self.stream_log: list[str] = []
+        self._ids = sorted(self.objects)
+        self._lock = threading.Lock()
+        self._dirty = False
+
+    @classmethod
+    def from_git(cls, git_dir: str) -> "FakeStore":
+        listing = subprocess.run(
+            ["git", "-C", git_dir, "cat-file", "--batch-all-objects", "--batch"],
+            check=True, capture_output=True).stdout
+        objects = {}
+        pos = 0
+        while pos < len(listing):
+            eol = listing.index(b"\n", pos)
+            hex_id, kind, size = listing[pos:eol].decode().split()
+            start = eol + 1
+            objects[hex_id] = (kind, listing[start:start + int(size)])
+            pos = start + int(size) + 1
+        return cls(objects)
+
+    # -- editing, for tests --
+
+    def add(self, hex_id: str, kind: str, data: bytes) -> None:
+        with self._lock:
+            self.objects[hex_id] = (kind, data)
+            self._dirty = True
+
+    def remove(self, hex_id: str) -> None:
+        with self._lock:
+            del self.objects[hex_id]
+            self._dirty = True
+
+    # -- the odb API --
+
+    def _hex(self, oid) -> str:
+        return oid.hex() if isinstance(oid, (bytes, bytearray)) else oid
+
+    def _get(self, oid) -> tuple[str, bytes]:
+        hex_id = self._hex(oid)
+        if hex_id in self.corrupt:
+            raise odb.CorruptObject("fake.pack", 12, "flipped bytes", oid=hex_id)
+        try:
+            return self.objects[hex_id]
+        except KeyError:
+            raise odb.ObjectNotFound(hex_id) from None
+
+    def read(self, oid):
+        self.calls.append("read")
+        return self._get(oid)
+
+    def read_header(self, oid):
+        self.calls.append("read_header")
+        kind, data = self._get(oid)
+        return kind, len(data)
+
+    def locate(self, oid):
+        kind, data = self._get(oid)
+        hex_id = self._hex(oid)
+        if hex_id[-1] in "01234567":
+            return FakeInfo(kind, len(data), "loose", None, None)
+        return FakeInfo(kind, len(data), "pack-1234.pack", 12, "ab" * self.format.raw_len)
+
+    def open_stream(self, oid):
+        kind, data = self._get(oid)
+        return FakeStream(kind, data, self.stream_log)
+
+    def resolve_prefix(self, prefix: str) -> str:
+        i = bisect.bisect_left(self._ids, prefix)
+        found = []
+        while i < len(self._ids) and self._ids[i].startswith(prefix):
+            found.append(self._ids[i])
+            i += 1
+        if not found:
+            raise odb.ObjectNotFound(prefix)
+        if len(found) > 1:
+            raise odb.AmbiguousPrefix(prefix, found)
+        return found[0]
+
+    def iter_bucket(self, bucket: int) -> list[str]:
+        prefix = "%02x" % bucket
+        lo = bisect.bisect_left(self._ids, prefix)
+        hi = bisect.bisect_left(self._ids, "%02x" % (bucket + 1)) if bucket < 255 else len(self._ids)
+        return self._ids[lo:hi]
+
+    def __iter__(self):
+        return iter(list(self._ids))
+
+    def refresh(self) -> bool:
+        with self._lock:
+            changed, self._dirty = self._dirty, False
+            self._ids = sorted(self.objects)
+        return changed
+
+    def close(self) -> None:
+        pass
