@@ -1,0 +1,137 @@
+"""Rebuilding packed objects: delta chains walked iteratively, across packs, with a base cache."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from . import delta
+from .cache import ByteLRU
+from .errors import CorruptObject
+from .pack import OFS_DELTA, Pack
+
+# git caps pack.depth at 4095; anything much deeper is hostile, not history.
+MAX_DEPTH = 5000
+DELTA_HEADER_BYTES = 20  # two varints of at most 10 bytes each
+
+
+class Location(NamedTuple):
+    """Where one object lives: a pack entry, or (pack None) a loose object of `source`."""
+
+    source: object  # the ObjectsDir that holds it
+    pack: Pack | None
+    offset: int
+    raw: bytes
+
+
+Finder = Callable[[bytes], "Location | None"]
+
+
+class ChainReader:
+    def __init__(self, find: Finder, cache_bytes: int):
+        self._find = find
+        self.cache = ByteLRU(cache_bytes)
+        # Whole-object kinds per entry: a header walk of a long chain happens once.
+        self._kinds: dict = {}
+
+    def _base_location(self, pack: Pack, entry) -> Location:
+        if entry.type == OFS_DELTA:
+            return Location(None, pack, entry.base_offset, b"")
+        loc = self._find(entry.base_id)
+        if loc is None:
+            raise CorruptObject(pack.pack_path, entry.offset, f"delta base {entry.base_id.hex()} is missing")
+        return loc
+
+    def _walk(self, loc: Location, steps: list) -> tuple[int, bytes]:
+        """Follows bases until a whole object or a cached one; appends the deltas to `steps`."""
+        seen = set()
+        while True:
+            pack = loc.pack
+            if pack is None:
+                hit = loc.source.loose.read(loc.raw)
+                if hit is None:
+                    raise CorruptObject(loc.source.loose.path(loc.raw), None, "delta base vanished")
+                return hit
+            key = (pack, loc.offset)
+            if steps:
+                cached = self.cache.get(key)
+                if cached is not None:
+                    return cached
+            entry = pack.entry(loc.offset)
+            if entry.type < OFS_DELTA:
+                data = pack.inflate(entry)
+                if steps:
+                    self.cache.put(key, (entry.type, data), len(data))
+                return entry.type, data
+            if key in seen:
+                raise CorruptObject(pack.pack_path, loc.offset, "delta chain loops")
+            if len(steps) >= MAX_DEPTH:
+                raise CorruptObject(pack.pack_path, loc.offset, f"delta chain deeper than {MAX_DEPTH}")
+            seen.add(key)
+            steps.append((pack, entry))
+            loc = self._base_location(pack, entry)
+
+    def read(self, loc: Location) -> tuple[int, bytes]:
+        steps: list = []
+        kind, data = self._walk(loc, steps)
+        last = len(steps) - 1
+        for k in range(last, -1, -1):
+            pack, entry = steps[k]
+            try:
+                data = delta.apply_delta(data, pack.inflate(entry))
+            except delta.DeltaError as e:
+                raise CorruptObject(pack.pack_path, entry.offset, f"bad delta: {e}") from None
+            if k:  # intermediate results are bases of what follows; keep them
+                self.cache.put((pack, entry.offset), (kind, data), len(data))
+        return kind, data
+
+    def header(self, loc: Location) -> tuple[int, int]:
+        """(type code, size) from headers alone: a delta's size is in its first bytes."""
+        pack = loc.pack
+        if pack is None:
+            hit = loc.source.loose.read_header(loc.raw)
+            if hit is None:
+                raise CorruptObject(loc.source.loose.path(loc.raw), None, "object vanished")
+            return hit
+        entry = pack.entry(loc.offset)
+        if entry.type < OFS_DELTA:
+            return entry.type, entry.size
+        return self.kind(loc, entry), self.delta_result_size(pack, entry)
+
+    def delta_result_size(self, pack: Pack, entry) -> int:
+        try:
+            _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES))
+        except delta.DeltaError as e:
+            raise CorruptObject(pack.pack_path, entry.offset, f"bad delta header: {e}") from None
+        return result_size
+
+    def kind(self, loc: Location, entry) -> int:
+        """The type of the whole object at the bottom of a delta chain, by headers only."""
+        kinds = self._kinds
+        walked = []
+        seen = set()
+        pack = loc.pack
+        while True:
+            key = (pack, entry.offset)
+            code = kinds.get(key)
+            if code is not None:
+                break
+            if entry.type < OFS_DELTA:
+                code = entry.type
+                break
+            if key in seen:
+                raise CorruptObject(pack.pack_path, entry.offset, "delta chain loops")
+            if len(walked) >= MAX_DEPTH:
+                raise CorruptObject(pack.pack_path, entry.offset, f"delta chain deeper than {MAX_DEPTH}")
+            seen.add(key)
+            walked.append(key)
+            base = self._base_location(pack, entry)
+            if base.pack is None:
+                code = self.header(base)[0]
+                break
+            pack = base.pack
+            entry = pack.entry(base.offset)
+        if len(kinds) > 1 << 18:  # bounded: a plain reset beats LRU bookkeeping here
+            kinds.clear()
+        for key in walked:
+            kinds[key] = code
+        return code

@@ -1,0 +1,222 @@
+"""Pack (.pack) files, versions 2 and 3: entry headers and zlib inflation of entry data."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from typing import NamedTuple
+
+from .errors import CorruptObject
+from .mapped_file import map_file
+from .oid import ObjectFormat
+from .pack_index import PackIndex
+
+OFS_DELTA = 6
+REF_DELTA = 7
+# Deflate cannot expand more than about 1032:1, so a size claimed beyond that
+# for the compressed bytes left in the file is a lie; refusing it up front keeps
+# memory bounded by what is on disk, never by what a header says.
+MAX_INFLATE_RATIO = 1032
+STREAM_CHUNK = 1 << 20
+
+
+class Entry(NamedTuple):
+    offset: int
+    type: int  # 1-4 a whole object, 6 OFS_DELTA, 7 REF_DELTA
+    size: int  # inflated size of this entry's data (for a delta: the delta's own size)
+    data_offset: int  # where the zlib stream starts
+    base_offset: int  # OFS_DELTA: the base entry's offset; otherwise -1
+    base_id: bytes | None  # REF_DELTA: the base's raw id
+
+
+class Pack:
+    """A .pack beside its .idx. The idx opens on demand, the pack data on first read.
+
+    Opening lazily is what makes a multi-pack-index hit cheap (libgit2's design): a
+    repository with hundreds of packs maps only those it actually reads.
+    """
+
+    def __init__(self, pack_path: str, fmt: ObjectFormat):
+        self.pack_path = pack_path
+        self.idx_path = pack_path[: -len(".pack")] + ".idx"
+        self.name = os.path.basename(pack_path)
+        self.format = fmt
+        self._lock = threading.Lock()
+        self._index: PackIndex | None = None
+        self._buf = None
+        self._view: memoryview | None = None
+        self._data_end = 0
+
+    # -- opening -------------------------------------------------------------
+
+    @property
+    def index(self) -> PackIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = PackIndex(self.idx_path, self.format)
+        return self._index
+
+    def _corrupt(self, reason: str, offset: int | None = None) -> CorruptObject:
+        return CorruptObject(self.pack_path, offset, reason)
+
+    def _open_data(self) -> memoryview:
+        with self._lock:
+            if self._view is None:
+                buf, _ = map_file(self.pack_path)
+                self._check_header(buf)
+                self._buf = buf
+                self._data_end = len(buf) - self.format.raw_len
+                self._view = memoryview(buf)
+        return self._view
+
+    def _check_header(self, buf) -> None:
+        h = self.format.raw_len
+        if len(buf) < 12 + h or buf[:4] != b"PACK":
+            raise self._corrupt("not a pack file")
+        version, count = struct.unpack_from(">II", buf, 4)
+        if version not in (2, 3):
+            raise self._corrupt(f"unsupported pack version {version}", 4)
+        index = self.index
+        if count != index.count:
+            raise self._corrupt(f"pack holds {count} objects but its index lists {index.count}", 8)
+        if buf[len(buf) - h :] != index.pack_checksum:
+            raise self._corrupt("pack trailer does not match its index", len(buf) - h)
+
+    def ensure_open(self) -> None:
+        """Raises CorruptObject or OSError now rather than at the first read."""
+        if self._view is None:
+            self._open_data()
+
+    @property
+    def view(self) -> memoryview:
+        return self._view if self._view is not None else self._open_data()
+
+    def contains_offset(self, offset: int) -> bool:
+        return 12 <= offset < self._data_end
+
+    # -- entries -------------------------------------------------------------
+
+    def entry(self, offset: int) -> Entry:
+        view = self.view
+        end = self._data_end
+        if not 12 <= offset < end:
+            raise self._corrupt("entry offset outside the pack", offset)
+        c = view[offset]
+        pos = offset + 1
+        kind = (c >> 4) & 7
+        size = c & 15
+        shift = 4
+        while c & 0x80:
+            if pos >= end or shift > 63:
+                raise self._corrupt("bad entry header", offset)
+            c = view[pos]
+            pos += 1
+            size |= (c & 0x7F) << shift
+            shift += 7
+        if kind == OFS_DELTA:
+            return self._ofs_delta_entry(offset, size, pos)
+        if kind == REF_DELTA:
+            h = self.format.raw_len
+            if pos + h > end:
+                raise self._corrupt("truncated delta base id", offset)
+            return Entry(offset, kind, size, pos + h, -1, bytes(view[pos : pos + h]))
+        if kind in (0, 5):
+            raise self._corrupt(f"invalid entry type {kind}", offset)
+        return Entry(offset, kind, size, pos, -1, None)
+
+    def _ofs_delta_entry(self, offset: int, size: int, pos: int) -> Entry:
+        view = self.view
+        end = self._data_end
+        if pos >= end:
+            raise self._corrupt("truncated delta base offset", offset)
+        c = view[pos]
+        pos += 1
+        distance = c & 0x7F
+        while c & 0x80:
+            if pos >= end or distance > (1 << 56):
+                raise self._corrupt("bad delta base offset", offset)
+            c = view[pos]
+            pos += 1
+            distance = ((distance + 1) << 7) | (c & 0x7F)
+        base = offset - distance
+        # A base must come before its delta: this is also what makes OFS chains loop-free.
+        if not 12 <= base < offset:
+            raise self._corrupt(f"delta base offset {base} out of range", offset)
+        return Entry(offset, OFS_DELTA, size, pos, base, None)
+
+    # -- inflation -----------------------------------------------------------
+
+    def inflate(self, entry: Entry) -> bytes:
+        """The entry's whole data, exactly entry.size bytes, or CorruptObject."""
+        view = self.view
+        size, pos, end = entry.size, entry.data_offset, self._data_end
+        if size > (end - pos) * MAX_INFLATE_RATIO + 64:
+            raise self._corrupt(f"entry claims {size} bytes, more than its data can hold", entry.offset)
+        d = zlib.decompressobj()
+        # deflateBound(): a zlib stream of n bytes never needs more than about this input.
+        stop = min(end, pos + size + (size >> 11) + 64)
+        try:
+            out = d.decompress(view[pos:stop], size + 1)
+            if not d.eof and len(out) <= size and stop < end:
+                out = self._inflate_rest(d, out, stop, size)
+        except zlib.error as e:
+            raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
+        if len(out) != size or not d.eof:
+            raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
+        return out
+
+    def _inflate_rest(self, d, out: bytes, pos: int, size: int) -> bytes:
+        # Only unusual encoders get here: the stream is longer than zlib's own bound.
+        parts = [out]
+        have = len(out)
+        view, end = self.view, self._data_end
+        while not d.eof and have <= size and pos < end:
+            stop = min(end, pos + STREAM_CHUNK)
+            more = d.decompress(view[pos:stop], size + 1 - have)
+            parts.append(more)
+            have += len(more)
+            pos = stop
+        return b"".join(parts)
+
+    def inflate_prefix(self, entry: Entry, n: int) -> bytes:
+        """Up to the first n bytes of the entry's data (a delta's size header)."""
+        view, pos, end = self.view, entry.data_offset, self._data_end
+        d = zlib.decompressobj()
+        out = b""
+        try:
+            while len(out) < n and not d.eof and pos < end:
+                stop = min(end, pos + 256)
+                out += d.decompress(view[pos:stop], n - len(out))
+                if d.unconsumed_tail:
+                    break
+                pos = stop
+        except zlib.error as e:
+            raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
+        return out
+
+    def iter_inflate(self, entry: Entry):
+        """Yields the entry's data in pieces, for streaming big blobs without holding them."""
+        view, size, pos, end = self.view, entry.size, entry.data_offset, self._data_end
+        d = zlib.decompressobj()
+        have = 0
+        try:
+            while not d.eof:
+                if d.unconsumed_tail:
+                    chunk = d.decompress(d.unconsumed_tail, STREAM_CHUNK)
+                elif pos < end:
+                    stop = min(end, pos + (STREAM_CHUNK >> 2))
+                    chunk = d.decompress(view[pos:stop], STREAM_CHUNK)
+                    pos = stop
+                else:
+                    break
+                have += len(chunk)
+                if have > size:
+                    break
+                yield chunk
+        except zlib.error as e:
+            raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
+        if have != size or not d.eof:
+            raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)

@@ -1,0 +1,199 @@
+"""The packs of one objects directory: multi-pack-index first, then the packs it does not cover.
+
+Follows libgit2's odb_pack design with its later fixes: packs open lazily, the
+multi-pack-index reloads only when its size or trailing checksum changes, a bad
+index means plain pack scanning, and a midx entry whose pack is gone or broken
+falls through to the other sources instead of failing the lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from .errors import CorruptObject
+from .mapped_file import file_identity
+from .multi_pack_index import MultiPackIndex, read_checksum
+from .oid import ObjectFormat
+from .pack import Pack
+
+log = logging.getLogger("odb")
+MIDX_NAME = "multi-pack-index"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one refresh saw. Readers take the current snapshot and never see it change."""
+
+    midx: MultiPackIndex | None = None
+    midx_packs: tuple = ()  # Pack or None per midx pack id
+    unindexed: tuple = ()  # packs the midx does not name
+    packs: dict = field(default_factory=dict)  # pack file name -> Pack
+
+
+class PackBackend:
+    def __init__(self, pack_dir: str, fmt: ObjectFormat):
+        self.dir = pack_dir
+        self.format = fmt
+        self._lock = threading.Lock()
+        self._snap = Snapshot()
+        self._midx_state = None  # (size, checksum) of the loaded multi-pack-index file
+        self._pack_ids: dict[str, tuple] = {}  # pack name -> identity of its .pack and .idx
+        self._bad: dict[str, tuple] = {}  # pack name -> identity when it failed, warned once
+        self._last_found: Pack | None = None
+        self.refresh()
+
+    # -- refresh -------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        with self._lock:
+            packs, packs_changed = self._scan_packs()
+            midx, midx_changed = self._check_midx()
+            if not (packs_changed or midx_changed):
+                return False
+            self._snap = self._build_snapshot(midx, packs)
+            return True
+
+    def _scan_packs(self) -> tuple[dict, bool]:
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            names = []
+        present = set(names)
+        ids = {}
+        for name in names:
+            # A .pack without its .idx is still being written by git; wait for the index.
+            if name.endswith(".pack") and name[:-5] + ".idx" in present:
+                ident = self._identity(name)
+                if ident is not None:
+                    ids[name] = ident
+        if ids == self._pack_ids:
+            return self._snap.packs, False
+        old = self._snap.packs
+        packs = {}
+        for name, ident in ids.items():
+            keep = old.get(name)
+            if keep is not None and self._pack_ids.get(name) == ident:
+                packs[name] = keep
+            else:
+                packs[name] = Pack(os.path.join(self.dir, name), self.format)
+        self._pack_ids = ids
+        return packs, True
+
+    def _identity(self, name: str):
+        try:
+            p = os.stat(os.path.join(self.dir, name))
+            i = os.stat(os.path.join(self.dir, name[:-5] + ".idx"))
+        except OSError:
+            return None
+        return file_identity(p), file_identity(i)
+
+    def _check_midx(self) -> tuple[MultiPackIndex | None, bool]:
+        path = os.path.join(self.dir, MIDX_NAME)
+        state = read_checksum(path, self.format)
+        # Reload only when size or checksum differ from what is loaded.
+        if state == self._midx_state:
+            return self._snap.midx, False
+        self._midx_state = state
+        if state is None:
+            return None, True
+        try:
+            return MultiPackIndex(path, self.format), True
+        except (CorruptObject, OSError, ValueError) as e:
+            log.warning("ignoring the multi-pack-index, scanning packs instead: %s", e)
+            return None, True
+
+    def _build_snapshot(self, midx, packs: dict) -> Snapshot:
+        if midx is None:
+            return Snapshot(None, (), tuple(packs.values()), packs)
+        covered = {name[:-4] + ".pack" for name in midx.pack_names}
+        midx_packs = tuple(packs.get(name[:-4] + ".pack") for name in midx.pack_names)
+        unindexed = tuple(p for name, p in packs.items() if name not in covered)
+        return Snapshot(midx, midx_packs, unindexed, packs)
+
+    # -- lookups -------------------------------------------------------------
+
+    def _usable(self, pack: Pack, need_index: bool) -> bool:
+        """Opens a pack on first use; a broken one is skipped (warned once) until it changes."""
+        if pack.name in self._bad:
+            if self._bad[pack.name] == self._pack_ids.get(pack.name):
+                return False
+            del self._bad[pack.name]
+        try:
+            if need_index:
+                pack.index  # noqa: B018 - opening validates it
+            else:
+                pack.ensure_open()
+            return True
+        except (CorruptObject, OSError, ValueError) as e:
+            log.warning("skipping pack %s: %s", pack.name, e)
+            self._bad[pack.name] = self._pack_ids.get(pack.name)
+            return False
+
+    def find(self, raw: bytes) -> tuple[Pack, int] | None:
+        snap = self._snap
+        if snap.midx is not None:
+            hit = snap.midx.find(raw)
+            if hit is not None:
+                pack = snap.midx_packs[hit[0]]
+                if pack is not None and self._usable(pack, False) and pack.contains_offset(hit[1]):
+                    return pack, hit[1]
+        last = self._last_found
+        if last is not None and last in snap.unindexed:
+            off = last.index.find_offset(raw) if self._usable(last, True) else None
+            if off is not None:
+                return last, off
+        for pack in snap.unindexed:
+            if pack is last or not self._usable(pack, True):
+                continue
+            off = pack.index.find_offset(raw)
+            if off is not None:
+                self._last_found = pack
+                return pack, off
+        return None
+
+    def _id_tables(self):
+        """Every sorted id table that answers for this backend, with a filter for dead midx packs."""
+        snap = self._snap
+        tables = []
+        if snap.midx is not None:
+            tables.append(snap.midx.ids)
+        for pack in snap.unindexed:
+            if self._usable(pack, True):
+                tables.append(pack.index.ids)
+        return tables
+
+    def ids_in_bucket(self, first_byte: int) -> list[bytes]:
+        snap = self._snap
+        out = []
+        if snap.midx is not None:
+            out.extend(self._live_midx_ids(snap, first_byte))
+        for pack in snap.unindexed:
+            if self._usable(pack, True):
+                out.extend(pack.index.ids.ids_in_bucket(first_byte))
+        return out
+
+    def _live_midx_ids(self, snap: Snapshot, first_byte: int) -> list[bytes]:
+        midx = snap.midx
+        ids = midx.ids.ids_in_bucket(first_byte)
+        if all(p is not None for p in snap.midx_packs):
+            return ids
+        # Some named packs are gone: list only the objects that can still be read.
+        lo, _ = midx.ids.bucket_range(first_byte)
+        out = []
+        for k, raw in enumerate(ids):
+            hit = midx.entry_at(lo + k)
+            if hit is not None and snap.midx_packs[hit[0]] is not None:
+                out.append(raw)
+        return out
+
+    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str, limit: int) -> set[bytes]:
+        found = set()
+        for table in self._id_tables():
+            found.update(table.prefix_matches(raw_prefix, hex_prefix, limit))
+        return found
+
+    def pack_names(self) -> list[str]:
+        return sorted(self._snap.packs)

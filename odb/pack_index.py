@@ -1,0 +1,120 @@
+"""Pack index (.idx) files, versions 1 and 2: id -> offset in the matching .pack."""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from bisect import bisect_right
+
+from .errors import CorruptObject
+from .fanout import SortedIds, parse_fanout
+from .mapped_file import map_file
+from .oid import ObjectFormat
+
+V2_MAGIC = b"\xfftOc"
+FANOUT_BYTES = 1024
+
+
+class PackIndex:
+    """An opened, validated .idx file. Validation is O(1): sizes and the fanout only."""
+
+    def __init__(self, path, fmt: ObjectFormat):
+        self.path = path
+        self.format = fmt
+        self.buf, self.stat = map_file(path)
+        self._reverse: tuple[array, array] | None = None
+        if self.buf[:4] == V2_MAGIC:
+            self._open_v2()
+        else:
+            self._open_v1()
+
+    def _corrupt(self, reason: str, offset: int | None = None) -> CorruptObject:
+        return CorruptObject(self.path, offset, reason)
+
+    def _read_fanout(self, at: int) -> tuple[int, ...]:
+        if len(self.buf) < at + FANOUT_BYTES:
+            raise self._corrupt("index file is truncated")
+        fanout = parse_fanout(self.buf, at)
+        if fanout is None:
+            raise self._corrupt("index fanout decreases", at)
+        return fanout
+
+    def _open_v1(self) -> None:
+        h = self.format.raw_len
+        fanout = self._read_fanout(0)
+        n = fanout[255]
+        if len(self.buf) != FANOUT_BYTES + n * (h + 4) + 2 * h:
+            raise self._corrupt(f"v1 index size {len(self.buf)} does not fit {n} objects")
+        self.version = 1
+        self.ids = SortedIds(self.buf, FANOUT_BYTES + 4, h + 4, h, fanout)
+        self._large = 0
+
+    def _open_v2(self) -> None:
+        h = self.format.raw_len
+        if len(self.buf) < 8:
+            raise self._corrupt("index file is truncated")
+        (version,) = struct.unpack_from(">I", self.buf, 4)
+        if version != 2:
+            raise self._corrupt(f"unsupported index version {version}", 4)
+        fanout = self._read_fanout(8)
+        n = fanout[255]
+        base = 8 + FANOUT_BYTES + n * (h + 8) + 2 * h
+        extra = len(self.buf) - base
+        # The large-offset table holds at most one entry per object but the first.
+        if extra < 0 or extra % 8 or extra > 8 * max(n - 1, 0):
+            raise self._corrupt(f"v2 index size {len(self.buf)} does not fit {n} objects")
+        self.version = 2
+        self.ids = SortedIds(self.buf, 8 + FANOUT_BYTES, h, h, fanout)
+        self._offsets_at = 8 + FANOUT_BYTES + n * (h + 4)
+        self._large_at = self._offsets_at + 4 * n
+        self._large = extra // 8
+
+    @property
+    def count(self) -> int:
+        return self.ids.count
+
+    @property
+    def pack_checksum(self) -> bytes:
+        h = self.format.raw_len
+        end = len(self.buf) - h
+        return bytes(self.buf[end - h : end])
+
+    def offset_at(self, i: int) -> int:
+        if self.version == 1:
+            return struct.unpack_from(">I", self.buf, FANOUT_BYTES + i * (self.format.raw_len + 4))[0]
+        (off,) = struct.unpack_from(">I", self.buf, self._offsets_at + 4 * i)
+        if off & 0x80000000:
+            k = off & 0x7FFFFFFF
+            if k >= self._large:
+                raise self._corrupt(f"large offset index {k} out of range", self._offsets_at + 4 * i)
+            (off,) = struct.unpack_from(">Q", self.buf, self._large_at + 8 * k)
+        return off
+
+    def find_offset(self, raw: bytes) -> int | None:
+        i = self.ids.find(raw)
+        return None if i is None else self.offset_at(i)
+
+    def id_at_offset(self, offset: int) -> bytes | None:
+        """The id of the entry starting at `offset` (for naming OFS_DELTA bases)."""
+        offsets, positions = self._reverse_index()
+        k = bisect_right(offsets, offset) - 1
+        if k >= 0 and offsets[k] == offset:
+            return self.ids.id_at(positions[k])
+        return None
+
+    def _reverse_index(self) -> tuple[array, array]:
+        # Built on first use only (xattrs ask for it), never at open: O(n log n).
+        if self._reverse is None:
+            n = self.count
+            offs = [self.offset_at(i) for i in range(n)]
+            order = sorted(range(n), key=offs.__getitem__)
+            self._reverse = (array("Q", (offs[i] for i in order)), array("I", order))
+        return self._reverse
+
+    def close(self) -> None:
+        close = getattr(self.buf, "close", None)
+        if close:
+            try:
+                close()
+            except BufferError:
+                pass  # a reader still holds a view; the map goes when it does

@@ -1,0 +1,285 @@
+"""The object store: one repository's packs, loose objects and alternates behind one API."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator, NamedTuple
+
+from .delta_chain import ChainReader, Location
+from .errors import AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound
+from .loose import LooseObjects
+from .oid import KINDS, ObjectFormat, is_hex, parse_oid
+from .pack_backend import PackBackend
+from .repository import find_objects_dir, object_format, read_alternates
+
+log = logging.getLogger("odb")
+
+DEFAULT_CACHE_SIZE = 96 << 20  # git's core.deltaBaseCacheLimit
+MAX_ALTERNATE_DEPTH = 5  # as git's link_alt_odb_entries
+STREAM_THRESHOLD = 1 << 20  # smaller objects are simply read whole
+MIN_PREFIX = 4
+MAX_CANDIDATES = 1000
+
+
+class ObjectInfo(NamedTuple):
+    kind: str
+    size: int
+    source: str  # pack file name, "loose", or either behind "alternate:<objects dir>:"
+    offset: int | None  # packed objects only
+    delta_base: str | None  # hex id of the base, for objects stored as deltas
+
+
+class ObjectsDir:
+    """One objects directory: its packs (multi-pack-index first), then its loose objects."""
+
+    def __init__(self, path: str, fmt: ObjectFormat, label: str):
+        self.path = path
+        self.label = label
+        self.packs = PackBackend(os.path.join(path, "pack"), fmt)
+        self.loose = LooseObjects(path, fmt)
+        self._loose_stamp = self.loose.bucket_mtimes()
+
+    def locations(self, raw: bytes) -> Iterator[Location]:
+        hit = self.packs.find(raw)
+        if hit is not None:
+            yield Location(self, hit[0], hit[1], raw)
+        if self.loose.contains(raw):
+            yield Location(self, None, 0, raw)
+
+    def refresh(self) -> bool:
+        changed = self.packs.refresh()
+        stamp = self.loose.bucket_mtimes()
+        if stamp != self._loose_stamp:
+            self._loose_stamp = stamp
+            changed = True
+        return changed
+
+    def ids_in_bucket(self, first_byte: int) -> set[str]:
+        out = {raw.hex() for raw in self.packs.ids_in_bucket(first_byte)}
+        out.update(self.loose.hex_in_bucket(first_byte))
+        return out
+
+    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str) -> set[str]:
+        out = {r.hex() for r in self.packs.prefix_matches(raw_prefix, hex_prefix, MAX_CANDIDATES)}
+        out.update(h for h in self.loose.hex_in_bucket(int(hex_prefix[:2], 16)) if h.startswith(hex_prefix))
+        return out
+
+
+class ObjectStream:
+    """An object's bytes, read front to back; big blobs inflate piece by piece as they are read."""
+
+    def __init__(self, kind: str, size: int, chunks):
+        self.kind = kind
+        self.size = size
+        self._chunks = iter(chunks)
+        self._buf = b""
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = [self._buf[self._pos :], *self._chunks]
+            self._buf, self._pos = b"", 0
+            return b"".join(parts)
+        while len(self._buf) - self._pos < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf = self._buf[self._pos :] + chunk
+            self._pos = 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close:
+            close()
+        self._buf = b""
+
+
+class Store:
+    def __init__(self, objects_dir: str, fmt: ObjectFormat, *, verify: bool = False,
+                 cache_size: int = DEFAULT_CACHE_SIZE):
+        self.objects_dir = objects_dir
+        self.format = fmt
+        self.verify = verify
+        self._dirs = [ObjectsDir(objects_dir, fmt, "")] + [
+            ObjectsDir(path, fmt, f"alternate:{path}:") for path in self._alternates(objects_dir)
+        ]
+        self._reader = ChainReader(self._find, cache_size)
+
+    @staticmethod
+    def _alternates(objects_dir: str) -> list[str]:
+        """Alternates in git's order (depth first), each once, the repository itself never."""
+        seen = {os.path.realpath(objects_dir)}
+        out = []
+        stack = [(path, 1) for path in reversed(read_alternates(objects_dir))]
+        while stack:
+            path, depth = stack.pop()
+            real = os.path.realpath(path)
+            if real in seen:
+                log.warning("ignoring alternate %s: it loops back", path)
+                continue
+            if depth > MAX_ALTERNATE_DEPTH:
+                log.warning("ignoring alternate %s: nested more than %d deep", path, MAX_ALTERNATE_DEPTH)
+                continue
+            if not os.path.isdir(path):
+                log.warning("ignoring alternate %s: not a directory", path)
+                continue
+            seen.add(real)
+            out.append(path)
+            stack.extend((p, depth + 1) for p in reversed(read_alternates(path)))
+        return out
+
+    # -- finding ---------------------------------------------------------------
+
+    def _find(self, raw: bytes) -> Location | None:
+        for d in self._dirs:
+            for loc in d.locations(raw):
+                return loc
+        return None
+
+    def _candidates(self, oid) -> tuple[bytes, list[Location]]:
+        """Every place that holds the object, in lookup order; a miss refreshes once and retries."""
+        raw = parse_oid(oid, self.format)
+        locs = [loc for d in self._dirs for loc in d.locations(raw)]
+        if not locs and self.refresh():
+            locs = [loc for d in self._dirs for loc in d.locations(raw)]
+        if not locs:
+            raise ObjectNotFound(raw.hex())
+        return raw, locs
+
+    def _first_good(self, oid, action):
+        """Runs action on each copy of the object until one is intact: damage in one pack
+        must not hide a good copy elsewhere."""
+        raw, locs = self._candidates(oid)
+        first_error = None
+        for loc in locs:
+            try:
+                return action(raw, loc)
+            except (CorruptObject, OSError, ValueError) as e:
+                error = e if isinstance(e, CorruptObject) else CorruptObject(
+                    getattr(loc.pack, "pack_path", loc.source.path), loc.offset, str(e))
+                if error.oid is None:
+                    error.oid = raw.hex()
+                log.warning("object %s: %s", raw.hex(), error)
+                first_error = first_error or error
+        raise first_error
+
+    # -- reading ---------------------------------------------------------------
+
+    def read(self, oid) -> tuple[str, bytes]:
+        return self._first_good(oid, self._read_at)
+
+    def _read_at(self, raw: bytes, loc: Location) -> tuple[str, bytes]:
+        code, data = self._reader.read(loc)
+        kind = KINDS[code]
+        if self.verify and self.format.hash_object(kind, data) != raw:
+            raise CorruptObject(self._where(loc), loc.offset if loc.pack else None,
+                                "content does not hash to its id")
+        return kind, data
+
+    def read_header(self, oid) -> tuple[str, int]:
+        return self._first_good(oid, lambda raw, loc: self._header_at(loc))
+
+    def _header_at(self, loc: Location) -> tuple[str, int]:
+        code, size = self._reader.header(loc)
+        return KINDS[code], size
+
+    def locate(self, oid) -> ObjectInfo:
+        return self._first_good(oid, self._info_at)
+
+    def _info_at(self, raw: bytes, loc: Location) -> ObjectInfo:
+        kind, size = self._header_at(loc)
+        label = loc.source.label
+        if loc.pack is None:
+            return ObjectInfo(kind, size, label + "loose", None, None)
+        entry = loc.pack.entry(loc.offset)
+        base = None
+        if entry.base_id is not None:
+            base = entry.base_id.hex()
+        elif entry.base_offset >= 0:
+            base_raw = loc.pack.index.id_at_offset(entry.base_offset)
+            base = base_raw.hex() if base_raw is not None else None
+        return ObjectInfo(kind, size, label + loc.pack.name, loc.offset, base)
+
+    def open_stream(self, oid) -> ObjectStream:
+        return self._first_good(oid, self._stream_at)
+
+    def _stream_at(self, raw: bytes, loc: Location) -> ObjectStream:
+        kind, size = self._header_at(loc)
+        if size >= STREAM_THRESHOLD and not self.verify:
+            if loc.pack is None:
+                code, size, chunks = loc.source.loose.iter_read(raw)
+                return ObjectStream(KINDS[code], size, chunks)
+            entry = loc.pack.entry(loc.offset)
+            if entry.type < 6:
+                return ObjectStream(kind, size, loc.pack.iter_inflate(entry))
+        kind, data = self._read_at(raw, loc)
+        return ObjectStream(kind, len(data), (data,))
+
+    @staticmethod
+    def _where(loc: Location) -> str:
+        return loc.pack.pack_path if loc.pack else loc.source.loose.path(loc.raw)
+
+    # -- listing ---------------------------------------------------------------
+
+    def iter_bucket(self, first_byte: int) -> list[str]:
+        if not 0 <= first_byte <= 255:
+            raise ValueError("a bucket is a byte, 0 to 255")
+        found: set[str] = set()
+        for d in self._dirs:
+            found |= d.ids_in_bucket(first_byte)
+        return sorted(found)
+
+    def __iter__(self) -> Iterator[str]:
+        for b in range(256):
+            yield from self.iter_bucket(b)
+
+    def resolve_prefix(self, prefix: str) -> str:
+        prefix = prefix.lower()
+        if not MIN_PREFIX <= len(prefix) <= self.format.hex_len or not is_hex(prefix):
+            raise ObjectNotFound(prefix)
+        found = self._prefix_matches(prefix)
+        if not found and self.refresh():
+            found = self._prefix_matches(prefix)
+        if not found:
+            raise ObjectNotFound(prefix)
+        if len(found) > 1:
+            raise AmbiguousPrefix(prefix, sorted(found))
+        return found.pop()
+
+    def _prefix_matches(self, prefix: str) -> set[str]:
+        raw_prefix = bytes.fromhex(prefix[: len(prefix) & ~1])
+        found: set[str] = set()
+        for d in self._dirs:
+            found |= d.prefix_matches(raw_prefix, prefix)
+        return found
+
+    # -- upkeep ----------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        changed = False
+        for d in self._dirs:
+            changed |= d.refresh()
+        return changed
+
+    def close(self) -> None:
+        self._reader.cache.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open(path, *, verify: bool = False, cache_size: int = DEFAULT_CACHE_SIZE) -> Store:  # noqa: A001
+    """Opens the object database of a repository; NotARepository when there is none."""
+    objects_dir, git_dir = find_objects_dir(os.fspath(path))
+    fmt = object_format(objects_dir, git_dir)
+    try:
+        return Store(objects_dir, fmt, verify=verify, cache_size=cache_size)
+    except OSError as e:
+        raise NotARepository(f"{path}: {e.strerror}") from None
