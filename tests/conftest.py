@@ -1,0 +1,142 @@
+"""Shared pytest fixtures: the git-built fixture repositories, the git oracle, FUSE availability."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from oracle import Git
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "scripts" / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_fixtures"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+builder = _load_builder()
+FIXTURE_NAMES = list(builder.FIXTURES)
+# Repositories whose objects/info/alternates reaches another fixture: copies must bring those too.
+ALTERNATE_FAMILY = ["alt-base", "alt-relative", "alt-absolute", "alt-chain"]
+
+
+@dataclass(frozen=True)
+class FixtureRepo:
+    """One fixture repository and the ways odb.open() may be pointed at it."""
+
+    name: str
+    path: Path  # the work tree, or the bare repository
+
+    @property
+    def git_dir(self) -> Path:
+        dot_git = self.path / ".git"
+        return dot_git if dot_git.is_dir() else self.path
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.git_dir / "objects"
+
+    @property
+    def bare(self) -> bool:
+        return self.git_dir == self.path
+
+    @property
+    def git(self) -> Git:
+        return Git(self.git_dir, None if self.bare else self.path)
+
+
+@pytest.fixture(scope="session")
+def fixtures_root() -> Path:
+    """The directory of every fixture repository, built (once per builder version) if needed."""
+    return builder.ensure_fixtures()
+
+
+@pytest.fixture(scope="session")
+def fixture_repo(fixtures_root):
+    """fixture_repo("midx") -> FixtureRepo. These are shared: never modify them (see repo_copy)."""
+
+    def get(name: str) -> FixtureRepo:
+        if name not in builder.FIXTURES:
+            raise KeyError(f"no fixture repository {name!r}; known: {', '.join(FIXTURE_NAMES)}")
+        return FixtureRepo(name, fixtures_root / name)
+
+    return get
+
+
+@pytest.fixture(scope="session", params=FIXTURE_NAMES)
+def any_repo(request, fixture_repo) -> FixtureRepo:
+    """Each fixture repository in turn."""
+    return fixture_repo(request.param)
+
+
+@pytest.fixture
+def repo_copy(fixtures_root, tmp_path):
+    """repo_copy("midx") -> a private FixtureRepo copy in tmp_path that a test may modify.
+
+    An alternates fixture comes with the repositories it borrows from, so relative paths still
+    resolve (alt-absolute keeps pointing at the shared alt-base, which the test must not touch).
+    """
+
+    def copy(name: str) -> FixtureRepo:
+        family = ALTERNATE_FAMILY if name in ALTERNATE_FAMILY else [name]
+        for member in family:
+            if not (tmp_path / member).exists():
+                shutil.copytree(fixtures_root / member, tmp_path / member, symlinks=True)
+        return FixtureRepo(name, tmp_path / name)
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def demo_repo(fixtures_root) -> FixtureRepo:
+    """The demo layout (bare: packs under a midx, one outside, loose objects, a tag)."""
+    return FixtureRepo("bare", fixtures_root / "bare")
+
+
+# ---- FUSE -----------------------------------------------------------------------------------------
+
+
+def fuse_problem() -> str | None:
+    """Why this machine cannot mount FUSE filesystems, or None if it can."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not readable and writable by this user"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not on PATH (install the fuse3 package)"
+    try:
+        import pyfuse3  # noqa: F401
+    except ImportError as e:
+        return f"pyfuse3 cannot be imported: {e}"
+    return None
+
+
+def require_fuse() -> None:
+    """Skips the calling test when FUSE is unavailable, except under CI, where that is a failure.
+
+    CI must exercise the mount tests: a CI machine without FUSE is a broken CI machine, and a
+    silent skip there would pass a suite that tested nothing.
+    """
+    problem = fuse_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but FUSE is unavailable: {problem}; the mount tests must run in CI",
+                    pytrace=False)
+    pytest.skip(f"FUSE unavailable: {problem}")
+
+
+@pytest.fixture
+def fuse_available() -> None:
+    """Use in mount tests: skip without FUSE, fail loudly without it when CI is "true"."""
+    require_fuse()
