@@ -22,23 +22,25 @@ class DeltaError(ValueError):
     """Delta data that contradicts its format or its base; the caller adds path and offset."""
 
 
-def _read_varint(delta, pos: int, what: str) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 7 * MAX_VARINT_BYTES, 7):
-        if pos >= len(delta):
-            raise DeltaError(f"delta truncated in its {what} size")
+def _read_varint(delta, pos: int, n: int, what: str) -> tuple[int, int]:
+    value = shift = 0
+    while pos < n:
         byte = delta[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
+        if byte < 0x80:
             return value, pos
-    raise DeltaError(f"delta {what} size is longer than {MAX_VARINT_BYTES} bytes")
+        shift += 7
+        if shift == 7 * MAX_VARINT_BYTES:
+            raise DeltaError(f"delta {what} size is longer than {MAX_VARINT_BYTES} bytes")
+    raise DeltaError(f"delta truncated in its {what} size")
 
 
 def read_sizes(delta) -> tuple[int, int, int]:
     """(base size, result size, position of the first instruction); a short prefix is enough."""
-    base_size, pos = _read_varint(delta, 0, "base")
-    result_size, pos = _read_varint(delta, pos, "result")
+    n = len(delta)
+    base_size, pos = _read_varint(delta, 0, n, "base")
+    result_size, pos = _read_varint(delta, pos, n, "result")
     return base_size, result_size, pos
 
 
@@ -113,8 +115,6 @@ def apply_delta_python(base, delta) -> bytes:
 
 
 def _load_c():
-    if os.environ.get("GITFS_PURE_PYTHON") == "1":
-        return None
     try:
         from . import _delta
     except ImportError:
@@ -132,9 +132,10 @@ def _load_c():
     return apply_delta_c
 
 
+# None when odb/_delta.c was not compiled (pip install without a compiler).
 apply_delta_c = _load_c()
 
-if apply_delta_c is not None:
+if apply_delta_c is not None and os.environ.get("GITFS_PURE_PYTHON") != "1":
     apply_delta = apply_delta_c
     IMPLEMENTATION = "c"
 else:
