@@ -255,6 +255,7 @@ def test_all_offset_and_size_bytes(apply):
         (b"abc", header(3, 4) + copy_op(0, 3), "produced 3 bytes but declares 4"),
         (b"abc", header(3, 1), "produced 0 bytes but declares 1"),
         (b"abc", header(3, 3) + b"\x05ab", "truncated inside an insert"),
+        (b"abc", header(3, 2) + b"\x03ab", "truncated inside an insert"),
         (b"abc", header(3, 3) + bytes([0x91, 0x00]), "truncated inside a copy"),
         (b"abc", header(3, 3) + bytes([0x90]), "truncated inside a copy"),
         (b"abc", b"", "truncated in its base size"),
