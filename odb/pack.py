@@ -63,6 +63,7 @@ class Pack:
         return CorruptObject(self.pack_path, offset, reason)
 
     def _open_data(self) -> memoryview:
+        self.index  # noqa: B018 - loaded first: it takes the same lock
         with self._lock:
             if self._view is None:
                 buf, _ = map_file(self.pack_path)
