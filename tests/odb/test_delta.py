@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -223,6 +224,36 @@ def test_read_sizes_on_a_prefix(case, cut):
             read_sizes(data[:cut])
 
 
+BIG_BASE = random.Random(5).randbytes(0x30000)
+
+
+@st.composite
+def big_copies(draw):
+    """Deltas over a 192 KiB base: 3-byte offsets and 2-byte sizes, as in real packs."""
+    parts = []
+    expected = bytearray()
+    for _ in range(draw(st.integers(1, 12))):
+        if draw(st.integers(0, 4)) == 0:
+            data = draw(st.binary(min_size=1, max_size=200))
+            parts.append(insert_op(data))
+            expected += data
+            continue
+        offset = draw(st.integers(0, len(BIG_BASE) - 1))
+        size = draw(st.one_of(st.integers(1, 0x300), st.integers(1, 0x20000), st.just(0x10000)))
+        size = min(size, len(BIG_BASE) - offset)
+        parts.append(copy_op(offset, size))
+        expected += BIG_BASE[offset : offset + size]
+    return header(len(BIG_BASE), len(expected)) + b"".join(parts), bytes(expected)
+
+
+@pytest.mark.parametrize("apply", IMPLEMENTATIONS)
+@given(case=big_copies())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_copies_with_wide_offsets_and_sizes(apply, case):
+    data, expected = case
+    assert apply(BIG_BASE, data) == expected
+
+
 # ---- specific cases ----
 
 
@@ -231,6 +262,33 @@ def test_copy_size_zero_means_0x10000(apply):
     base = bytes(range(256)) * 512  # 128 KiB
     data = header(len(base), 0x10000 + 3) + bytes([0x80 | 0x01, 0x05]) + insert_op(b"xyz")
     assert apply(base, data) == base[5 : 5 + 0x10000] + b"xyz"
+
+
+@pytest.fixture(scope="module")
+def base_21m():
+    return random.Random(7).randbytes(0x01400000)
+
+
+@pytest.mark.parametrize("apply", IMPLEMENTATIONS)
+def test_every_copy_opcode(apply, base_21m):
+    # Each of the 128 flag combinations, every field byte distinct and non-zero, so that a byte
+    # read into the wrong place or skipped changes the result.
+    field_bytes = [0x11, 0x22, 0x33, 0x01, 0x44, 0x55, 0x01]
+    for op in range(0x80, 0x100):
+        present = [bit for bit in range(7) if op & (1 << bit)]
+        offset = sum(field_bytes[bit] << (8 * bit) for bit in present if bit < 4)
+        size = sum(field_bytes[bit] << (8 * (bit - 4)) for bit in present if bit >= 4) or 0x10000
+        expected = base_21m[offset : offset + size] + b"!"
+        data = (
+            header(len(base_21m), len(expected))
+            + bytes([op] + [field_bytes[bit] for bit in present])
+            + insert_op(b"!")
+        )
+        assert apply(base_21m, data) == expected, hex(op)
+        # Flag bits set but every field byte zero: offset 0 and, as git reads it, size 0x10000.
+        zeros = bytes([op]) + bytes(len(present)) + insert_op(b"!")
+        expected = base_21m[:0x10000] + b"!"
+        assert apply(base_21m, header(len(base_21m), len(expected)) + zeros) == expected, hex(op)
 
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
@@ -307,6 +365,45 @@ def test_copies_beyond_the_result_size_stop_early(apply):
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20
+
+
+@pytest.mark.parametrize("apply", IMPLEMENTATIONS)
+def test_large_delta_and_its_truncations(apply):
+    # Several hundred KiB of instructions: the Python version works through it in windows.
+    rng = random.Random(11)
+    parts = []
+    expected = bytearray()
+    while sum(map(len, parts)) < 300_000:
+        if rng.random() < 0.5:
+            data = rng.randbytes(rng.randint(1, 127))
+            parts.append(insert_op(data))
+            expected += data
+        else:
+            offset = rng.randrange(len(BIG_BASE))
+            size = rng.randint(1, min(300, len(BIG_BASE) - offset))
+            parts.append(copy_op(offset, size))
+            expected += BIG_BASE[offset : offset + size]
+    data = header(len(BIG_BASE), len(expected)) + b"".join(parts)
+    assert apply(BIG_BASE, data) == expected
+    for cut in [len(data) - 1, 1 << 16, (1 << 16) + 1, (1 << 17) - 3, 200_001]:
+        with pytest.raises(DeltaError):
+            apply(BIG_BASE, data[:cut])
+        assert reference_apply(BIG_BASE, data[:cut]) is None
+
+
+@pytest.mark.parametrize("apply", IMPLEMENTATIONS)
+def test_tiny_instructions_do_not_multiply_memory(apply):
+    # 250,000 one-byte copies: a Python object per instruction held at once would take ~50 MB.
+    count = 250_000
+    data = header(1, count) + bytes([0x90, 0x01]) * count
+    tracemalloc.start()
+    try:
+        result = apply(b"x", data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result == b"x" * count
+    assert peak < 16 << 20
 
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
