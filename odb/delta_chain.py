@@ -110,11 +110,11 @@ class ChainReader:
         walked = []
         seen = set()
         pack = loc.pack
-        while True:
-            key = (pack, entry.offset)
-            code = kinds.get(key)
-            if code is not None:
-                break
+        key = (pack, entry.offset)
+        code = kinds.get(key)
+        # Bases are looked up in `kinds` before their headers are parsed: in a walk over
+        # many objects most chains end in a base some earlier walk already typed.
+        while code is None:
             if entry.type < OFS_DELTA:
                 code = entry.type
                 break
@@ -129,7 +129,10 @@ class ChainReader:
                 code = self.header(base)[0]
                 break
             pack = base.pack
-            entry = pack.entry(base.offset)
+            key = (pack, base.offset)
+            code = kinds.get(key)
+            if code is None:
+                entry = pack.entry(base.offset)
         if len(kinds) > 1 << 18:  # bounded: a plain reset beats LRU bookkeeping here
             kinds.clear()
         for key in walked:

@@ -140,31 +140,33 @@ class Store:
                 return loc
         return None
 
-    def _candidates(self, oid) -> tuple[bytes, list[Location]]:
-        """Every place that holds the object, in lookup order; a miss refreshes once and retries."""
-        raw = parse_oid(oid, self.format)
-        locs = [loc for d in self._dirs for loc in d.locations(raw)]
-        if not locs and self.refresh():
-            locs = [loc for d in self._dirs for loc in d.locations(raw)]
-        if not locs:
-            raise ObjectNotFound(raw.hex())
-        return raw, locs
+    def _locations(self, raw: bytes) -> Iterator[Location]:
+        for d in self._dirs:
+            yield from d.locations(raw)
 
     def _first_good(self, oid, action):
-        """Runs action on each copy of the object until one is intact: damage in one pack
-        must not hide a good copy elsewhere."""
-        raw, locs = self._candidates(oid)
+        """Runs action on the object's first location, and on its other copies only if that
+        one is damaged: damage in one pack must not hide a good copy elsewhere. A miss
+        refreshes once and retries, since git may have just repacked."""
+        raw = parse_oid(oid, self.format)
+        locs = self._locations(raw)
+        loc = next(locs, None)
+        if loc is None and self.refresh():
+            locs = self._locations(raw)
+            loc = next(locs, None)
+        if loc is None:
+            raise ObjectNotFound(raw.hex())
         first_error = None
-        for loc in locs:
+        while loc is not None:
             try:
                 return action(raw, loc)
             except (CorruptObject, OSError, ValueError) as e:
-                error = e if isinstance(e, CorruptObject) else CorruptObject(
-                    getattr(loc.pack, "pack_path", loc.source.path), loc.offset, str(e))
+                error = e if isinstance(e, CorruptObject) else CorruptObject(self._where(loc), loc.offset, str(e))
                 if error.oid is None:
                     error.oid = raw.hex()
                 log.warning("object %s: %s", raw.hex(), error)
                 first_error = first_error or error
+            loc = next(locs, None)
         raise first_error
 
     # -- reading ---------------------------------------------------------------
