@@ -8,6 +8,7 @@
     stream = store.open_stream(oid) # ObjectStream: .kind .size .read(n) .close(); big blobs inflate as read
     full = store.resolve_prefix("5a0bd")     # >= 4 hex digits; AmbiguousPrefix / ObjectNotFound
     store.iter_bucket(0x5a)         # sorted, de-duplicated hex ids whose first byte is 0x5a
+    store.nonempty_buckets()        # sorted first bytes that hold at least one object
     iter(store)                     # every hex id once, sorted
     store.refresh()                 # re-check the sources; True if anything changed
     store.format                    # odb.SHA1 or odb.SHA256 (.hex_len, .raw_len)

@@ -39,6 +39,17 @@ class LooseObjects:
         rest = self.format.hex_len - 2
         return [bucket + n for n in names if len(n) == rest and HEX.issuperset(n)]
 
+    def nonempty_buckets(self) -> set[int]:
+        out = set()
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return out
+        for name in names:
+            if len(name) == 2 and HEX.issuperset(name) and self.hex_in_bucket(int(name, 16)):
+                out.add(int(name, 16))
+        return out
+
     def bucket_mtimes(self) -> tuple:
         """A cheap fingerprint of which loose objects exist (directory mtimes)."""
         out = []

@@ -165,6 +165,14 @@ class PackBackend:
                 tables.append(pack.index.ids)
         return tables
 
+    def nonempty_buckets(self) -> set[int]:
+        """First bytes that some table lists, from the fanouts alone."""
+        out = set()
+        for table in self._id_tables():
+            fanout = table.fanout
+            out.update(b for b in range(256) if fanout[b] > (fanout[b - 1] if b else 0))
+        return out
+
     def ids_in_bucket(self, first_byte: int) -> list[bytes]:
         snap = self._snap
         out = []

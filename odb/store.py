@@ -60,6 +60,9 @@ class ObjectsDir:
         out.update(self.loose.hex_in_bucket(first_byte))
         return out
 
+    def nonempty_buckets(self) -> set[int]:
+        return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
+
     def prefix_matches(self, raw_prefix: bytes, hex_prefix: str) -> set[str]:
         out = {r.hex() for r in self.packs.prefix_matches(raw_prefix, hex_prefix, MAX_CANDIDATES)}
         out.update(h for h in self.loose.hex_in_bucket(int(hex_prefix[:2], 16)) if h.startswith(hex_prefix))
@@ -233,6 +236,13 @@ class Store:
         found: set[str] = set()
         for d in self._dirs:
             found |= d.ids_in_bucket(first_byte)
+        return sorted(found)
+
+    def nonempty_buckets(self) -> list[int]:
+        """The first bytes that at least one object has: the root listing, without listing ids."""
+        found: set[int] = set()
+        for d in self._dirs:
+            found |= d.nonempty_buckets()
         return sorted(found)
 
     def __iter__(self) -> Iterator[str]:
