@@ -185,6 +185,13 @@ apply(const uint8_t *base, size_t blen, const uint8_t *d, size_t n)
         return NULL;
     }
 
+    if (rs > (uint64_t)PY_SSIZE_T_MAX) {
+        /* Only reachable where Py_ssize_t is 32 bits: no bytes object can be that long. */
+        PyErr_Format(PyExc_ValueError, "delta result size %llu is too large",
+                     (unsigned long long)rs);
+        return NULL;
+    }
+
     struct failure f = {OK, 0, 0, 0};
     int release = rs >= GIL_RELEASE_BYTES || n >= GIL_RELEASE_BYTES;
     PyThreadState *ts = release ? PyEval_SaveThread() : NULL;
@@ -196,7 +203,7 @@ apply(const uint8_t *base, size_t blen, const uint8_t *d, size_t n)
         return NULL;
     }
 
-    /* rs < 2**63 (9 varint bytes) and the instructions really produce it: safe to allocate. */
+    /* The instructions really produce rs bytes: allocating it is not a header's bluff. */
     PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)rs);
     if (result == NULL)
         return NULL;
