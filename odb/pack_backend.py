@@ -134,23 +134,36 @@ class PackBackend:
 
     def find(self, raw: bytes) -> tuple[Pack, int] | None:
         snap = self._snap
+        broken_hit = False
         if snap.midx is not None:
-            hit = snap.midx.find(raw)
-            if hit is not None:
-                pack = snap.midx_packs[hit[0]]
-                if pack is not None and self._usable(pack, False) and pack.contains_offset(hit[1]):
-                    return pack, hit[1]
+            i = snap.midx.ids.find(raw)
+            if i is not None:
+                hit = snap.midx.entry_at(i)
+                if hit is not None:
+                    pack = snap.midx_packs[hit[0]]
+                    if pack is not None and self._usable(pack, False) and pack.contains_offset(hit[1]):
+                        return pack, hit[1]
+                broken_hit = True
+        found = self._find_in(snap.unindexed, raw, remember=True)
+        if found is None and broken_hit:
+            # The midx names the object but its entry is unusable: ask the packs' own
+            # indexes, as if the midx did not exist.
+            found = self._find_in([p for p in snap.midx_packs if p is not None], raw, remember=False)
+        return found
+
+    def _find_in(self, packs, raw: bytes, remember: bool) -> tuple[Pack, int] | None:
         last = self._last_found
-        if last is not None and last in snap.unindexed:
-            off = last.index.find_offset(raw) if self._usable(last, True) else None
+        if remember and last is not None and last in packs and self._usable(last, True):
+            off = last.index.find_offset(raw)
             if off is not None:
                 return last, off
-        for pack in snap.unindexed:
-            if pack is last or not self._usable(pack, True):
+        for pack in packs:
+            if (remember and pack is last) or not self._usable(pack, True):
                 continue
             off = pack.index.find_offset(raw)
             if off is not None:
-                self._last_found = pack
+                if remember:
+                    self._last_found = pack
                 return pack, off
         return None
 
