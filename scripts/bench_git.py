@@ -1,0 +1,101 @@
+"""Benchmark reference side: the object list of a repository and the same work timed with git."""
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+FIND_SIZE_LIMIT = 1024  # `find -size +1k` rounds up to KiB units, so it selects sizes > 1024 bytes.
+
+
+class GitError(Exception):
+    """git refused the repository or failed; the message is one line."""
+
+
+def git(repo, *args, **kwargs):
+    """Run git in repo and return its stdout as text; raise GitError with git's first line."""
+    proc = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["exit status %d" % proc.returncode])[0]
+        raise GitError(f"git {args[0]}: {first}")
+    return proc.stdout
+
+
+@dataclass
+class ObjectList:
+    """Every object of the repository as git sees it, in id order."""
+
+    ids: list
+    sizes: list
+    object_format: str
+
+    def bucket_ids(self, first_byte_limit):
+        """Ids whose first byte is below first_byte_limit, in id order."""
+        limit = "%02x" % first_byte_limit
+        return [oid for oid in self.ids if oid[:2] < limit]
+
+    def count_larger_than(self, limit):
+        return sum(1 for size in self.sizes if size > limit)
+
+
+def list_objects(repo):
+    out = git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objectsize)")
+    ids, sizes = [], []
+    for line in out.splitlines():
+        oid, size = line.split()
+        ids.append(oid)
+        sizes.append(int(size))
+    object_format = git(repo, "rev-parse", "--show-object-format").strip()
+    return ObjectList(ids, sizes, object_format)
+
+
+def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
+    """Run cmd, drain its stdout, return (seconds, exit status, line count or None, stderr)."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    stdout = subprocess.PIPE if count_lines else subprocess.DEVNULL
+    try:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, env=env)
+        lines = None
+        if count_lines:
+            lines = 0
+            while chunk := proc.stdout.read(1 << 16):
+                lines += chunk.count(b"\n")
+        err = proc.stderr.read()
+        status = proc.wait()
+        return time.perf_counter() - start, status, lines, err.decode(errors="replace")
+    finally:
+        if stdin_path:
+            stdin.close()
+
+
+def best_cat_file_batch(repo, ids_path, repeat):
+    """Best time of `git cat-file --batch` over the ids in ids_path, output discarded."""
+    times = []
+    for _ in range(repeat):
+        seconds, status, _, err = timed_stream(["git", "-C", repo, "cat-file", "--batch"], stdin_path=ids_path)
+        if status != 0:
+            raise GitError("git cat-file --batch: " + (err.strip().splitlines() or ["failed"])[0])
+        times.append(seconds)
+    return min(times)
+
+
+def best_batch_check_all(repo, repeat):
+    """Best time of `git cat-file --batch-all-objects --batch-check`, output read through a pipe."""
+    times = []
+    for _ in range(repeat):
+        seconds, status, _, err = timed_stream(
+            ["git", "-C", repo, "cat-file", "--batch-all-objects", "--batch-check"], count_lines=True
+        )
+        if status != 0:
+            raise GitError("git cat-file --batch-check: " + (err.strip().splitlines() or ["failed"])[0])
+        times.append(seconds)
+    return min(times)
+
+
+def describe_repository(repo):
+    """One line: object format, packs, multi-pack-index, loose count."""
+    counts = dict(
+        line.split(": ", 1) for line in git(repo, "count-objects", "-v").splitlines() if ": " in line
+    )
+    objects_dir = git(repo, "rev-parse", "--git-path", "objects").strip()
+    return counts, objects_dir

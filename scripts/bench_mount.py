@@ -1,0 +1,150 @@
+"""Benchmark mount side: start a fresh gitfs mount, run a command through it, read its peak RSS."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench_git import timed_stream
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNMOUNT_WAIT_S = 10.0
+
+
+class MountError(Exception):
+    """The mount could not be started or stopped; the message is one line."""
+
+
+def gitfs_command():
+    """`python -m gitfs` from this checkout, whatever is installed in the venv."""
+    return [sys.executable, "-m", "gitfs"]
+
+
+def gitfs_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def first_line(text, fallback):
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else fallback
+
+
+def find_daemon(mountpoint):
+    """Pid of the process serving mountpoint: its command line names `mount` and the mountpoint."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if mountpoint.encode() in argv and b"mount" in argv and any(b"gitfs" in a for a in argv):
+            return int(entry)
+    return None
+
+
+def peak_rss_bytes(pid):
+    """VmHWM of pid: the kernel's high-water mark of its resident set, so no polling is needed."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class FreshMount:
+    """A gitfs mount started for one measurement and torn down after it."""
+
+    def __init__(self, repo, extra_args=()):
+        self.repo = os.path.abspath(repo)
+        self.extra_args = list(extra_args)
+        self.mountpoint = None
+        self.pid = None
+        self.mount_seconds = None
+
+    def __enter__(self):
+        self.mountpoint = tempfile.mkdtemp(prefix="gitfs-bench-")
+        cmd = gitfs_command() + ["mount", *self.extra_args, self.repo, self.mountpoint]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=gitfs_env(), stdin=subprocess.DEVNULL)
+        self.mount_seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            self._remove_mountpoint()
+            raise MountError("gitfs mount: " + first_line(proc.stderr, f"exit status {proc.returncode}"))
+        if not os.path.ismount(self.mountpoint):
+            self._remove_mountpoint()
+            raise MountError("gitfs mount exited 0 but the mountpoint is not a mount")
+        self.pid = find_daemon(self.mountpoint)
+        return self
+
+    def peak_rss(self):
+        return peak_rss_bytes(self.pid) if self.pid else None
+
+    def __exit__(self, *exc):
+        self.unmount()
+        return False
+
+    def unmount(self):
+        if self.mountpoint is None:
+            return
+        proc = subprocess.run(
+            gitfs_command() + ["umount", self.mountpoint], capture_output=True, text=True, env=gitfs_env()
+        )
+        if proc.returncode != 0 and os.path.ismount(self.mountpoint):
+            # The CLI's own unmount failed: do not leak the mount.
+            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
+        self._wait_for_daemon_exit()
+        self._remove_mountpoint()
+
+    def _wait_for_daemon_exit(self):
+        # The next measurement must not share the CPUs with a daemon still shutting down.
+        deadline = time.monotonic() + UNMOUNT_WAIT_S
+        while self.pid and time.monotonic() < deadline:
+            if not os.path.exists(f"/proc/{self.pid}") or _is_zombie(self.pid):
+                return
+            time.sleep(0.02)
+
+    def _remove_mountpoint(self):
+        try:
+            os.rmdir(self.mountpoint)
+        except OSError:
+            pass
+        self.mountpoint = None
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def grep_buckets(mount, buckets, pattern):
+    """Time `grep -r -F pattern` over the given bucket directories; (seconds, error line or None)."""
+    cmd = ["grep", "-r", "-F", "-e", pattern] + [os.path.join(mount.mountpoint, b) for b in buckets]
+    env = dict(os.environ, LC_ALL="C")  # byte semantics: no UTF-8 decoding cost in grep itself
+    seconds, status, _, err = timed_stream(cmd, env=env)
+    # grep exits 1 when nothing matched, 2 on an error (for example EIO from the mount).
+    return seconds, (first_line(err, "grep failed") if status > 1 else None)
+
+
+def count_files(mount, buckets):
+    cmd = ["find"] + [os.path.join(mount.mountpoint, b) for b in buckets] + ["-type", "f"]
+    _, status, lines, err = timed_stream(cmd, count_lines=True)
+    return lines, (first_line(err, "find failed") if status != 0 else None)
+
+
+def find_larger_than_1k(mount):
+    """Time `find MNT -type f -size +1k`; (seconds, matches, error line or None)."""
+    cmd = ["find", mount.mountpoint, "-type", "f", "-size", "+1k"]
+    seconds, status, lines, err = timed_stream(cmd, count_lines=True)
+    return seconds, lines, (first_line(err, "find failed") if status != 0 else None)
