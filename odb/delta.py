@@ -53,6 +53,18 @@ def apply_delta_python(base, delta) -> bytes:
     b = memoryview(base)
     if b.format != "B" or b.ndim != 1:
         b = b.cast("B")
+    parts = []
+    try:
+        return _apply(b, d, parts)
+    finally:
+        # A raised DeltaError keeps this frame alive through its traceback; without this, the
+        # view and its slices would pin the caller's buffer, and an mmap under it could not close.
+        parts.clear()
+        b.release()
+
+
+def _apply(b: memoryview, d: bytes, parts: list) -> bytes:
+    """The instruction loop of apply_delta_python; `parts` is the caller's, to be cleared."""
     base_size, result_size, i = read_sizes(d)
     blen = len(b)
     if base_size != blen:
@@ -61,7 +73,6 @@ def apply_delta_python(base, delta) -> bytes:
     # The result is gathered as slices (views of the base, bytes of the delta) and joined once:
     # a single allocation of the exact size and a single copy. "room" is what the declared size
     # still allows; checking it at each copy stops a delta that would grow past its claim.
-    parts = []
     append = parts.append
     chunks = []
     room = result_size

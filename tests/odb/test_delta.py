@@ -424,6 +424,25 @@ def test_buffer_kinds(apply, tmp_path):
 
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
+@pytest.mark.parametrize("good", [True, False], ids=["result", "error"])
+def test_an_mmap_base_can_close_afterwards(apply, good, tmp_path):
+    # The pack reader closes its maps when a pack vanishes; nothing of a delta application,
+    # not even an exception still held with its traceback, may keep the map exported.
+    path = tmp_path / "base"
+    path.write_bytes(bytes(range(256)) * 16)
+    data = header(4096, 300 if good else 301) + copy_op(10, 150) * 2
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        kept = []
+        try:
+            kept.append(apply(m, data))
+        except DeltaError as e:
+            kept.append(e)
+        assert isinstance(kept[0], bytes) == good
+        m.close()
+
+
+@pytest.mark.parametrize("apply", IMPLEMENTATIONS)
 def test_threads_get_their_own_results(apply):
     # The C version drops the GIL for big deltas; concurrent calls must not mix their outputs.
     cases = []
