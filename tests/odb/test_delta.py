@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from odb import delta
@@ -171,7 +171,7 @@ def both(apply):
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
 @given(case=deltas())
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_instruction_streams_rebuild_the_expected_bytes(apply, case):
     base, data, expected = case
     assert apply(base, data) == expected
@@ -180,7 +180,7 @@ def test_random_instruction_streams_rebuild_the_expected_bytes(apply, case):
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
 @given(case=deltas(max_base=300), data=st.data())
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_deltas_fail_cleanly_and_agree(apply, case, data):
     base, good, _ = case
     mutated = bytearray(good)
@@ -204,7 +204,7 @@ def test_mutated_deltas_fail_cleanly_and_agree(apply, case, data):
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
 @given(base=st.binary(max_size=64), data=st.binary(max_size=64))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 def test_random_bytes_fail_cleanly_and_agree(apply, base, data):
     # Random bytes rarely get past the base size check; declare the right base size half the time.
     for candidate in (data, varint(len(base)) + data):
@@ -212,6 +212,7 @@ def test_random_bytes_fail_cleanly_and_agree(apply, base, data):
 
 
 @given(case=deltas(max_base=200), cut=st.integers(0, 40))
+@settings(deadline=None)
 def test_read_sizes_on_a_prefix(case, cut):
     base, data, expected = case
     full = read_sizes(data)
@@ -248,7 +249,7 @@ def big_copies(draw):
 
 @pytest.mark.parametrize("apply", IMPLEMENTATIONS)
 @given(case=big_copies())
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_copies_with_wide_offsets_and_sizes(apply, case):
     data, expected = case
     assert apply(BIG_BASE, data) == expected
