@@ -1,0 +1,49 @@
+"""Fixtures for the gitfs tests: detached mounts, and a check that none leaks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The suite runs with --import-mode=importlib and only tests/ on the path; the
+# helpers beside this file (mounting, fake_store) are imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mounting import Mount  # noqa: E402
+
+
+@pytest.fixture
+def mount(fuse_available, tmp_path):
+    """mount(repo, *options) -> Mount; unmounted (and its log checked) at the end of the test."""
+    made = []
+
+    def make(repo: Path, *extra: str) -> Mount:
+        n = len(made)
+        m = Mount(repo, tmp_path / f"mnt{n}", tmp_path / f"gitfs{n}.log", *extra)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.unmount()
+        assert "Traceback" not in m.log(), m.log()
+
+
+def _gitfs_mounts_under(base: Path) -> list[str]:
+    with open("/proc/mounts") as f:
+        fields = [line.split() for line in f]
+    return [f[1] for f in fields if f[2] == "fuse.gitfs" and f[1].startswith(str(base))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_mounts(tmp_path_factory):
+    """After the whole session, no gitfs mount made by a test may be left behind."""
+    base = tmp_path_factory.getbasetemp()
+    yield
+    leaked = _gitfs_mounts_under(base)
+    for path in leaked:
+        subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True)
+    assert not leaked, f"gitfs mounts leaked by the tests: {leaked}"

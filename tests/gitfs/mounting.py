@@ -1,0 +1,80 @@
+"""Helpers for tests that mount: run the gitfs command, watch /proc/mounts, compare with git."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from oracle import Git
+
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[2]
+# The project need not be installed: the mount process finds it on PYTHONPATH
+# (after anything the caller already put there).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
+
+
+def gitfs_argv(*args: str) -> list[str]:
+    return [PYTHON, "-m", "gitfs", *args]
+
+
+def run_gitfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(gitfs_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=ENV)
+
+
+def mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == target for line in f)
+
+
+def mount_line(path: Path) -> list[str] | None:
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1] == str(path):
+                return fields
+    return None
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+class Mount:
+    """A detached gitfs mount of a repository, as a user starts it."""
+
+    def __init__(self, repo: Path, mountpoint: Path, log_file: Path, *extra: str):
+        self.repo = repo
+        self.path = mountpoint
+        self.log_file = log_file
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        done = run_gitfs("mount", *extra, "--log-file", str(log_file), str(repo), str(mountpoint))
+        if done.returncode != 0:
+            raise RuntimeError(f"gitfs mount failed ({done.returncode}): {done.stderr.strip()}")
+        assert mounted(mountpoint), "gitfs mount exited 0 but the mount is not live"
+
+    def log(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+    def unmount(self) -> None:
+        if mounted(self.path):
+            done = run_gitfs("umount", str(self.path))
+            assert done.returncode == 0, done.stderr
+            assert wait_until(lambda: not mounted(self.path))
+
+
+
+def git_for(repo: Path) -> Git:
+    git_dir = repo / ".git" if (repo / ".git").is_dir() else repo
+    return Git(git_dir, repo if git_dir != repo else None)
