@@ -169,7 +169,8 @@ def text_file(seed: int, lines: int) -> str:
     rnd = random.Random(seed)
     words = ["alpha", "beta", "gamma", "delta", "pack", "index", "tree", "blob", "commit", "fanout",
              "object", "inflate", "offset", "mount", "bucket", "prefix"]
-    return "".join(" ".join(rnd.choice(words) for _ in range(8)) + "\n" for _ in range(lines))
+    picks = rnd.choices(words, k=8 * lines)
+    return "".join(" ".join(picks[i:i + 8]) + "\n" for i in range(0, len(picks), 8))
 
 
 def edit(text: str, seed: int) -> str:
@@ -340,12 +341,14 @@ def make_bigblob(path: Path) -> None:
     repo = Repo(path)
     rnd = random.Random(9)
     big = rnd.randbytes(3 * 2**20)
-    repo.commit("a big blob", {"big.bin": big, "big-text.txt": text_file(9, 60_000)})
+    # The text blobs are well above odb's streaming chunk (1 MiB) so that a test can tell
+    # progressive inflation from whole-object inflation by peak memory; text keeps the repo small.
+    repo.commit("a big blob", {"big.bin": big, "big-text.txt": text_file(9, 250_000)})
     # An edited copy, packed together with the original: one of the two becomes a delta.
     edited = big[:2**20] + b"an edit in the middle" + big[2**20:]
     repo.commit("edit the big blob", {"big.bin": edited})
     repo.repack("-adf")
-    repo.commit("a loose big blob", {"loose-big.bin": rnd.randbytes(2 * 2**20)})
+    repo.commit("a loose big blob", {"loose-big.txt": text_file(10, 250_000)})
     repo.finish()
 
 
