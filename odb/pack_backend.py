@@ -115,17 +115,18 @@ class PackBackend:
 
     # -- lookups -------------------------------------------------------------
 
-    def _usable(self, pack: Pack, need_index: bool) -> bool:
-        """Opens a pack on first use; a broken one is skipped (warned once) until it changes."""
+    def _usable(self, pack: Pack) -> bool:
+        """Opens a pack on first use; a broken one is skipped (warned once) until it changes.
+
+        Opening checks the .idx and the .pack against each other (object count, trailer), so a
+        pack whose data disagrees with its index is neither listed nor found, whichever way in.
+        """
         if pack.name in self._bad:
             if self._bad[pack.name] == self._pack_ids.get(pack.name):
                 return False
             del self._bad[pack.name]
         try:
-            if need_index:
-                pack.index  # noqa: B018 - opening validates it
-            else:
-                pack.ensure_open()
+            pack.ensure_open()
             return True
         except (CorruptObject, OSError, ValueError) as e:
             log.warning("skipping pack %s: %s", pack.name, e)
@@ -141,7 +142,7 @@ class PackBackend:
                 hit = snap.midx.entry_at(i)
                 if hit is not None:
                     pack = snap.midx_packs[hit[0]]
-                    if pack is not None and self._usable(pack, False) and pack.contains_offset(hit[1]):
+                    if pack is not None and self._usable(pack) and pack.contains_offset(hit[1]):
                         return pack, hit[1]
                 broken_hit = True
         found = self._find_in(snap.unindexed, raw, remember=True)
@@ -153,12 +154,12 @@ class PackBackend:
 
     def _find_in(self, packs, raw: bytes, remember: bool) -> tuple[Pack, int] | None:
         last = self._last_found
-        if remember and last is not None and last in packs and self._usable(last, True):
+        if remember and last is not None and last in packs and self._usable(last):
             off = last.index.find_offset(raw)
             if off is not None:
                 return last, off
         for pack in packs:
-            if (remember and pack is last) or not self._usable(pack, True):
+            if (remember and pack is last) or not self._usable(pack):
                 continue
             off = pack.index.find_offset(raw)
             if off is not None:
@@ -174,7 +175,7 @@ class PackBackend:
         if snap.midx is not None:
             tables.append(snap.midx.ids)
         for pack in snap.unindexed:
-            if self._usable(pack, True):
+            if self._usable(pack):
                 tables.append(pack.index.ids)
         return tables
 
@@ -192,21 +193,22 @@ class PackBackend:
         if snap.midx is not None:
             out.extend(self._live_midx_ids(snap, first_byte))
         for pack in snap.unindexed:
-            if self._usable(pack, True):
+            if self._usable(pack):
                 out.extend(pack.index.ids.ids_in_bucket(first_byte))
         return out
 
     def _live_midx_ids(self, snap: Snapshot, first_byte: int) -> list[bytes]:
         midx = snap.midx
         ids = midx.ids.ids_in_bucket(first_byte)
-        if all(p is not None for p in snap.midx_packs):
+        alive = [p is not None and self._usable(p) for p in snap.midx_packs]
+        if all(alive):
             return ids
-        # Some named packs are gone: list only the objects that can still be read.
+        # Some named packs are gone or broken: list only the objects that can still be read.
         lo, _ = midx.ids.bucket_range(first_byte)
         out = []
         for k, raw in enumerate(ids):
             hit = midx.entry_at(lo + k)
-            if hit is not None and snap.midx_packs[hit[0]] is not None:
+            if hit is not None and alive[hit[0]]:
                 out.append(raw)
         return out
 
