@@ -32,12 +32,15 @@ class LooseObjects:
 
     def hex_in_bucket(self, first_byte: int) -> list[str]:
         bucket = "%02x" % first_byte
+        rest = self.format.hex_len - 2
         try:
-            names = os.listdir(os.path.join(self.dir, bucket))
+            # is_file() answers from the directory entry's type: no stat per object, and a
+            # stray directory with an object's name is not listed (contains() agrees).
+            with os.scandir(os.path.join(self.dir, bucket)) as entries:
+                return [bucket + e.name for e in entries
+                        if len(e.name) == rest and HEX.issuperset(e.name) and e.is_file()]
         except OSError:
             return []
-        rest = self.format.hex_len - 2
-        return [bucket + n for n in names if len(n) == rest and HEX.issuperset(n)]
 
     def nonempty_buckets(self) -> set[int]:
         out = set()
