@@ -1,0 +1,643 @@
+"""The damage matrix of design.md against the library: bad midx, broken indexes and packs, flipped bytes."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+import damage
+import odb
+from damage import Midx
+from odb.multi_pack_index import MultiPackIndex
+
+
+@pytest.fixture(scope="module")
+def truth(fixture_repo) -> dict[str, tuple[str, bytes]]:
+    """Every object of the pristine midx fixture, as git reads it."""
+    git = fixture_repo("midx").git
+    return {oid: (kind, data) for oid, kind, data in git.contents(git.ids())}
+
+
+@pytest.fixture(scope="module")
+def bases(fixture_repo) -> dict[str, str]:
+    """delta id -> base id over every pack of the pristine fixture (git verify-pack -v)."""
+    repo = fixture_repo("midx")
+    out = {}
+    for idx in sorted((repo.objects_dir / "pack").glob("*.idx")):
+        for line in repo.git.run("verify-pack", "-v", str(idx)).splitlines():
+            fields = line.split()
+            if len(fields) == 7:
+                out[fields[0]] = fields[6]
+    return out
+
+
+@pytest.fixture
+def repo(repo_copy):
+    """A private copy of the midx fixture: three packs under a midx, one outside it, loose objects."""
+    return repo_copy("midx")
+
+
+def midx_packs(repo) -> tuple[list[Path], list[Path]]:
+    """(.pack paths the midx names, .pack paths outside it)."""
+    named = {n.decode()[:-4] + ".pack" for n in Midx.read(damage.midx_path(repo.objects_dir)).pack_names()}
+    packs = sorted((repo.objects_dir / "pack").glob("*.pack"))
+    return [p for p in packs if p.name in named], [p for p in packs if p.name not in named]
+
+
+def ids_in(pack: Path) -> set[str]:
+    return set(damage.pack_entries(pack.with_suffix(".idx")))
+
+
+def dependents(bases: dict[str, str], damaged: set[str]) -> set[str]:
+    """The damaged ids and every object whose delta chain passes through one of them."""
+    out = set(damaged)
+    for oid in bases:
+        chain, cur = [], oid
+        while cur in bases and cur not in out and len(chain) < 10_000:
+            chain.append(cur)
+            cur = bases[cur]
+        if cur in out:
+            out.update(chain)
+    return out
+
+
+def check_store(store, truth, *, broken=frozenset(), gone=frozenset(), extra=frozenset()):
+    """Every intact object byte-exact; broken ones CorruptObject; gone ones not found nor listed.
+
+    extra: ids the test added (damaged objects git never had), which are listed too.
+    """
+    listed = set(store)
+    assert listed == (set(truth) - set(gone)) | set(extra)
+    for oid, (kind, data) in truth.items():
+        if oid in gone:
+            with pytest.raises(odb.ObjectNotFound):
+                store.read(oid)
+        elif oid in broken:
+            with pytest.raises(odb.CorruptObject) as e:
+                store.read(oid)
+            assert e.value.oid == oid
+        else:
+            assert store.read(oid) == (kind, data), oid
+            assert store.read_header(oid) == (kind, len(data)), oid
+
+
+def warned(caplog, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+# ---- a bad multi-pack-index is ignored -----------------------------------------------------------
+
+
+def _bad_signature(m: Midx):
+    m.magic = b"MIDY"
+
+
+def _bad_version(m: Midx):
+    m.version = 3
+
+
+def _version_zero(m: Midx):
+    m.version = 0
+
+
+def _bad_hash_version(m: Midx):
+    m.hash_version = 2
+
+
+def _count_too_small(m: Midx):
+    return {"n_chunks": len(m.chunks) - 1}
+
+
+def _count_too_large(m: Midx):
+    return {"n_chunks": len(m.chunks) + 1}
+
+
+def _count_zero(m: Midx):
+    return {"n_chunks": 0}
+
+
+def _misaligned_offset(m: Midx):
+    toc = m.toc()
+    toc[1] = (toc[1][0], toc[1][1] + 2)
+    return {"toc": toc}
+
+
+def _decreasing_offset(m: Midx):
+    toc = m.toc()
+    toc[1], toc[2] = (toc[1][0], toc[2][1]), (toc[2][0], toc[1][1])
+    return {"toc": toc}
+
+
+def _offset_past_trailer(m: Midx):
+    toc = m.toc()
+    toc[-1] = (toc[-1][0], toc[-1][1] + 4)
+    return {"toc": toc}
+
+
+def _zero_id_before_end(m: Midx):
+    toc = m.toc()
+    toc[1] = (b"\0\0\0\0", toc[1][1])
+    return {"toc": toc}
+
+
+def _duplicate_chunk(m: Midx):
+    m.chunks.append([b"OIDF", m.chunk(b"OIDF")])
+
+
+def _missing_oidl(m: Midx):
+    m.drop_chunk(b"OIDL")
+
+
+def _oidf_wrong_size(m: Midx):
+    m.set_chunk(b"OIDF", m.chunk(b"OIDF")[:-4])
+
+
+def _oidf_too_long(m: Midx):
+    m.set_chunk(b"OIDF", m.chunk(b"OIDF") + m.chunk(b"OIDF")[-4:])
+
+
+def _oidl_wrong_size(m: Midx):
+    m.set_chunk(b"OIDL", m.chunk(b"OIDL")[:-20])
+
+
+def _ooff_wrong_size(m: Midx):
+    m.set_chunk(b"OOFF", m.chunk(b"OOFF")[:-8])
+
+
+def _decreasing_fanout(m: Midx):
+    fanout = list(struct.unpack(">256I", m.chunk(b"OIDF")))
+    k = next(i for i in range(1, 255) if fanout[i] > 0)
+    fanout[k] = fanout[k - 1] - 1 if fanout[k - 1] else 0
+    fanout[k + 1] = fanout[k] + 5 if fanout[k] == 0 else fanout[k + 1]
+    # Make sure it really decreases somewhere, whatever the fixture's ids look like.
+    fanout[200] = fanout[255] + 1 if fanout[199] > fanout[255] + 1 else fanout[199] + 1
+    fanout[201] = fanout[200] - 1
+    m.set_chunk(b"OIDF", struct.pack(">256I", *fanout))
+
+
+def _pnam_missing_nul(m: Midx):
+    data = m.chunk(b"PNAM").rstrip(b"\0")
+    m.set_chunk(b"PNAM", data + b"x" * (-len(data) % 4 or 4))
+
+
+def _pnam_out_of_order(m: Midx):
+    names = m.pack_names()
+    names[0], names[1] = names[1], names[0]
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _pnam_duplicate_name(m: Midx):
+    names = m.pack_names()
+    names[1] = names[0]
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _pnam_too_few_names(m: Midx):
+    m.n_packs += 1
+
+
+def _pnam_dot_dot(m: Midx):
+    names = m.pack_names()
+    names[0] = b"../" + names[0]
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _pnam_slash(m: Midx):
+    names = m.pack_names()
+    names[0] = b"/tmp/" + names[0]
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _pnam_backslash(m: Midx):
+    names = m.pack_names()
+    names[0] = b"..\\" + names[0]
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _pnam_not_idx(m: Midx):
+    names = m.pack_names()
+    names[-1] = names[-1][:-4] + b".pack"
+    m.set_chunk(b"PNAM", damage.encode_pnam(names))
+
+
+def _incremental_base(m: Midx):
+    m.base_count = 1
+
+
+BAD_MIDX = {
+    "bad-signature": _bad_signature,
+    "bad-version": _bad_version,
+    "version-zero": _version_zero,
+    "bad-hash-version": _bad_hash_version,
+    "chunk-count-too-small": _count_too_small,
+    "chunk-count-too-large": _count_too_large,
+    "chunk-count-zero": _count_zero,
+    "misaligned-chunk-offset": _misaligned_offset,
+    "decreasing-chunk-offset": _decreasing_offset,
+    "chunk-past-trailer": _offset_past_trailer,
+    "zero-chunk-id-before-end": _zero_id_before_end,
+    "duplicate-chunk": _duplicate_chunk,
+    "missing-required-chunk": _missing_oidl,
+    "oidf-short": _oidf_wrong_size,
+    "oidf-long": _oidf_too_long,
+    "oidl-wrong-size": _oidl_wrong_size,
+    "ooff-wrong-size": _ooff_wrong_size,
+    "decreasing-fanout": _decreasing_fanout,
+    "pnam-missing-nul": _pnam_missing_nul,
+    "pnam-out-of-order-v1": _pnam_out_of_order,
+    "pnam-duplicate-name-v1": _pnam_duplicate_name,
+    "pnam-fewer-names-than-packs": _pnam_too_few_names,
+    "pnam-dot-dot": _pnam_dot_dot,
+    "pnam-slash": _pnam_slash,
+    "pnam-backslash": _pnam_backslash,
+    "pnam-not-an-idx": _pnam_not_idx,
+    "incremental-base-count": _incremental_base,
+}
+
+
+def damage_midx(repo, case: str) -> None:
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    kw = BAD_MIDX[case](m) or {}
+    m.write(path, **kw)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MIDX))
+def test_bad_midx_is_ignored(repo, truth, case, caplog):
+    damage_midx(repo, case)
+    with odb.open(repo.path) as store:
+        assert not damage.midx_loaded(store)
+        assert warned(caplog, "multi-pack-index")
+        check_store(store, truth)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 11, 12, 40, "half", -21, -20, -1])
+def test_truncated_midx_is_ignored(repo, truth, cut, caplog):
+    path = damage.midx_path(repo.objects_dir)
+    size = path.stat().st_size
+    damage.truncate(path, size // 2 if cut == "half" else cut)
+    with odb.open(repo.path) as store:
+        assert not damage.midx_loaded(store)
+        check_store(store, truth)
+
+
+def test_pristine_midx_is_used(repo, truth, caplog):
+    """The control for the cases above: the same checks pass with the midx loaded and no warning."""
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+    assert not warned(caplog, "multi-pack-index")
+
+
+def test_midx_damaged_after_load_falls_back_on_refresh(repo, truth, caplog):
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        damage_midx(repo, "decreasing-fanout")
+        assert store.refresh()
+        assert not damage.midx_loaded(store)
+        check_store(store, truth)
+
+
+def test_midx_deleted_after_load(repo, truth):
+    with odb.open(repo.path) as store:
+        damage.midx_path(repo.objects_dir).unlink()
+        assert store.refresh()
+        assert not damage.midx_loaded(store)
+        check_store(store, truth)
+
+
+# ---- a valid but unusual multi-pack-index is used ------------------------------------------------
+
+
+def test_unknown_chunks_are_ignored(repo, truth, caplog):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    m.chunks.insert(0, [b"ZZZZ", b"\xff" * 64])
+    m.chunks.append([b"RIDX", b"\x00" * 4 * len(m.ids())])
+    m.write(path)
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+    assert not warned(caplog, "multi-pack-index")
+
+
+def test_chunks_in_any_order(repo, truth):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    m.chunks.reverse()
+    m.write(path)
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+
+
+def test_zero_object_midx_is_valid(repo, truth, caplog):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    m.n_packs = 0
+    m.set_chunk(b"PNAM", b"")
+    m.set_chunk(b"OIDF", b"\0" * 1024)
+    m.set_chunk(b"OIDL", b"")
+    m.set_chunk(b"OOFF", b"")
+    m.write(path)
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+    assert not warned(caplog, "multi-pack-index")
+
+
+def test_version_2_pnam_in_any_order(repo, truth, caplog):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    names = m.pack_names()
+    order = list(reversed(range(len(names))))  # new position k holds old pack order[k]
+    new_id = {old: k for k, old in enumerate(order)}
+    m.version = 2
+    m.set_chunk(b"PNAM", damage.encode_pnam([names[i] for i in order]))
+    m.set_chunk(b"OOFF", damage.encode_ooff([(new_id[p], o) for p, o in m.ooff()]))
+    m.write(path)
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+    assert not warned(caplog, "multi-pack-index")
+
+
+def test_bit_31_without_loff_is_a_raw_offset(repo):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    entries = m.ooff()
+    pack_id, off = entries[3]
+    entries[3] = (pack_id, off | 0x80000000)
+    m.set_chunk(b"OOFF", damage.encode_ooff(entries))
+    m.write(path)
+    midx = MultiPackIndex(path, odb.SHA1)
+    assert midx.entry_at(3) == (pack_id, off | 0x80000000)
+
+
+def test_bit_31_with_loff_indexes_loff(repo, truth):
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    entries = m.ooff()
+    original = list(entries)
+    moved = [3, 7]
+    m.set_chunk(b"LOFF", b"".join(struct.pack(">Q", entries[i][1]) for i in moved))
+    for k, i in enumerate(moved):
+        entries[i] = (entries[i][0], 0x80000000 | k)
+    m.set_chunk(b"OOFF", damage.encode_ooff(entries))
+    m.write(path)
+    midx = MultiPackIndex(path, odb.SHA1)
+    assert [midx.entry_at(i) for i in moved] == [original[i] for i in moved]
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        check_store(store, truth)
+
+
+# ---- one broken midx entry fails that entry only -------------------------------------------------
+
+
+def _broken_entry(repo, make) -> str:
+    """Breaks the OOFF entry of one object with make(pack_id, offset); returns that object's id."""
+    path = damage.midx_path(repo.objects_dir)
+    m = Midx.read(path)
+    entries = m.ooff()
+    k = len(entries) // 2
+    entries[k] = make(*entries[k])
+    m.set_chunk(b"OOFF", damage.encode_ooff(entries))
+    if make is _loff_out_of_range:
+        m.set_chunk(b"LOFF", struct.pack(">Q", 12))
+    m.write(path)
+    return m.ids()[k].hex()
+
+
+def _loff_out_of_range(pack_id, offset):
+    return pack_id, 0x80000000 | 5
+
+
+def _pack_id_out_of_range(pack_id, offset):
+    return 99, offset
+
+
+def _offset_past_pack(pack_id, offset):
+    return pack_id, 0x7FFFFFF0
+
+
+@pytest.mark.parametrize("make", [_loff_out_of_range, _pack_id_out_of_range, _offset_past_pack],
+                         ids=["loff-index-out-of-range", "pack-id-out-of-range", "offset-past-pack-end"])
+def test_broken_midx_entry_falls_through_to_the_pack_index(repo, truth, make):
+    """The object's own data and its pack's .idx are intact, so it is still served (from the .idx)."""
+    oid = _broken_entry(repo, make)
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)
+        assert store.read(oid) == truth[oid]
+        check_store(store, truth)
+
+
+# ---- packs and their indexes ----------------------------------------------------------------------
+
+
+def test_pack_deleted_under_a_loaded_midx(repo, truth):
+    named, _ = midx_packs(repo)
+    victim = named[1]
+    with odb.open(repo.path) as store:
+        assert store.read(next(iter(ids_in(victim))))  # loaded and mapped before the delete
+        gone = ids_in(victim)
+        victim.unlink()
+        victim.with_suffix(".idx").unlink()
+        assert store.refresh()
+        assert damage.midx_loaded(store)
+        check_store(store, truth, gone=gone)
+
+
+def test_pack_deleted_before_open(repo, truth):
+    named, _ = midx_packs(repo)
+    victim = named[0]
+    gone = ids_in(victim)
+    victim.unlink()
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=gone)
+
+
+@pytest.mark.parametrize("where", ["outside-midx", "under-midx"])
+@pytest.mark.parametrize("cut", [0, 100, "header+fanout", -1, -21])
+def test_truncated_idx_skips_that_pack(repo, truth, where, cut, caplog):
+    named, outside = midx_packs(repo)
+    pack = outside[0] if where == "outside-midx" else named[0]
+    idx = pack.with_suffix(".idx")
+    gone = ids_in(pack)
+    damage.truncate(idx, 8 + 1024 if cut == "header+fanout" else cut)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=gone)
+    assert warned(caplog, pack.name)
+
+
+@pytest.mark.parametrize("where", ["outside-midx", "under-midx"])
+@pytest.mark.parametrize("what", ["count", "trailer", "signature", "version"])
+def test_pack_disagreeing_with_its_idx_is_skipped(repo, truth, where, what, caplog):
+    named, outside = midx_packs(repo)
+    pack = outside[0] if where == "outside-midx" else named[0]
+    gone = ids_in(pack)
+    offset = {"count": 11, "trailer": -1, "signature": 0, "version": 7}[what]
+    damage.flip(pack, offset, 0x04)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=gone)
+    assert warned(caplog, pack.name)
+
+
+def test_truncated_pack_is_skipped(repo, truth, caplog):
+    _, outside = midx_packs(repo)
+    pack = outside[0]
+    damage.truncate(pack, pack.stat().st_size // 2)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=ids_in(pack))
+    assert warned(caplog, pack.name)
+
+
+def test_idx_with_decreasing_fanout_skips_that_pack(repo, truth, caplog):
+    _, outside = midx_packs(repo)
+    pack = outside[0]
+    idx = pack.with_suffix(".idx")
+    data = bytearray(idx.read_bytes())
+    n = struct.unpack_from(">I", data, 8 + 4 * 255)[0]
+    struct.pack_into(">I", data, 8 + 4 * 254, n + 1)
+    damage.replace(idx, damage.with_trailer(bytes(data[:-20]), 20))
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=ids_in(pack))
+    assert warned(caplog, pack.name)
+
+
+# ---- flipped bytes inside objects -----------------------------------------------------------------
+
+
+def _entry_of(pack: Path, want) -> tuple[str, int, int]:
+    """(id, start, end) of the first entry of pack for which want(id) holds."""
+    spans = damage.entry_spans(pack.with_suffix(".idx"), pack.stat().st_size)
+    for oid, (start, end) in sorted(spans.items(), key=lambda kv: kv[1]):
+        if want(oid):
+            return oid, start, end
+    raise LookupError(f"no such entry in {pack.name}")
+
+
+@pytest.mark.parametrize("where", ["outside-midx", "under-midx"])
+@pytest.mark.parametrize("what", ["delta-base", "delta", "plain"])
+def test_flipped_byte_in_a_packed_object(repo, truth, bases, where, what):
+    named, outside = midx_packs(repo)
+    pack = outside[0] if where == "outside-midx" else named[-1]
+    based_on = set(bases.values())
+    want = {
+        "delta-base": lambda o: o in based_on and o not in bases,
+        "delta": lambda o: o in bases,
+        "plain": lambda o: o not in bases and o not in based_on,
+    }[what]
+    oid, start, end = _entry_of(pack, want)
+    damage.flip(pack, (start + end) // 2 + 1, 0x10)  # inside the compressed data
+    broken = dependents(bases, {oid})
+    assert oid in broken and (what != "delta-base" or len(broken) > 1)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken=broken)
+
+
+def test_flipped_byte_in_every_entry_of_a_pack(repo, truth, bases):
+    """Each entry gets one flipped byte: every object of that pack fails, all others still read."""
+    _, outside = midx_packs(repo)
+    pack = outside[0]
+    spans = damage.entry_spans(pack.with_suffix(".idx"), pack.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    for start, end in spans.values():
+        data[end - 3] ^= 0x01  # in the adler32 or the last deflate bytes of each entry
+    damage.replace(pack, bytes(data))
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken=dependents(bases, set(spans)))
+
+
+def test_good_copy_elsewhere_is_served_when_one_copy_is_damaged(repo, truth, bases):
+    named, _ = midx_packs(repo)
+    oid, start, end = _entry_of(named[0], lambda o: o not in bases and truth[o][0] == "blob")
+    damage.flip(named[0], (start + end) // 2, 0x20)
+    kind, data = truth[oid]
+    damage.write_loose(repo.objects_dir, oid, b"%s %d\0" % (kind.encode(), len(data)) + data)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken=dependents(bases, {oid}) - {oid})
+
+
+@pytest.mark.parametrize("offset", [0, 2, "middle", -4, -1])
+def test_flipped_byte_in_a_loose_object(repo, truth, offset):
+    loose = repo.git.loose_ids()
+    oid = max(loose, key=lambda o: len(truth[o][1]))
+    path = damage.loose_path(repo.objects_dir, oid)
+    size = path.stat().st_size
+    damage.flip(path, size // 2 if offset == "middle" else offset, 0x08)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken={oid})
+
+
+@pytest.mark.parametrize("cut", [0, 1, "half", -1])
+def test_truncated_loose_object(repo, truth, cut):
+    oid = max(repo.git.loose_ids(), key=lambda o: len(truth[o][1]))
+    path = damage.loose_path(repo.objects_dir, oid)
+    damage.truncate(path, path.stat().st_size // 2 if cut == "half" else cut)
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken={oid})
+
+
+@pytest.mark.parametrize("payload", [
+    b"blob 5\0hello world",       # body longer than the header says
+    b"blob 50\0hello world",      # body shorter
+    b"blob 05\0hello",            # a size with a leading zero (git refuses it too)
+    b"blob -5\0hello",
+    b"blob 5hello",               # no NUL
+    b"blub 5\0hello",             # unknown type
+    b"blob 5 \0hello",
+    b"blob 99999999999999999999999\0hello",
+])
+def test_loose_object_whose_header_lies(repo, truth, payload):
+    oid = damage.hash_object("blob", b"hello").hex()
+    damage.write_loose(repo.objects_dir, oid, payload)
+    with odb.open(repo.path) as store:
+        with pytest.raises(odb.CorruptObject) as e:
+            store.read(oid)
+        assert e.value.oid == oid
+        with pytest.raises(odb.CorruptObject):
+            store.open_stream(oid).read()
+        check_store(store, truth, extra={oid})
+
+
+def test_loose_object_with_trailing_garbage_after_the_stream(repo, truth):
+    """Bytes after the end of the zlib stream are not the object: git cat-file serves it, so do we."""
+    oid = max(repo.git.loose_ids(), key=lambda o: len(truth[o][1]))
+    path = damage.loose_path(repo.objects_dir, oid)
+    damage.replace(path, path.read_bytes() + b"garbage")
+    assert repo.git.read(oid) == truth[oid]
+    with odb.open(repo.path) as store:
+        check_store(store, truth)
+
+
+def test_loose_object_that_is_not_zlib(repo, truth):
+    oid = sorted(repo.git.loose_ids())[0]
+    damage.replace(damage.loose_path(repo.objects_dir, oid), b"this is not zlib data at all")
+    with odb.open(repo.path) as store:
+        check_store(store, truth, broken={oid})
+
+
+def test_loose_directory_in_place_of_object(repo, truth):
+    """A directory where a loose object file should be is not that object."""
+    oid = damage.hash_object("blob", b"not here").hex()
+    damage.loose_path(repo.objects_dir, oid).mkdir(parents=True)
+    with odb.open(repo.path) as store:
+        with pytest.raises(odb.ObjectNotFound):
+            store.read(oid)
+        check_store(store, truth)
+
+
+def test_unreadable_midx_pack_falls_through(repo, truth):
+    """A pack the midx names but which cannot be opened (here: replaced by a directory)."""
+    named, _ = midx_packs(repo)
+    victim = named[0]
+    gone = ids_in(victim)
+    victim.unlink()
+    victim.mkdir()
+    with odb.open(repo.path) as store:
+        check_store(store, truth, gone=gone)
