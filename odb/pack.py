@@ -48,6 +48,7 @@ class Pack:
         self._buf = None
         self._view: memoryview | None = None
         self._data_end = 0
+        self.on_map = None  # called after the data is mapped: the backend's LRU of mapped packs
 
     # -- opening -------------------------------------------------------------
 
@@ -64,6 +65,7 @@ class Pack:
 
     def _open_data(self) -> memoryview:
         self.index  # noqa: B018 - loaded first: it takes the same lock
+        mapped = False
         with self._lock:
             if self._view is None:
                 buf, _ = map_file(self.pack_path)
@@ -71,7 +73,11 @@ class Pack:
                 self._buf = buf
                 self._data_end = len(buf) - self.format.raw_len
                 self._view = memoryview(buf)
-        return self._view
+                mapped = True
+            view = self._view
+        if mapped and self.on_map is not None:
+            self.on_map(self)
+        return view
 
     def _check_header(self, buf) -> None:
         h = self.format.raw_len
@@ -85,6 +91,13 @@ class Pack:
             raise self._corrupt(f"pack holds {count} objects but its index lists {index.count}", 8)
         if buf[len(buf) - h :] != index.pack_checksum:
             raise self._corrupt("pack trailer does not match its index", len(buf) - h)
+
+    def unmap(self) -> None:
+        """Drops our reference to the data; readers still holding a view keep the mapping
+        alive until they finish, and the next read maps the file again."""
+        with self._lock:
+            self._view = None
+            self._buf = None
 
     def ensure_open(self) -> None:
         """Raises CorruptObject or OSError now rather than at the first read."""

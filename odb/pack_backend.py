@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .errors import CorruptObject
@@ -21,6 +22,9 @@ from .pack import Pack
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
+# Packs mapped at once. Descriptors are closed as soon as a file is mapped, so this
+# bounds mappings (and address space), as git's core.packedGitLimit bounds windows.
+MAX_MAPPED_PACKS = 256
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class PackBackend:
         self._pack_ids: dict[str, tuple] = {}  # pack name -> identity of its .pack and .idx
         self._bad: dict[str, tuple] = {}  # pack name -> identity when it failed, warned once
         self._last_found: Pack | None = None
+        self._mapped: OrderedDict[Pack, None] = OrderedDict()  # least recently used first
+        self.max_mapped = MAX_MAPPED_PACKS
         self.refresh()
 
     # -- refresh -------------------------------------------------------------
@@ -78,7 +84,8 @@ class PackBackend:
             if keep is not None and self._pack_ids.get(name) == ident:
                 packs[name] = keep
             else:
-                packs[name] = Pack(os.path.join(self.dir, name), self.format)
+                packs[name] = pack = Pack(os.path.join(self.dir, name), self.format)
+                pack.on_map = self._mapped_one
         self._pack_ids = ids
         return packs, True
 
@@ -112,6 +119,21 @@ class PackBackend:
         midx_packs = tuple(packs.get(name[:-4] + ".pack") for name in midx.pack_names)
         unindexed = tuple(p for name, p in packs.items() if name not in covered)
         return Snapshot(midx, midx_packs, unindexed, packs)
+
+    def _mapped_one(self, pack: Pack) -> None:
+        with self._lock:
+            self._mapped[pack] = None
+            victims = []
+            while len(self._mapped) > self.max_mapped:
+                victims.append(self._mapped.popitem(last=False)[0])
+        for victim in victims:
+            victim.unmap()
+
+    def _touch(self, pack: Pack) -> None:
+        try:
+            self._mapped.move_to_end(pack)
+        except KeyError:
+            pass  # unmapped meanwhile; the next read maps it again
 
     # -- lookups -------------------------------------------------------------
 
@@ -157,6 +179,7 @@ class PackBackend:
         if remember and last is not None and last in packs and self._usable(last):
             off = last.index.find_offset(raw)
             if off is not None:
+                self._touch(last)
                 return last, off
         for pack in packs:
             if (remember and pack is last) or not self._usable(pack):
@@ -165,6 +188,7 @@ class PackBackend:
             if off is not None:
                 if remember:
                     self._last_found = pack
+                self._touch(pack)
                 return pack, off
         return None
 
