@@ -28,10 +28,17 @@ class ObjectList:
     sizes: list
     object_format: str
 
-    def bucket_ids(self, first_byte_limit):
-        """Ids whose first byte is below first_byte_limit, in id order."""
-        limit = "%02x" % first_byte_limit
-        return [oid for oid in self.ids if oid[:2] < limit]
+    def sample_buckets(self, want):
+        """Buckets 00 up to want-1; in a repository too small to fill them, its first `want` buckets."""
+        present = sorted({oid[:2] for oid in self.ids})
+        low = [b for b in present if int(b, 16) < want]
+        return low if low else present[:want]
+
+    def in_buckets(self, buckets):
+        """(ids, total size) of the objects in the given buckets, in id order."""
+        chosen = set(buckets)
+        pairs = [(oid, size) for oid, size in zip(self.ids, self.sizes) if oid[:2] in chosen]
+        return [oid for oid, _ in pairs], sum(size for _, size in pairs)
 
     def count_larger_than(self, limit):
         return sum(1 for size in self.sizes if size > limit)
