@@ -6,19 +6,25 @@ import mmap
 import os
 
 
-def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
-    """Maps the whole file read-only and closes the descriptor at once.
+# Files up to this size are read into memory instead of mapped: Python's mmap keeps a
+# duplicate of the descriptor for as long as the map lives (until 3.13's trackfd=False),
+# so mapping every small .idx and .pack of a repository with thousands of packs would
+# run out of descriptors. Big files are few, and those are mapped.
+READ_WHOLE_BELOW = 1 << 20
 
-    The mapping outlives the descriptor, so thousands of packs cost no file
-    descriptors; git replaces pack files by rename, never in place, so a mapping
-    keeps seeing the bytes it was opened on. An empty file cannot be mapped, so it
-    comes back as b"" for the format checks to reject.
+
+def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
+    """Maps the whole file read-only (small files: reads it) and closes our descriptor.
+
+    git replaces pack files by rename, never in place, so a mapping keeps seeing the
+    bytes it was opened on. An empty file cannot be mapped, so it comes back as b""
+    for the format checks to reject.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
-        if st.st_size == 0:
-            return b"", st
+        if st.st_size < READ_WHOLE_BELOW:
+            return _read_all(fd, st.st_size), st
         return mmap.mmap(fd, 0, prot=mmap.PROT_READ), st
     finally:
         os.close(fd)
@@ -27,3 +33,14 @@ def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
     """What tells a rewritten file from the one we loaded, without reading it."""
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts = []
+    while size > 0:
+        part = os.read(fd, size)
+        if not part:
+            break  # the file shrank under us; the format checks see the short buffer
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)

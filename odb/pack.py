@@ -48,6 +48,7 @@ class Pack:
         self._buf = None
         self._view: memoryview | None = None
         self._data_end = 0
+        self._checked = False  # the .pack's header and trailer agree with the .idx
         self.on_map = None  # called after the data is mapped: the backend's LRU of mapped packs
 
     # -- opening -------------------------------------------------------------
@@ -69,7 +70,9 @@ class Pack:
         with self._lock:
             if self._view is None:
                 buf, _ = map_file(self.pack_path)
-                self._check_header(buf)
+                h = self.format.raw_len
+                self._check_header(bytes(buf[:12]), bytes(buf[len(buf) - h :]), len(buf))
+                self._checked = True
                 self._buf = buf
                 self._data_end = len(buf) - self.format.raw_len
                 self._view = memoryview(buf)
@@ -79,18 +82,36 @@ class Pack:
             self.on_map(self)
         return view
 
-    def _check_header(self, buf) -> None:
+    def _check_header(self, head: bytes, trailer: bytes, size: int) -> None:
         h = self.format.raw_len
-        if len(buf) < 12 + h or buf[:4] != b"PACK":
+        if size < 12 + h or head[:4] != b"PACK":
             raise self._corrupt("not a pack file")
-        version, count = struct.unpack_from(">II", buf, 4)
+        version, count = struct.unpack_from(">II", head, 4)
         if version not in (2, 3):
             raise self._corrupt(f"unsupported pack version {version}", 4)
         index = self.index
         if count != index.count:
             raise self._corrupt(f"pack holds {count} objects but its index lists {index.count}", 8)
-        if buf[len(buf) - h :] != index.pack_checksum:
-            raise self._corrupt("pack trailer does not match its index", len(buf) - h)
+        if trailer != index.pack_checksum:
+            raise self._corrupt("pack trailer does not match its index", size - h)
+
+    def check(self) -> None:
+        """Checks the .pack against its .idx (signature, version, count, trailer) without
+        mapping it: scanning many packs for one id must not map (or read) every pack."""
+        if self._checked:
+            return
+        h = self.format.raw_len
+        fd = os.open(self.pack_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, 12, 0)
+            trailer = os.pread(fd, h, size - h) if size >= h else b""
+        finally:
+            os.close(fd)
+        self._check_header(head, trailer, size)
+        if self._view is None:
+            self._data_end = size - h
+        self._checked = True
 
     def unmap(self) -> None:
         """Drops our reference to the data; readers still holding a view keep the mapping

@@ -148,7 +148,7 @@ class PackBackend:
                 return False
             del self._bad[pack.name]
         try:
-            pack.ensure_open()
+            pack.check()
             return True
         except (CorruptObject, OSError, ValueError) as e:
             log.warning("skipping pack %s: %s", pack.name, e)
