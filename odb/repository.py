@@ -104,7 +104,8 @@ def read_alternates(objects_dir: str) -> list[str]:
     out = []
     for line in lines:
         line = line.strip()
-        if not line or line.startswith("#"):
+        # No path holds a NUL; os.path functions would raise ValueError on one.
+        if not line or line.startswith("#") or "\0" in line:
             continue
         if line.startswith('"') and line.endswith('"') and len(line) > 1:
             line = line[1:-1]  # git allows C-quoted paths; plain ones are what matters here
