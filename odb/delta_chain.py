@@ -12,6 +12,9 @@ from .pack import OFS_DELTA, Pack
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
 DELTA_HEADER_BYTES = 20  # two varints of at most 10 bytes each
+# The most output one delta byte can make: a copy opcode with one size byte (0x80|0x40, n)
+# copies n << 16 bytes, so 2 bytes make at most 0xff0000.
+MAX_DELTA_EXPANSION = 0xFF0000 // 2
 
 
 class Location(NamedTuple):
@@ -102,6 +105,9 @@ class ChainReader:
             _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES))
         except delta.DeltaError as e:
             raise CorruptObject(pack.pack_path, entry.offset, f"bad delta header: {e}") from None
+        if result_size > entry.size * MAX_DELTA_EXPANSION:
+            raise CorruptObject(pack.pack_path, entry.offset,
+                                f"delta claims a {result_size}-byte result, more than its {entry.size} bytes can make")
         return result_size
 
     def kind(self, loc: Location, entry) -> int:

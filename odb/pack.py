@@ -151,6 +151,9 @@ class Pack:
             pos += 1
             size |= (c & 0x7F) << shift
             shift += 7
+        if size > (end - pos) * MAX_INFLATE_RATIO + 64:
+            # Refused here, not only at inflation: st_size comes from this header.
+            raise self._corrupt(f"entry claims {size} bytes, more than its data can hold", offset)
         if kind == OFS_DELTA:
             return self._ofs_delta_entry(offset, size, pos)
         if kind == REF_DELTA:
