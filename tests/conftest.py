@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fuse_check import require_fuse
 from oracle import Git
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,37 +107,12 @@ def demo_repo(fixtures_root) -> FixtureRepo:
 # ---- FUSE -----------------------------------------------------------------------------------------
 
 
-def fuse_problem() -> str | None:
-    """Why this machine cannot mount FUSE filesystems, or None if it can."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing"
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return "/dev/fuse is not readable and writable by this user"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not on PATH (install the fuse3 package)"
-    try:
-        import pyfuse3  # noqa: F401
-    except ImportError as e:
-        return f"pyfuse3 cannot be imported: {e}"
-    return None
-
-
-def require_fuse() -> None:
-    """Skips the calling test when FUSE is unavailable, except under CI, where that is a failure.
-
-    CI must exercise the mount tests: a CI machine without FUSE is a broken CI machine, and a
-    silent skip there would pass a suite that tested nothing.
-    """
-    problem = fuse_problem()
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but FUSE is unavailable: {problem}; the mount tests must run in CI",
-                    pytrace=False)
-    pytest.skip(f"FUSE unavailable: {problem}")
+def under_ci() -> bool:
+    """CI runs the suite with CI=true (see .ci/run); there, missing FUSE fails instead of skipping."""
+    return os.environ.get("CI") == "true"
 
 
 @pytest.fixture
 def fuse_available() -> None:
     """Use in mount tests: skip without FUSE, fail loudly without it when CI is "true"."""
-    require_fuse()
+    require_fuse(ci=under_ci())
