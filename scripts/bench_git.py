@@ -1,5 +1,6 @@
 """Benchmark reference side: the object list of a repository and the same work timed with git."""
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -55,8 +56,19 @@ def list_objects(repo):
     return ObjectList(ids, sizes, object_format)
 
 
+@dataclass
+class Run:
+    """One timed command: wall seconds, exit status, stdout lines (if counted), stderr, peak RSS."""
+
+    seconds: float
+    status: int
+    lines: int | None
+    stderr: str
+    max_rss: int  # bytes, from the kernel's accounting of the finished process
+
+
 def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
-    """Run cmd, drain its stdout, return (seconds, exit status, line count or None, stderr)."""
+    """Run cmd and drain its stdout (counting lines, or into /dev/null)."""
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     stdout = subprocess.PIPE if count_lines else subprocess.DEVNULL
     try:
@@ -68,35 +80,32 @@ def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
             while chunk := proc.stdout.read(1 << 16):
                 lines += chunk.count(b"\n")
         err = proc.stderr.read()
-        status = proc.wait()
-        return time.perf_counter() - start, status, lines, err.decode(errors="replace")
+        # wait4 rather than wait: it also reports the child's peak RSS.
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(wait_status)
+        return Run(seconds, proc.returncode, lines, err.decode(errors="replace"), usage.ru_maxrss * 1024)
     finally:
         if stdin_path:
             stdin.close()
 
 
-def best_cat_file_batch(repo, ids_path, repeat):
-    """Best time of `git cat-file --batch` over the ids in ids_path, output discarded."""
-    times = []
-    for _ in range(repeat):
-        seconds, status, _, err = timed_stream(["git", "-C", repo, "cat-file", "--batch"], stdin_path=ids_path)
-        if status != 0:
-            raise GitError("git cat-file --batch: " + (err.strip().splitlines() or ["failed"])[0])
-        times.append(seconds)
-    return min(times)
+def _checked(run, what):
+    if run.status != 0:
+        raise GitError(f"{what}: " + (run.stderr.strip().splitlines() or ["failed"])[0])
+    return run
 
 
-def best_batch_check_all(repo, repeat):
-    """Best time of `git cat-file --batch-all-objects --batch-check`, output read through a pipe."""
-    times = []
-    for _ in range(repeat):
-        seconds, status, _, err = timed_stream(
-            ["git", "-C", repo, "cat-file", "--batch-all-objects", "--batch-check"], count_lines=True
-        )
-        if status != 0:
-            raise GitError("git cat-file --batch-check: " + (err.strip().splitlines() or ["failed"])[0])
-        times.append(seconds)
-    return min(times)
+def cat_file_batch(repo, ids_path):
+    """`git cat-file --batch` over the ids in ids_path, output discarded."""
+    cmd = ["git", "-C", repo, "cat-file", "--batch"]
+    return _checked(timed_stream(cmd, stdin_path=ids_path), "git cat-file --batch")
+
+
+def batch_check_all(repo):
+    """`git cat-file --batch-all-objects --batch-check`, output read through a pipe."""
+    cmd = ["git", "-C", repo, "cat-file", "--batch-all-objects", "--batch-check"]
+    return _checked(timed_stream(cmd, count_lines=True), "git cat-file --batch-check")
 
 
 def describe_repository(repo):

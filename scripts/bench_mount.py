@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from bench_git import timed_stream
@@ -48,16 +49,53 @@ def find_daemon(mountpoint):
     return None
 
 
-def peak_rss_bytes(pid):
-    """VmHWM of pid: the kernel's high-water mark of its resident set, so no polling is needed."""
+def memory_status(pid):
+    """VmHWM, RssAnon and RssFile of pid in bytes (missing ones absent)."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "RssAnon", "RssFile"):
+                    found[key] = int(value.split()[0]) * 1024
     except OSError:
-        return None
-    return None
+        pass
+    return found
+
+
+class MemoryWatch:
+    """Samples a process's resident set while a workload runs.
+
+    VmHWM is the kernel's exact peak of the whole resident set, but it counts the
+    mmap'd pack pages (page cache shared with every reader) together with the
+    process's own memory; the anonymous part is sampled to tell them apart.
+    """
+
+    INTERVAL_S = 0.02
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            self._sample()
+            if self._stop.wait(self.INTERVAL_S):
+                return
+
+    def _sample(self):
+        for key, value in memory_status(self.pid).items():
+            self.peak[key] = max(self.peak.get(key, 0), value)
+
+    def stop(self):
+        """Peaks seen: {"VmHWM": ..., "RssAnon": ..., "RssFile": ...}."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return dict(self.peak)
 
 
 class FreshMount:
@@ -69,6 +107,7 @@ class FreshMount:
         self.mountpoint = None
         self.pid = None
         self.mount_seconds = None
+        self._watch = None
 
     def __enter__(self):
         self.mountpoint = tempfile.mkdtemp(prefix="gitfs-bench-")
@@ -83,16 +122,20 @@ class FreshMount:
             self._remove_mountpoint()
             raise MountError("gitfs mount exited 0 but the mountpoint is not a mount")
         self.pid = find_daemon(self.mountpoint)
+        self._watch = MemoryWatch(self.pid) if self.pid else None
         return self
 
-    def peak_rss(self):
-        return peak_rss_bytes(self.pid) if self.pid else None
+    def peak_memory(self):
+        """Peak memory of the daemon since it started (see MemoryWatch), or None."""
+        return self._watch.stop() if self._watch else None
 
     def __exit__(self, *exc):
         self.unmount()
         return False
 
     def unmount(self):
+        if self._watch:
+            self._watch.stop()
         if self.mountpoint is None:
             return
         proc = subprocess.run(
@@ -132,19 +175,19 @@ def grep_buckets(mount, buckets, pattern):
     """Time `grep -r -F pattern` over the given bucket directories; (seconds, error line or None)."""
     cmd = ["grep", "-r", "-F", "-e", pattern] + [os.path.join(mount.mountpoint, b) for b in buckets]
     env = dict(os.environ, LC_ALL="C")  # byte semantics: no UTF-8 decoding cost in grep itself
-    seconds, status, _, err = timed_stream(cmd, env=env)
+    run = timed_stream(cmd, env=env)
     # grep exits 1 when nothing matched, 2 on an error (for example EIO from the mount).
-    return seconds, (first_line(err, "grep failed") if status > 1 else None)
+    return run.seconds, (first_line(run.stderr, "grep failed") if run.status > 1 else None)
 
 
 def count_files(mount, buckets):
     cmd = ["find"] + [os.path.join(mount.mountpoint, b) for b in buckets] + ["-type", "f"]
-    _, status, lines, err = timed_stream(cmd, count_lines=True)
-    return lines, (first_line(err, "find failed") if status != 0 else None)
+    run = timed_stream(cmd, count_lines=True)
+    return run.lines, (first_line(run.stderr, "find failed") if run.status != 0 else None)
 
 
 def find_larger_than_1k(mount):
     """Time `find MNT -type f -size +1k`; (seconds, matches, error line or None)."""
     cmd = ["find", mount.mountpoint, "-type", "f", "-size", "+1k"]
-    seconds, status, lines, err = timed_stream(cmd, count_lines=True)
-    return seconds, lines, (first_line(err, "find failed") if status != 0 else None)
+    run = timed_stream(cmd, count_lines=True)
+    return run.seconds, run.lines, (first_line(run.stderr, "find failed") if run.status != 0 else None)
