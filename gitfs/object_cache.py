@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
 
 import trio
+
+from .object_loader import ObjectLoader
 
 
 class _Loading:
     """One inflation in flight; every handle that wants the object waits on it."""
 
-    __slots__ = ("done", "data", "error")
+    __slots__ = ("done", "data", "error", "urgent")
 
-    def __init__(self):
+    def __init__(self, urgent: bool):
         self.done = trio.Event()
         self.data = None
         self.error: BaseException | None = None
+        self.urgent = urgent
 
 
 class ObjectCache:
     """Least-recently-used objects, bounded by the sum of their sizes.
 
-    Inflation runs in a worker thread; concurrent requests for one object
-    share a single inflation. Objects larger than a quarter of the bound are
-    never kept, so one huge object cannot flush everything else.
+    Inflation runs in worker threads (an ObjectLoader); concurrent requests for
+    one object share a single inflation. Objects larger than a quarter of the
+    bound are never kept, so one huge object cannot flush everything else.
     """
 
-    def __init__(self, max_bytes: int, limiter: trio.CapacityLimiter):
+    def __init__(self, max_bytes: int, load, threads: int = 2):
         self.max_bytes = max_bytes
         self.max_entry = max_bytes // 4
-        self._limiter = limiter
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
         self._loading: dict[bytes, _Loading] = {}
+        self.loader = ObjectLoader(load, self._deliver, threads)
 
     @property
     def size_bytes(self) -> int:
@@ -46,42 +48,44 @@ class ObjectCache:
             self._entries.move_to_end(key)
         return data
 
-    def is_loading(self, key: bytes) -> bool:
-        return key in self._loading
+    def wanted(self, key: bytes) -> bool:
+        return key in self._entries or key in self._loading
 
-    async def get(self, key: bytes, load: Callable[[bytes], object]):
-        """The value for key, computed by load(key) in a worker thread on a miss.
+    async def get(self, key: bytes, hint=None):
+        """The value for key, loaded by a worker thread on a miss.
 
-        load may return None (nothing worth caching, e.g. a huge object); that
-        is passed on to every waiter and not cached.
+        The load function may return None (nothing worth caching, e.g. a huge
+        object); every waiter gets that None and nothing is cached.
         """
         data = self.peek(key)
         if data is not None:
             return data
-        while True:
-            loading = self._loading.get(key)
-            if loading is None:
-                return await self._load(key, load)
-            await loading.done.wait()
-            if loading.error is None:
-                return loading.data
-            if isinstance(loading.error, Exception):
-                raise loading.error
-            # The loading task was cancelled, not failed: try again ourselves.
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = _Loading(urgent=True)
+            self.loader.submit([(key, hint)], urgent=True)
+        elif not loading.urgent:
+            loading.urgent = True
+            self.loader.promote(key)
+        await loading.done.wait()
+        if loading.error is not None:
+            raise loading.error
+        return loading.data
 
-    async def _load(self, key: bytes, load):
-        loading = self._loading[key] = _Loading()
-        try:
-            data = await trio.to_thread.run_sync(load, key, limiter=self._limiter)
-            loading.data = data
-            if data is not None:
-                self.put(key, data)
-            return data
-        except BaseException as e:
-            loading.error = e
-            raise
-        finally:
-            del self._loading[key]
+    def read_ahead(self, items) -> None:
+        """Starts loading (key, hint) items neither cached nor loading, behind any urgent work."""
+        fresh = [item for item in items if item[0] not in self._entries and item[0] not in self._loading]
+        for key, _ in fresh:
+            self._loading[key] = _Loading(urgent=False)
+        if fresh:
+            self.loader.submit(fresh)
+
+    def _deliver(self, key: bytes, data, error) -> None:
+        loading = self._loading.pop(key, None)
+        if error is None and data is not None:
+            self.put(key, data)
+        if loading is not None:
+            loading.data, loading.error = data, error
             loading.done.set()
 
     def put(self, key: bytes, data) -> None:
@@ -105,3 +109,6 @@ class ObjectCache:
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
+
+    def close(self) -> None:
+        self.loader.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import os
@@ -26,6 +27,10 @@ OBJECT_TIMEOUT = 3600.0
 DIRECTORY_TIMEOUT = 1.0
 # Sizes are read in batches of this many entries, one worker-thread trip each.
 HEADER_BATCH = 128
+# A reader opening a bucket's objects in listing order (grep -r, find -exec)
+# gets the next ones inflated ahead of it, up to this many objects or bytes.
+READ_AHEAD_COUNT = 32
+READ_AHEAD_BYTES = 8 << 20
 BLOCK_SIZE = 128 * 1024
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
@@ -34,15 +39,21 @@ _XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.
 
 
 class _Listing:
-    """A snapshot of one directory taken at opendir, so readdir offsets stay stable."""
+    """A snapshot of one directory taken at opendir, so readdir offsets stay stable.
 
-    __slots__ = ("bucket", "names", "oids", "attrs")
+    The latest listing of each bucket also guides read-ahead: it knows the
+    order a recursive reader will open the objects in, and their sizes.
+    """
+
+    __slots__ = ("bucket", "names", "oids", "attrs", "last_opened", "ahead_until")
 
     def __init__(self, bucket, names, oids=None):
         self.bucket = bucket  # None for the root
         self.names = names
-        self.oids = oids
-        self.attrs = [None] * len(names) if oids is not None else None
+        self.oids = oids  # sorted hex ids
+        self.attrs = [None] * len(names) if oids is not None else None  # size or error
+        self.last_opened = -1
+        self.ahead_until = 0
 
 
 class GitOperations(pyfuse3.Operations):
@@ -56,10 +67,12 @@ class GitOperations(pyfuse3.Operations):
         self.store = store
         self.hex_len = store.format.hex_len
         self.inodes = InodeTable()
-        self.limiter = trio.CapacityLimiter(threads or max(2, os.cpu_count() or 2))
-        self.cache = ObjectCache(cache_size, self.limiter)
+        threads = threads or max(2, os.cpu_count() or 2)
+        self.limiter = trio.CapacityLimiter(threads)
+        self.cache = ObjectCache(cache_size, self._load_whole, threads)
         self._handles: dict[int, object] = {}
-        self._listings: dict[int, _Listing] = {}
+        self._open_objects: dict[bytes, int] = {}  # oid -> open whole-object handles
+        self._latest_listing: dict[int, _Listing] = {}  # bucket -> its last listing
         self._next_fh = 1
         self._nonempty_buckets: set[int] = set()
         self._uid = os.getuid()
@@ -192,7 +205,8 @@ class GitOperations(pyfuse3.Operations):
         if hex_ids:
             self._nonempty_buckets.add(bucket)
         names = [h[2:].encode() for h in hex_ids]
-        return self._new_fh(_Listing(bucket, names, hex_ids))
+        listing = self._latest_listing[bucket] = _Listing(bucket, names, hex_ids)
+        return self._new_fh(listing)
 
     # Worker-thread halves of opendir: refresh notices new packs and pruned
     # objects, then the listing is taken.
@@ -258,32 +272,79 @@ class GitOperations(pyfuse3.Operations):
         if flags & _WRITE_FLAGS:
             raise pyfuse3.FUSEError(errno.EROFS)
         oid = self._object_oid(inode)
-        data = await self.cache.get(oid, self._load_whole)
+        data = self.cache.peek(oid)
+        listing, i = self._listing_position(oid)
+        if data is None:
+            size = listing.attrs[i] if listing is not None else None
+            data = await self.cache.get(oid, size if isinstance(size, int) else None)
+        if listing is not None:
+            self._read_ahead_after(listing, i)
         if data is None:
             handle = StreamedObject(oid, self.store, self.limiter)
         else:
             handle = WholeObject(oid, data)
+            self._open_objects[oid] = self._open_objects.get(oid, 0) + 1
         return pyfuse3.FileInfo(fh=self._new_fh(handle), keep_cache=True)
 
-    def _load_whole(self, oid: bytes):
+    def _load_whole(self, oid: bytes, size: int | None):
         """Worker thread: the object's bytes, or None when it is too big to hold whole."""
-        _, size = self.store.read_header(oid)
+        if size is None:
+            size = self.store.read_header(oid)[1]
         if size > self.cache.max_entry:
             return None
         return self.store.read(oid)[1]
 
-    @fuse_errors
-    async def read(self, fh, off, size):
-        return await self._handles[fh].read(off, size)
+    def _listing_position(self, oid: bytes) -> tuple[_Listing | None, int]:
+        """Where oid sits in the latest listing of its bucket, if it is there."""
+        listing = self._latest_listing.get(oid[0])
+        if listing is None:
+            return None, 0
+        hex_id = oid.hex()
+        i = bisect.bisect_left(listing.oids, hex_id)
+        if i == len(listing.oids) or listing.oids[i] != hex_id:
+            return None, 0
+        return listing, i
+
+    def _read_ahead_after(self, listing: _Listing, i: int) -> None:
+        previous, listing.last_opened = listing.last_opened, i
+        # Only a walk in listing order is worth guessing ahead of; random
+        # readers would make it inflate objects nobody reads.
+        if not 0 < i - previous <= 2 or listing.ahead_until > i + READ_AHEAD_COUNT // 2:
+            return
+        start = max(i + 1, listing.ahead_until)
+        stop = min(len(listing.oids), i + 1 + READ_AHEAD_COUNT)
+        items, budget = [], READ_AHEAD_BYTES
+        for j in range(start, stop):
+            size = listing.attrs[j]
+            if not isinstance(size, int) or size > self.cache.max_entry:
+                continue
+            budget -= size
+            if budget < 0:
+                stop = j
+                break
+            items.append((bytes.fromhex(listing.oids[j]), size))
+        listing.ahead_until = stop
+        self.cache.read_ahead(items)
 
     @fuse_errors
-    async def flush(self, fh):
-        pass
+    async def read(self, fh, off, size):
+        handle = self._handles[fh]
+        if type(handle) is WholeObject:
+            return handle.data[off:off + size]
+        return await handle.read(off, size)
 
     @fuse_errors
     async def release(self, fh):
         handle = self._handles.pop(fh, None)
-        if handle is not None:
+        if type(handle) is WholeObject:
+            left = self._open_objects.pop(handle.oid) - 1
+            if left:
+                self._open_objects[handle.oid] = left
+            else:
+                # The kernel keeps the pages (keep_cache); holding the bytes
+                # here as well would only double the memory.
+                self.cache.discard(handle.oid)
+        elif handle is not None:
             await handle.close()
 
     # -- extended attributes -------------------------------------------------
