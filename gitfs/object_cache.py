@@ -80,13 +80,14 @@ class ObjectCache:
         if fresh:
             self.loader.submit(fresh)
 
-    def _deliver(self, key: bytes, data, error) -> None:
-        loading = self._loading.pop(key, None)
-        if error is None and data is not None:
-            self.put(key, data)
-        if loading is not None:
-            loading.data, loading.error = data, error
-            loading.done.set()
+    def _deliver(self, results) -> None:
+        for key, data, error in results:
+            loading = self._loading.pop(key, None)
+            if error is None and data is not None:
+                self.put(key, data)
+            if loading is not None:
+                loading.data, loading.error = data, error
+                loading.done.set()
 
     def put(self, key: bytes, data) -> None:
         size = len(data)

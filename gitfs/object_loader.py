@@ -3,40 +3,39 @@
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 
 import trio
 
-log = logging.getLogger("gitfs")
+# Read-ahead results go back to the loop in batches of up to this many, so the
+# loop is woken once per batch instead of once per object.
+DELIVERY_BATCH = 8
 
 
 class ObjectLoader:
-    """A few threads that run load(key) and hand each result to the trio loop.
+    """A few threads that run load(key, hint) and hand the results to the trio loop.
 
     Results go back through TrioToken.run_sync_soon, which does not block the
     worker: a read-ahead thread walks a bucket's objects while the loop serves
-    requests, and the loop never pays a thread round trip for an object the
-    reader reaches after it was inflated.
+    requests, and the loop pays no thread round trip for an object that was
+    inflated before the reader reached it.
     """
 
     def __init__(self, load, deliver, threads: int = 2):
         self._load = load  # (key, hint) -> value, runs in a worker thread
-        self._deliver = deliver  # (key, value, error) -> None, runs on the trio loop
+        self._deliver = deliver  # [(key, value, error)] -> None, runs on the trio loop
         self._threads = threads
-        self._queue: collections.deque = collections.deque()
+        self._queue: collections.deque = collections.deque()  # (key, hint)
+        self._urgent: set = set()  # keys a request is waiting for
         self._wanted = threading.Condition()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stopped = False
-        self._workers: list[threading.Thread] = []
 
     def _ensure_started(self) -> None:
         if self._token is None:
             self._token = trio.lowlevel.current_trio_token()
             for i in range(self._threads):
-                worker = threading.Thread(target=self._work, name=f"gitfs-loader-{i}", daemon=True)
-                worker.start()
-                self._workers.append(worker)
+                threading.Thread(target=self._work, name=f"gitfs-loader-{i}", daemon=True).start()
 
     def submit(self, items, *, urgent: bool = False) -> None:
         """Queues (key, hint) pairs; urgent ones go ahead of queued read-ahead.
@@ -48,20 +47,20 @@ class ObjectLoader:
         with self._wanted:
             if urgent:
                 self._queue.extendleft(reversed(items))
+                self._urgent.update(key for key, _ in items)
             else:
                 self._queue.extend(items)
             self._wanted.notify(len(items))
 
     def promote(self, key) -> None:
-        """Moves a queued read-ahead key to the front: a reader wants it now."""
+        """A request now waits for a read-ahead key: load and deliver it first."""
         with self._wanted:
+            self._urgent.add(key)
             for item in self._queue:
                 if item[0] == key:
-                    break
-            else:
-                return  # a worker has it already
-            self._queue.remove(item)
-            self._queue.appendleft(item)
+                    self._queue.remove(item)
+                    self._queue.appendleft(item)
+                    return
 
     def stop(self) -> None:
         with self._wanted:
@@ -69,6 +68,7 @@ class ObjectLoader:
             self._wanted.notify_all()
 
     def _work(self) -> None:
+        done = []
         while True:
             with self._wanted:
                 while not self._queue and not self._stopped:
@@ -81,7 +81,16 @@ class ObjectLoader:
                 value = self._load(key, hint)
             except BaseException as e:  # handed to the waiting request, which maps it to errno
                 error = e
-            try:
-                self._token.run_sync_soon(self._deliver, key, value, error)
-            except trio.RunFinishedError:
-                return
+            done.append((key, value, error))
+            with self._wanted:
+                # A request may have started waiting for any result held back so far.
+                urgent = any(k in self._urgent for k, _, _ in done)
+                idle = not self._queue
+                if urgent or idle or len(done) >= DELIVERY_BATCH:
+                    self._urgent.difference_update(k for k, _, _ in done)
+            if urgent or idle or len(done) >= DELIVERY_BATCH:
+                try:
+                    self._token.run_sync_soon(self._deliver, done)
+                except trio.RunFinishedError:
+                    return
+                done = []
