@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import subprocess
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,3 +363,231 @@ def midx_loaded(store) -> bool:
     would pass just as well if odb never loaded any midx.
     """
     return store._dirs[0].packs._snap.midx is not None
+
+
+# ---- the damage matrix: multi-pack-index cases that must make odb ignore the midx -----------------
+
+
+def _bad_signature(m: Midx):
+    m.magic = b"MIDY"
+
+
+def _bad_version(m: Midx):
+    m.version = 3
+
+
+def _version_zero(m: Midx):
+    m.version = 0
+
+
+def _bad_hash_version(m: Midx):
+    m.hash_version = 2
+
+
+def _count_too_small(m: Midx):
+    return {"n_chunks": len(m.chunks) - 1}
+
+
+def _count_too_large(m: Midx):
+    return {"n_chunks": len(m.chunks) + 1}
+
+
+def _count_zero(m: Midx):
+    return {"n_chunks": 0}
+
+
+def _misaligned_offset(m: Midx):
+    toc = m.toc()
+    toc[1] = (toc[1][0], toc[1][1] + 2)
+    return {"toc": toc}
+
+
+def _decreasing_offset(m: Midx):
+    toc = m.toc()
+    toc[1], toc[2] = (toc[1][0], toc[2][1]), (toc[2][0], toc[1][1])
+    return {"toc": toc}
+
+
+def _offset_past_trailer(m: Midx):
+    toc = m.toc()
+    toc[-1] = (toc[-1][0], toc[-1][1] + 4)
+    return {"toc": toc}
+
+
+def _zero_id_before_end(m: Midx):
+    toc = m.toc()
+    toc[1] = (b"\0\0\0\0", toc[1][1])
+    return {"toc": toc}
+
+
+def _duplicate_chunk(m: Midx):
+    m.chunks.append([b"OIDF", m.chunk(b"OIDF")])
+
+
+def _missing_oidl(m: Midx):
+    m.drop_chunk(b"OIDL")
+
+
+def _oidf_wrong_size(m: Midx):
+    m.set_chunk(b"OIDF", m.chunk(b"OIDF")[:-4])
+
+
+def _oidf_too_long(m: Midx):
+    m.set_chunk(b"OIDF", m.chunk(b"OIDF") + m.chunk(b"OIDF")[-4:])
+
+
+def _oidl_wrong_size(m: Midx):
+    m.set_chunk(b"OIDL", m.chunk(b"OIDL")[:-20])
+
+
+def _ooff_wrong_size(m: Midx):
+    m.set_chunk(b"OOFF", m.chunk(b"OOFF")[:-8])
+
+
+def _decreasing_fanout(m: Midx):
+    fanout = list(struct.unpack(">256I", m.chunk(b"OIDF")))
+    k = next(i for i in range(1, 255) if fanout[i] > 0)
+    fanout[k] = fanout[k - 1] - 1 if fanout[k - 1] else 0
+    fanout[k + 1] = fanout[k] + 5 if fanout[k] == 0 else fanout[k + 1]
+    # Make sure it really decreases somewhere, whatever the fixture's ids look like.
+    fanout[200] = fanout[255] + 1 if fanout[199] > fanout[255] + 1 else fanout[199] + 1
+    fanout[201] = fanout[200] - 1
+    m.set_chunk(b"OIDF", struct.pack(">256I", *fanout))
+
+
+def _pnam_missing_nul(m: Midx):
+    data = m.chunk(b"PNAM").rstrip(b"\0")
+    m.set_chunk(b"PNAM", data + b"x" * (-len(data) % 4 or 4))
+
+
+def _pnam_out_of_order(m: Midx):
+    names = m.pack_names()
+    names[0], names[1] = names[1], names[0]
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _pnam_duplicate_name(m: Midx):
+    names = m.pack_names()
+    names[1] = names[0]
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _pnam_too_few_names(m: Midx):
+    m.n_packs += 1
+
+
+def _pnam_dot_dot(m: Midx):
+    names = m.pack_names()
+    names[0] = b"../" + names[0]
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _pnam_slash(m: Midx):
+    names = m.pack_names()
+    names[0] = b"/tmp/" + names[0]
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _pnam_backslash(m: Midx):
+    names = m.pack_names()
+    names[0] = b"..\\" + names[0]
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _pnam_not_idx(m: Midx):
+    names = m.pack_names()
+    names[-1] = names[-1][:-4] + b".pack"
+    m.set_chunk(b"PNAM", encode_pnam(names))
+
+
+def _incremental_base(m: Midx):
+    m.base_count = 1
+
+
+BAD_MIDX = {
+    "bad-signature": _bad_signature,
+    "bad-version": _bad_version,
+    "version-zero": _version_zero,
+    "bad-hash-version": _bad_hash_version,
+    "chunk-count-too-small": _count_too_small,
+    "chunk-count-too-large": _count_too_large,
+    "chunk-count-zero": _count_zero,
+    "misaligned-chunk-offset": _misaligned_offset,
+    "decreasing-chunk-offset": _decreasing_offset,
+    "chunk-past-trailer": _offset_past_trailer,
+    "zero-chunk-id-before-end": _zero_id_before_end,
+    "duplicate-chunk": _duplicate_chunk,
+    "missing-required-chunk": _missing_oidl,
+    "oidf-short": _oidf_wrong_size,
+    "oidf-long": _oidf_too_long,
+    "oidl-wrong-size": _oidl_wrong_size,
+    "ooff-wrong-size": _ooff_wrong_size,
+    "decreasing-fanout": _decreasing_fanout,
+    "pnam-missing-nul": _pnam_missing_nul,
+    "pnam-out-of-order-v1": _pnam_out_of_order,
+    "pnam-duplicate-name-v1": _pnam_duplicate_name,
+    "pnam-fewer-names-than-packs": _pnam_too_few_names,
+    "pnam-dot-dot": _pnam_dot_dot,
+    "pnam-slash": _pnam_slash,
+    "pnam-backslash": _pnam_backslash,
+    "pnam-not-an-idx": _pnam_not_idx,
+    "incremental-base-count": _incremental_base,
+}
+
+
+def damage_midx(objects_dir: Path, case: str) -> None:
+    """Applies BAD_MIDX[case] to the multi-pack-index of objects_dir."""
+    path = midx_path(objects_dir)
+    m = Midx.read(path)
+    kw = BAD_MIDX[case](m) or {}
+    m.write(path, **kw)
+
+
+# ---- which objects a damage reaches ---------------------------------------------------------------
+
+
+def delta_bases(git_dir: Path) -> dict[str, str]:
+    """delta id -> base id over every pack of a repository, as git verify-pack -v reports them."""
+    out = {}
+    for idx in sorted((Path(git_dir) / "objects" / "pack").glob("*.idx")):
+        text = subprocess.run(["git", "verify-pack", "-v", str(idx)], capture_output=True, text=True,
+                              check=True, env={**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null",
+                                               "GIT_CONFIG_NOSYSTEM": "1"}).stdout
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) == 7:
+                out[fields[0]] = fields[6]
+    return out
+
+
+def dependents(bases: dict[str, str], damaged: set[str]) -> set[str]:
+    """The damaged ids and every object whose delta chain passes through one of them."""
+    out = set(damaged)
+    for oid in bases:
+        chain, cur = [], oid
+        while cur in bases and cur not in out and len(chain) < 10_000:
+            chain.append(cur)
+            cur = bases[cur]
+        if cur in out:
+            out.update(chain)
+    return out
+
+
+def midx_packs(objects_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(.pack paths the midx names, .pack paths outside it)."""
+    named = {n.decode()[:-4] + ".pack" for n in Midx.read(midx_path(objects_dir)).pack_names()}
+    packs = sorted((Path(objects_dir) / "pack").glob("*.pack"))
+    return [p for p in packs if p.name in named], [p for p in packs if p.name not in named]
+
+
+def ids_in(pack: Path) -> set[str]:
+    return set(pack_entries(pack.with_suffix(".idx")))
+
+
+def entry_of(pack: Path, want) -> tuple[str, int, int]:
+    """(id, start, end) of the first entry of pack for which want(id) holds."""
+    spans = entry_spans(pack.with_suffix(".idx"), pack.stat().st_size)
+    for oid, (start, end) in sorted(spans.items(), key=lambda kv: kv[1]):
+        if want(oid):
+            return oid, start, end
+    raise LookupError(f"no such entry in {pack.name}")

@@ -25,14 +25,7 @@ def truth(fixture_repo) -> dict[str, tuple[str, bytes]]:
 @pytest.fixture(scope="module")
 def bases(fixture_repo) -> dict[str, str]:
     """delta id -> base id over every pack of the pristine fixture (git verify-pack -v)."""
-    repo = fixture_repo("midx")
-    out = {}
-    for idx in sorted((repo.objects_dir / "pack").glob("*.idx")):
-        for line in repo.git.run("verify-pack", "-v", str(idx)).splitlines():
-            fields = line.split()
-            if len(fields) == 7:
-                out[fields[0]] = fields[6]
-    return out
+    return damage.delta_bases(fixture_repo("midx").git_dir)
 
 
 @pytest.fixture
@@ -42,27 +35,10 @@ def repo(repo_copy):
 
 
 def midx_packs(repo) -> tuple[list[Path], list[Path]]:
-    """(.pack paths the midx names, .pack paths outside it)."""
-    named = {n.decode()[:-4] + ".pack" for n in Midx.read(damage.midx_path(repo.objects_dir)).pack_names()}
-    packs = sorted((repo.objects_dir / "pack").glob("*.pack"))
-    return [p for p in packs if p.name in named], [p for p in packs if p.name not in named]
+    return damage.midx_packs(repo.objects_dir)
 
 
-def ids_in(pack: Path) -> set[str]:
-    return set(damage.pack_entries(pack.with_suffix(".idx")))
-
-
-def dependents(bases: dict[str, str], damaged: set[str]) -> set[str]:
-    """The damaged ids and every object whose delta chain passes through one of them."""
-    out = set(damaged)
-    for oid in bases:
-        chain, cur = [], oid
-        while cur in bases and cur not in out and len(chain) < 10_000:
-            chain.append(cur)
-            cur = bases[cur]
-        if cur in out:
-            out.update(chain)
-    return out
+ids_in = damage.ids_in
 
 
 def check_store(store, truth, *, broken=frozenset(), gone=frozenset(), extra=frozenset()):
@@ -92,183 +68,9 @@ def warned(caplog, text: str) -> bool:
 # ---- a bad multi-pack-index is ignored -----------------------------------------------------------
 
 
-def _bad_signature(m: Midx):
-    m.magic = b"MIDY"
-
-
-def _bad_version(m: Midx):
-    m.version = 3
-
-
-def _version_zero(m: Midx):
-    m.version = 0
-
-
-def _bad_hash_version(m: Midx):
-    m.hash_version = 2
-
-
-def _count_too_small(m: Midx):
-    return {"n_chunks": len(m.chunks) - 1}
-
-
-def _count_too_large(m: Midx):
-    return {"n_chunks": len(m.chunks) + 1}
-
-
-def _count_zero(m: Midx):
-    return {"n_chunks": 0}
-
-
-def _misaligned_offset(m: Midx):
-    toc = m.toc()
-    toc[1] = (toc[1][0], toc[1][1] + 2)
-    return {"toc": toc}
-
-
-def _decreasing_offset(m: Midx):
-    toc = m.toc()
-    toc[1], toc[2] = (toc[1][0], toc[2][1]), (toc[2][0], toc[1][1])
-    return {"toc": toc}
-
-
-def _offset_past_trailer(m: Midx):
-    toc = m.toc()
-    toc[-1] = (toc[-1][0], toc[-1][1] + 4)
-    return {"toc": toc}
-
-
-def _zero_id_before_end(m: Midx):
-    toc = m.toc()
-    toc[1] = (b"\0\0\0\0", toc[1][1])
-    return {"toc": toc}
-
-
-def _duplicate_chunk(m: Midx):
-    m.chunks.append([b"OIDF", m.chunk(b"OIDF")])
-
-
-def _missing_oidl(m: Midx):
-    m.drop_chunk(b"OIDL")
-
-
-def _oidf_wrong_size(m: Midx):
-    m.set_chunk(b"OIDF", m.chunk(b"OIDF")[:-4])
-
-
-def _oidf_too_long(m: Midx):
-    m.set_chunk(b"OIDF", m.chunk(b"OIDF") + m.chunk(b"OIDF")[-4:])
-
-
-def _oidl_wrong_size(m: Midx):
-    m.set_chunk(b"OIDL", m.chunk(b"OIDL")[:-20])
-
-
-def _ooff_wrong_size(m: Midx):
-    m.set_chunk(b"OOFF", m.chunk(b"OOFF")[:-8])
-
-
-def _decreasing_fanout(m: Midx):
-    fanout = list(struct.unpack(">256I", m.chunk(b"OIDF")))
-    k = next(i for i in range(1, 255) if fanout[i] > 0)
-    fanout[k] = fanout[k - 1] - 1 if fanout[k - 1] else 0
-    fanout[k + 1] = fanout[k] + 5 if fanout[k] == 0 else fanout[k + 1]
-    # Make sure it really decreases somewhere, whatever the fixture's ids look like.
-    fanout[200] = fanout[255] + 1 if fanout[199] > fanout[255] + 1 else fanout[199] + 1
-    fanout[201] = fanout[200] - 1
-    m.set_chunk(b"OIDF", struct.pack(">256I", *fanout))
-
-
-def _pnam_missing_nul(m: Midx):
-    data = m.chunk(b"PNAM").rstrip(b"\0")
-    m.set_chunk(b"PNAM", data + b"x" * (-len(data) % 4 or 4))
-
-
-def _pnam_out_of_order(m: Midx):
-    names = m.pack_names()
-    names[0], names[1] = names[1], names[0]
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _pnam_duplicate_name(m: Midx):
-    names = m.pack_names()
-    names[1] = names[0]
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _pnam_too_few_names(m: Midx):
-    m.n_packs += 1
-
-
-def _pnam_dot_dot(m: Midx):
-    names = m.pack_names()
-    names[0] = b"../" + names[0]
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _pnam_slash(m: Midx):
-    names = m.pack_names()
-    names[0] = b"/tmp/" + names[0]
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _pnam_backslash(m: Midx):
-    names = m.pack_names()
-    names[0] = b"..\\" + names[0]
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _pnam_not_idx(m: Midx):
-    names = m.pack_names()
-    names[-1] = names[-1][:-4] + b".pack"
-    m.set_chunk(b"PNAM", damage.encode_pnam(names))
-
-
-def _incremental_base(m: Midx):
-    m.base_count = 1
-
-
-BAD_MIDX = {
-    "bad-signature": _bad_signature,
-    "bad-version": _bad_version,
-    "version-zero": _version_zero,
-    "bad-hash-version": _bad_hash_version,
-    "chunk-count-too-small": _count_too_small,
-    "chunk-count-too-large": _count_too_large,
-    "chunk-count-zero": _count_zero,
-    "misaligned-chunk-offset": _misaligned_offset,
-    "decreasing-chunk-offset": _decreasing_offset,
-    "chunk-past-trailer": _offset_past_trailer,
-    "zero-chunk-id-before-end": _zero_id_before_end,
-    "duplicate-chunk": _duplicate_chunk,
-    "missing-required-chunk": _missing_oidl,
-    "oidf-short": _oidf_wrong_size,
-    "oidf-long": _oidf_too_long,
-    "oidl-wrong-size": _oidl_wrong_size,
-    "ooff-wrong-size": _ooff_wrong_size,
-    "decreasing-fanout": _decreasing_fanout,
-    "pnam-missing-nul": _pnam_missing_nul,
-    "pnam-out-of-order-v1": _pnam_out_of_order,
-    "pnam-duplicate-name-v1": _pnam_duplicate_name,
-    "pnam-fewer-names-than-packs": _pnam_too_few_names,
-    "pnam-dot-dot": _pnam_dot_dot,
-    "pnam-slash": _pnam_slash,
-    "pnam-backslash": _pnam_backslash,
-    "pnam-not-an-idx": _pnam_not_idx,
-    "incremental-base-count": _incremental_base,
-}
-
-
-def damage_midx(repo, case: str) -> None:
-    path = damage.midx_path(repo.objects_dir)
-    m = Midx.read(path)
-    kw = BAD_MIDX[case](m) or {}
-    m.write(path, **kw)
-
-
-@pytest.mark.parametrize("case", sorted(BAD_MIDX))
+@pytest.mark.parametrize("case", sorted(damage.BAD_MIDX))
 def test_bad_midx_is_ignored(repo, truth, case, caplog):
-    damage_midx(repo, case)
+    damage.damage_midx(repo.objects_dir, case)
     with odb.open(repo.path) as store:
         assert not damage.midx_loaded(store)
         assert warned(caplog, "multi-pack-index")
@@ -296,7 +98,7 @@ def test_pristine_midx_is_used(repo, truth, caplog):
 def test_midx_damaged_after_load_falls_back_on_refresh(repo, truth, caplog):
     with odb.open(repo.path) as store:
         assert damage.midx_loaded(store)
-        damage_midx(repo, "decreasing-fanout")
+        damage.damage_midx(repo.objects_dir, "decreasing-fanout")
         assert store.refresh()
         assert not damage.midx_loaded(store)
         check_store(store, truth)
@@ -512,15 +314,6 @@ def test_idx_with_decreasing_fanout_skips_that_pack(repo, truth, caplog):
 # ---- flipped bytes inside objects -----------------------------------------------------------------
 
 
-def _entry_of(pack: Path, want) -> tuple[str, int, int]:
-    """(id, start, end) of the first entry of pack for which want(id) holds."""
-    spans = damage.entry_spans(pack.with_suffix(".idx"), pack.stat().st_size)
-    for oid, (start, end) in sorted(spans.items(), key=lambda kv: kv[1]):
-        if want(oid):
-            return oid, start, end
-    raise LookupError(f"no such entry in {pack.name}")
-
-
 @pytest.mark.parametrize("where", ["outside-midx", "under-midx"])
 @pytest.mark.parametrize("what", ["delta-base", "delta", "plain"])
 def test_flipped_byte_in_a_packed_object(repo, truth, bases, where, what):
@@ -532,9 +325,9 @@ def test_flipped_byte_in_a_packed_object(repo, truth, bases, where, what):
         "delta": lambda o: o in bases,
         "plain": lambda o: o not in bases and o not in based_on,
     }[what]
-    oid, start, end = _entry_of(pack, want)
+    oid, start, end = damage.entry_of(pack, want)
     damage.flip(pack, (start + end) // 2 + 1, 0x10)  # inside the compressed data
-    broken = dependents(bases, {oid})
+    broken = damage.dependents(bases, {oid})
     assert oid in broken and (what != "delta-base" or len(broken) > 1)
     with odb.open(repo.path) as store:
         check_store(store, truth, broken=broken)
@@ -550,17 +343,17 @@ def test_flipped_byte_in_every_entry_of_a_pack(repo, truth, bases):
         data[end - 3] ^= 0x01  # in the adler32 or the last deflate bytes of each entry
     damage.replace(pack, bytes(data))
     with odb.open(repo.path) as store:
-        check_store(store, truth, broken=dependents(bases, set(spans)))
+        check_store(store, truth, broken=damage.dependents(bases, set(spans)))
 
 
 def test_good_copy_elsewhere_is_served_when_one_copy_is_damaged(repo, truth, bases):
     named, _ = midx_packs(repo)
-    oid, start, end = _entry_of(named[0], lambda o: o not in bases and truth[o][0] == "blob")
+    oid, start, end = damage.entry_of(named[0], lambda o: o not in bases and truth[o][0] == "blob")
     damage.flip(named[0], (start + end) // 2, 0x20)
     kind, data = truth[oid]
     damage.write_loose(repo.objects_dir, oid, b"%s %d\0" % (kind.encode(), len(data)) + data)
     with odb.open(repo.path) as store:
-        check_store(store, truth, broken=dependents(bases, {oid}) - {oid})
+        check_store(store, truth, broken=damage.dependents(bases, {oid}) - {oid})
 
 
 @pytest.mark.parametrize("offset", [0, 2, "middle", -4, -1])
