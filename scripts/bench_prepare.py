@@ -1,9 +1,9 @@
 """Benchmark repository preparation: a bare copy split into several packs under one multi-pack-index.
 
-The reference repository was made with
-    scripts/bench --prepare /work/.mirror/git+git/repo --ref refs/tags/v2.55.0 \
-        --max-pack-size 85m /work/bench/git-400k.git
-which runs exactly the git commands printed below (402,064 objects in 5 packs + midx).
+The reference repository (git's own history at v2.55.0: 402,064 objects, 5 packs + midx) is
+    scripts/bench --prepare /work/.mirror/git+git/repo --ref v2.55.0 --max-pack-size 85m \
+        --only prepare /work/bench/git-400k.git
+which prints each git command it runs (init --bare, fetch of the one ref, repack, midx write).
 """
 
 import os
