@@ -63,7 +63,7 @@ class StreamedObject:
 
     def _trim(self, off: int) -> None:
         # Keep up to STREAM_WINDOW bytes before the current read offset.
-        excess = off - self._window_start - STREAM_WINDOW
+        excess = min(off - self._window_start - STREAM_WINDOW, len(self._window))
         if excess > 0:
             del self._window[:excess]
             self._window_start += excess
