@@ -264,3 +264,31 @@ def test_big_blobs_streamed_with_a_small_cache(fixtures_root, mount):
                 assert os.pread(f.fileno(), n, off) == data[off:off + n]
             assert os.pread(f.fileno(), 10, len(data)) == b""
         assert path.read_bytes() == data
+
+
+def swap_loose_object(git, victim: str, donor: str) -> None:
+    """Makes the loose file of victim hold donor's (valid, but wrong) object."""
+    objects = git.git_dir / "objects"
+    path = objects / victim[:2] / victim[2:]
+    path.chmod(0o644)
+    path.write_bytes((objects / donor[:2] / donor[2:]).read_bytes())
+
+
+def test_verify_refuses_an_object_whose_bytes_do_not_hash_to_its_id(repo_copy, mount):
+    repo = repo_copy("loose")
+    git = repo.git
+    blobs = sorted(oid for oid, (kind, _) in git.objects().items() if kind == "blob")
+    victim, donor = blobs[0], blobs[1]
+    donor_data = git.read(donor)[1]
+    swap_loose_object(git, victim, donor)
+
+    plain = mount(repo.path)
+    # Without --verify the damage is invisible (git itself would serve these bytes too).
+    assert (plain.path / victim[:2] / victim[2:]).read_bytes() == donor_data
+
+    checked = mount(repo.path, "--verify")
+    with pytest.raises(OSError) as e:
+        (checked.path / victim[:2] / victim[2:]).read_bytes()
+    assert e.value.errno == errno.EIO
+    assert victim in checked.log()
+    assert (checked.path / donor[:2] / donor[2:]).read_bytes() == donor_data
