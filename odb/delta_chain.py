@@ -12,6 +12,9 @@ from .pack import OFS_DELTA, Pack
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
 DELTA_HEADER_BYTES = 20  # two varints of at most 10 bytes each
+# git never deltifies a file above core.bigFileThreshold (512 MiB by default), so a
+# delta claiming more than this is hostile: a few KB of 16 MiB copies can claim 100 GB.
+MAX_DELTA_RESULT = 1 << 30
 # The most output one delta byte can make: a copy opcode with one size byte (0x80|0x40, n)
 # copies n << 16 bytes, so 2 bytes make at most 0xff0000.
 MAX_DELTA_EXPANSION = 0xFF0000 // 2
@@ -80,7 +83,12 @@ class ChainReader:
         for k in range(last, -1, -1):
             pack, entry = steps[k]
             try:
-                data = delta.apply_delta(data, pack.inflate(entry))
+                instructions = pack.inflate(entry)
+                result_size = delta.read_sizes(instructions)[1]
+                if result_size > MAX_DELTA_RESULT:
+                    raise delta.DeltaError(
+                        f"delta result of {result_size} bytes is over the {MAX_DELTA_RESULT >> 20} MiB limit")
+                data = delta.apply_delta(data, instructions)
             except delta.DeltaError as e:
                 raise CorruptObject(pack.pack_path, entry.offset, f"bad delta: {e}") from None
             if k:  # intermediate results are bases of what follows; keep them

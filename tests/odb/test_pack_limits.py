@@ -34,3 +34,28 @@ def test_mapped_packs_are_bounded_and_reads_stay_exact(tmp_path, monkeypatch):
         for oid, data in ids:
             assert store.read(oid) == ("blob", data)
             assert len(backend._mapped) <= 4
+
+
+def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, tmp_path):
+    """A real delta whose result is above the cap is CorruptObject, not a huge allocation."""
+    import odb.delta_chain
+
+    monkeypatch.setattr(odb.delta_chain, "MAX_DELTA_RESULT", 64)
+    repo, _ = _repo_with_packs(tmp_path, 1)
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    base = b"".join(b"line %d\n" % k for k in range(400))
+    target = base + b"one more line\n"
+    ids = [subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=d,
+                          capture_output=True, check=True, env=env).stdout.strip() for d in (base, target)]
+    subprocess.run(["git", "-C", str(repo), "pack-objects", "-q", str(repo / "objects/pack/pack")],
+                   input=b"\n".join(ids) + b"\n", capture_output=True, check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "prune-packed"], check=True, env=env)
+    store = odb.open(repo)
+    deltas = [i.decode() for i in ids if store.locate(i.decode()).delta_base]
+    assert deltas, "git stored neither object as a delta"
+    try:
+        store.read(deltas[0])
+    except odb.CorruptObject as e:
+        assert "limit" in str(e)
+    else:
+        raise AssertionError("an over-limit delta result was served")
