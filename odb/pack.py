@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import threading
@@ -20,6 +21,10 @@ REF_DELTA = 7
 # memory bounded by what is on disk, never by what a header says.
 MAX_INFLATE_RATIO = 1032
 STREAM_CHUNK = 1 << 20
+# A stream hands back the pages of the pack it has read past every this many
+# bytes: otherwise reading a huge blob leaves the whole mapping resident and
+# counted in this process's RSS.
+STREAM_RELEASE = 32 << 20
 
 
 class Entry(NamedTuple):
@@ -235,11 +240,22 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         return out
 
+    def _release_pages(self, start: int, stop: int) -> int:
+        """Drops this process's mapping of whole pages in [start, stop); they re-fault from the page cache."""
+        buf = self._buf
+        if isinstance(buf, mmap.mmap):
+            lo = start - start % mmap.PAGESIZE
+            hi = stop - stop % mmap.PAGESIZE
+            if hi > lo:
+                buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        return stop
+
     def iter_inflate(self, entry: Entry):
         """Yields the entry's data in pieces, for streaming big blobs without holding them."""
         view, size, pos, end = self.view, entry.size, entry.data_offset, self._data_end
         d = zlib.decompressobj()
         have = 0
+        released = pos
         try:
             while not d.eof:
                 if d.unconsumed_tail:
@@ -248,6 +264,8 @@ class Pack:
                     stop = min(end, pos + (STREAM_CHUNK >> 2))
                     chunk = d.decompress(view[pos:stop], STREAM_CHUNK)
                     pos = stop
+                    if pos - released >= STREAM_RELEASE:
+                        released = self._release_pages(released, pos)
                 else:
                     break
                 have += len(chunk)
