@@ -65,6 +65,7 @@ class Run:
     lines: int | None
     stderr: str
     max_rss: int  # bytes, from the kernel's accounting of the finished process
+    cpu: float  # user + system seconds of the process
 
 
 def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
@@ -84,7 +85,8 @@ def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
         _, wait_status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
-        return Run(seconds, proc.returncode, lines, err.decode(errors="replace"), usage.ru_maxrss * 1024)
+        return Run(seconds, proc.returncode, lines, err.decode(errors="replace"), usage.ru_maxrss * 1024,
+                   usage.ru_utime + usage.ru_stime)
     finally:
         if stdin_path:
             stdin.close()

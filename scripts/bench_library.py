@@ -15,15 +15,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def best_of(repeat, run):
-    """Call run() `repeat` times; return (best seconds, last result)."""
-    best, result = None, None
+    """Call run() `repeat` times; return (best wall seconds, best CPU seconds, last result)."""
+    best = best_cpu = result = None
     for _ in range(repeat):
         gc.collect()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = run()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         best = elapsed if best is None else min(best, elapsed)
-    return best, result
+        best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+    return best, best_cpu, result
 
 
 class OdbBackend:
@@ -130,7 +131,7 @@ def measure(backend_name, repo, ids_file, repeat, tasks):
     first = time.perf_counter()
     backend.open()
     result["open_first_s"] = time.perf_counter() - first
-    result["open_s"], _ = best_of(repeat, backend.open)
+    result["open_s"], _, _ = best_of(repeat, backend.open)
 
     if "read" in tasks:
         # A fresh handle per run, so each run starts with an empty delta-base cache.
@@ -138,14 +139,16 @@ def measure(backend_name, repo, ids_file, repeat, tasks):
             backend.open()
             return backend.read_all(ids)
 
-        result["read_s"], (result["read_objects"], result["read_bytes"]) = best_of(repeat, read_run)
+        result["read_s"], result["read_cpu_s"], (result["read_objects"], result["read_bytes"]) = best_of(
+            repeat, read_run
+        )
 
     if "header" in tasks and backend.header_all is not None:
         def header_run():
             backend.open()
             return backend.header_all()
 
-        result["header_s"], (result["header_objects"], result["header_bytes"]) = best_of(
+        result["header_s"], result["header_cpu_s"], (result["header_objects"], result["header_bytes"]) = best_of(
             repeat, header_run
         )
     if hasattr(backend, "close"):

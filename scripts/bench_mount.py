@@ -49,6 +49,16 @@ def find_daemon(mountpoint):
     return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds pid has used so far (all its threads), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_status(pid):
     """VmHWM, RssAnon and RssFile of pid in bytes (missing ones absent)."""
     found = {}
@@ -125,6 +135,9 @@ class FreshMount:
         self._watch = MemoryWatch(self.pid) if self.pid else None
         return self
 
+    def cpu(self):
+        return cpu_seconds(self.pid) if self.pid else None
+
     def peak_memory(self):
         """Peak memory of the daemon since it started (see MemoryWatch), or None."""
         return self._watch.stop() if self._watch else None
@@ -171,13 +184,22 @@ def _is_zombie(pid):
         return True
 
 
+def through_mount(mount, run_command):
+    """(Run, CPU seconds of the command and the daemon together) for one command on the mount."""
+    before = mount.cpu()
+    run = run_command()
+    after = mount.cpu()
+    cpu = run.cpu + (after - before) if before is not None and after is not None else None
+    return run, cpu
+
+
 def grep_buckets(mount, buckets, pattern):
-    """Time `grep -r -F pattern` over the given bucket directories; (seconds, error line or None)."""
+    """`grep -r -F pattern` over the given bucket directories: (Run, cpu, error line or None)."""
     cmd = ["grep", "-r", "-F", "-e", pattern] + [os.path.join(mount.mountpoint, b) for b in buckets]
     env = dict(os.environ, LC_ALL="C")  # byte semantics: no UTF-8 decoding cost in grep itself
-    run = timed_stream(cmd, env=env)
+    run, cpu = through_mount(mount, lambda: timed_stream(cmd, env=env))
     # grep exits 1 when nothing matched, 2 on an error (for example EIO from the mount).
-    return run.seconds, (first_line(run.stderr, "grep failed") if run.status > 1 else None)
+    return run, cpu, (first_line(run.stderr, "grep failed") if run.status > 1 else None)
 
 
 def count_files(mount, buckets):
@@ -187,7 +209,7 @@ def count_files(mount, buckets):
 
 
 def find_larger_than_1k(mount):
-    """Time `find MNT -type f -size +1k`; (seconds, matches, error line or None)."""
+    """`find MNT -type f -size +1k`: (Run with the match count in .lines, cpu, error line or None)."""
     cmd = ["find", mount.mountpoint, "-type", "f", "-size", "+1k"]
-    run = timed_stream(cmd, count_lines=True)
-    return run.seconds, run.lines, (first_line(run.stderr, "find failed") if run.status != 0 else None)
+    run, cpu = through_mount(mount, lambda: timed_stream(cmd, count_lines=True))
+    return run, cpu, (first_line(run.stderr, "find failed") if run.status != 0 else None)
