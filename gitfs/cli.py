@@ -287,9 +287,9 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> 
     except RuntimeError:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise UsageError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
-    log.info("mounted %s on %s", options_fsname(options), mountpoint)
     if ready is not None:
         ready()
+    log.info("mounted %s on %s", options_fsname(options), mountpoint)
     try:
         trio.run(run_until_stopped)
     except BaseException:

@@ -213,7 +213,7 @@ class GitOperations(pyfuse3.Operations):
 
     def _snapshot_root(self) -> tuple[bool, list[int]]:
         changed = self.store.refresh()
-        return changed, [b for b in range(256) if self.store.iter_bucket(b)]
+        return changed, sorted(self.store.nonempty_buckets())
 
     def _snapshot_bucket(self, bucket: int) -> tuple[bool, list[str]]:
         changed = self.store.refresh()

@@ -127,6 +127,9 @@ class FakeStore:
         hi = bisect.bisect_left(self._ids, "%02x" % (bucket + 1)) if bucket < 255 else len(self._ids)
         return self._ids[lo:hi]
 
+    def nonempty_buckets(self) -> list[int]:
+        return sorted({int(h[:2], 16) for h in self._ids})
+
     def __iter__(self):
         return iter(list(self._ids))
 
