@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Callable, NamedTuple
 
 from . import delta
@@ -55,7 +56,7 @@ class ChainReader:
             if pack is None:
                 hit = loc.source.loose.read(loc.raw)
                 if hit is None:
-                    raise CorruptObject(loc.source.loose.path(loc.raw), None, "delta base vanished")
+                    raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(loc.raw))
                 return hit
             key = (pack, loc.offset)
             if steps:
@@ -101,7 +102,7 @@ class ChainReader:
         if pack is None:
             hit = loc.source.loose.read_header(loc.raw)
             if hit is None:
-                raise CorruptObject(loc.source.loose.path(loc.raw), None, "object vanished")
+                raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(loc.raw))
             return hit
         entry = pack.entry(loc.offset)
         if entry.type < OFS_DELTA:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import Iterator, NamedTuple
@@ -160,9 +161,22 @@ class Store:
         if loc is None:
             raise ObjectNotFound(raw.hex())
         first_error = None
+        retried = False
         while loc is not None:
             try:
                 return action(raw, loc)
+            except FileNotFoundError:
+                # git repacked or pruned between the lookup and the read: look again, once.
+                # Another thread may have refreshed already, so retry whatever refresh says.
+                if retried:
+                    raise ObjectNotFound(raw.hex()) from None
+                retried = True
+                self.refresh()
+                locs = self._locations(raw)
+                loc = next(locs, None)
+                if loc is None:
+                    raise ObjectNotFound(raw.hex()) from None
+                continue
             except (CorruptObject, OSError, ValueError) as e:
                 error = e if isinstance(e, CorruptObject) else CorruptObject(self._where(loc), loc.offset, str(e))
                 if error.oid is None:
@@ -216,7 +230,10 @@ class Store:
         kind, size = self._header_at(loc)
         if size >= STREAM_THRESHOLD and not self.verify:
             if loc.pack is None:
-                code, size, chunks = loc.source.loose.iter_read(raw)
+                opened = loc.source.loose.iter_read(raw)
+                if opened is None:
+                    raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(raw))
+                code, size, chunks = opened
                 return ObjectStream(KINDS[code], size, chunks)
             entry = loc.pack.entry(loc.offset)
             if entry.type < 6:
