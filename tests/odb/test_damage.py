@@ -433,3 +433,60 @@ def test_unreadable_midx_pack_falls_through(repo, truth):
     victim.mkdir()
     with odb.open(repo.path) as store:
         check_store(store, truth, gone=gone)
+
+
+# ---- git moves an object between the lookup and the read -------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["read", "read_header", "open_stream", "locate"])
+def test_loose_object_packed_between_lookup_and_read(repo_copy, call):
+    """git repack + prune-packed right after odb found the loose file: the read looks again."""
+    # open_stream streams only big objects: bigblob has a multi-MB loose blob.
+    repo = repo_copy("bigblob" if call == "open_stream" else "loose")
+    oid = max(repo.git.loose_ids(), key=lambda o: damage.loose_path(repo.objects_dir, o).stat().st_size)
+    want = repo.git.read(oid)
+    with odb.open(repo.path) as store:
+        loose = store._dirs[0].loose
+        method = {"read": "read", "read_header": "read_header", "open_stream": "iter_read",
+                  "locate": "read_header"}[call]
+        real = getattr(loose, method)
+        raced = []
+
+        def racing(raw):
+            setattr(loose, method, real)
+            repo.git.run("repack", "-q", "-d")
+            repo.git.run("prune-packed")
+            assert not damage.loose_path(repo.objects_dir, oid).exists()
+            raced.append(raw)
+            return real(raw)
+
+        setattr(loose, method, racing)
+        result = getattr(store, call)(oid)
+        assert raced, "the race was not exercised"
+        if call == "read":
+            assert result == want
+        elif call == "open_stream":
+            assert result.read() == want[1]
+        elif call == "read_header":
+            assert result == (want[0], len(want[1]))
+        else:
+            assert result.source.endswith(".pack")
+
+
+def test_pack_deleted_between_lookup_and_read(repo_copy):
+    """repack -ad replaced the pack the lookup chose, before it was first opened."""
+    repo = repo_copy("idx-v2")
+    oid = repo.git.ids()[0]
+    want = repo.git.read(oid)
+    with odb.open(repo.path) as store:
+        backend = store._dirs[0].packs
+        real = backend.find
+
+        def racing(raw):
+            backend.find = real
+            found = real(raw)
+            repo.git.run("repack", "-q", "-a", "-d", "-f", "--window=0")
+            return found
+
+        backend.find = racing
+        assert store.read(oid) == want
