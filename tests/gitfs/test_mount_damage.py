@@ -252,3 +252,20 @@ def test_verify_answers_eio_on_a_hash_mismatch(repo_copy, mount):
 
 def test_verify_serves_intact_objects(repo, truth, mount):
     walk(mount(repo.path, "--verify"), truth)
+
+
+# ---- alternates that loop or point at nonsense ----------------------------------------------------
+
+
+def test_alternates_that_loop_and_point_at_nonsense(repo_copy, mount):
+    repo = repo_copy("alt-relative")  # comes with its own copy of alt-base
+    base_objects = repo.path.parent / "alt-base" / ".git" / "objects"
+    ids = repo.git.ids()
+    with open(base_objects / "info" / "alternates", "a") as f:
+        f.write(f"{repo.objects_dir}\n")  # alt-base -> alt-relative -> alt-base ...
+    with open(repo.objects_dir / "info" / "alternates", "a") as f:
+        f.write("/nonexistent/objects\n/etc/passwd\n../../../../../../..\n")
+    m = mount(repo.path)
+    assert listing(m.path) == set(ids)
+    for oid, kind, data in repo.git.contents(ids):
+        assert (m.path / oid[:2] / oid[2:]).read_bytes() == data
