@@ -32,6 +32,26 @@ def repo(repo_copy):
     return repo_copy("midx")
 
 
+def mount_pid(mnt: Path) -> int:
+    """The process serving the mount at mnt (its command line names the mountpoint)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(mnt).encode() in argv and b"gitfs" in b" ".join(argv):
+                return int(entry)
+    raise LookupError(f"no process serves {mnt}")
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("no VmHWM")
+
+
 def listing(mnt: Path) -> set[str]:
     return {b + n for b in os.listdir(mnt) for n in os.listdir(mnt / b)}
 
@@ -220,6 +240,8 @@ def test_hostile_objects_give_eio_quickly_and_the_rest_reads(repo_copy, mount):
         assert oid in m.log(), name
     assert mounted(m.path)
     assert (m.path / ids["good"][:2] / ids["good"][2:]).read_bytes() == b"a good object among hostile ones\n"
+    # The 64 MiB bomb and the terabyte claim must not have been inflated or allocated.
+    assert peak_rss(mount_pid(m.path)) < 200 << 20
 
 
 # ---- --verify -------------------------------------------------------------------------------------
@@ -269,3 +291,23 @@ def test_alternates_that_loop_and_point_at_nonsense(repo_copy, mount):
     assert listing(m.path) == set(ids)
     for oid, kind, data in repo.git.contents(ids):
         assert (m.path / oid[:2] / oid[2:]).read_bytes() == data
+
+
+# ---- thousands of packs ---------------------------------------------------------------------------
+
+
+def test_thousands_of_packs_keep_the_mount_descriptors_bounded(repo_copy, mount):
+    repo = repo_copy("empty")
+    blobs = {}
+    for k in range(1000):
+        data = b"object in pack %d\n" % k
+        p = PackBuilder()
+        _, oid = p.whole("blob", data)
+        p.write(repo.objects_dir / "pack")
+        blobs[oid.hex()] = data
+    m = mount(repo.path)
+    assert listing(m.path) == set(blobs)
+    for oid, data in blobs.items():
+        assert (m.path / oid[:2] / oid[2:]).read_bytes() == data
+    fds = len(os.listdir(f"/proc/{mount_pid(m.path)}/fd"))
+    assert fds < 100, f"the mount holds {fds} descriptors for 1000 packs"
