@@ -57,6 +57,9 @@ always set, so `mount` shows the repository as a fuse.gitfs filesystem.
 """
 
 
+GIL_SWITCH_INTERVAL = 0.001
+
+
 class UsageError(Exception):
     """A problem with what the user asked for, reported as one line."""
 
@@ -279,6 +282,10 @@ def report_failure(write_end: int, error: BaseException) -> None:
 
 def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> int:
     """Mounts, calls ready() once live, runs until unmounted or signalled."""
+    # The FUSE loop shares the GIL with loader threads running odb's Python
+    # code; with the default 5 ms hand-off a woken loop waits too long to
+    # answer the kernel.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     operations = GitOperations(store, cache_size=cache_size)
     # Signals that arrive before trio listens must wait, not kill us mid-mount.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -298,7 +305,8 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> 
         return 1
     pyfuse3.close(unmount=True)
     store.close()
-    log.info("unmounted %s", mountpoint)
+    log.info("unmounted %s (%s)", mountpoint,
+             ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import errno
 import logging
 import os
@@ -78,6 +79,7 @@ class GitOperations(pyfuse3.Operations):
         self._uid = os.getuid()
         self._gid = os.getgid()
         self._time_ns = time.time_ns()
+        self.stats: collections.Counter = collections.Counter()  # logged at unmount
 
     # -- helpers -----------------------------------------------------------
 
@@ -229,21 +231,26 @@ class GitOperations(pyfuse3.Operations):
                 if not pyfuse3.readdir_reply(token, name.encode(), attrs, i + 1):
                     return
             return
-        i = start_id
-        while i < len(listing.names):
-            if listing.attrs[i] is None:
+        # One attributes object serves every entry: readdir_reply copies it.
+        attrs = self._file_attrs(0, 0)
+        inode_for, remember, reply = self.inodes.inode_for, self.inodes.remember, pyfuse3.readdir_reply
+        sizes, oids, names = listing.attrs, listing.oids, listing.names
+        for i in range(start_id, len(names)):
+            if sizes[i] is None:
                 await self._in_thread(self._fill_sizes, listing, i)
-            attrs = listing.attrs[i]
-            oid = bytes.fromhex(listing.oids[i])
-            inode = self.inodes.inode_for(oid)
-            if isinstance(attrs, int):
-                attrs = self._file_attrs(inode, attrs)
+            size = sizes[i]
+            oid = bytes.fromhex(oids[i])
+            inode = inode_for(oid)
+            if isinstance(size, int):
+                attrs.st_ino = inode
+                attrs.st_size = size
+                attrs.st_blocks = (size + 511) >> 9
+                entry = attrs
             else:
-                attrs = self._broken_attrs(inode)
-            if not pyfuse3.readdir_reply(token, listing.names[i], attrs, i + 1):
+                entry = self._broken_attrs(inode)
+            if not reply(token, names[i], entry, i + 1):
                 return
-            self.inodes.remember(inode, oid)
-            i += 1
+            remember(inode, oid)
 
     def _listings_get(self, fh) -> _Listing:
         listing = self._handles.get(fh)
@@ -272,10 +279,12 @@ class GitOperations(pyfuse3.Operations):
         if flags & _WRITE_FLAGS:
             raise pyfuse3.FUSEError(errno.EROFS)
         oid = self._object_oid(inode)
+        self.stats["open"] += 1
         data = self.cache.peek(oid)
         listing, i = self._listing_position(oid)
         if data is None:
             size = listing.attrs[i] if listing is not None else None
+            self.stats["open_waited"] += 1
             data = await self.cache.get(oid, size if isinstance(size, int) else None)
         if listing is not None:
             self._read_ahead_after(listing, i)
