@@ -32,6 +32,7 @@ HEADER_BATCH = 128
 # gets the next ones inflated ahead of it, up to this many objects or bytes.
 READ_AHEAD_COUNT = 32
 READ_AHEAD_BYTES = 8 << 20
+LISTINGS_KEPT = 8
 BLOCK_SIZE = 128 * 1024
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
@@ -46,13 +47,14 @@ class _Listing:
     order a recursive reader will open the objects in, and their sizes.
     """
 
-    __slots__ = ("bucket", "names", "oids", "attrs", "last_opened", "ahead_until")
+    __slots__ = ("bucket", "names", "attrs", "last_opened", "ahead_until")
 
-    def __init__(self, bucket, names, oids=None):
+    def __init__(self, bucket, names):
         self.bucket = bucket  # None for the root
+        # The root: bucket names. A bucket: its sorted hex ids (the entry
+        # name is an id without its first two digits).
         self.names = names
-        self.oids = oids  # sorted hex ids
-        self.attrs = [None] * len(names) if oids is not None else None  # size or error
+        self.attrs = [None] * len(names) if bucket is not None else None  # size or error
         self.last_opened = -1
         self.ahead_until = 0
 
@@ -73,7 +75,9 @@ class GitOperations(pyfuse3.Operations):
         self.cache = ObjectCache(cache_size, self._load_whole, threads)
         self._handles: dict[int, object] = {}
         self._open_objects: dict[bytes, int] = {}  # oid -> open whole-object handles
-        self._latest_listing: dict[int, _Listing] = {}  # bucket -> its last listing
+        # bucket -> its last listing, for read-ahead; only the few buckets
+        # walked most recently, since a listing of a big bucket is big.
+        self._latest_listing: collections.OrderedDict[int, _Listing] = collections.OrderedDict()
         self._next_fh = 1
         self._nonempty_buckets: set[int] = set()
         self._uid = os.getuid()
@@ -206,8 +210,10 @@ class GitOperations(pyfuse3.Operations):
         self._store_changed(changed)
         if hex_ids:
             self._nonempty_buckets.add(bucket)
-        names = [h[2:].encode() for h in hex_ids]
-        listing = self._latest_listing[bucket] = _Listing(bucket, names, hex_ids)
+        listing = self._latest_listing[bucket] = _Listing(bucket, hex_ids)
+        self._latest_listing.move_to_end(bucket)
+        if len(self._latest_listing) > LISTINGS_KEPT:
+            self._latest_listing.popitem(last=False)
         return self._new_fh(listing)
 
     # Worker-thread halves of opendir: refresh notices new packs and pruned
@@ -234,8 +240,8 @@ class GitOperations(pyfuse3.Operations):
         # One attributes object serves every entry: readdir_reply copies it.
         attrs = self._file_attrs(0, 0)
         inode_for, remember, reply = self.inodes.inode_for, self.inodes.remember, pyfuse3.readdir_reply
-        sizes, oids, names = listing.attrs, listing.oids, listing.names
-        for i in range(start_id, len(names)):
+        sizes, oids = listing.attrs, listing.names
+        for i in range(start_id, len(oids)):
             if sizes[i] is None:
                 await self._in_thread(self._fill_sizes, listing, i)
             size = sizes[i]
@@ -248,7 +254,7 @@ class GitOperations(pyfuse3.Operations):
                 entry = attrs
             else:
                 entry = self._broken_attrs(inode)
-            if not reply(token, names[i], entry, i + 1):
+            if not reply(token, oids[i][2:].encode(), entry, i + 1):
                 return
             remember(inode, oid)
 
@@ -261,11 +267,11 @@ class GitOperations(pyfuse3.Operations):
     def _fill_sizes(self, listing: _Listing, start: int) -> None:
         """Worker thread: object sizes from headers for the next batch of entries."""
         read_header = self.store.read_header
-        for i in range(start, min(start + HEADER_BATCH, len(listing.oids))):
+        for i in range(start, min(start + HEADER_BATCH, len(listing.names))):
             try:
-                listing.attrs[i] = read_header(listing.oids[i])[1]
+                listing.attrs[i] = read_header(listing.names[i])[1]
             except odb.OdbError as e:
-                log.error("listing %s: %s", listing.oids[i], e)
+                log.error("listing %s: %s", listing.names[i], e)
                 listing.attrs[i] = e
 
     @fuse_errors
@@ -309,8 +315,8 @@ class GitOperations(pyfuse3.Operations):
         if listing is None:
             return None, 0
         hex_id = oid.hex()
-        i = bisect.bisect_left(listing.oids, hex_id)
-        if i == len(listing.oids) or listing.oids[i] != hex_id:
+        i = bisect.bisect_left(listing.names, hex_id)
+        if i == len(listing.names) or listing.names[i] != hex_id:
             return None, 0
         return listing, i
 
@@ -321,7 +327,7 @@ class GitOperations(pyfuse3.Operations):
         if not 0 < i - previous <= 2 or listing.ahead_until > i + READ_AHEAD_COUNT // 2:
             return
         start = max(i + 1, listing.ahead_until)
-        stop = min(len(listing.oids), i + 1 + READ_AHEAD_COUNT)
+        stop = min(len(listing.names), i + 1 + READ_AHEAD_COUNT)
         items, budget = [], READ_AHEAD_BYTES
         for j in range(start, stop):
             size = listing.attrs[j]
@@ -331,7 +337,7 @@ class GitOperations(pyfuse3.Operations):
             if budget < 0:
                 stop = j
                 break
-            items.append((bytes.fromhex(listing.oids[j]), size))
+            items.append((bytes.fromhex(listing.names[j]), size))
         listing.ahead_until = stop
         self.cache.read_ahead(items)
 
