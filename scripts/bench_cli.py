@@ -14,7 +14,7 @@ from bench_mount import MountError
 from bench_prepare import prepare
 from bench_table import Row, render
 
-FIGURES = {"1": "grep", "2": "find", "3": "mount", "4": "rss", "5": "odb"}
+FIGURES = {"1": "grep", "2": "find", "3": "mount", "4": "rss", "5": "odb", "floor": "floor"}
 DEFAULT_PATTERN = "gitfs-bench-pattern-that-matches-nothing"
 OTHER_PYTHON = "/work/bench/venv/bin/python"
 MIB = 2**20
@@ -31,11 +31,14 @@ def parse_args(argv):
     parser.add_argument("--max-pack-size", default="100m", help="with --prepare: git repack --max-pack-size (default 100m)")
     parser.add_argument("--only", default="1,2,3,4,5", help="figures to run, by number or name: 1 grep, 2 find, 3 mount, 4 rss, 5 odb; 'prepare' to stop after --prepare")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept (default 3)")
+    parser.add_argument("--floor", action="store_true", help="also time (1) and (2) through a minimal pyfuse3 filesystem serving git's answers from memory")
     parser.add_argument("--pattern", default=DEFAULT_PATTERN, help="grep pattern (default matches nothing, so every byte is read)")
     parser.add_argument("--other-python", default=OTHER_PYTHON, help=f"interpreter with pygit2/dulwich, kept out of the project venv (default {OTHER_PYTHON})")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.floor:
+        args.only += ",floor"
     args.figures = set()
     for item in args.only.split(","):
         item = item.strip()
@@ -96,7 +99,8 @@ def print_header(repo, objects, bench):
 
 def run_figures(bench, figures):
     """Runs the chosen figures in table order; a mount that cannot start skips the mount figures."""
-    steps = [("grep", bench.figure_grep), ("find", bench.figure_find), ("mount", bench.figure_mount),
+    steps = [("grep", bench.figure_grep), ("find", bench.figure_find), ("floor", bench.figure_floor),
+             ("mount", bench.figure_mount),
              ("rss", bench.figure_rss), ("odb", bench.figure_odb)]
     for name, step in steps:
         if name not in figures:

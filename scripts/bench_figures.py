@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 
 from bench_git import FIND_SIZE_LIMIT, batch_check_all, cat_file_batch
-from bench_mount import FreshMount, count_files, find_larger_than_1k, grep_buckets
+from bench_mount import FloorMount, FreshMount, count_files, find_larger_than_1k, grep_buckets
 from bench_table import Row, info_row, limit_row, ratio_row
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,6 +123,32 @@ class Bench:
         self.peak_rss["find"] = merge_peaks(peaks)
         note = f"{expected} of {len(self.objects.ids)} objects > 1 KiB" + ("" if problems else ", count equal to git's")
         self.items.append(Comparison("(2) find -size +1k (mount)", best(times), best(cpus), "check", 4, note, problems))
+
+    # The floor: (1) and (2) through a pyfuse3 filesystem that serves git's answers from memory
+    def figure_floor(self):
+        self.progress("floor: grep -r and find through an in-memory pyfuse3 filesystem")
+        expected = self.objects.count_larger_than(FIND_SIZE_LIMIT)
+        grep_times, grep_cpus, find_times, find_cpus, problems = [], [], [], [], []
+        for _ in range(self.args.repeat):
+            if self.buckets:
+                with FloorMount(self.repo, self.ids_path) as mount:
+                    run, cpu, error = grep_buckets(mount, self.buckets, self.args.pattern)
+                grep_times.append(run.seconds)
+                grep_cpus.append(cpu)
+                problems += [error] if error else []
+            with FloorMount(self.repo, self.ids_path) as mount:
+                run, cpu, error = find_larger_than_1k(mount)
+            find_times.append(run.seconds)
+            find_cpus.append(cpu)
+            problems += [error] if error else []
+            if run.lines != expected:
+                problems.append(f"floor find counted {run.lines}, git {expected}")
+        note = "pyfuse3 serving git's sizes and bytes from memory: what per-request cost alone allows"
+        if grep_times:
+            self.items.append(Comparison(f"    floor: grep -r {self.bucket_label}", best(grep_times), best(grep_cpus),
+                                         "batch", None, note, problems))
+        self.items.append(Comparison("    floor: find -size +1k", best(find_times), best(find_cpus), "check", None,
+                                     note, problems))
 
     # (3) time from `gitfs mount` to a live mount
     def figure_mount(self):
@@ -243,7 +269,10 @@ class Bench:
             cpu = f"cpu {c.ours_cpu:.2f} s vs {git_cpu:.2f} s ({c.ours_cpu / git_cpu:.2f})"
             note = f"{note}; {cpu}" if note else cpu
         if c.limit is None:
-            return info_row(c.figure, c.ours_s, git_s, note)
+            row = info_row(c.figure, c.ours_s, git_s, note)
+            if c.problems:
+                row.result, row.note = "FAIL", "; ".join(dict.fromkeys(c.problems))
+            return row
         row = ratio_row(c.figure, c.ours_s, git_s, c.limit, note, valid=not c.problems)
         if c.problems:
             row.result = "FAIL"

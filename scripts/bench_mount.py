@@ -176,6 +176,48 @@ class FreshMount:
         self.mountpoint = None
 
 
+class FloorMount(FreshMount):
+    """The in-memory pyfuse3 filesystem of bench_floor.py, for the floor rows of (1) and (2)."""
+
+    LOAD_WAIT_S = 300.0
+
+    def __init__(self, repo, ids_path):
+        super().__init__(repo)
+        self.ids_path = ids_path
+        self.proc = None
+
+    def __enter__(self):
+        self.mountpoint = tempfile.mkdtemp(prefix="gitfs-bench-floor-")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_floor.py")
+        self.proc = subprocess.Popen([sys.executable, script, self.repo, self.mountpoint, self.ids_path],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.LOAD_WAIT_S
+        while not os.path.ismount(self.mountpoint):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                err = self.proc.communicate()[1].decode(errors="replace")
+                self._remove_mountpoint()
+                raise MountError("bench_floor.py: " + first_line(err, "did not mount"))
+            time.sleep(0.05)
+        self.pid = self.proc.pid
+        self._watch = MemoryWatch(self.pid)
+        return self
+
+    def unmount(self):
+        if self._watch:
+            self._watch.stop()
+        if self.mountpoint is None:
+            return
+        subprocess.run(["fusermount3", "-u", self.mountpoint], capture_output=True)
+        try:
+            self.proc.wait(timeout=UNMOUNT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
+            self.proc.wait()
+        self._remove_mountpoint()
+
+
 def _is_zombie(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
