@@ -18,7 +18,7 @@ import trio
 
 import odb
 
-from . import __version__
+from . import __version__, errors
 from .operations import GitOperations
 
 log = logging.getLogger("gitfs")
@@ -42,8 +42,11 @@ examples:
   grep -rl TODO /mnt/objs                 search every object
   gitfs umount /mnt/objs                  unmount
 
-/etc/fstab (through mount.fuse3, which runs `gitfs REPO MOUNTPOINT -o OPTS`):
+/etc/fstab (mount.fuse3 runs `gitfs REPO MOUNTPOINT -o OPTS`; mount(8) looks for
+gitfs on the system PATH, so link it there first, e.g.
+ln -s /path/to/gitfs/.venv/bin/gitfs /usr/local/bin/gitfs):
   /srv/git/project.git  /mnt/objs  fuse.gitfs  ro,noauto,allow_other  0  0
+then `mount /mnt/objs` and `umount /mnt/objs`.
 
 Re-reading a directory (ls) refreshes the view: new objects, new packs, a
 rewritten multi-pack-index and objects pruned by git gc all show.
@@ -225,6 +228,7 @@ def setup_logging(args, *, detached: bool) -> None:
     handler.setFormatter(logging.Formatter(fmt))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    errors.trace_requests(args.debug)
     if not args.debug:
         logging.getLogger("pyfuse3").setLevel(logging.WARNING)
 

@@ -14,8 +14,19 @@ log = logging.getLogger("gitfs")
 
 
 def _describe(name: str, args) -> str:
-    shown = ", ".join(a.hex() if isinstance(a, bytes) and len(a) in (20, 32) else repr(a) for a in args)
+    """handler(args) for a log line: ids in hex, request contexts and tokens left out."""
+    shown = ", ".join(a.hex() if isinstance(a, bytes) and len(a) in (20, 32) else repr(a)
+                      for a in args if isinstance(a, (int, bytes, str)))
     return f"{name}({shown})"
+
+
+_trace = False
+
+
+def trace_requests(enabled: bool) -> None:
+    """With -d/--debug every request is logged as it arrives."""
+    global _trace
+    _trace = enabled
 
 
 def fuse_errors(handler):
@@ -27,9 +38,13 @@ def fuse_errors(handler):
 
     @functools.wraps(handler)
     async def wrapper(self, *args):
+        if _trace:
+            log.debug("%s", _describe(handler.__name__, args))
         try:
             return await handler(self, *args)
-        except pyfuse3.FUSEError:
+        except pyfuse3.FUSEError as e:
+            if _trace:
+                log.debug("%s -> %s", _describe(handler.__name__, args), errno.errorcode.get(e.errno, e.errno))
             raise
         except odb.ObjectNotFound:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
