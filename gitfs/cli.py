@@ -308,6 +308,7 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> 
         pyfuse3.close(unmount=True)
         return 1
     pyfuse3.close(unmount=True)
+    operations.close()
     store.close()
     log.info("unmounted %s (%s)", mountpoint,
              ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")

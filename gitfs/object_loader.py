@@ -30,12 +30,15 @@ class ObjectLoader:
         self._wanted = threading.Condition()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stopped = False
+        self._workers: list[threading.Thread] = []
 
     def _ensure_started(self) -> None:
         if self._token is None:
             self._token = trio.lowlevel.current_trio_token()
             for i in range(self._threads):
-                threading.Thread(target=self._work, name=f"gitfs-loader-{i}", daemon=True).start()
+                worker = threading.Thread(target=self._work, name=f"gitfs-loader-{i}", daemon=True)
+                worker.start()
+                self._workers.append(worker)
 
     def submit(self, items, *, urgent: bool = False) -> None:
         """Queues (key, hint) pairs; urgent ones go ahead of queued read-ahead.
@@ -62,10 +65,14 @@ class ObjectLoader:
                     self._queue.appendleft(item)
                     return
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the workers once their current load is done, so the store can close under none."""
         with self._wanted:
             self._stopped = True
+            self._queue.clear()
             self._wanted.notify_all()
+        for worker in self._workers:
+            worker.join(timeout)
 
     def _work(self) -> None:
         done = []

@@ -85,6 +85,10 @@ class GitOperations(pyfuse3.Operations):
         self._time_ns = time.time_ns()
         self.stats: collections.Counter = collections.Counter()  # logged at unmount
 
+    def close(self) -> None:
+        """After the loop has ended: stop the loader threads before the store closes."""
+        self.cache.close()
+
     # -- helpers -----------------------------------------------------------
 
     async def _in_thread(self, fn, *args):
