@@ -381,7 +381,7 @@ def _version_zero(m: Midx):
 
 
 def _bad_hash_version(m: Midx):
-    m.hash_version = 2
+    m.hash_version = 3 - m.hash_version  # SHA-1 <-> SHA-256: the other repository's format
 
 
 def _count_too_small(m: Midx):
@@ -535,10 +535,10 @@ BAD_MIDX = {
 }
 
 
-def damage_midx(objects_dir: Path, case: str) -> None:
-    """Applies BAD_MIDX[case] to the multi-pack-index of objects_dir."""
+def damage_midx(objects_dir: Path, case: str, raw_len: int = 20) -> None:
+    """Applies BAD_MIDX[case] to the multi-pack-index of objects_dir (raw_len 32: SHA-256)."""
     path = midx_path(objects_dir)
-    m = Midx.read(path)
+    m = Midx.read(path, raw_len)
     kw = BAD_MIDX[case](m) or {}
     m.write(path, **kw)
 

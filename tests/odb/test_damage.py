@@ -76,6 +76,26 @@ def test_bad_midx_is_ignored(repo, truth, case, caplog):
         check_store(store, truth)
 
 
+@pytest.fixture(scope="module")
+def sha256_truth(fixture_repo) -> dict[str, tuple[str, bytes]]:
+    git = fixture_repo("sha256").git
+    return {oid: (kind, data) for oid, kind, data in git.contents(git.ids())}
+
+
+@pytest.mark.parametrize("case", sorted(damage.BAD_MIDX))
+def test_bad_sha256_midx_is_ignored(repo_copy, sha256_truth, case, caplog):
+    """The same matrix on a SHA-256 repository: 32-byte ids in OIDL, a 32-byte trailer."""
+    repo = repo_copy("sha256")
+    with odb.open(repo.path) as store:
+        assert damage.midx_loaded(store)  # the control: undamaged, it is used
+    damage.damage_midx(repo.objects_dir, case, raw_len=32)
+    with odb.open(repo.path) as store:
+        assert store.format is odb.SHA256
+        assert not damage.midx_loaded(store)
+        assert warned(caplog, "multi-pack-index")
+        check_store(store, sha256_truth)
+
+
 @pytest.mark.parametrize("cut", [0, 1, 11, 12, 40, "half", -21, -20, -1])
 def test_truncated_midx_is_ignored(repo, truth, cut, caplog):
     path = damage.midx_path(repo.objects_dir)
