@@ -205,6 +205,10 @@ class PackBackend:
 
     def nonempty_buckets(self) -> set[int]:
         """First bytes that some table lists, from the fanouts alone."""
+        snap = self._snap
+        if snap.midx is not None and not all(self._alive(snap)):
+            # Rare: a named pack is gone or broken, so the midx fanout over-counts.
+            return {b for b in range(256) if self.ids_in_bucket(b)}
         out = set()
         for table in self._id_tables():
             fanout = table.fanout
@@ -221,10 +225,14 @@ class PackBackend:
                 out.extend(pack.index.ids.ids_in_bucket(first_byte))
         return out
 
+    def _alive(self, snap: Snapshot) -> list[bool]:
+        """Per midx pack id: whether that pack can still be read."""
+        return [p is not None and self._usable(p) for p in snap.midx_packs]
+
     def _live_midx_ids(self, snap: Snapshot, first_byte: int) -> list[bytes]:
         midx = snap.midx
         ids = midx.ids.ids_in_bucket(first_byte)
-        alive = [p is not None and self._usable(p) for p in snap.midx_packs]
+        alive = self._alive(snap)
         if all(alive):
             return ids
         # Some named packs are gone or broken: list only the objects that can still be read.
@@ -237,9 +245,23 @@ class PackBackend:
         return out
 
     def prefix_matches(self, raw_prefix: bytes, hex_prefix: str, limit: int) -> set[bytes]:
+        snap = self._snap
         found = set()
-        for table in self._id_tables():
-            found.update(table.prefix_matches(raw_prefix, hex_prefix, limit))
+        if snap.midx is not None:
+            midx = snap.midx
+            matches = midx.ids.prefix_matches(raw_prefix, hex_prefix, limit)
+            alive = self._alive(snap)
+            if all(alive):
+                found.update(matches)
+            else:
+                # As listings do: an object whose pack is gone is no candidate.
+                for raw in matches:
+                    hit = midx.entry_at(midx.ids.find(raw))
+                    if hit is not None and alive[hit[0]]:
+                        found.add(raw)
+        for pack in snap.unindexed:
+            if self._usable(pack):
+                found.update(pack.index.ids.prefix_matches(raw_prefix, hex_prefix, limit))
         return found
 
     def pack_names(self) -> list[str]:
