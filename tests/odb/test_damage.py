@@ -58,6 +58,13 @@ def check_store(store, truth, *, broken=frozenset(), gone=frozenset(), extra=fro
         else:
             assert store.read(oid) == (kind, data), oid
             assert store.read_header(oid) == (kind, len(data)), oid
+    # Abbreviations see what listings see: a gone object is not a candidate.
+    for oid in sorted(set(truth) | set(extra))[::3]:
+        if oid in gone:
+            with pytest.raises(odb.ObjectNotFound):
+                store.resolve_prefix(oid[:12])
+        else:
+            assert store.resolve_prefix(oid[:12]) == oid
 
 
 def warned(caplog, text: str) -> bool:
