@@ -147,6 +147,11 @@ def test_pack_deleted_under_a_loaded_midx(repo, truth, mount):
     victim.unlink()
     victim.with_suffix(".idx").unlink()
     walk(m, truth, gone=gone)
+    oid = sorted(gone)[0]
+    with pytest.raises(FileNotFoundError):
+        (m.path / oid[:2] / oid[2:12]).read_bytes()  # nor by an abbreviation
+    kept = sorted(set(truth) - gone)[0]
+    assert (m.path / kept[:2] / kept[2:12]).read_bytes() == truth[kept][1]
 
 
 # ---- flipped bytes in objects ---------------------------------------------------------------------
