@@ -61,6 +61,10 @@ always set, so `mount` shows the repository as a fuse.gitfs filesystem.
 
 
 GIL_SWITCH_INTERVAL = 0.001
+# Helper processes that inflate objects beside the FUSE loop: one keeps a
+# second core busy and keeps delta bases in one cache; more would fight the
+# loop for the CPUs and split that cache.
+LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
 
 
 class UsageError(Exception):
@@ -245,7 +249,7 @@ def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
     os.chdir("/")
     try:
         status = serve(store, mountpoint, options, args.cache_size,
-                       ready=lambda: announce_live(args, write_end))
+                       ready=lambda: announce_live(args, write_end), close_fds=(write_end,))
     except BaseException as e:  # the parent needs one line, whatever happened
         report_failure(write_end, e)
         status = 1
@@ -284,18 +288,22 @@ def report_failure(write_end: int, error: BaseException) -> None:
         pass
 
 
-def serve(store, mountpoint: str, options: set[str], cache_size: int, ready) -> int:
-    """Mounts, calls ready() once live, runs until unmounted or signalled."""
+def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, close_fds=()) -> int:
+    """Mounts, calls ready() once live, runs until unmounted or signalled.
+
+    close_fds: descriptors that the helper processes must not inherit.
+    """
     # The FUSE loop shares the GIL with loader threads running odb's Python
     # code; with the default 5 ms hand-off a woken loop waits too long to
     # answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    operations = GitOperations(store, cache_size=cache_size)
+    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES, close_fds=close_fds)
     # Signals that arrive before trio listens must wait, not kill us mid-mount.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         pyfuse3.init(operations, mountpoint, options)
     except RuntimeError:
+        operations.close()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise UsageError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
     if ready is not None:

@@ -24,18 +24,19 @@ class _Loading:
 class ObjectCache:
     """Least-recently-used objects, bounded by the sum of their sizes.
 
-    Inflation runs in worker threads (an ObjectLoader); concurrent requests for
+    Inflation runs in worker threads (an ObjectLoader, one thread per load
+    function, each maybe the front of a helper process); concurrent requests for
     one object share a single inflation. Objects larger than a quarter of the
     bound are never kept, so one huge object cannot flush everything else.
     """
 
-    def __init__(self, max_bytes: int, load, threads: int = 2):
+    def __init__(self, max_bytes: int, loads):
         self.max_bytes = max_bytes
         self.max_entry = max_bytes // 4
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
         self._loading: dict[bytes, _Loading] = {}
-        self.loader = ObjectLoader(load, self._deliver, threads)
+        self.loader = ObjectLoader(loads, self._deliver)
 
     @property
     def size_bytes(self) -> int:

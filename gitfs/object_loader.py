@@ -13,7 +13,7 @@ DELIVERY_BATCH = 8
 
 
 class ObjectLoader:
-    """A few threads that run load(key, hint) and hand the results to the trio loop.
+    """A few threads that each run a load(key, hint) function and hand the results to the trio loop.
 
     Results go back through TrioToken.run_sync_soon, which does not block the
     worker: a read-ahead thread walks a bucket's objects while the loop serves
@@ -21,10 +21,9 @@ class ObjectLoader:
     inflated before the reader reached it.
     """
 
-    def __init__(self, load, deliver, threads: int = 2):
-        self._load = load  # (key, hint) -> value, runs in a worker thread
+    def __init__(self, loads, deliver):
+        self._loads = loads  # one (key, hint) -> value function per worker thread
         self._deliver = deliver  # [(key, value, error)] -> None, runs on the trio loop
-        self._threads = threads
         self._queue: collections.deque = collections.deque()  # (key, hint)
         self._urgent: set = set()  # keys a request is waiting for
         self._wanted = threading.Condition()
@@ -35,8 +34,8 @@ class ObjectLoader:
     def _ensure_started(self) -> None:
         if self._token is None:
             self._token = trio.lowlevel.current_trio_token()
-            for i in range(self._threads):
-                worker = threading.Thread(target=self._work, name=f"gitfs-loader-{i}", daemon=True)
+            for i, load in enumerate(self._loads):
+                worker = threading.Thread(target=self._work, args=(load,), name=f"gitfs-loader-{i}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
 
@@ -74,7 +73,7 @@ class ObjectLoader:
         for worker in self._workers:
             worker.join(timeout)
 
-    def _work(self) -> None:
+    def _work(self, load) -> None:
         done = []
         while True:
             with self._wanted:
@@ -85,7 +84,7 @@ class ObjectLoader:
                 key, hint = self._queue.popleft()
             value, error = None, None
             try:
-                value = self._load(key, hint)
+                value = load(key, hint)
             except BaseException as e:  # handed to the waiting request, which maps it to errno
                 error = e
             done.append((key, value, error))

@@ -17,6 +17,7 @@ import odb
 
 from .errors import fuse_errors, read_only
 from .file_handles import StreamedObject, WholeObject
+from .load_process import LoadProcess
 from .inodes import ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode
 from .object_cache import ObjectCache
 
@@ -65,14 +66,27 @@ class GitOperations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self, store, *, cache_size: int = 256 << 20, threads: int | None = None):
+    def __init__(self, store, *, cache_size: int = 256 << 20, threads: int | None = None,
+                 load_processes: int = 0, close_fds=()):
+        """load_processes: inflate in this many forked helper processes (one per
+        loader thread) instead of in loader threads of this process; they fork
+        here, so call this before anything starts threads or opens the FUSE
+        device. close_fds are descriptors the helpers must not keep open."""
         super().__init__()
         self.store = store
         self.hex_len = store.format.hex_len
         self.inodes = InodeTable()
         threads = threads or max(2, os.cpu_count() or 2)
         self.limiter = trio.CapacityLimiter(threads)
-        self.cache = ObjectCache(cache_size, self._load_whole, threads)
+        self._generation = 0  # bumped whenever a refresh found the store changed
+        self._load_processes = []
+        loads = [self._load_whole] * threads
+        if load_processes:
+            max_entry = cache_size // 4
+            self._load_processes = [LoadProcess(store, max_entry, lambda: self._generation, close_fds)
+                                    for _ in range(load_processes)]
+            loads = [p.load for p in self._load_processes]
+        self.cache = ObjectCache(cache_size, loads)
         self._handles: dict[int, object] = {}
         self._open_objects: dict[bytes, int] = {}  # oid -> open whole-object handles
         # bucket -> its last listing, for read-ahead; only the few buckets
@@ -88,6 +102,8 @@ class GitOperations(pyfuse3.Operations):
     def close(self) -> None:
         """After the loop has ended: stop the loader threads before the store closes."""
         self.cache.close()
+        for process in self._load_processes:
+            process.close()
 
     # -- helpers -----------------------------------------------------------
 
@@ -142,6 +158,7 @@ class GitOperations(pyfuse3.Operations):
         if changed:
             # Objects may have vanished; cached bytes must not outlive them.
             self.cache.clear()
+            self._generation += 1
 
     # -- lookup and attributes --------------------------------------------
 

@@ -27,7 +27,7 @@ class Loader:
 
 
 def test_byte_bound_evicts_least_recently_used():
-    cache = ObjectCache(100, Loader())
+    cache = ObjectCache(100, [Loader()])
     cache.put(b"a", b"x" * 25)
     cache.put(b"b", b"x" * 25)
     cache.put(b"c", b"x" * 25)
@@ -42,7 +42,7 @@ def test_byte_bound_evicts_least_recently_used():
 
 def test_concurrent_gets_share_one_load():
     load = Loader()
-    cache = ObjectCache(1 << 20, load)
+    cache = ObjectCache(1 << 20, [load, load])
     results = []
 
     async def go():
@@ -64,7 +64,7 @@ def test_concurrent_gets_share_one_load():
 
 def test_errors_reach_every_waiter_and_are_not_cached():
     load = Loader()
-    cache = ObjectCache(1 << 20, load)
+    cache = ObjectCache(1 << 20, [load, load])
     errors = []
 
     async def go():
@@ -86,7 +86,7 @@ def test_errors_reach_every_waiter_and_are_not_cached():
 
 
 def test_none_is_passed_on_and_not_cached():
-    cache = ObjectCache(1 << 20, Loader())
+    cache = ObjectCache(1 << 20, [Loader()])
 
     async def go():
         assert await cache.get(b"huge") is None
@@ -98,7 +98,7 @@ def test_none_is_passed_on_and_not_cached():
 
 def test_read_ahead_then_get_waits_for_the_same_load():
     load = Loader()
-    cache = ObjectCache(1 << 20, load)
+    cache = ObjectCache(1 << 20, [load, load])
 
     async def go():
         load.gate.clear()

@@ -74,3 +74,23 @@ def test_gc_prune_removes_unreachable_objects(repo_copy, mount):
     with pytest.raises(FileNotFoundError):
         path.read_bytes()
     assert_matches_git(m.path, repo.git)
+
+
+def test_gc_prune_removes_unreachable_packed_objects(repo_copy, mount):
+    """The object lives in a pack that gc deletes: the mount must not go on serving it from the old pack."""
+    repo = repo_copy("bare")
+    doomed = repo.git.run("hash-object", "-w", "--stdin", input="a packed orphan\n").strip()
+    pack_dir = repo.git.git_dir / "objects" / "pack"
+    repo.git.run("pack-objects", "-q", str(pack_dir / "pack"), input=doomed + "\n")
+    repo.git.run("prune-packed")
+    assert doomed not in repo.git.loose_ids()
+    m = mount(repo.path)
+    path = m.path / doomed[:2] / doomed[2:]
+    assert path.read_text() == "a packed orphan\n"
+
+    repo.git.run("gc", "-q", "--prune=now")
+    assert repo.git.headers([doomed])[doomed] is None
+    assert doomed not in listing(m.path)
+    with pytest.raises(FileNotFoundError):
+        path.read_bytes()
+    assert_matches_git(m.path, repo.git)
