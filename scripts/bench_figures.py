@@ -177,8 +177,10 @@ class Bench:
         row = limit_row("(4) peak RSS (mount)", peak, mb(peak), RSS_LIMIT, "<= 300 MB")
         if git_peak:
             row.git, row.ratio = mb(git_peak), f"{peak / git_peak:.2f}"
-        row.note = "daemon VmHWM (anon + mmap'd packs): " + ", ".join(
-            f"{k} {mb(v['VmHWM'])} (anon {mb(v.get('RssAnon'))}, file {mb(v.get('RssFile'))})" for k, v in known.items())
+        processes = max(v.get("processes", 1) for v in known.values())
+        row.note = f"VmHWM summed over the mount's {processes} process(es) (anon + mmap'd packs): " + ", ".join(
+            f"{k} {mb(v['VmHWM'])} (peak anon {mb(v.get('RssAnon'))}, file {mb(v.get('RssFile'))})"
+            for k, v in known.items())
         if git_peak:
             row.note += "; git: cat-file's own peak"
         self.items.append(row)

@@ -33,20 +33,49 @@ def first_line(text, fallback):
     return lines[-1] if lines else fallback
 
 
-def find_daemon(mountpoint):
-    """Pid of the process serving mountpoint: its command line names `mount` and the mountpoint."""
-    me = os.getpid()
+def process_table():
+    """{pid: (parent pid, argv)} of every process we can see."""
+    table = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit():
             continue
         try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
-        if mountpoint.encode() in argv and b"mount" in argv and any(b"gitfs" in a for a in argv):
-            return int(entry)
-    return None
+        table[int(entry)] = (ppid, argv)
+    return table
+
+
+def find_daemon(mountpoint):
+    """Pid of the process serving mountpoint: its command line names `mount` and the mountpoint.
+
+    Helpers the daemon forks carry the same command line; the daemon is the one whose
+    parent is not such a process.
+    """
+    table = process_table()
+    me = os.getpid()
+    matches = {pid for pid, (_, argv) in table.items()
+               if pid != me and mountpoint.encode() in argv and b"mount" in argv
+               and any(b"gitfs" in a for a in argv)}
+    roots = sorted(pid for pid in matches if table[pid][0] not in matches)
+    return roots[0] if roots else None
+
+
+def process_tree(pid):
+    """pid and every process descended from it (a mount may fork helpers that do its work)."""
+    children = {}
+    for child, (ppid, _) in process_table().items():
+        children.setdefault(ppid, []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
 
 
 def cpu_seconds(pid):
@@ -57,6 +86,14 @@ def cpu_seconds(pid):
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of pid and its living descendants together, or None if pid is gone."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(p) or 0 for p in process_tree(pid) if p != pid)
 
 
 def memory_status(pid):
@@ -74,11 +111,12 @@ def memory_status(pid):
 
 
 class MemoryWatch:
-    """Samples a process's resident set while a workload runs.
+    """Samples the resident set of a process and its helpers while a workload runs.
 
-    VmHWM is the kernel's exact peak of the whole resident set, but it counts the
+    VmHWM is the kernel's exact peak of one process's resident set; for several
+    processes their sum bounds the peak of the total from above. It counts the
     mmap'd pack pages (page cache shared with every reader) together with the
-    process's own memory; the anonymous part is sampled to tell them apart.
+    processes' own memory, so the anonymous part is sampled to tell them apart.
     """
 
     INTERVAL_S = 0.02
@@ -86,6 +124,7 @@ class MemoryWatch:
     def __init__(self, pid):
         self.pid = pid
         self.peak = {}
+        self._hwm = {}  # pid -> its VmHWM
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -97,15 +136,25 @@ class MemoryWatch:
                 return
 
     def _sample(self):
-        for key, value in memory_status(self.pid).items():
+        pids = process_tree(self.pid) if os.path.exists(f"/proc/{self.pid}") else []
+        total = {"RssAnon": 0, "RssFile": 0}
+        for pid in pids:
+            status = memory_status(pid)
+            for key in total:
+                total[key] += status.get(key, 0)
+            if "VmHWM" in status:
+                self._hwm[pid] = max(self._hwm.get(pid, 0), status["VmHWM"])
+        for key, value in total.items():
             self.peak[key] = max(self.peak.get(key, 0), value)
+        self.peak["processes"] = max(self.peak.get("processes", 0), len(pids))
 
     def stop(self):
-        """Peaks seen: {"VmHWM": ..., "RssAnon": ..., "RssFile": ...}."""
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        return dict(self.peak)
+        """Peaks seen: {"VmHWM": sum over the processes, "RssAnon"/"RssFile": peak sums, "processes"}."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+        return dict(self.peak, VmHWM=sum(self._hwm.values()))
 
 
 class FreshMount:
@@ -136,7 +185,7 @@ class FreshMount:
         return self
 
     def cpu(self):
-        return cpu_seconds(self.pid) if self.pid else None
+        return tree_cpu_seconds(self.pid) if self.pid else None
 
     def peak_memory(self):
         """Peak memory of the daemon since it started (see MemoryWatch), or None."""
