@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 
 
 # Files up to this size are read into memory instead of mapped: Python's mmap keeps a
@@ -13,6 +15,20 @@ import os
 READ_WHOLE_BELOW = 1 << 20
 
 
+def open_regular(path) -> int:
+    """A read-only descriptor of path, which must be a regular file.
+
+    O_NONBLOCK keeps a hostile FIFO in place of a pack, index or midx from blocking
+    the open forever (it has no effect on regular files); anything but a regular file
+    is refused.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+    return fd
+
+
 def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
     """Maps the whole file read-only (small files: reads it) and closes our descriptor.
 
@@ -20,7 +36,7 @@ def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
     bytes it was opened on. An empty file cannot be mapped, so it comes back as b""
     for the format checks to reject.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = open_regular(path)
     try:
         st = os.fstat(fd)
         if st.st_size < READ_WHOLE_BELOW:

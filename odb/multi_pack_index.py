@@ -6,7 +6,7 @@ import struct
 
 from .errors import CorruptObject
 from .fanout import SortedIds, parse_fanout
-from .mapped_file import map_file
+from .mapped_file import map_file, open_regular
 from .oid import ObjectFormat
 
 MAGIC = b"MIDX"
@@ -141,7 +141,7 @@ class MultiPackIndex:
 def read_checksum(path, fmt: ObjectFormat) -> tuple[int, bytes] | None:
     """(size, trailing checksum) of the file at path, without mapping it; None if absent."""
     try:
-        with open(path, "rb") as f:
+        with open(open_regular(path), "rb") as f:
             f.seek(0, 2)
             size = f.tell()
             if size < fmt.raw_len:

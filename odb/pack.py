@@ -10,7 +10,7 @@ import zlib
 from typing import NamedTuple
 
 from .errors import CorruptObject
-from .mapped_file import map_file
+from .mapped_file import map_file, open_regular
 from .oid import ObjectFormat
 from .pack_index import PackIndex
 
@@ -106,7 +106,7 @@ class Pack:
         if self._checked:
             return
         h = self.format.raw_len
-        fd = os.open(self.pack_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(self.pack_path)
         try:
             size = os.fstat(fd).st_size
             head = os.pread(fd, 12, 0)

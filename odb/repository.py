@@ -6,6 +6,7 @@ import configparser
 import os
 
 from .errors import NotARepository
+from .mapped_file import open_regular
 from .oid import FORMATS, SHA1, ObjectFormat
 
 
@@ -97,7 +98,7 @@ def read_alternates(objects_dir: str) -> list[str]:
     """The alternate objects directories listed by objects/info/alternates, made absolute."""
     path = os.path.join(objects_dir, "info", "alternates")
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(open_regular(path), encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError:
         return []
