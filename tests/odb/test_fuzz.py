@@ -33,10 +33,14 @@ FUZZ = settings(
 )
 
 
+class Hang(Exception):
+    """Raised by time_limit. Not an OSError (as TimeoutError is), which odb would catch as I/O."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
     def expire(signum, frame):
-        raise TimeoutError(f"hang: still running after {seconds} s")
+        raise Hang(f"hang: still running after {seconds} s")
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -25,12 +25,16 @@ from damage import PackBuilder, hash_object, insert_delta
 TB = 1 << 40
 
 
+class Hang(Exception):
+    """Raised by time_limit. Not an OSError (as TimeoutError is), which odb would catch as I/O."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Fails the test (instead of hanging the suite) if the block runs longer than seconds."""
 
     def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
+        raise Hang(f"still running after {seconds} s")
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -515,3 +519,60 @@ print(len(os.listdir("/proc/self/fd")))
     with odb.open(empty.path) as store:
         for oid, data in blobs[::97]:
             assert store.read(oid) == ("blob", data)
+
+
+# ---- files that are not regular files -------------------------------------------------------------
+
+
+def _fifo(path: Path) -> None:
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("what", ["midx", "idx", "pack", "alternates", "loose"])
+def test_fifo_in_place_of_a_file_does_not_hang(repo_copy, what):
+    """A FIFO blocks an open() for reading until a writer comes: a hostile repository could
+    hang odb.open or a read forever. (git itself hangs on some of these.)"""
+    repo = repo_copy("midx")
+    ids = repo.git.ids()
+    named, outside = damage.midx_packs(repo.objects_dir)
+    gone: set[str] = set()
+    if what == "midx":
+        _fifo(damage.midx_path(repo.objects_dir))
+    elif what == "idx":
+        gone = damage.ids_in(outside[0])
+        _fifo(outside[0].with_suffix(".idx"))
+    elif what == "pack":
+        gone = damage.ids_in(named[0])
+        _fifo(named[0])
+    elif what == "alternates":
+        _fifo(repo.objects_dir / "info" / "alternates")
+    else:
+        gone = {repo.git.loose_ids()[0]}
+        _fifo(damage.loose_path(repo.objects_dir, next(iter(gone))))
+    with time_limit(10), odb.open(repo.path) as store:
+        assert sorted(store) == sorted(set(ids) - gone)
+        for oid in ids:
+            if oid in gone:
+                with pytest.raises(odb.ObjectNotFound):
+                    store.read(oid)
+            else:
+                store.read(oid)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_pack_and_index_symlinked_to_devices(repo_copy, device):
+    repo = repo_copy("midx")
+    ids = repo.git.ids()
+    named, outside = damage.midx_packs(repo.objects_dir)
+    gone = damage.ids_in(outside[0]) | damage.ids_in(named[0])
+    outside[0].with_suffix(".idx").unlink()
+    outside[0].with_suffix(".idx").symlink_to(device)
+    named[0].unlink()
+    named[0].symlink_to(device)
+    with time_limit(10), memory_limit(16 << 20), odb.open(repo.path) as store:
+        assert sorted(store) == sorted(set(ids) - gone)
+        for oid in sorted(gone)[:10]:
+            with pytest.raises(odb.ObjectNotFound):
+                store.read(oid)
