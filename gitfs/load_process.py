@@ -20,8 +20,11 @@ import odb
 
 log = logging.getLogger("gitfs")
 
-# Request: command, size hint + 1 (0: unknown), then the raw id for b"R".
+# Request: command and a number, then ids. b"R": size hint + 1 (0: unknown),
+# one id. b"H": how many ids follow. b"F": refresh, no ids.
 _REQUEST = struct.Struct(">cQ")
+# One answer of a b"H" request: status, size.
+_SIZE = struct.Struct(">BQ")
 # Response: status, payload length, then the payload.
 _RESPONSE = struct.Struct(">BQ")
 OK, TOO_BIG, NOT_FOUND, CORRUPT, ERROR = range(5)
@@ -117,6 +120,14 @@ class LoadProcess:
                 store.refresh()
                 _write_all(responses, _RESPONSE.pack(OK, 0))
                 continue
+            if command == b"H":
+                raws = _read_exact(requests, hint * self._raw_len)
+                if raws is None:
+                    return
+                status, payload = OK, self._sizes(bytes(raws))
+                _write_all(responses, _RESPONSE.pack(status, len(payload)))
+                _write_all(responses, payload)
+                continue
             raw = _read_exact(requests, self._raw_len)
             if raw is None:
                 return
@@ -138,7 +149,53 @@ class LoadProcess:
         except Exception as e:  # reported by the parent, which maps it to EIO
             return ERROR, f"{type(e).__name__}: {e}".encode(errors="replace")
 
+    def _sizes(self, raws: bytes) -> bytes:
+        out = bytearray()
+        n = self._raw_len
+        for i in range(0, len(raws), n):
+            try:
+                out += _SIZE.pack(OK, self._store.read_header(raws[i:i + n])[1])
+            except Exception:  # the parent asks again itself, to report the error
+                out += _SIZE.pack(ERROR, 0)
+        return out
+
     # -- the parent --------------------------------------------------------
+
+    def sizes(self, raws: list[bytes]) -> list:
+        """Object sizes from headers, in order; an exception in place of each failure."""
+        with self._lock:
+            if self._alive:
+                try:
+                    return self._remote_sizes(raws)
+                except (OSError, EOFError) as e:
+                    self._alive = False
+                    log.error("object loader process %d failed (%s); loading in the mount process", self.pid, e)
+        return [self._local_size(raw) for raw in raws]
+
+    def _local_size(self, raw: bytes):
+        try:
+            return self._store.read_header(raw)[1]
+        except odb.OdbError as e:
+            return e
+
+    def _remote_sizes(self, raws: list[bytes]) -> list:
+        self._sync_refresh()
+        _write_all(self._requests, _REQUEST.pack(b"H", len(raws)) + b"".join(raws))
+        _, payload = self._response()
+        out = []
+        for i, raw in enumerate(raws):
+            status, size = _SIZE.unpack_from(payload, i * _SIZE.size)
+            out.append(size if status == OK else self._local_size(raw))
+        return out
+
+    def _sync_refresh(self) -> None:
+        generation = self._generation()
+        if generation != self._seen_generation:
+            # The mount saw the repository change: so must the child, or it
+            # would go on serving objects that git has pruned.
+            _write_all(self._requests, _REQUEST.pack(b"F", 0))
+            self._response()
+            self._seen_generation = generation
 
     def load(self, raw: bytes, size: int | None):
         """The object's bytes, or None when it is too big to hold whole. Runs in a loader thread."""
@@ -155,13 +212,7 @@ class LoadProcess:
         return None if size > self._max_entry else self._store.read(raw)[1]
 
     def _remote_load(self, raw: bytes, size: int | None):
-        generation = self._generation()
-        if generation != self._seen_generation:
-            # The mount saw the repository change: so must the child, or it
-            # would go on serving objects that git has pruned.
-            _write_all(self._requests, _REQUEST.pack(b"F", 0))
-            self._response()
-            self._seen_generation = generation
+        self._sync_refresh()
         _write_all(self._requests, _REQUEST.pack(b"R", 0 if size is None else size + 1) + raw)
         status, payload = self._response()
         if status == OK:

@@ -28,7 +28,7 @@ log = logging.getLogger("gitfs")
 OBJECT_TIMEOUT = 3600.0
 DIRECTORY_TIMEOUT = 1.0
 # Sizes are read in batches of this many entries, one worker-thread trip each.
-HEADER_BATCH = 128
+HEADER_BATCH = 256
 # A reader opening a bucket's objects in listing order (grep -r, find -exec)
 # gets the next ones inflated ahead of it, up to this many objects or bytes.
 READ_AHEAD_COUNT = 32
@@ -264,7 +264,7 @@ class GitOperations(pyfuse3.Operations):
         sizes, oids = listing.attrs, listing.names
         for i in range(start_id, len(oids)):
             if sizes[i] is None:
-                await self._in_thread(self._fill_sizes, listing, i)
+                await self._sizes_from(listing, i)
             size = sizes[i]
             oid = bytes.fromhex(oids[i])
             inode = inode_for(oid)
@@ -285,15 +285,28 @@ class GitOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         return listing
 
+    async def _sizes_from(self, listing: _Listing, i: int) -> None:
+        """Sizes for the batch of entries starting at i, read by the helper process."""
+        await self._in_thread(self._fill_sizes, listing, i)
+
     def _fill_sizes(self, listing: _Listing, start: int) -> None:
         """Worker thread: object sizes from headers for the next batch of entries."""
-        read_header = self.store.read_header
-        for i in range(start, min(start + HEADER_BATCH, len(listing.names))):
-            try:
-                listing.attrs[i] = read_header(listing.names[i])[1]
-            except odb.OdbError as e:
-                log.error("listing %s: %s", listing.names[i], e)
-                listing.attrs[i] = e
+        stop = min(start + HEADER_BATCH, len(listing.names))
+        hex_ids = listing.names[start:stop]
+        if self._load_processes:
+            sizes = self._load_processes[0].sizes([bytes.fromhex(h) for h in hex_ids])
+        else:
+            sizes = [self._local_size(h) for h in hex_ids]
+        for i, (hex_id, size) in enumerate(zip(hex_ids, sizes), start):
+            if not isinstance(size, int):
+                log.error("listing %s: %s", hex_id, size)
+            listing.attrs[i] = size
+
+    def _local_size(self, hex_id: str):
+        try:
+            return self.store.read_header(hex_id)[1]
+        except odb.OdbError as e:
+            return e
 
     @fuse_errors
     async def releasedir(self, fh):

@@ -55,3 +55,10 @@ def test_closing_ends_the_helper(helper):
     process.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(process.pid, os.WNOHANG)
+
+
+def test_sizes(helper):
+    process, _, _ = helper
+    sizes = process.sizes([bytes.fromhex(h) for h in (GOOD, BIG, MISSING, BAD)])
+    assert sizes[:2] == [6, 5000]
+    assert isinstance(sizes[2], odb.ObjectNotFound) and isinstance(sizes[3], odb.CorruptObject)
