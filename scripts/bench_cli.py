@@ -80,6 +80,17 @@ def page_cache_line(objects_dir):
     return f"{min(resident / max(total, 1), 1):.0%} of {total / MIB:.0f} MiB of packs resident before the runs (nothing dropped)"
 
 
+def code_version():
+    """The checkout being measured: its commit, and whether files differ from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = git(root, "rev-parse", "--short", "HEAD").strip()
+        dirty = git(root, "status", "--porcelain", "--untracked-files=no").strip()
+    except GitError:
+        return "gitfs (not a git checkout)"
+    return f"gitfs {head}" + (" with uncommitted changes" if dirty else "")
+
+
 def print_header(repo, objects, bench):
     counts, objects_dir = describe_repository(repo)
     objects_dir = os.path.join(repo, objects_dir)
@@ -89,7 +100,7 @@ def print_header(repo, objects, bench):
           f"{' + multi-pack-index' if midx else ''}, {counts.get('count', '?')} loose")
     print(f"  buckets {bench.bucket_label}: {len(bench.bucket_ids)} objects, {bench.bucket_bytes / MIB:.1f} MiB inflated")
     print(f"machine: {machine_line()}")
-    print(f"software: {git(repo, 'version').strip()}, Python {platform.python_version()}")
+    print(f"software: {git(repo, 'version').strip()}, Python {platform.python_version()}, {code_version()}")
     print(f"page cache: {page_cache_line(objects_dir)}")
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])} (other processes share the CPUs)")

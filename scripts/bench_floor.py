@@ -7,7 +7,6 @@ that gitfs's own figures (1) and (2) can approach but not beat.
 """
 
 import errno
-import os
 import stat
 import subprocess
 import sys
