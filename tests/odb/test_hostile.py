@@ -576,3 +576,21 @@ def test_pack_and_index_symlinked_to_devices(repo_copy, device):
         for oid in sorted(gone)[:10]:
             with pytest.raises(odb.ObjectNotFound):
                 store.read(oid)
+
+
+def test_delta_bomb_that_really_expands(empty):
+    """A valid delta whose 65536 two-byte copies of a 16 MiB base make 1 TiB: a few hundred
+    bytes on disk. Refused (git never deltifies above 512 MiB), without building any of it."""
+    base_size = 16 << 20
+    p = PackBuilder()
+    base_off, _ = p.whole("blob", b"", oid=hash_object("blob", bytes(base_size)), claimed_size=base_size,
+                          compressed=zeros_deflated(base_size))
+    n = 65536
+    me = fake_id(1)
+    p.ofs_delta(base_off, damage.varint(base_size) + damage.varint(n * 0xFF0000) + b"\xc0\xff" * n, me)
+    p.write(pack_dir(empty))
+    with odb.open(empty.path) as store:
+        refused(store, me.hex(), memory=64 << 20, text="limit")
+        # The header still tells the size the delta claims (odb refuses only at the read).
+        with time_limit(10), memory_limit(1 << 20):
+            assert store.read_header(me.hex()) == ("blob", n * 0xFF0000)
