@@ -117,6 +117,11 @@ class ChainReader:
         if result_size > entry.size * MAX_DELTA_EXPANSION:
             raise CorruptObject(pack.pack_path, entry.offset,
                                 f"delta claims a {result_size}-byte result, more than its {entry.size} bytes can make")
+        if result_size > MAX_DELTA_RESULT:
+            # The read refuses it, so the size does too: a reader trusting st_size would
+            # otherwise try to allocate what a few hundred hostile bytes claim.
+            raise CorruptObject(pack.pack_path, entry.offset,
+                                f"delta result of {result_size} bytes is over the {MAX_DELTA_RESULT >> 20} MiB limit")
         return result_size
 
     def kind(self, loc: Location, entry) -> int:

@@ -40,7 +40,6 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
     """A real delta whose result is above the cap is CorruptObject, not a huge allocation."""
     import odb.delta_chain
 
-    monkeypatch.setattr(odb.delta_chain, "MAX_DELTA_RESULT", 64)
     repo, _ = _repo_with_packs(tmp_path, 1)
     env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
     base = b"".join(b"line %d\n" % k for k in range(400))
@@ -53,6 +52,7 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
     store = odb.open(repo)
     deltas = [i.decode() for i in ids if store.locate(i.decode()).delta_base]
     assert deltas, "git stored neither object as a delta"
+    monkeypatch.setattr(odb.delta_chain, "MAX_DELTA_RESULT", 64)  # after locate(), which checks it too
     try:
         store.read(deltas[0])
     except odb.CorruptObject as e:
