@@ -214,6 +214,15 @@ def _hostile_repo(repo_copy) -> tuple[object, dict[str, str]]:
     p.whole("blob", b"", oid=bomb, claimed_size=100,
             compressed=b"".join(c.compress(bytes(1 << 20)) for _ in range(64)) + c.flush())
     ids["bomb"] = bomb.hex()
+    # A valid delta of 65536 two-byte copies of a 16 MiB base: 1 TiB from a few hundred bytes.
+    base_size = 16 << 20
+    c = zlib.compressobj(9)
+    base_off, _ = p.whole("blob", b"", oid=hash_object("blob", bytes(base_size)), claimed_size=base_size,
+                          compressed=b"".join(c.compress(bytes(1 << 20)) for _ in range(16)) + c.flush())
+    expanding = damage.checksum(b"expanding delta", 20)
+    p.ofs_delta(base_off, damage.varint(base_size) + damage.varint(65536 * 0xFF0000) + b"\xc0\xff" * 65536,
+                expanding)
+    ids["delta-bomb"] = expanding.hex()
     p.write(repo.objects_dir / "pack")
     deep = PackBuilder()
     pad = b"padding\n" * 4
@@ -249,7 +258,7 @@ def test_hostile_objects_give_eio_quickly_and_the_rest_reads(repo_copy, mount):
         assert oid in m.log(), name
     assert mounted(m.path)
     assert (m.path / ids["good"][:2] / ids["good"][2:]).read_bytes() == b"a good object among hostile ones\n"
-    # The 64 MiB bomb and the terabyte claim must not have been inflated or allocated.
+    # The bombs and the terabyte claims must not have been inflated or allocated.
     for pid in mount_pids(m.path):
         assert peak_rss(pid) < 200 << 20, pid
 
