@@ -208,6 +208,14 @@ def mount(args) -> int:
     store = open_store(repo, args.verify)
     check_mountpoint(mountpoint)
     options = mount_options(repo, args.options)
+    if args.log_file:
+        # Absolute, since the daemon leaves the working directory; opened
+        # now, so a bad path is reported before anything is mounted.
+        args.log_file = os.path.abspath(args.log_file)
+        try:
+            open(args.log_file, "a").close()
+        except OSError as e:
+            raise UsageError(f"cannot write the log file {args.log_file}: {e.strerror}") from None
     if args.foreground:
         setup_logging(args, detached=False)
         return serve(store, mountpoint, options, args.cache_size, ready=None)
@@ -307,7 +315,12 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, clo
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise UsageError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
     if ready is not None:
-        ready()
+        try:
+            ready()
+        except BaseException:
+            pyfuse3.close(unmount=True)
+            operations.close()
+            raise
     log.info("mounted %s on %s", options_fsname(options), mountpoint)
     try:
         trio.run(run_until_stopped)

@@ -12,19 +12,13 @@ STREAM_CHUNK = 1 << 20
 
 
 class WholeObject:
-    """An object inflated in full; reads are slices of it."""
+    """An object inflated in full; the read handler slices it directly (the hot path)."""
 
     __slots__ = ("oid", "data")
 
     def __init__(self, oid: bytes, data):
         self.oid = oid
         self.data = memoryview(data)
-
-    async def read(self, off: int, size: int):
-        return self.data[off:off + size]
-
-    async def close(self) -> None:
-        self.data = None
 
 
 class StreamedObject:

@@ -17,8 +17,8 @@ import odb
 
 from .errors import fuse_errors, read_only
 from .file_handles import StreamedObject, WholeObject
-from .load_process import LoadProcess
 from .inodes import ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode
+from .load_process import LoadProcess
 from .object_cache import ObjectCache
 
 log = logging.getLogger("gitfs")
@@ -27,7 +27,7 @@ log = logging.getLogger("gitfs")
 # long. Directories change whenever the repository does.
 OBJECT_TIMEOUT = 3600.0
 DIRECTORY_TIMEOUT = 1.0
-# Sizes are read in batches of this many entries, one worker-thread trip each.
+# Sizes are read in batches of this many entries, one helper-process trip each.
 HEADER_BATCH = 256
 # A reader opening a bucket's objects in listing order (grep -r, find -exec)
 # gets the next ones inflated ahead of it, up to this many objects or bytes.

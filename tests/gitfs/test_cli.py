@@ -164,3 +164,11 @@ def test_signal_unmounts_cleanly(fixture_repo, fuse_available, tmp_path, signum)
             proc.wait()
         if mounted(mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)])
+
+
+def test_unwritable_log_file_is_one_line_and_mounts_nothing(fuse_available, fixture_repo, tmp_path):
+    (tmp_path / "mnt").mkdir()
+    done = run_gitfs("mount", "--log-file", str(tmp_path / "no" / "such" / "dir.log"),
+                     str(fixture_repo("bare").path), str(tmp_path / "mnt"))
+    assert "cannot write the log file" in one_line_error(done)
+    assert not mounted(tmp_path / "mnt")
