@@ -25,6 +25,14 @@ STREAM_CHUNK = 1 << 20
 # bytes: otherwise reading a huge blob leaves the whole mapping resident and
 # counted in this process's RSS.
 STREAM_RELEASE = 32 << 20
+# Random reads (headers of every object, a grep over many objects) touch pages all
+# over a pack, and touched pages of a mapping count in RSS until the process lets go
+# of them. Past this many bytes read, a pack hands its pages back to the page cache,
+# which keeps them: a re-read is a minor fault, not I/O.
+RESIDENT_BUDGET = 32 << 20
+# What one touch of a mapping makes resident: Linux maps the 64 KiB around a faulting
+# page of a file that is in the page cache (fault_around_bytes), MADV_RANDOM or not.
+FAULT_AROUND = 64 << 10
 
 
 class Entry(NamedTuple):
@@ -54,6 +62,7 @@ class Pack:
         self._view: memoryview | None = None
         self._data_end = 0
         self._checked = False  # the .pack's header and trailer agree with the .idx
+        self._touched = 0  # bytes read from the mapping since its pages were last released
         self.on_map = None  # called after the data is mapped: the backend's LRU of mapped packs
 
     # -- opening -------------------------------------------------------------
@@ -142,6 +151,7 @@ class Pack:
     def entry(self, offset: int) -> Entry:
         view = self.view
         end = self._data_end
+        self._spend(FAULT_AROUND)
         if not 12 <= offset < end:
             raise self._corrupt("entry offset outside the pack", offset)
         c = view[offset]
@@ -209,7 +219,16 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         if len(out) != size or not d.eof:
             raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
+        self._spend(stop - pos - len(d.unused_data))
         return out
+
+    def _spend(self, nbytes: int) -> None:
+        self._touched += nbytes
+        if self._touched > RESIDENT_BUDGET:
+            self._touched = 0
+            buf = self._buf
+            if isinstance(buf, mmap.mmap):
+                buf.madvise(mmap.MADV_DONTNEED)
 
     def _inflate_rest(self, d, out: bytes, pos: int, size: int) -> bytes:
         # Only unusual encoders get here: the stream is longer than zlib's own bound.
