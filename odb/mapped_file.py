@@ -41,11 +41,7 @@ def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
         st = os.fstat(fd)
         if st.st_size < READ_WHOLE_BELOW:
             return _read_all(fd, st.st_size), st
-        mapped = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-        # Lookups jump around: without this the kernel maps 64 KiB around every page
-        # we touch (fault-around) and reads ahead, which fills RSS with pages never read.
-        mapped.madvise(mmap.MADV_RANDOM)
-        return mapped, st
+        return mmap.mmap(fd, 0, prot=mmap.PROT_READ), st
     finally:
         os.close(fd)
 
