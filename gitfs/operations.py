@@ -245,7 +245,7 @@ class GitOperations(pyfuse3.Operations):
         return changed, sorted(self.store.nonempty_buckets())
 
     def _snapshot_bucket(self, bucket: int) -> tuple[bool, list[str]]:
-        changed = self.store.refresh()
+        changed = self.store.refresh(bucket)
         return changed, self.store.iter_bucket(bucket)
 
     @fuse_errors

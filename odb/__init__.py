@@ -10,7 +10,7 @@
     store.iter_bucket(0x5a)         # sorted, de-duplicated hex ids whose first byte is 0x5a
     store.nonempty_buckets()        # sorted first bytes that hold at least one object
     iter(store)                     # every hex id once, sorted
-    store.refresh()                 # re-check the sources; True if anything changed
+    store.refresh(bucket=None)      # re-check the sources (one loose bucket if given); True if changed
     store.format                    # odb.SHA1 or odb.SHA256 (.hex_len, .raw_len)
 
 Errors: OdbError, and under it NotARepository, ObjectNotFound, AmbiguousPrefix, CorruptObject.

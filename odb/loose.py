@@ -53,15 +53,15 @@ class LooseObjects:
                 out.add(int(name, 16))
         return out
 
-    def bucket_mtimes(self) -> tuple:
-        """A cheap fingerprint of which loose objects exist (directory mtimes)."""
-        out = []
-        for b in range(256):
-            try:
-                out.append(os.stat(os.path.join(self.dir, "%02x" % b)).st_mtime_ns)
-            except OSError:
-                out.append(None)
-        return tuple(out)
+    def bucket_mtime(self, first_byte: int) -> int | None:
+        """A cheap fingerprint of which loose objects one bucket holds (its directory's mtime)."""
+        try:
+            return os.stat(os.path.join(self.dir, "%02x" % first_byte)).st_mtime_ns
+        except OSError:
+            return None
+
+    def bucket_mtimes(self) -> list:
+        return [self.bucket_mtime(b) for b in range(256)]
 
     # -- reading -------------------------------------------------------------
 

@@ -48,8 +48,16 @@ class ObjectsDir:
         if self.loose.contains(raw):
             yield Location(self, None, 0, raw)
 
-    def refresh(self) -> bool:
+    def refresh(self, bucket: int | None = None) -> bool:
         changed = self.packs.refresh()
+        if bucket is not None:
+            # Loose objects are always read live; the fingerprint only answers "changed?",
+            # and one stat beats 256 when a single bucket is being listed.
+            stamp = self.loose.bucket_mtime(bucket)
+            if stamp != self._loose_stamp[bucket]:
+                self._loose_stamp[bucket] = stamp
+                changed = True
+            return changed
         stamp = self.loose.bucket_mtimes()
         if stamp != self._loose_stamp:
             self._loose_stamp = stamp
@@ -288,10 +296,12 @@ class Store:
 
     # -- upkeep ----------------------------------------------------------------
 
-    def refresh(self) -> bool:
+    def refresh(self, bucket: int | None = None) -> bool:
+        """Re-checks packs, the multi-pack-index and loose objects (only those of `bucket`
+        when one is given); True if anything changed. Cheap: stats, no reading."""
         changed = False
         for d in self._dirs:
-            changed |= d.refresh()
+            changed |= d.refresh(bucket)
         return changed
 
     def close(self) -> None:

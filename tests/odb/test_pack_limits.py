@@ -59,3 +59,16 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
         assert "limit" in str(e)
     else:
         raise AssertionError("an over-limit delta result was served")
+
+
+def test_refresh_of_one_bucket_notices_a_loose_object_there(tmp_path):
+    repo, _ = _repo_with_packs(tmp_path, 1)
+    store = odb.open(repo)
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    oid = subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=b"new\n",
+                         capture_output=True, check=True, env=env).stdout.strip().decode()
+    bucket = int(oid[:2], 16)
+    assert store.refresh((bucket + 1) % 256) is False  # another bucket's directory did not change
+    assert store.refresh(bucket) is True
+    assert store.refresh(bucket) is False
+    assert oid in store.iter_bucket(bucket)
