@@ -6,55 +6,21 @@ a time limit and without memory that grows with what a header claims.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-import tracemalloc
 import zlib
 from pathlib import Path
 
 import pytest
 
 import damage
+from limits import memory_limit, time_limit
 import odb
 from damage import PackBuilder, hash_object, insert_delta
 
 TB = 1 << 40
-
-
-class Hang(Exception):
-    """Raised by time_limit. Not an OSError (as TimeoutError is), which odb would catch as I/O."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Fails the test (instead of hanging the suite) if the block runs longer than seconds."""
-
-    def expire(signum, frame):
-        raise Hang(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-@contextlib.contextmanager
-def memory_limit(limit: int):
-    """Fails if Python allocations inside the block peak above limit bytes."""
-    tracemalloc.start()
-    try:
-        yield
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < limit, f"peak Python allocation {peak} bytes, limit {limit}"
 
 
 def refused(store, oid: str, *, seconds: float = 10, memory: int = 32 << 20, text: str = "") -> odb.OdbError:
