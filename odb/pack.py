@@ -27,12 +27,13 @@ STREAM_CHUNK = 1 << 20
 STREAM_RELEASE = 32 << 20
 # Random reads (headers of every object, a grep over many objects) touch pages all
 # over a pack, and touched pages of a mapping count in RSS until the process lets go
-# of them. Past this many bytes read, a pack hands its pages back to the page cache,
-# which keeps them: a re-read is a minor fault, not I/O.
+# of them. A pack counts the distinct 64 KiB windows it has touched (Linux maps the
+# 64 KiB around a faulting page: fault_around_bytes) and, past this budget, hands its
+# pages back to the page cache, which keeps them: a re-read is a minor fault, not I/O.
+# Counting distinct windows, not touches, means hot windows (shared delta bases) do
+# not trigger releases, so a full walk releases a few times instead of thousands.
 RESIDENT_BUDGET = 32 << 20
-# What one touch of a mapping makes resident: Linux maps the 64 KiB around a faulting
-# page of a file that is in the page cache (fault_around_bytes), MADV_RANDOM or not.
-FAULT_AROUND = 64 << 10
+WINDOW_SHIFT = 16
 
 
 class Entry(NamedTuple):
@@ -62,7 +63,8 @@ class Pack:
         self._view: memoryview | None = None
         self._data_end = 0
         self._checked = False  # the .pack's header and trailer agree with the .idx
-        self._touched = 0  # bytes read from the mapping since its pages were last released
+        self._windows = bytearray()  # 1 per 64 KiB window touched since the last release
+        self._resident = 0  # how many of them
         self.on_map = None  # called after the data is mapped: the backend's LRU of mapped packs
 
     # -- opening -------------------------------------------------------------
@@ -90,6 +92,8 @@ class Pack:
                 self._buf = buf
                 self._data_end = len(buf) - self.format.raw_len
                 self._view = memoryview(buf)
+                self._windows = bytearray((len(buf) >> WINDOW_SHIFT) + 1)
+                self._resident = 0
                 mapped = True
             view = self._view
         if mapped and self.on_map is not None:
@@ -151,7 +155,7 @@ class Pack:
     def entry(self, offset: int) -> Entry:
         view = self.view
         end = self._data_end
-        self._spend(FAULT_AROUND)
+        self._touch(offset, offset + 1)
         if not 12 <= offset < end:
             raise self._corrupt("entry offset outside the pack", offset)
         c = view[offset]
@@ -219,16 +223,24 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         if len(out) != size or not d.eof:
             raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
-        self._spend(stop - pos - len(d.unused_data))
+        self._touch(pos, stop - len(d.unused_data))
         return out
 
-    def _spend(self, nbytes: int) -> None:
-        self._touched += nbytes
-        if self._touched > RESIDENT_BUDGET:
-            self._touched = 0
-            buf = self._buf
-            if isinstance(buf, mmap.mmap):
-                buf.madvise(mmap.MADV_DONTNEED)
+    def _touch(self, start: int, stop: int) -> None:
+        windows = self._windows
+        for w in range(start >> WINDOW_SHIFT, ((stop - 1) >> WINDOW_SHIFT) + 1):
+            if w < len(windows) and not windows[w]:
+                windows[w] = 1
+                self._resident += 1
+        if self._resident << WINDOW_SHIFT > RESIDENT_BUDGET:
+            self._release_all()
+
+    def _release_all(self) -> None:
+        buf = self._buf
+        self._windows = bytearray(len(self._windows))
+        self._resident = 0
+        if isinstance(buf, mmap.mmap):
+            buf.madvise(mmap.MADV_DONTNEED)
 
     def _inflate_rest(self, d, out: bytes, pos: int, size: int) -> bytes:
         # Only unusual encoders get here: the stream is longer than zlib's own bound.
