@@ -32,7 +32,7 @@ STREAM_RELEASE = 32 << 20
 # pages back to the page cache, which keeps them: a re-read is a minor fault, not I/O.
 # Counting distinct windows, not touches, means hot windows (shared delta bases) do
 # not trigger releases, so a full walk releases a few times instead of thousands.
-RESIDENT_BUDGET = 32 << 20
+RESIDENT_BUDGET = 16 << 20
 WINDOW_SHIFT = 16
 
 
