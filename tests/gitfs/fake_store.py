@@ -133,7 +133,7 @@ class FakeStore:
     def __iter__(self):
         return iter(list(self._ids))
 
-    def refresh(self) -> bool:
+    def refresh(self, bucket: int | None = None) -> bool:
         with self._lock:
             changed, self._dirty = self._dirty, False
             self._ids = sorted(self.objects)
