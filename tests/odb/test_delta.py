@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from damage import varint
 from odb import delta
 from odb.delta import DeltaError, apply_delta_python, read_sizes
 
@@ -37,18 +38,6 @@ else:
 
 
 # ---- a test-side encoder, written from the format description, independent of odb.delta ----
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def header(base_size: int, result_size: int) -> bytes:
