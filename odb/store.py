@@ -147,10 +147,7 @@ class Store:
     # -- finding ---------------------------------------------------------------
 
     def _find(self, raw: bytes) -> Location | None:
-        for d in self._dirs:
-            for loc in d.locations(raw):
-                return loc
-        return None
+        return next(self._locations(raw), None)
 
     def _locations(self, raw: bytes) -> Iterator[Location]:
         for d in self._dirs:
