@@ -192,7 +192,7 @@ def open_store(repo: str, verify: bool):
     try:
         return odb.open(repo, verify=verify)
     except odb.NotARepository as e:
-        raise UsageError(f"{repo}: not a git repository ({e})") from None
+        raise UsageError(str(e)) from None  # odb's message already names the path and the reason
     except odb.OdbError as e:
         raise UsageError(f"{repo}: {e}") from None
     except OSError as e:
