@@ -30,6 +30,15 @@ class Location(NamedTuple):
     raw: bytes
 
 
+def _loose(loc: Location, read):
+    """A loose object's (type, data) or (type, size). Gone means git pruned or packed it
+    since the lookup: FileNotFoundError, which the store answers by looking again."""
+    hit = read(loc.raw)
+    if hit is None:
+        raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(loc.raw))
+    return hit
+
+
 Finder = Callable[[bytes], "Location | None"]
 
 
@@ -54,10 +63,7 @@ class ChainReader:
         while True:
             pack = loc.pack
             if pack is None:
-                hit = loc.source.loose.read(loc.raw)
-                if hit is None:
-                    raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(loc.raw))
-                return hit
+                return _loose(loc, loc.source.loose.read)
             key = (pack, loc.offset)
             if steps:
                 cached = self.cache.get(key)
@@ -100,10 +106,7 @@ class ChainReader:
         """(type code, size) from headers alone: a delta's size is in its first bytes."""
         pack = loc.pack
         if pack is None:
-            hit = loc.source.loose.read_header(loc.raw)
-            if hit is None:
-                raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(loc.raw))
-            return hit
+            return _loose(loc, loc.source.loose.read_header)
         entry = pack.entry(loc.offset)
         if entry.type < OFS_DELTA:
             return entry.type, entry.size

@@ -4,13 +4,11 @@ import subprocess
 
 import odb
 from odb.pack_backend import PackBackend
+from oracle import git_env
 
 
 def _repo_with_packs(tmp_path, n):
-    env = {"GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
-           "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@example.com",
-           "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z", "GIT_CONFIG_GLOBAL": "/dev/null",
-           "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    env = git_env()
     repo = tmp_path / "many.git"
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True, env=env)
     ids = []
@@ -41,7 +39,7 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
     import odb.delta_chain
 
     repo, _ = _repo_with_packs(tmp_path, 1)
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    env = git_env()
     base = b"".join(b"line %d\n" % k for k in range(400))
     target = base + b"one more line\n"
     ids = [subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=d,
@@ -64,7 +62,7 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
 def test_refresh_of_one_bucket_notices_a_loose_object_there(tmp_path):
     repo, _ = _repo_with_packs(tmp_path, 1)
     store = odb.open(repo)
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
+    env = git_env()
     oid = subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=b"new\n",
                          capture_output=True, check=True, env=env).stdout.strip().decode()
     bucket = int(oid[:2], 16)
