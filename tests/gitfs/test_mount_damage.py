@@ -12,24 +12,9 @@ from pathlib import Path
 import pytest
 
 import damage
+from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
 from damage import PackBuilder, hash_object, insert_delta
 from mounting import mounted
-
-
-@pytest.fixture(scope="module")
-def truth(fixture_repo) -> dict[str, tuple[str, bytes]]:
-    git = fixture_repo("midx").git
-    return {oid: (kind, data) for oid, kind, data in git.contents(git.ids())}
-
-
-@pytest.fixture(scope="module")
-def bases(fixture_repo) -> dict[str, str]:
-    return damage.delta_bases(fixture_repo("midx").git_dir)
-
-
-@pytest.fixture
-def repo(repo_copy):
-    return repo_copy("midx")
 
 
 def mount_pids(mnt: Path) -> list[int]:

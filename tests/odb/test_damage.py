@@ -9,28 +9,10 @@ from pathlib import Path
 import pytest
 
 import damage
+from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
 import odb
 from damage import Midx
 from odb.multi_pack_index import MultiPackIndex
-
-
-@pytest.fixture(scope="module")
-def truth(fixture_repo) -> dict[str, tuple[str, bytes]]:
-    """Every object of the pristine midx fixture, as git reads it."""
-    git = fixture_repo("midx").git
-    return {oid: (kind, data) for oid, kind, data in git.contents(git.ids())}
-
-
-@pytest.fixture(scope="module")
-def bases(fixture_repo) -> dict[str, str]:
-    """delta id -> base id over every pack of the pristine fixture (git verify-pack -v)."""
-    return damage.delta_bases(fixture_repo("midx").git_dir)
-
-
-@pytest.fixture
-def repo(repo_copy):
-    """A private copy of the midx fixture: three packs under a midx, one outside it, loose objects."""
-    return repo_copy("midx")
 
 
 def midx_packs(repo) -> tuple[list[Path], list[Path]]:
