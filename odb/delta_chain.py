@@ -12,6 +12,7 @@ from .pack import OFS_DELTA, Pack
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
+MAX_KINDS = 1 << 19  # entry types remembered at once (about 25 MB when full)
 DELTA_HEADER_BYTES = 20  # two varints of at most 10 bytes each
 # git never deltifies a file above core.bigFileThreshold (512 MiB by default), so a
 # delta claiming more than this is hostile: a few KB of 16 MiB copies can claim 100 GB.
@@ -46,8 +47,10 @@ class ChainReader:
     def __init__(self, find: Finder, cache_bytes: int):
         self._find = find
         self.cache = ByteLRU(cache_bytes)
-        # Whole-object kinds per entry: a header walk of a long chain happens once.
-        self._kinds: dict = {}
+        # Whole-object kinds per pack and entry offset (kept on the packs, so they go with
+        # them): a header walk of a chain happens once. A new epoch forgets them all.
+        self._kinds_epoch = object()
+        self._kinds_count = 0
 
     def _base_location(self, pack: Pack, entry) -> Location:
         if entry.type == OFS_DELTA:
@@ -107,14 +110,16 @@ class ChainReader:
         pack = loc.pack
         if pack is None:
             return _loose(loc, loc.source.loose.read_header)
-        entry = pack.entry(loc.offset)
+        entry, head = pack.header(loc.offset)
         if entry.type < OFS_DELTA:
+            self._kinds_of(pack)[loc.offset] = entry.type
+            self._kinds_count += 1
             return entry.type, entry.size
-        return self.kind(loc, entry), self.delta_result_size(pack, entry)
+        return self.kind(loc, entry), self.delta_result_size(pack, entry, head)
 
-    def delta_result_size(self, pack: Pack, entry) -> int:
+    def delta_result_size(self, pack: Pack, entry, head: bytes = b"") -> int:
         try:
-            _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES))
+            _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES, head))
         except delta.DeltaError as e:
             raise CorruptObject(pack.pack_path, entry.offset, f"bad delta header: {e}") from None
         if result_size > entry.size * MAX_DELTA_EXPANSION:
@@ -128,36 +133,52 @@ class ChainReader:
         return result_size
 
     def kind(self, loc: Location, entry) -> int:
-        """The type of the whole object at the bottom of a delta chain, by headers only."""
-        kinds = self._kinds
-        walked = []
-        seen = set()
+        """The type of the whole object at the bottom of a delta chain, by headers only.
+
+        Every entry the walk passes, the whole object at the bottom included, is typed in
+        its pack's memo: in a walk over many objects most chains end in bases already typed.
+        """
         pack = loc.pack
-        key = (pack, entry.offset)
-        code = kinds.get(key)
-        # Bases are looked up in `kinds` before their headers are parsed: in a walk over
-        # many objects most chains end in a base some earlier walk already typed.
+        known = self._kinds_of(pack)
+        offset = entry.offset
+        walked = []
+        ref_targets = set()  # chains can loop only through REF_DELTA: OFS bases lie before
+        code = known.get(offset)
         while code is None:
             if entry.type < OFS_DELTA:
                 code = entry.type
+                walked.append((known, offset))
                 break
-            if key in seen:
-                raise CorruptObject(pack.pack_path, entry.offset, "delta chain loops")
             if len(walked) >= MAX_DEPTH:
-                raise CorruptObject(pack.pack_path, entry.offset, f"delta chain deeper than {MAX_DEPTH}")
-            seen.add(key)
-            walked.append(key)
+                raise CorruptObject(pack.pack_path, offset, f"delta chain deeper than {MAX_DEPTH}")
+            walked.append((known, offset))
             base = self._base_location(pack, entry)
             if base.pack is None:
                 code = self.header(base)[0]
                 break
-            pack = base.pack
-            key = (pack, base.offset)
-            code = kinds.get(key)
+            if entry.type != OFS_DELTA:
+                if (base.pack, base.offset) in ref_targets:
+                    raise CorruptObject(pack.pack_path, offset, "delta chain loops")
+                ref_targets.add((base.pack, base.offset))
+            if base.pack is not pack:
+                pack, known = base.pack, self._kinds_of(base.pack)
+            offset = base.offset
+            code = known.get(offset)
             if code is None:
-                entry = pack.entry(base.offset)
-        if len(kinds) > 1 << 18:  # bounded: a plain reset beats LRU bookkeeping here
-            kinds.clear()
-        for key in walked:
-            kinds[key] = code
+                entry = pack.header(offset)[0]
+        self._remember(walked, code)
         return code
+
+    def _kinds_of(self, pack: Pack) -> dict:
+        if pack.kinds_epoch is not self._kinds_epoch:
+            pack.kinds = {}
+            pack.kinds_epoch = self._kinds_epoch
+        return pack.kinds
+
+    def _remember(self, walked: list, code: int) -> None:
+        self._kinds_count += len(walked)
+        if self._kinds_count > MAX_KINDS:  # bounded: a plain reset beats LRU bookkeeping here
+            self._kinds_epoch = object()
+            self._kinds_count = len(walked)
+        for known, offset in walked:
+            known[offset] = code

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import struct
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
+
+# Buckets holding more ids than this get a second-level fanout (by the second byte) the
+# first time they are searched: a lookup is then one C-level find over a handful of ids
+# instead of a dozen Python-level bisect steps. Smaller buckets bisect; they are short.
+SUBFANOUT_MIN = 64
 
 
 def parse_fanout(buf, offset: int) -> tuple[int, ...] | None:
@@ -25,7 +32,7 @@ class SortedIds:
     once here, over "the id at position i".
     """
 
-    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count")
+    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count", "_sub")
 
     def __init__(self, buf, start: int, stride: int, raw_len: int, fanout: tuple[int, ...]):
         self.buf = buf
@@ -34,6 +41,7 @@ class SortedIds:
         self.raw_len = raw_len
         self.fanout = fanout
         self.count = fanout[255]
+        self._sub: list[array | None] = [None] * 256
 
     def id_at(self, i: int) -> bytes:
         p = self.start + i * self.stride
@@ -43,9 +51,32 @@ class SortedIds:
         lo = self.fanout[first_byte - 1] if first_byte else 0
         return lo, self.fanout[first_byte]
 
+    def _subfanout(self, first_byte: int) -> array | None:
+        """Positions where each second byte starts within the bucket (257 entries), or None
+        for a small bucket. Built once per bucket, from one slice of second bytes."""
+        sub = self._sub[first_byte]
+        if sub is None:
+            lo, hi = self.bucket_range(first_byte)
+            if hi - lo <= SUBFANOUT_MIN:
+                return None
+            p = self.start + lo * self.stride
+            second = self.buf[p + 1 : p + (hi - lo) * self.stride : self.stride]
+            sub = array("I", [lo + bisect_left(second, b) for b in range(256)])
+            sub.append(hi)
+            self._sub[first_byte] = sub
+        return sub
+
+    def _range(self, raw: bytes) -> tuple[int, int]:
+        """The positions whose ids share raw's first byte, and its second when raw has one."""
+        if len(raw) > 1:
+            sub = self._subfanout(raw[0])
+            if sub is not None:
+                return sub[raw[1]], sub[raw[1] + 1]
+        return self.bucket_range(raw[0])
+
     def lower_bound(self, raw: bytes) -> int:
         """The first position whose id is >= raw (raw may be a prefix)."""
-        lo, hi = self.bucket_range(raw[0])
+        lo, hi = self._range(raw)
         buf, start, stride, n = self.buf, self.start, self.stride, len(raw)
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -57,10 +88,18 @@ class SortedIds:
         return lo
 
     def find(self, raw: bytes) -> int | None:
-        i = self.lower_bound(raw)
-        if i < self.count and self.id_at(i) == raw:
-            return i
-        return None
+        """The position of the id raw, by a C-level search of its (sub-)bucket.
+
+        A match must also start on an id boundary: in a v1 index the ids are interleaved
+        with offsets, and any table could hold raw's bytes straddling two ids.
+        """
+        lo, hi = self._range(raw)
+        buf, start, stride = self.buf, self.start, self.stride
+        end = start + hi * stride
+        p = buf.find(raw, start + lo * stride, end)
+        while p >= 0 and (p - start) % stride:
+            p = buf.find(raw, p + 1, end)
+        return None if p < 0 else (p - start) // stride
 
     def prefix_matches(self, raw_prefix: bytes, hex_prefix: str, limit: int) -> Iterator[bytes]:
         """Ids starting with hex_prefix (an odd digit count is allowed), at most `limit` of them.

@@ -40,7 +40,7 @@ def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
     try:
         st = os.fstat(fd)
         if st.st_size < READ_WHOLE_BELOW:
-            return _read_all(fd, st.st_size), st
+            return read_all(fd, st.st_size), st
         return mmap.mmap(fd, 0, prot=mmap.PROT_READ), st
     finally:
         os.close(fd)
@@ -51,7 +51,7 @@ def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
 
-def _read_all(fd: int, size: int) -> bytes:
+def read_all(fd: int, size: int) -> bytes:
     parts = []
     while size > 0:
         part = os.read(fd, size)

@@ -10,7 +10,7 @@ import zlib
 from typing import NamedTuple
 
 from .errors import CorruptObject
-from .mapped_file import map_file, open_regular
+from .mapped_file import READ_WHOLE_BELOW, open_regular, read_all
 from .oid import ObjectFormat
 from .pack_index import PackIndex
 
@@ -34,6 +34,12 @@ STREAM_RELEASE = 32 << 20
 # not trigger releases, so a full walk releases a few times instead of thousands.
 RESIDENT_BUDGET = 16 << 20
 WINDOW_SHIFT = 16
+# An entry header is at most 1 + 9 size bytes + 10 offset bytes or an id (32 bytes).
+MAX_ENTRY_HEADER = 48
+# One pread per header: the entry header plus the start of its zlib stream, which for
+# most deltas holds their two size varints (a dynamic Huffman table can take ~100 bytes).
+HEADER_READ = 128
+PREFIX_READ = 1024
 
 
 class Entry(NamedTuple):
@@ -50,6 +56,11 @@ class Pack:
 
     Opening lazily is what makes a multi-pack-index hit cheap (libgit2's design): a
     repository with hundreds of packs maps only those it actually reads.
+
+    A big pack, once opened, keeps a descriptor: headers are read through it with pread,
+    which leaves nothing resident in this process, while whole entries are inflated from
+    the mapping. A header walk over every object (st_size for `find`) would otherwise
+    fault in, and count in RSS, most pages of every pack. Small packs are read whole.
     """
 
     def __init__(self, pack_path: str, fmt: ObjectFormat):
@@ -59,13 +70,19 @@ class Pack:
         self.format = fmt
         self._lock = threading.Lock()
         self._index: PackIndex | None = None
-        self._buf = None
+        self._fd: int | None = None  # big packs: open from first read until unmap()
+        self._small: bytes | None = None  # small packs: the whole file
+        self._buf = None  # the mapping (or the small file's bytes) once data is read
         self._view: memoryview | None = None
         self._data_end = 0
         self._checked = False  # the .pack's header and trailer agree with the .idx
         self._windows = bytearray()  # 1 per 64 KiB window touched since the last release
         self._resident = 0  # how many of them
-        self.on_map = None  # called after the data is mapped: the backend's LRU of mapped packs
+        self.on_map = None  # called after the file is opened: the backend's LRU of open packs
+        # Entry offset -> type of the whole object under its delta chain: the chain
+        # reader's memo, valid while kinds_epoch is the reader's current epoch.
+        self.kinds: dict[int, int] = {}
+        self.kinds_epoch = None
 
     # -- opening -------------------------------------------------------------
 
@@ -80,23 +97,50 @@ class Pack:
     def _corrupt(self, reason: str, offset: int | None = None) -> CorruptObject:
         return CorruptObject(self.pack_path, offset, reason)
 
+    def _open_locked(self) -> bool:
+        """Opens the file (checked against the .idx) unless it is open; True if it just opened."""
+        if self._fd is not None or self._small is not None:
+            return False
+        h = self.format.raw_len
+        fd = open_regular(self.pack_path)
+        try:
+            size = os.fstat(fd).st_size
+            if size < READ_WHOLE_BELOW:
+                data = read_all(fd, size)
+                self._check_header(data[:12], data[len(data) - h :], len(data))
+                self._small = data
+                size = len(data)
+            else:
+                self._check_header(os.pread(fd, 12, 0), os.pread(fd, h, size - h), size)
+                self._fd, fd = fd, None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        self._checked = True
+        self._data_end = size - h
+        return True
+
+    def _open(self) -> None:
+        self.index  # noqa: B018 - loaded first: it takes the same lock
+        with self._lock:
+            opened = self._open_locked()
+        if opened and self.on_map is not None:
+            self.on_map(self)
+
     def _open_data(self) -> memoryview:
         self.index  # noqa: B018 - loaded first: it takes the same lock
-        mapped = False
         with self._lock:
+            opened = self._open_locked()
             if self._view is None:
-                buf, _ = map_file(self.pack_path)
-                h = self.format.raw_len
-                self._check_header(bytes(buf[:12]), bytes(buf[len(buf) - h :]), len(buf))
-                self._checked = True
-                self._buf = buf
-                self._data_end = len(buf) - self.format.raw_len
-                self._view = memoryview(buf)
-                self._windows = bytearray((len(buf) >> WINDOW_SHIFT) + 1)
+                if self._small is not None:
+                    self._buf = self._small
+                else:
+                    self._buf = mmap.mmap(self._fd, 0, prot=mmap.PROT_READ)
+                self._windows = bytearray((len(self._buf) >> WINDOW_SHIFT) + 1)
                 self._resident = 0
-                mapped = True
+                self._view = memoryview(self._buf)
             view = self._view
-        if mapped and self.on_map is not None:
+        if opened and self.on_map is not None:
             self.on_map(self)
         return view
 
@@ -115,7 +159,8 @@ class Pack:
 
     def check(self) -> None:
         """Checks the .pack against its .idx (signature, version, count, trailer) without
-        mapping it: scanning many packs for one id must not map (or read) every pack."""
+        opening it for reading: scanning many packs for one id must not hold (or read)
+        every pack."""
         if self._checked:
             return
         h = self.format.raw_len
@@ -127,14 +172,19 @@ class Pack:
         finally:
             os.close(fd)
         self._check_header(head, trailer, size)
-        if self._view is None:
-            self._data_end = size - h
+        with self._lock:
+            if self._fd is None and self._small is None:
+                self._data_end = size - h
         self._checked = True
 
     def unmap(self) -> None:
-        """Drops our reference to the data; readers still holding a view keep the mapping
-        alive until they finish, and the next read maps the file again."""
+        """Closes the descriptor and drops our reference to the data; readers still holding
+        a view keep the mapping alive until they finish, and the next read opens again."""
         with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = None
+            self._small = None
             self._view = None
             self._buf = None
 
@@ -150,59 +200,89 @@ class Pack:
     def contains_offset(self, offset: int) -> bool:
         return 12 <= offset < self._data_end
 
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to n bytes at offset, without mapping anything (shorter at the end of the data)."""
+        while True:
+            small = self._small
+            if small is not None:
+                return small[offset : min(offset + n, self._data_end)]
+            with self._lock:
+                if self._fd is not None:
+                    return os.pread(self._fd, max(0, min(n, self._data_end - offset)), offset)
+            self._open()
+
     # -- entries -------------------------------------------------------------
 
     def entry(self, offset: int) -> Entry:
-        view = self.view
+        """The entry header at offset, read from the mapping (its data is read next)."""
+        entry = self._parse_entry(self.view[offset : offset + MAX_ENTRY_HEADER], offset)
+        self._touch(offset, entry.data_offset)
+        return entry
+
+    def header(self, offset: int) -> tuple[Entry, bytes]:
+        """The entry header at offset and the bytes read with it: the start of its data,
+        usually enough for a delta's size header. Read with pread: see the class doc."""
+        head = self._small
+        if head is not None:
+            head = head[offset : min(offset + HEADER_READ, self._data_end)]
+        else:
+            with self._lock:
+                fd = self._fd
+                if fd is not None and 12 <= offset < self._data_end:
+                    head = os.pread(fd, min(HEADER_READ, self._data_end - offset), offset)
+            if fd is None:
+                self._open()
+                return self.header(offset)
+            if head is None:
+                raise self._corrupt("entry offset outside the pack", offset)
+        return self._parse_entry(head, offset), head
+
+    def _parse_entry(self, head, offset: int) -> Entry:
+        """Parses the entry starting at head[0], which lies at `offset` in the pack."""
         end = self._data_end
-        self._touch(offset, offset + 1)
         if not 12 <= offset < end:
             raise self._corrupt("entry offset outside the pack", offset)
-        c = view[offset]
-        pos = offset + 1
+        limit = min(len(head), end - offset)
+        c = head[0]
+        pos = 1
         kind = (c >> 4) & 7
         size = c & 15
         shift = 4
         while c & 0x80:
-            if pos >= end or shift > 63:
+            if pos >= limit or shift > 63:
                 raise self._corrupt("bad entry header", offset)
-            c = view[pos]
+            c = head[pos]
             pos += 1
             size |= (c & 0x7F) << shift
             shift += 7
-        if size > (end - pos) * MAX_INFLATE_RATIO + 64:
+        if size > (end - offset - pos) * MAX_INFLATE_RATIO + 64:
             # Refused here, not only at inflation: st_size comes from this header.
             raise self._corrupt(f"entry claims {size} bytes, more than its data can hold", offset)
         if kind == OFS_DELTA:
-            return self._ofs_delta_entry(offset, size, pos)
+            if pos >= limit:
+                raise self._corrupt("truncated delta base offset", offset)
+            c = head[pos]
+            pos += 1
+            distance = c & 0x7F
+            while c & 0x80:
+                if pos >= limit or distance > (1 << 56):
+                    raise self._corrupt("bad delta base offset", offset)
+                c = head[pos]
+                pos += 1
+                distance = ((distance + 1) << 7) | (c & 0x7F)
+            base = offset - distance
+            # A base must come before its delta: this is also what makes OFS chains loop-free.
+            if not 12 <= base < offset:
+                raise self._corrupt(f"delta base offset {base} out of range", offset)
+            return Entry(offset, OFS_DELTA, size, offset + pos, base, None)
         if kind == REF_DELTA:
             h = self.format.raw_len
-            if pos + h > end:
+            if pos + h > limit:
                 raise self._corrupt("truncated delta base id", offset)
-            return Entry(offset, kind, size, pos + h, -1, bytes(view[pos : pos + h]))
+            return Entry(offset, kind, size, offset + pos + h, -1, bytes(head[pos : pos + h]))
         if kind in (0, 5):
             raise self._corrupt(f"invalid entry type {kind}", offset)
-        return Entry(offset, kind, size, pos, -1, None)
-
-    def _ofs_delta_entry(self, offset: int, size: int, pos: int) -> Entry:
-        view = self.view
-        end = self._data_end
-        if pos >= end:
-            raise self._corrupt("truncated delta base offset", offset)
-        c = view[pos]
-        pos += 1
-        distance = c & 0x7F
-        while c & 0x80:
-            if pos >= end or distance > (1 << 56):
-                raise self._corrupt("bad delta base offset", offset)
-            c = view[pos]
-            pos += 1
-            distance = ((distance + 1) << 7) | (c & 0x7F)
-        base = offset - distance
-        # A base must come before its delta: this is also what makes OFS chains loop-free.
-        if not 12 <= base < offset:
-            raise self._corrupt(f"delta base offset {base} out of range", offset)
-        return Entry(offset, OFS_DELTA, size, pos, base, None)
+        return Entry(offset, kind, size, offset + pos, -1, None)
 
     # -- inflation -----------------------------------------------------------
 
@@ -255,18 +335,20 @@ class Pack:
             pos = stop
         return b"".join(parts)
 
-    def inflate_prefix(self, entry: Entry, n: int) -> bytes:
-        """Up to the first n bytes of the entry's data (a delta's size header)."""
-        view, pos, end = self.view, entry.data_offset, self._data_end
+    def inflate_prefix(self, entry: Entry, n: int, head: bytes = b"") -> bytes:
+        """Up to the first n bytes of the entry's data (a delta's size header), inflated from
+        `head` (bytes read from entry.offset on) and, if those run short, read with pread."""
+        skip = entry.data_offset - entry.offset
         d = zlib.decompressobj()
-        out = b""
         try:
-            while len(out) < n and not d.eof and pos < end:
-                stop = min(end, pos + 256)
-                out += d.decompress(view[pos:stop], n - len(out))
-                if d.unconsumed_tail:
+            out = d.decompress(head[skip:], n) if len(head) > skip else b""
+            pos = entry.offset + max(len(head), skip)
+            while len(out) < n and not d.eof and not d.unconsumed_tail and pos < self._data_end:
+                more = self.read_at(pos, PREFIX_READ)
+                if not more:
                     break
-                pos = stop
+                out += d.decompress(more, n - len(out))
+                pos += len(more)
         except zlib.error as e:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,9 +23,19 @@ from .pack import Pack
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
-# Packs mapped at once. Descriptors are closed as soon as a file is mapped, so this
-# bounds mappings (and address space), as git's core.packedGitLimit bounds windows.
+# Big packs open at once, each holding a descriptor (and, once mapped, the mapping's
+# own): this bounds descriptors and address space, as git's core.packedGitLimit bounds
+# windows. Lower when the process may open few files.
 MAX_MAPPED_PACKS = 256
+
+
+def open_pack_limit() -> int:
+    """MAX_MAPPED_PACKS, or fewer when the descriptor limit is low: an open pack may hold
+    two descriptors, and the process needs the rest for loose objects and its own work."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_MAPPED_PACKS
+    return max(4, min(MAX_MAPPED_PACKS, soft // 8))
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class PackBackend:
         self._bad: dict[str, tuple] = {}  # pack name -> identity when it failed, warned once
         self._last_found: Pack | None = None
         self._mapped: OrderedDict[Pack, None] = OrderedDict()  # least recently used first
-        self.max_mapped = MAX_MAPPED_PACKS
+        self.max_mapped = open_pack_limit()
         self.refresh()
 
     # -- refresh -------------------------------------------------------------
@@ -59,8 +70,15 @@ class PackBackend:
             midx, midx_changed = self._check_midx()
             if not (packs_changed or midx_changed):
                 return False
+            gone = [p for p in self._mapped if packs.get(p.name) is not p]
+            for pack in gone:
+                del self._mapped[pack]
             self._snap = self._build_snapshot(midx, packs)
-            return True
+        # A pack git deleted or replaced is closed now, not when the LRU gets to it: its
+        # disk space is only freed once nothing here holds it open or mapped.
+        for pack in gone:
+            pack.unmap()
+        return True
 
     def _scan_packs(self) -> tuple[dict, bool]:
         try:

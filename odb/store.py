@@ -48,6 +48,15 @@ class ObjectsDir:
         if self.loose.contains(raw):
             yield Location(self, None, 0, raw)
 
+    def first_location(self, raw: bytes) -> Location | None:
+        """What locations() yields first, without a generator: the per-object fast path."""
+        hit = self.packs.find(raw)
+        if hit is not None:
+            return Location(self, hit[0], hit[1], raw)
+        if self.loose.contains(raw):
+            return Location(self, None, 0, raw)
+        return None
+
     def refresh(self, bucket: int | None = None) -> bool:
         changed = self.packs.refresh()
         if bucket is not None:
@@ -147,7 +156,11 @@ class Store:
     # -- finding ---------------------------------------------------------------
 
     def _find(self, raw: bytes) -> Location | None:
-        return next(self._locations(raw), None)
+        for d in self._dirs:
+            loc = d.first_location(raw)
+            if loc is not None:
+                return loc
+        return None
 
     def _locations(self, raw: bytes) -> Iterator[Location]:
         for d in self._dirs:
@@ -158,6 +171,15 @@ class Store:
         one is damaged: damage in one pack must not hide a good copy elsewhere. A miss
         refreshes once and retries, since git may have just repacked."""
         raw = parse_oid(oid, self.format)
+        loc = self._find(raw)
+        if loc is not None:
+            try:
+                return action(raw, loc)
+            except (CorruptObject, OSError, ValueError):
+                pass  # the careful path below starts over, and reports what it sees
+        return self._each_location(raw, action)
+
+    def _each_location(self, raw: bytes, action):
         locs = self._locations(raw)
         loc = next(locs, None)
         if loc is None and self.refresh():
@@ -219,7 +241,7 @@ class Store:
         label = loc.source.label
         if loc.pack is None:
             return ObjectInfo(kind, size, label + "loose", None, None)
-        entry = loc.pack.entry(loc.offset)
+        entry = loc.pack.header(loc.offset)[0]
         base = None
         if entry.base_id is not None:
             base = entry.base_id.hex()
