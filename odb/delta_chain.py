@@ -62,29 +62,31 @@ class ChainReader:
 
     def _walk(self, loc: Location, steps: list) -> tuple[int, bytes]:
         """Follows bases until a whole object or a cached one; appends the deltas to `steps`."""
-        seen = set()
+        ref_targets = set()  # chains can loop only through REF_DELTA: OFS bases lie before
+        cache = self.cache
         while True:
             pack = loc.pack
             if pack is None:
                 return _loose(loc, loc.source.loose.read)
             key = (pack, loc.offset)
-            if steps:
-                cached = self.cache.get(key)
-                if cached is not None:
-                    return cached
+            # The object itself too: an earlier read may have rebuilt it as someone's base.
+            cached = cache.get(key)
+            if cached is not None:
+                return cached
             entry = pack.entry(loc.offset)
             if entry.type < OFS_DELTA:
                 data = pack.inflate(entry)
                 if steps:
-                    self.cache.put(key, (entry.type, data), len(data))
+                    cache.put(key, (entry.type, data), len(data))
                 return entry.type, data
-            if key in seen:
-                raise CorruptObject(pack.pack_path, loc.offset, "delta chain loops")
             if len(steps) >= MAX_DEPTH:
                 raise CorruptObject(pack.pack_path, loc.offset, f"delta chain deeper than {MAX_DEPTH}")
-            seen.add(key)
             steps.append((pack, entry))
             loc = self._base_location(pack, entry)
+            if entry.type != OFS_DELTA:
+                if (loc.pack, loc.offset) in ref_targets:
+                    raise CorruptObject(pack.pack_path, entry.offset, "delta chain loops")
+                ref_targets.add((loc.pack, loc.offset))
 
     def read(self, loc: Location) -> tuple[int, bytes]:
         steps: list = []

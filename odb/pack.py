@@ -215,9 +215,8 @@ class Pack:
 
     def entry(self, offset: int) -> Entry:
         """The entry header at offset, read from the mapping (its data is read next)."""
-        entry = self._parse_entry(self.view[offset : offset + MAX_ENTRY_HEADER], offset)
-        self._touch(offset, entry.data_offset)
-        return entry
+        # The pages touched here are counted by inflate(), which reads on from here.
+        return self._parse_entry(self.view[offset : offset + MAX_ENTRY_HEADER], offset)
 
     def header(self, offset: int) -> tuple[Entry, bytes]:
         """The entry header at offset and the bytes read with it: the start of its data,
@@ -303,7 +302,7 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         if len(out) != size or not d.eof:
             raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
-        self._touch(pos, stop - len(d.unused_data))
+        self._touch(entry.offset, stop - len(d.unused_data))
         return out
 
     def _touch(self, start: int, stop: int) -> None:
