@@ -138,7 +138,7 @@ class LoadProcess:
     def _answer(self, raw: bytes, size: int | None):
         try:
             if size is None:
-                size = self._store.read_header(raw)[1]
+                size = self._store.read_size(raw)
             if size > self._max_entry:
                 return TOO_BIG, b""
             return OK, self._store.read(raw)[1]
@@ -154,7 +154,7 @@ class LoadProcess:
         n = self._raw_len
         for i in range(0, len(raws), n):
             try:
-                out += _SIZE.pack(OK, self._store.read_header(raws[i:i + n])[1])
+                out += _SIZE.pack(OK, self._store.read_size(raws[i:i + n]))
             except Exception:  # the parent asks again itself, to report the error
                 out += _SIZE.pack(ERROR, 0)
         return out
@@ -174,7 +174,7 @@ class LoadProcess:
 
     def _local_size(self, raw: bytes):
         try:
-            return self._store.read_header(raw)[1]
+            return self._store.read_size(raw)
         except odb.OdbError as e:
             return e
 
@@ -208,7 +208,7 @@ class LoadProcess:
                     log.error("object loader process %d failed (%s); loading in the mount process", self.pid, e)
         # The child is gone: do the work here, slower but still right.
         if size is None:
-            size = self._store.read_header(raw)[1]
+            size = self._store.read_size(raw)
         return None if size > self._max_entry else self._store.read(raw)[1]
 
     def _remote_load(self, raw: bytes, size: int | None):

@@ -20,6 +20,7 @@ from .file_handles import StreamedObject, WholeObject
 from .inodes import ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode
 from .load_process import LoadProcess
 from .object_cache import ObjectCache
+from .size_reader import SizeReader
 
 log = logging.getLogger("gitfs")
 
@@ -27,8 +28,6 @@ log = logging.getLogger("gitfs")
 # long. Directories change whenever the repository does.
 OBJECT_TIMEOUT = 3600.0
 DIRECTORY_TIMEOUT = 1.0
-# Sizes are read in batches of this many entries, one helper-process trip each.
-HEADER_BATCH = 256
 # A reader opening a bucket's objects in listing order (grep -r, find -exec)
 # gets the next ones inflated ahead of it, up to this many objects or bytes.
 READ_AHEAD_COUNT = 32
@@ -48,14 +47,16 @@ class _Listing:
     order a recursive reader will open the objects in, and their sizes.
     """
 
-    __slots__ = ("bucket", "names", "attrs", "last_opened", "ahead_until")
+    __slots__ = ("bucket", "names", "attrs", "filled", "generation", "last_opened", "ahead_until")
 
-    def __init__(self, bucket, names):
+    def __init__(self, bucket, names, generation: int = 0):
         self.bucket = bucket  # None for the root
         # The root: bucket names. A bucket: its sorted hex ids (the entry
         # name is an id without its first two digits).
         self.names = names
         self.attrs = [None] * len(names) if bucket is not None else None  # size or error
+        self.filled = 0  # attrs known so far, from the front (the SizeReader fills them)
+        self.generation = generation  # the store's generation when listed
         self.last_opened = -1
         self.ahead_until = 0
 
@@ -87,6 +88,9 @@ class GitOperations(pyfuse3.Operations):
                                     for _ in range(load_processes)]
             loads = [p.load for p in self._load_processes]
         self.cache = ObjectCache(cache_size, loads)
+        self.sizes = SizeReader(self._read_sizes)
+        # The bucket a walk in order will open next, listed (and its sizes read) ahead.
+        self._speculative: _Listing | None = None
         self._handles: dict[int, object] = {}
         self._open_objects: dict[bytes, int] = {}  # oid -> open whole-object handles
         # bucket -> its last listing, for read-ahead; only the few buckets
@@ -101,6 +105,7 @@ class GitOperations(pyfuse3.Operations):
 
     def close(self) -> None:
         """After the loop has ended: stop the loader threads before the store closes."""
+        self.sizes.stop()
         self.cache.close()
         for process in self._load_processes:
             process.close()
@@ -193,7 +198,7 @@ class GitOperations(pyfuse3.Operations):
         if len(name) < rest:
             hex_id = await self._in_thread(self.store.resolve_prefix, hex_id)
         oid = bytes.fromhex(hex_id)
-        _, size = await self._in_thread(self.store.read_header, oid)
+        size = await self._in_thread(self.store.read_size, oid)
         inode = self.inodes.inode_for(oid)
         attrs = self._file_attrs(inode, size)
         if len(name) < rest:
@@ -212,7 +217,7 @@ class GitOperations(pyfuse3.Operations):
         if inode == ROOT_INODE or bucket_of_inode(inode) is not None:
             return self._dir_attrs(inode)
         oid = self._object_oid(inode)
-        _, size = await self._in_thread(self.store.read_header, oid)
+        size = await self._in_thread(self.store.read_size, oid)
         return self._file_attrs(inode, size)
 
     # -- directories --------------------------------------------------------
@@ -227,15 +232,39 @@ class GitOperations(pyfuse3.Operations):
         bucket = bucket_of_inode(inode)
         if bucket is None:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        changed, hex_ids = await self._in_thread(self._snapshot_bucket, bucket)
-        self._store_changed(changed)
-        if hex_ids:
+        listing = await self._list_bucket(bucket)
+        if listing.names:
             self._nonempty_buckets.add(bucket)
-        listing = self._latest_listing[bucket] = _Listing(bucket, hex_ids)
+        self._latest_listing[bucket] = listing
         self._latest_listing.move_to_end(bucket)
         if len(self._latest_listing) > LISTINGS_KEPT:
             self._latest_listing.popitem(last=False)
+        self.sizes.want(listing, urgent=True)
         return self._new_fh(listing)
+
+    async def _list_bucket(self, bucket: int) -> _Listing:
+        """A fresh snapshot of the bucket; also lists the next bucket, for a walk in order.
+
+        The speculative listing of this bucket, taken at the previous opendir, is the
+        snapshot when nothing has changed since: refresh() saw no change to the packs
+        or to this bucket's loose objects, and no other refresh did either.
+        """
+        spec, self._speculative = self._speculative, None
+        if spec is not None and (spec.bucket != bucket or spec.generation != self._generation):
+            spec = None
+        after = self._next_bucket(bucket)
+        changed, hex_ids, next_ids = await self._in_thread(self._snapshot_bucket, bucket, spec is None, after)
+        self._store_changed(changed)
+        if hex_ids is None and spec.generation != self._generation:
+            hex_ids = await self._in_thread(self.store.iter_bucket, bucket)  # another opendir saw a change
+        listing = spec if hex_ids is None else _Listing(bucket, hex_ids, self._generation)
+        if next_ids is not None and not changed:
+            self._speculative = _Listing(after, next_ids, self._generation)
+            self.sizes.want(self._speculative, urgent=False)
+        return listing
+
+    def _next_bucket(self, bucket: int) -> int | None:
+        return next((b for b in range(bucket + 1, 256) if b in self._nonempty_buckets), None)
 
     # Worker-thread halves of opendir: refresh notices new packs and pruned
     # objects, then the listing is taken.
@@ -244,9 +273,11 @@ class GitOperations(pyfuse3.Operations):
         changed = self.store.refresh()
         return changed, sorted(self.store.nonempty_buckets())
 
-    def _snapshot_bucket(self, bucket: int) -> tuple[bool, list[str]]:
+    def _snapshot_bucket(self, bucket: int, need_ids: bool, after: int | None):
         changed = self.store.refresh(bucket)
-        return changed, self.store.iter_bucket(bucket)
+        hex_ids = self.store.iter_bucket(bucket) if changed or need_ids else None
+        next_ids = self.store.iter_bucket(after) if after is not None else None
+        return changed, hex_ids, next_ids
 
     @fuse_errors
     async def readdir(self, fh, start_id, token):
@@ -263,8 +294,8 @@ class GitOperations(pyfuse3.Operations):
         inode_for, remember, reply = self.inodes.inode_for, self.inodes.remember, pyfuse3.readdir_reply
         sizes, oids = listing.attrs, listing.names
         for i in range(start_id, len(oids)):
-            if sizes[i] is None:
-                await self._sizes_from(listing, i)
+            if i >= listing.filled:
+                await self.sizes.wait(listing, i)
             size = sizes[i]
             oid = bytes.fromhex(oids[i])
             inode = inode_for(oid)
@@ -285,26 +316,20 @@ class GitOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         return listing
 
-    async def _sizes_from(self, listing: _Listing, i: int) -> None:
-        """Sizes for the batch of entries starting at i, read by the helper process."""
-        await self._in_thread(self._fill_sizes, listing, i)
-
-    def _fill_sizes(self, listing: _Listing, start: int) -> None:
-        """Worker thread: object sizes from headers for the next batch of entries."""
-        stop = min(start + HEADER_BATCH, len(listing.names))
-        hex_ids = listing.names[start:stop]
+    def _read_sizes(self, raws: list[bytes]) -> list:
+        """SizeReader thread: object sizes from headers (an exception for each failure)."""
         if self._load_processes:
-            sizes = self._load_processes[0].sizes([bytes.fromhex(h) for h in hex_ids])
+            sizes = self._load_processes[0].sizes(raws)
         else:
-            sizes = [self._local_size(h) for h in hex_ids]
-        for i, (hex_id, size) in enumerate(zip(hex_ids, sizes), start):
+            sizes = [self._local_size(raw) for raw in raws]
+        for raw, size in zip(raws, sizes):
             if not isinstance(size, int):
-                log.error("listing %s: %s", hex_id, size)
-            listing.attrs[i] = size
+                log.error("listing %s: %s", raw.hex(), size)
+        return sizes
 
-    def _local_size(self, hex_id: str):
+    def _local_size(self, raw: bytes):
         try:
-            return self.store.read_header(hex_id)[1]
+            return self.store.read_size(raw)
         except odb.OdbError as e:
             return e
 
@@ -338,7 +363,7 @@ class GitOperations(pyfuse3.Operations):
     def _load_whole(self, oid: bytes, size: int | None):
         """Worker thread: the object's bytes, or None when it is too big to hold whole."""
         if size is None:
-            size = self.store.read_header(oid)[1]
+            size = self.store.read_size(oid)
         if size > self.cache.max_entry:
             return None
         return self.store.read(oid)[1]

@@ -119,6 +119,17 @@ class ChainReader:
             return entry.type, entry.size
         return self.kind(loc, entry), self.delta_result_size(pack, entry, head)
 
+    def size(self, loc: Location) -> int:
+        """The object's size alone: for a delta, from its own header, without typing the chain
+        (as `git cat-file -s` does). A broken chain below shows when the object is read."""
+        pack = loc.pack
+        if pack is None:
+            return _loose(loc, loc.source.loose.read_header)[1]
+        entry, head = pack.header(loc.offset)
+        if entry.type < OFS_DELTA:
+            return entry.size
+        return self.delta_result_size(pack, entry, head)
+
     def delta_result_size(self, pack: Pack, entry, head: bytes = b"") -> int:
         try:
             _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES, head))

@@ -229,6 +229,10 @@ class Store:
     def read_header(self, oid) -> tuple[str, int]:
         return self._first_good(oid, lambda raw, loc: self._header_at(loc))
 
+    def read_size(self, oid) -> int:
+        """The object's size: read_header without the type, so a delta's chain is not walked."""
+        return self._first_good(oid, lambda raw, loc: self._reader.size(loc))
+
     def _header_at(self, loc: Location) -> tuple[str, int]:
         code, size = self._reader.header(loc)
         return KINDS[code], size

@@ -98,6 +98,10 @@ class FakeStore:
         kind, data = self._get(oid)
         return kind, len(data)
 
+    def read_size(self, oid):
+        self.calls.append("read_size")
+        return len(self._get(oid)[1])
+
     def locate(self, oid):
         kind, data = self._get(oid)
         hex_id = self._hex(oid)

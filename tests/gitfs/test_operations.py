@@ -164,7 +164,7 @@ def test_unexpected_exception_is_eio_and_logged(store, caplog, monkeypatch):
     def explode(oid):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(store, "read_header", explode)
+    monkeypatch.setattr(store, "read_size", explode)
 
     async def go():
         with caplog.at_level(logging.ERROR, logger="gitfs"):

@@ -194,6 +194,8 @@ def test_whole_entry_claiming_a_terabyte(empty):
         refused(store, me.hex(), memory=8 << 20)
         with time_limit(10), pytest.raises(odb.CorruptObject):
             store.read_header(me.hex())
+        with time_limit(10), pytest.raises(odb.CorruptObject):
+            store.read_size(me.hex())
 
 
 def test_delta_claiming_a_terabyte_result(empty):
@@ -206,6 +208,8 @@ def test_delta_claiming_a_terabyte_result(empty):
         refused(store, me.hex(), memory=8 << 20)
         with time_limit(10), pytest.raises(odb.CorruptObject):
             store.read_header(me.hex())
+        with time_limit(10), pytest.raises(odb.CorruptObject):
+            store.read_size(me.hex())
 
 
 def test_delta_claiming_a_terabyte_base(empty):
@@ -237,6 +241,8 @@ def test_entry_header_with_endless_size_bytes(empty):
         refused(store, me.hex())
         with time_limit(10), pytest.raises(odb.CorruptObject):
             store.read_header(me.hex())
+        with time_limit(10), pytest.raises(odb.CorruptObject):
+            store.read_size(me.hex())
 
 
 def test_loose_object_claiming_a_terabyte(empty):
@@ -246,6 +252,8 @@ def test_loose_object_claiming_a_terabyte(empty):
         refused(store, oid, memory=8 << 20)
         with time_limit(10), pytest.raises(odb.CorruptObject):
             store.read_header(oid)
+        with time_limit(10), pytest.raises(odb.CorruptObject):
+            store.read_size(oid)
 
 
 @pytest.mark.parametrize("kind", [0, 5])

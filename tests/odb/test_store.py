@@ -74,6 +74,27 @@ def test_read_header_every_object(any_repo, store):
         assert store.read_header(oid) == (kind, size), oid
 
 
+def test_read_size_every_object(any_repo, store):
+    for oid, (_, size) in any_repo.git.objects().items():
+        assert store.read_size(oid) == size, oid
+
+
+def test_read_size_of_a_delta_does_not_walk_its_chain(any_repo, store):
+    """As `git cat-file -s`: the size is the delta's own claim; the chain is read only to read."""
+    objects = any_repo.git.objects()
+    deltas = [oid for oid in objects if store.locate(oid).delta_base is not None]
+    for oid in deltas[:20]:
+        store._reader._kinds_epoch = object()  # forget every typed entry
+        calls = []
+        original = store._reader.kind
+        store._reader.kind = lambda *a: calls.append(a) or original(*a)
+        try:
+            assert store.read_size(oid) == objects[oid][1]
+        finally:
+            del store._reader.kind
+        assert not calls
+
+
 def test_missing_object_is_not_found(any_repo, store):
     hex_len = store.format.hex_len
     absent = next(p for p in ("0" * hex_len, "f" * hex_len, "1" * hex_len)

@@ -1,0 +1,104 @@
+"""A worker thread that reads the sizes of listed objects ahead of readdir.
+
+A listing replies with every object's size (readdir sends attributes, so `find -size`
+and `ls -l` cost no lookups), and a size costs a header read. Reading them in the
+request would serialise that work with the loop's own per-entry work; here a thread
+(in front of the helper process, which does the reading on the other core) fills a
+listing batch by batch while readdir replies with the batches already filled, and a
+listing opened speculatively (the next bucket of a walk) is filled before anyone asks.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import trio
+
+# Sizes are read in batches of this many entries, one helper-process trip each.
+BATCH = 256
+
+
+class SizeReader:
+    """Fills `listing.attrs` (a size, or the exception a header read raised) front to back.
+
+    A listing needs `names` (sorted hex ids), `attrs` (None where unknown) and `filled`
+    (how many leading attrs are known); this thread is the only writer of both.
+    """
+
+    def __init__(self, read_sizes):
+        self._read_sizes = read_sizes  # [raw id] -> [size or exception], in a worker thread
+        self._jobs: collections.deque = collections.deque()  # listings with sizes to read
+        self._wake = threading.Condition()
+        self._waiters: dict[object, trio.Event] = {}  # listing -> event set on its next batch
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def want(self, listing, *, urgent: bool) -> None:
+        """Queues the listing's unread sizes; an urgent one (a reader waits) goes first. From the loop."""
+        if listing.filled >= len(listing.names):
+            return
+        if self._thread is None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._thread = threading.Thread(target=self._work, name="gitfs-sizes", daemon=True)
+            self._thread.start()
+        with self._wake:
+            if listing in self._jobs:
+                if not urgent or self._jobs[0] is listing:
+                    return
+                self._jobs.remove(listing)
+            if urgent:
+                self._jobs.appendleft(listing)
+            else:
+                self._jobs.append(listing)
+            self._wake.notify()
+
+    async def wait(self, listing, i: int) -> None:
+        """Returns once listing.attrs[i] is known."""
+        self.want(listing, urgent=True)
+        while listing.filled <= i:
+            event = self._waiters.get(listing)
+            if event is None:
+                event = self._waiters[listing] = trio.Event()
+            await event.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._wake:
+            self._stopped = True
+            self._jobs.clear()
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the worker thread ---------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._jobs and not self._stopped:
+                    self._wake.wait()
+                if self._stopped:
+                    return
+                listing = self._jobs[0]
+            start = listing.filled
+            stop = min(start + BATCH, len(listing.names))
+            raws = [bytes.fromhex(h) for h in listing.names[start:stop]]
+            try:
+                sizes = self._read_sizes(raws)
+            except Exception as e:  # never leave a readdir waiting: each entry shows the error
+                sizes = [e] * len(raws)
+            listing.attrs[start:stop] = sizes
+            listing.filled = stop
+            with self._wake:
+                if stop >= len(listing.names) and listing in self._jobs:
+                    self._jobs.remove(listing)
+            try:
+                self._token.run_sync_soon(self._woken, listing)
+            except trio.RunFinishedError:
+                return
+
+    def _woken(self, listing) -> None:
+        event = self._waiters.pop(listing, None)
+        if event is not None:
+            event.set()
