@@ -199,32 +199,57 @@ class LoadProcess:
 
     def load(self, raw: bytes, size: int | None):
         """The object's bytes, or None when it is too big to hold whole. Runs in a loader thread."""
+        results = []
+        self.load_many([(raw, size)], lambda key, value, error: results.append((value, error)))
+        value, error = results[0]
+        if error is not None:
+            raise error
+        return value
+
+    def load_many(self, items, on_result) -> None:
+        """Loads (id, size hint) items in order, calling on_result(id, bytes or None, error)
+        for each. Every request goes out first, so the child works through them while this
+        thread takes in the answers."""
+        answered = 0
         with self._lock:
             if self._alive:
                 try:
-                    return self._remote_load(raw, size)
+                    self._sync_refresh()
+                    _write_all(self._requests, b"".join(
+                        _REQUEST.pack(b"R", 0 if size is None else size + 1) + raw for raw, size in items))
+                    for raw, _ in items:
+                        status, payload = self._response()
+                        on_result(raw, *self._loaded(raw, status, payload))
+                        answered += 1
+                    return
                 except (OSError, EOFError) as e:
                     self._alive = False
                     log.error("object loader process %d failed (%s); loading in the mount process", self.pid, e)
         # The child is gone: do the work here, slower but still right.
+        for raw, size in items[answered:]:
+            try:
+                on_result(raw, self._local_load(raw, size), None)
+            except Exception as e:  # handed to the waiting request, which maps it to errno
+                on_result(raw, None, e)
+
+    def _local_load(self, raw: bytes, size: int | None):
         if size is None:
             size = self._store.read_size(raw)
         return None if size > self._max_entry else self._store.read(raw)[1]
 
-    def _remote_load(self, raw: bytes, size: int | None):
-        self._sync_refresh()
-        _write_all(self._requests, _REQUEST.pack(b"R", 0 if size is None else size + 1) + raw)
-        status, payload = self._response()
+    @staticmethod
+    def _loaded(raw: bytes, status: int, payload) -> tuple:
+        """(value, error) from one answer of the child."""
         if status == OK:
-            return payload
+            return payload, None
         if status == TOO_BIG:
-            return None
+            return None, None
         if status == NOT_FOUND:
-            raise odb.ObjectNotFound(raw.hex())
+            return None, odb.ObjectNotFound(raw.hex())
         if status == CORRUPT:
             path, offset, reason = payload.decode(errors="replace").split("\0", 2)
-            raise odb.CorruptObject(path, None if offset == "None" else int(offset), reason, oid=raw.hex())
-        raise odb.OdbError(f"object {raw.hex()}: {payload.decode(errors='replace')}")
+            return None, odb.CorruptObject(path, None if offset == "None" else int(offset), reason, oid=raw.hex())
+        return None, odb.OdbError(f"object {raw.hex()}: {payload.decode(errors='replace')}")
 
     def _response(self) -> tuple[int, bytearray]:
         head = _read_exact(self._responses, _RESPONSE.size)

@@ -10,10 +10,29 @@ import trio
 # Read-ahead results go back to the loop in batches of up to this many, so the
 # loop is woken once per batch instead of once per object.
 DELIVERY_BATCH = 8
+# A worker hands its load function up to this many queued keys at once: a helper
+# process then has the next request in hand while this side takes in an answer,
+# instead of both taking turns to wait.
+PIPELINE = 6
+
+
+def one_at_a_time(load):
+    """A load_many(items, on_result) made of a load(key, hint) function."""
+    def load_many(items, on_result):
+        for key, hint in items:
+            try:
+                value, error = load(key, hint), None
+            except BaseException as e:  # handed to the waiting request, which maps it to errno
+                value, error = None, e
+            on_result(key, value, error)
+    return load_many
 
 
 class ObjectLoader:
-    """A few threads that each run a load(key, hint) function and hand the results to the trio loop.
+    """A few threads that each run a load function and hand the results to the trio loop.
+
+    Each load function is load_many(items, on_result): it loads the (key, hint) items
+    in order and calls on_result(key, value, error) as each one is done.
 
     Results go back through TrioToken.run_sync_soon, which does not block the
     worker: a read-ahead thread walks a bucket's objects while the loop serves
@@ -22,7 +41,7 @@ class ObjectLoader:
     """
 
     def __init__(self, loads, deliver):
-        self._loads = loads  # one (key, hint) -> value function per worker thread
+        self._loads = loads  # one load_many function per worker thread
         self._deliver = deliver  # [(key, value, error)] -> None, runs on the trio loop
         self._queue: collections.deque = collections.deque()  # (key, hint)
         self._urgent: set = set()  # keys a request is waiting for
@@ -73,20 +92,11 @@ class ObjectLoader:
         for worker in self._workers:
             worker.join(timeout)
 
-    def _work(self, load) -> None:
+    def _work(self, load_many) -> None:
         done = []
-        while True:
-            with self._wanted:
-                while not self._queue and not self._stopped:
-                    self._wanted.wait()
-                if self._stopped:
-                    return
-                key, hint = self._queue.popleft()
-            value, error = None, None
-            try:
-                value = load(key, hint)
-            except BaseException as e:  # handed to the waiting request, which maps it to errno
-                error = e
+
+        def on_result(key, value, error) -> None:
+            nonlocal done
             done.append((key, value, error))
             with self._wanted:
                 # A request may have started waiting for any result held back so far.
@@ -95,8 +105,17 @@ class ObjectLoader:
                 if urgent or idle or len(done) >= DELIVERY_BATCH:
                     self._urgent.difference_update(k for k, _, _ in done)
             if urgent or idle or len(done) >= DELIVERY_BATCH:
+                batch, done = done, []
                 try:
-                    self._token.run_sync_soon(self._deliver, done)
+                    self._token.run_sync_soon(self._deliver, batch)
                 except trio.RunFinishedError:
+                    pass  # the mount is ending; nobody waits any more
+
+        while True:
+            with self._wanted:
+                while not self._queue and not self._stopped:
+                    self._wanted.wait()
+                if self._stopped:
                     return
-                done = []
+                items = [self._queue.popleft() for _ in range(min(PIPELINE, len(self._queue)))]
+            load_many(items, on_result)

@@ -20,6 +20,7 @@ from .file_handles import StreamedObject, WholeObject
 from .inodes import ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode
 from .load_process import LoadProcess
 from .object_cache import ObjectCache
+from .object_loader import one_at_a_time
 from .size_reader import SizeReader
 
 log = logging.getLogger("gitfs")
@@ -30,8 +31,8 @@ OBJECT_TIMEOUT = 3600.0
 DIRECTORY_TIMEOUT = 1.0
 # A reader opening a bucket's objects in listing order (grep -r, find -exec)
 # gets the next ones inflated ahead of it, up to this many objects or bytes.
-READ_AHEAD_COUNT = 32
-READ_AHEAD_BYTES = 8 << 20
+READ_AHEAD_COUNT = 128
+READ_AHEAD_BYTES = 32 << 20
 LISTINGS_KEPT = 8
 BLOCK_SIZE = 128 * 1024
 
@@ -81,12 +82,12 @@ class GitOperations(pyfuse3.Operations):
         self.limiter = trio.CapacityLimiter(threads)
         self._generation = 0  # bumped whenever a refresh found the store changed
         self._load_processes = []
-        loads = [self._load_whole] * threads
+        loads = [one_at_a_time(self._load_whole)] * threads
         if load_processes:
             max_entry = cache_size // 4
             self._load_processes = [LoadProcess(store, max_entry, lambda: self._generation, close_fds)
                                     for _ in range(load_processes)]
-            loads = [p.load for p in self._load_processes]
+            loads = [p.load_many for p in self._load_processes]
         self.cache = ObjectCache(cache_size, loads)
         self.sizes = SizeReader(self._read_sizes)
         # The bucket a walk in order will open next, listed (and its sizes read) ahead.

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from gitfs.object_cache import ObjectCache
+from gitfs.object_loader import one_at_a_time
 
 
 class Loader:
@@ -27,7 +28,7 @@ class Loader:
 
 
 def test_byte_bound_evicts_least_recently_used():
-    cache = ObjectCache(100, [Loader()])
+    cache = ObjectCache(100, [one_at_a_time(Loader())])
     cache.put(b"a", b"x" * 25)
     cache.put(b"b", b"x" * 25)
     cache.put(b"c", b"x" * 25)
@@ -42,7 +43,7 @@ def test_byte_bound_evicts_least_recently_used():
 
 def test_concurrent_gets_share_one_load():
     load = Loader()
-    cache = ObjectCache(1 << 20, [load, load])
+    cache = ObjectCache(1 << 20, [one_at_a_time(load)] * 2)
     results = []
 
     async def go():
@@ -64,7 +65,7 @@ def test_concurrent_gets_share_one_load():
 
 def test_errors_reach_every_waiter_and_are_not_cached():
     load = Loader()
-    cache = ObjectCache(1 << 20, [load, load])
+    cache = ObjectCache(1 << 20, [one_at_a_time(load)] * 2)
     errors = []
 
     async def go():
@@ -86,7 +87,7 @@ def test_errors_reach_every_waiter_and_are_not_cached():
 
 
 def test_none_is_passed_on_and_not_cached():
-    cache = ObjectCache(1 << 20, [Loader()])
+    cache = ObjectCache(1 << 20, [one_at_a_time(Loader())])
 
     async def go():
         assert await cache.get(b"huge") is None
@@ -98,7 +99,7 @@ def test_none_is_passed_on_and_not_cached():
 
 def test_read_ahead_then_get_waits_for_the_same_load():
     load = Loader()
-    cache = ObjectCache(1 << 20, [load, load])
+    cache = ObjectCache(1 << 20, [one_at_a_time(load)] * 2)
 
     async def go():
         load.gate.clear()
