@@ -65,6 +65,9 @@ GIL_SWITCH_INTERVAL = 0.001
 # second core busy and keeps delta bases in one cache; more would fight the
 # loop for the CPUs and split that cache.
 LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
+# One more helper that only reads sizes: `find -size` over every object is bound by
+# header reads, and two helpers share them while the loop replies.
+SIZE_PROCESSES = 1
 
 
 class UsageError(Exception):
@@ -305,7 +308,8 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, clo
     # code; with the default 5 ms hand-off a woken loop waits too long to
     # answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES, close_fds=close_fds)
+    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES,
+                                 size_processes=SIZE_PROCESSES, close_fds=close_fds)
     # Signals that arrive before trio listens must wait, not kill us mid-mount.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:

@@ -48,7 +48,7 @@ class _Listing:
     order a recursive reader will open the objects in, and their sizes.
     """
 
-    __slots__ = ("bucket", "names", "attrs", "filled", "generation", "last_opened", "ahead_until")
+    __slots__ = ("bucket", "names", "attrs", "filled", "batches", "generation", "last_opened", "ahead_until")
 
     def __init__(self, bucket, names, generation: int = 0):
         self.bucket = bucket  # None for the root
@@ -57,6 +57,7 @@ class _Listing:
         self.names = names
         self.attrs = [None] * len(names) if bucket is not None else None  # size or error
         self.filled = 0  # attrs known so far, from the front (the SizeReader fills them)
+        self.batches = None  # the SizeReader's batches still to read
         self.generation = generation  # the store's generation when listed
         self.last_opened = -1
         self.ahead_until = 0
@@ -69,11 +70,13 @@ class GitOperations(pyfuse3.Operations):
     enable_writeback_cache = False
 
     def __init__(self, store, *, cache_size: int = 256 << 20, threads: int | None = None,
-                 load_processes: int = 0, close_fds=()):
+                 load_processes: int = 0, size_processes: int = 0, close_fds=()):
         """load_processes: inflate in this many forked helper processes (one per
         loader thread) instead of in loader threads of this process; they fork
         here, so call this before anything starts threads or opens the FUSE
-        device. close_fds are descriptors the helpers must not keep open."""
+        device. size_processes: helpers that only read sizes for listings, beside
+        the first load process (a walk over every object is bound by header reads).
+        close_fds are descriptors the helpers must not keep open."""
         super().__init__()
         self.store = store
         self.hex_len = store.format.hex_len
@@ -88,8 +91,13 @@ class GitOperations(pyfuse3.Operations):
             self._load_processes = [LoadProcess(store, max_entry, lambda: self._generation, close_fds)
                                     for _ in range(load_processes)]
             loads = [p.load_many for p in self._load_processes]
+            self._load_processes += [LoadProcess(store, max_entry, lambda: self._generation, close_fds)
+                                     for _ in range(size_processes)]
         self.cache = ObjectCache(cache_size, loads)
-        self.sizes = SizeReader(self._read_sizes)
+        # One size reader per helper that reads sizes: the first load process and the size
+        # processes; without helpers, one thread reading here.
+        sizers = self._load_processes[:1] + self._load_processes[load_processes:]
+        self.sizes = SizeReader([self._sizes_by(p) for p in sizers] or [self._sizes_by(None)])
         # The bucket a walk in order will open next, listed (and its sizes read) ahead.
         self._speculative: _Listing | None = None
         self._handles: dict[int, object] = {}
@@ -317,16 +325,18 @@ class GitOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         return listing
 
-    def _read_sizes(self, raws: list[bytes]) -> list:
-        """SizeReader thread: object sizes from headers (an exception for each failure)."""
-        if self._load_processes:
-            sizes = self._load_processes[0].sizes(raws)
-        else:
-            sizes = [self._local_size(raw) for raw in raws]
-        for raw, size in zip(raws, sizes):
-            if not isinstance(size, int):
-                log.error("listing %s: %s", raw.hex(), size)
-        return sizes
+    def _sizes_by(self, process: LoadProcess | None):
+        def read_sizes(raws: list[bytes]) -> list:
+            """SizeReader thread: object sizes from headers (an exception for each failure)."""
+            if process is not None:
+                sizes = process.sizes(raws)
+            else:
+                sizes = [self._local_size(raw) for raw in raws]
+            for raw, size in zip(raws, sizes):
+                if not isinstance(size, int):
+                    log.error("listing %s: %s", raw.hex(), size)
+            return sizes
+        return read_sizes
 
     def _local_size(self, raw: bytes):
         try:

@@ -20,30 +20,41 @@ BATCH = 256
 
 
 class SizeReader:
-    """Fills `listing.attrs` (a size, or the exception a header read raised) front to back.
+    """Fills `listing.attrs` (a size, or the exception a header read raised) batch by batch.
 
-    A listing needs `names` (sorted hex ids), `attrs` (None where unknown) and `filled`
-    (how many leading attrs are known); this thread is the only writer of both.
+    A listing needs `names` (sorted hex ids), `attrs` (None where unknown), `filled`
+    (how many leading attrs are known) and `batches` (the batches not yet handed out,
+    None before the listing is first wanted); only this reader writes them. With more
+    than one read_sizes function (one per helper process), batches are read in parallel.
     """
 
     def __init__(self, read_sizes):
-        self._read_sizes = read_sizes  # [raw id] -> [size or exception], in a worker thread
-        self._jobs: collections.deque = collections.deque()  # listings with sizes to read
+        self._read_sizes = list(read_sizes)  # per worker: [raw id] -> [size or exception]
+        self._jobs: collections.deque = collections.deque()  # listings with batches to hand out
         self._wake = threading.Condition()
+        self._done: dict[object, dict[int, int]] = {}  # listing -> {start: stop} of batches read
         self._waiters: dict[object, trio.Event] = {}  # listing -> event set on its next batch
         self._token: trio.lowlevel.TrioToken | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopped = False
 
     def want(self, listing, *, urgent: bool) -> None:
         """Queues the listing's unread sizes; an urgent one (a reader waits) goes first. From the loop."""
         if listing.filled >= len(listing.names):
             return
-        if self._thread is None:
+        if not self._threads:
             self._token = trio.lowlevel.current_trio_token()
-            self._thread = threading.Thread(target=self._work, name="gitfs-sizes", daemon=True)
-            self._thread.start()
+            for i, read_sizes in enumerate(self._read_sizes):
+                thread = threading.Thread(target=self._work, args=(read_sizes,), name=f"gitfs-sizes-{i}",
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
         with self._wake:
+            if listing.batches is None:
+                n = len(listing.names)
+                listing.batches = collections.deque((i, min(i + BATCH, n)) for i in range(listing.filled, n, BATCH))
+            if not listing.batches:
+                return
             if listing in self._jobs:
                 if not urgent or self._jobs[0] is listing:
                     return
@@ -52,7 +63,7 @@ class SizeReader:
                 self._jobs.appendleft(listing)
             else:
                 self._jobs.append(listing)
-            self._wake.notify()
+            self._wake.notify_all()
 
     async def wait(self, listing, i: int) -> None:
         """Returns once listing.attrs[i] is known."""
@@ -68,12 +79,12 @@ class SizeReader:
             self._stopped = True
             self._jobs.clear()
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     # -- the worker thread ---------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, read_sizes) -> None:
         while True:
             with self._wake:
                 while not self._jobs and not self._stopped:
@@ -81,18 +92,23 @@ class SizeReader:
                 if self._stopped:
                     return
                 listing = self._jobs[0]
-            start = listing.filled
-            stop = min(start + BATCH, len(listing.names))
+                start, stop = listing.batches.popleft()
+                if not listing.batches:
+                    self._jobs.popleft()
             raws = [bytes.fromhex(h) for h in listing.names[start:stop]]
             try:
-                sizes = self._read_sizes(raws)
+                sizes = read_sizes(raws)
             except Exception as e:  # never leave a readdir waiting: each entry shows the error
                 sizes = [e] * len(raws)
             listing.attrs[start:stop] = sizes
-            listing.filled = stop
             with self._wake:
-                if stop >= len(listing.names) and listing in self._jobs:
-                    self._jobs.remove(listing)
+                # Batches finish out of order; filled covers only those before any gap.
+                done = self._done.setdefault(listing, {})
+                done[start] = stop
+                while listing.filled in done:
+                    listing.filled = done.pop(listing.filled)
+                if not done:
+                    del self._done[listing]
             try:
                 self._token.run_sync_soon(self._woken, listing)
             except trio.RunFinishedError:
