@@ -158,24 +158,25 @@ class ChainReader:
         ref_targets = set()  # chains can loop only through REF_DELTA: OFS bases lie before
         code = known.get(offset)
         while code is None:
+            walked.append((known, offset))
             if entry.type < OFS_DELTA:
                 code = entry.type
-                walked.append((known, offset))
                 break
-            if len(walked) >= MAX_DEPTH:
+            if len(walked) > MAX_DEPTH:
                 raise CorruptObject(pack.pack_path, offset, f"delta chain deeper than {MAX_DEPTH}")
-            walked.append((known, offset))
-            base = self._base_location(pack, entry)
-            if base.pack is None:
-                code = self.header(base)[0]
-                break
-            if entry.type != OFS_DELTA:
+            if entry.type == OFS_DELTA:
+                offset = entry.base_offset
+            else:
+                base = self._base_location(pack, entry)
+                if base.pack is None:
+                    code = self.header(base)[0]
+                    break
                 if (base.pack, base.offset) in ref_targets:
                     raise CorruptObject(pack.pack_path, offset, "delta chain loops")
                 ref_targets.add((base.pack, base.offset))
-            if base.pack is not pack:
-                pack, known = base.pack, self._kinds_of(base.pack)
-            offset = base.offset
+                if base.pack is not pack:
+                    pack, known = base.pack, self._kinds_of(base.pack)
+                offset = base.offset
             code = known.get(offset)
             if code is None:
                 entry = pack.header(offset)[0]

@@ -93,7 +93,12 @@ class SortedIds:
         A match must also start on an id boundary: in a v1 index the ids are interleaved
         with offsets, and any table could hold raw's bytes straddling two ids.
         """
-        lo, hi = self._range(raw)
+        # _range(raw), inlined: this runs once per object looked up.
+        sub = self._sub[raw[0]] or self._subfanout(raw[0])
+        if sub is not None:
+            lo, hi = sub[raw[1]], sub[raw[1] + 1]
+        else:
+            lo, hi = self.bucket_range(raw[0])
         buf, start, stride = self.buf, self.start, self.stride
         end = start + hi * stride
         p = buf.find(raw, start + lo * stride, end)

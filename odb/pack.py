@@ -42,6 +42,11 @@ HEADER_READ = 128
 PREFIX_READ = 1024
 
 
+# Entry(...) goes through a Python-level __new__; the tuple's own is C. Headers are
+# parsed once per object looked at, so the hot paths build entries with this.
+_new = tuple.__new__
+
+
 class Entry(NamedTuple):
     offset: int
     type: int  # 1-4 a whole object, 6 OFS_DELTA, 7 REF_DELTA
@@ -216,7 +221,7 @@ class Pack:
     def entry(self, offset: int) -> Entry:
         """The entry header at offset, read from the mapping (its data is read next)."""
         # The pages touched here are counted by inflate(), which reads on from here.
-        return self._parse_entry(self.view[offset : offset + MAX_ENTRY_HEADER], offset)
+        return self._parse_entry(self.view[offset : min(offset + MAX_ENTRY_HEADER, self._data_end)], offset)
 
     def header(self, offset: int) -> tuple[Entry, bytes]:
         """The entry header at offset and the bytes read with it: the start of its data,
@@ -241,7 +246,9 @@ class Pack:
         end = self._data_end
         if not 12 <= offset < end:
             raise self._corrupt("entry offset outside the pack", offset)
-        limit = min(len(head), end - offset)
+        limit = len(head)  # the caller read no further than the end of the data
+        if not limit:
+            raise self._corrupt("pack truncated under us", offset)
         c = head[0]
         pos = 1
         kind = (c >> 4) & 7
@@ -273,15 +280,15 @@ class Pack:
             # A base must come before its delta: this is also what makes OFS chains loop-free.
             if not 12 <= base < offset:
                 raise self._corrupt(f"delta base offset {base} out of range", offset)
-            return Entry(offset, OFS_DELTA, size, offset + pos, base, None)
+            return _new(Entry, (offset, OFS_DELTA, size, offset + pos, base, None))
         if kind == REF_DELTA:
             h = self.format.raw_len
             if pos + h > limit:
                 raise self._corrupt("truncated delta base id", offset)
-            return Entry(offset, kind, size, offset + pos + h, -1, bytes(head[pos : pos + h]))
+            return _new(Entry, (offset, kind, size, offset + pos + h, -1, bytes(head[pos : pos + h])))
         if kind in (0, 5):
             raise self._corrupt(f"invalid entry type {kind}", offset)
-        return Entry(offset, kind, size, offset + pos, -1, None)
+        return _new(Entry, (offset, kind, size, offset + pos, -1, None))
 
     # -- inflation -----------------------------------------------------------
 

@@ -52,7 +52,7 @@ class ObjectsDir:
         """What locations() yields first, without a generator: the per-object fast path."""
         hit = self.packs.find(raw)
         if hit is not None:
-            return Location(self, hit[0], hit[1], raw)
+            return tuple.__new__(Location, (self, hit[0], hit[1], raw))  # Location(...), minus a Python call
         if self.loose.contains(raw):
             return Location(self, None, 0, raw)
         return None
