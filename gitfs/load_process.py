@@ -15,6 +15,7 @@ import os
 import signal
 import struct
 import threading
+from array import array
 
 import odb
 
@@ -23,8 +24,7 @@ log = logging.getLogger("gitfs")
 # Request: command and a number, then ids. b"R": size hint + 1 (0: unknown),
 # one id. b"H": how many ids follow. b"F": refresh, no ids.
 _REQUEST = struct.Struct(">cQ")
-# One answer of a b"H" request: status, size.
-_SIZE = struct.Struct(">BQ")
+# The answer of a b"H" request: one signed 64-bit size per id, -1 for a failure.
 # Response: status, payload length, then the payload.
 _RESPONSE = struct.Struct(">BQ")
 OK, TOO_BIG, NOT_FOUND, CORRUPT, ERROR = range(5)
@@ -149,28 +149,31 @@ class LoadProcess:
         except Exception as e:  # reported by the parent, which maps it to EIO
             return ERROR, f"{type(e).__name__}: {e}".encode(errors="replace")
 
-    def _sizes(self, raws: bytes) -> bytes:
-        out = bytearray()
+    def _sizes(self, ids: bytes) -> bytes:
+        out = array("q")
         n = self._raw_len
-        for i in range(0, len(raws), n):
+        read_size = self._store.read_size
+        for i in range(0, len(ids), n):
             try:
-                out += _SIZE.pack(OK, self._store.read_size(raws[i:i + n]))
+                out.append(read_size(ids[i:i + n]))
             except Exception:  # the parent asks again itself, to report the error
-                out += _SIZE.pack(ERROR, 0)
-        return out
+                out.append(-1)
+        return out.tobytes()
 
     # -- the parent --------------------------------------------------------
 
-    def sizes(self, raws: list[bytes]) -> list:
-        """Object sizes from headers, in order; an exception in place of each failure."""
+    def sizes(self, ids: bytes) -> list:
+        """Sizes of the objects whose raw ids are concatenated in `ids`, in order, from
+        headers; an exception in place of each failure."""
         with self._lock:
             if self._alive:
                 try:
-                    return self._remote_sizes(raws)
+                    return self._remote_sizes(ids)
                 except (OSError, EOFError) as e:
                     self._alive = False
                     log.error("object loader process %d failed (%s); loading in the mount process", self.pid, e)
-        return [self._local_size(raw) for raw in raws]
+        n = self._raw_len
+        return [self._local_size(ids[i:i + n]) for i in range(0, len(ids), n)]
 
     def _local_size(self, raw: bytes):
         try:
@@ -178,14 +181,21 @@ class LoadProcess:
         except odb.OdbError as e:
             return e
 
-    def _remote_sizes(self, raws: list[bytes]) -> list:
+    def _remote_sizes(self, ids: bytes) -> list:
+        n = self._raw_len
+        count = len(ids) // n
         self._sync_refresh()
-        _write_all(self._requests, _REQUEST.pack(b"H", len(raws)) + b"".join(raws))
+        _write_all(self._requests, _REQUEST.pack(b"H", count) + ids)
         _, payload = self._response()
-        out = []
-        for i, raw in enumerate(raws):
-            status, size = _SIZE.unpack_from(payload, i * _SIZE.size)
-            out.append(size if status == OK else self._local_size(raw))
+        if len(payload) != 8 * count:
+            raise EOFError(f"{len(payload)} bytes of sizes for {count} ids")
+        sizes = array("q")
+        sizes.frombytes(payload)
+        out = sizes.tolist()
+        if -1 in out:  # failures: read again here, for the error to report
+            for k, size in enumerate(out):
+                if size == -1:
+                    out[k] = self._local_size(ids[k * n:(k + 1) * n])
         return out
 
     def _sync_refresh(self) -> None:

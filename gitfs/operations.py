@@ -326,15 +326,18 @@ class GitOperations(pyfuse3.Operations):
         return listing
 
     def _sizes_by(self, process: LoadProcess | None):
-        def read_sizes(raws: list[bytes]) -> list:
-            """SizeReader thread: object sizes from headers (an exception for each failure)."""
+        n = self.store.format.raw_len
+
+        def read_sizes(ids: bytes) -> list:
+            """SizeReader thread: sizes of the concatenated raw ids (an exception for each failure)."""
             if process is not None:
-                sizes = process.sizes(raws)
+                sizes = process.sizes(ids)
             else:
-                sizes = [self._local_size(raw) for raw in raws]
-            for raw, size in zip(raws, sizes):
-                if not isinstance(size, int):
-                    log.error("listing %s: %s", raw.hex(), size)
+                sizes = [self._local_size(ids[i:i + n]) for i in range(0, len(ids), n)]
+            if not all(type(size) is int for size in sizes):
+                for k, size in enumerate(sizes):
+                    if not isinstance(size, int):
+                        log.error("listing %s: %s", ids[k * n:(k + 1) * n].hex(), size)
             return sizes
         return read_sizes
 

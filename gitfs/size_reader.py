@@ -29,7 +29,7 @@ class SizeReader:
     """
 
     def __init__(self, read_sizes):
-        self._read_sizes = list(read_sizes)  # per worker: [raw id] -> [size or exception]
+        self._read_sizes = list(read_sizes)  # per worker: raw ids, concatenated -> [size or exception]
         self._jobs: collections.deque = collections.deque()  # listings with batches to hand out
         self._wake = threading.Condition()
         self._done: dict[object, dict[int, int]] = {}  # listing -> {start: stop} of batches read
@@ -95,11 +95,10 @@ class SizeReader:
                 start, stop = listing.batches.popleft()
                 if not listing.batches:
                     self._jobs.popleft()
-            raws = [bytes.fromhex(h) for h in listing.names[start:stop]]
             try:
-                sizes = read_sizes(raws)
+                sizes = read_sizes(bytes.fromhex("".join(listing.names[start:stop])))
             except Exception as e:  # never leave a readdir waiting: each entry shows the error
-                sizes = [e] * len(raws)
+                sizes = [e] * (stop - start)
             listing.attrs[start:stop] = sizes
             with self._wake:
                 # Batches finish out of order; filled covers only those before any gap.

@@ -59,6 +59,6 @@ def test_closing_ends_the_helper(helper):
 
 def test_sizes(helper):
     process, _, _ = helper
-    sizes = process.sizes([bytes.fromhex(h) for h in (GOOD, BIG, MISSING, BAD)])
+    sizes = process.sizes(bytes.fromhex(GOOD + BIG + MISSING + BAD))
     assert sizes[:2] == [6, 5000]
     assert isinstance(sizes[2], odb.ObjectNotFound) and isinstance(sizes[3], odb.CorruptObject)

@@ -26,7 +26,8 @@ def size_of(raw: bytes) -> int:
 def slow_sizes(seed: int, calls: list):
     rng = random.Random(seed)
 
-    def read_sizes(raws):
+    def read_sizes(ids):
+        raws = [ids[i:i + 20] for i in range(0, len(ids), 20)]
         calls.append((threading.current_thread().name, len(raws)))
         time.sleep(rng.random() * 0.01)  # workers finish their batches out of order
         return [size_of(raw) for raw in raws]
@@ -56,10 +57,10 @@ def test_an_urgent_listing_goes_ahead_of_a_speculative_one():
     calls: list = []
     gate = threading.Event()
 
-    def gated(raws):
+    def gated(ids):
         gate.wait(10)
-        calls.append(raws[0])
-        return [size_of(raw) for raw in raws]
+        calls.append(ids[:20])
+        return [size_of(ids[i:i + 20]) for i in range(0, len(ids), 20)]
 
     reader = SizeReader([gated])
     ahead, wanted = Listing(4 * BATCH, salt=1), Listing(BATCH, salt=2)
@@ -78,7 +79,7 @@ def test_an_urgent_listing_goes_ahead_of_a_speculative_one():
 
 
 def test_a_failing_read_fills_the_batch_with_the_error():
-    def broken(raws):
+    def broken(ids):
         raise OSError("helper gone")
 
     reader = SizeReader([broken])
