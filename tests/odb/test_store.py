@@ -393,3 +393,34 @@ def test_git_env_is_isolated():
     """The oracle's git must not see the user's configuration (a guard on the tests themselves)."""
     out = subprocess.run(["git", "config", "--global", "--list"], env=git_env(), capture_output=True)
     assert out.stdout == b""
+
+
+def open_pack_files() -> set[str]:
+    """The .pack files this process holds a descriptor to."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if ".pack" in target:
+            found.add(target)
+    return found
+
+
+def test_packs_git_deleted_are_closed_at_refresh(repo_copy, monkeypatch):
+    """After gc, the old packs' space is freed: nothing here keeps them open or mapped."""
+    monkeypatch.setattr("odb.pack.READ_WHOLE_BELOW", 0)  # every pack held open, as big ones are
+    repo = repo_copy("midx")
+    before = open_pack_files()
+    with odb.open(repo.path) as s:
+        for oid in repo.git.objects():
+            s.read(oid)
+            s.read_header(oid)
+        held = open_pack_files() - before
+        assert held and not any(name.endswith("(deleted)") for name in held)
+        repo.git.run("gc", "-q", "--prune=now")
+        assert s.refresh() is True
+        assert_matches_git(s, repo)
+        left = open_pack_files() - before
+        assert not any(name.endswith("(deleted)") for name in left), left
