@@ -29,6 +29,26 @@ def open_regular(path) -> int:
     return fd
 
 
+class Descriptor:
+    """An open descriptor, closed when the last reference to it goes.
+
+    A reader takes a reference before its pread, so an owner letting go meanwhile (an LRU
+    eviction, a refresh dropping a deleted pack) cannot close the descriptor under it, or
+    let the number be reused for another file: reads need no lock.
+    """
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, TypeError):  # TypeError: os already torn down at interpreter exit
+            pass
+
+
 def map_file(path) -> tuple[mmap.mmap | bytes, os.stat_result]:
     """Maps the whole file read-only (small files: reads it) and closes our descriptor.
 

@@ -10,7 +10,7 @@ import zlib
 from typing import NamedTuple
 
 from .errors import CorruptObject
-from .mapped_file import READ_WHOLE_BELOW, open_regular, read_all
+from .mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from .oid import ObjectFormat
 from .pack_index import PackIndex
 
@@ -76,7 +76,7 @@ class Pack:
         self.format = fmt
         self._lock = threading.Lock()
         self._index: PackIndex | None = None
-        self._fd: int | None = None  # big packs: open from first read until unmap()
+        self._desc: Descriptor | None = None  # big packs: open from first read until unmap()
         self._small: bytes | None = None  # small packs: the whole file
         self._buf = None  # the mapping (or the small file's bytes) once data is read
         self._view: memoryview | None = None
@@ -105,7 +105,7 @@ class Pack:
 
     def _open_locked(self) -> bool:
         """Opens the file (checked against the .idx) unless it is open; True if it just opened."""
-        if self._fd is not None or self._small is not None:
+        if self._desc is not None or self._small is not None:
             return False
         h = self.format.raw_len
         fd = open_regular(self.pack_path)
@@ -113,17 +113,22 @@ class Pack:
             size = os.fstat(fd).st_size
             if size < READ_WHOLE_BELOW:
                 data = read_all(fd, size)
-                self._check_header(data[:12], data[len(data) - h :], len(data))
-                self._small = data
                 size = len(data)
+                self._check_header(data[:12], data[size - h :], size)
             else:
+                data = None
                 self._check_header(os.pread(fd, 12, 0), os.pread(fd, h, size - h), size)
-                self._fd, fd = fd, None
-        finally:
-            if fd is not None:
-                os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        # Published last: readers take no lock, and must not see the file before its end.
         self._checked = True
         self._data_end = size - h
+        if data is not None:
+            os.close(fd)
+            self._small = data
+        else:
+            self._desc = Descriptor(fd)
         return True
 
     def _open(self) -> None:
@@ -141,7 +146,7 @@ class Pack:
                 if self._small is not None:
                     self._buf = self._small
                 else:
-                    self._buf = mmap.mmap(self._fd, 0, prot=mmap.PROT_READ)
+                    self._buf = mmap.mmap(self._desc.fd, 0, prot=mmap.PROT_READ)
                 self._windows = bytearray((len(self._buf) >> WINDOW_SHIFT) + 1)
                 self._resident = 0
                 self._view = memoryview(self._buf)
@@ -179,7 +184,7 @@ class Pack:
             os.close(fd)
         self._check_header(head, trailer, size)
         with self._lock:
-            if self._fd is None and self._small is None:
+            if self._desc is None and self._small is None:
                 self._data_end = size - h
         self._checked = True
 
@@ -187,9 +192,7 @@ class Pack:
         """Closes the descriptor and drops our reference to the data; readers still holding
         a view keep the mapping alive until they finish, and the next read opens again."""
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-            self._fd = None
+            self._desc = None  # closed once no reader holds it
             self._small = None
             self._view = None
             self._buf = None
@@ -212,9 +215,9 @@ class Pack:
             small = self._small
             if small is not None:
                 return small[offset : min(offset + n, self._data_end)]
-            with self._lock:
-                if self._fd is not None:
-                    return os.pread(self._fd, max(0, min(n, self._data_end - offset)), offset)
+            desc = self._desc  # held across the pread: see Descriptor
+            if desc is not None:
+                return os.pread(desc.fd, max(0, min(n, self._data_end - offset)), offset)
             self._open()
 
     # -- entries -------------------------------------------------------------
@@ -231,15 +234,13 @@ class Pack:
         if head is not None:
             head = head[offset : min(offset + HEADER_READ, self._data_end)]
         else:
-            with self._lock:
-                fd = self._fd
-                if fd is not None and 12 <= offset < self._data_end:
-                    head = os.pread(fd, min(HEADER_READ, self._data_end - offset), offset)
-            if fd is None:
+            desc = self._desc  # held across the pread: see Descriptor
+            if desc is None:
                 self._open()
                 return self.header(offset)
-            if head is None:
+            if not 12 <= offset < self._data_end:
                 raise self._corrupt("entry offset outside the pack", offset)
+            head = os.pread(desc.fd, min(HEADER_READ, self._data_end - offset), offset)
         return self._parse_entry(head, offset), head
 
     def _parse_entry(self, head, offset: int) -> Entry:
