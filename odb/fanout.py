@@ -125,9 +125,13 @@ class SortedIds:
             i += 1
 
     def ids_in_bucket(self, first_byte: int) -> list[bytes]:
+        block = self.bucket_block(first_byte)
+        n = self.raw_len
+        return [block[k : k + n] for k in range(0, len(block), n)]
+
+    def bucket_block(self, first_byte: int) -> bytes:
+        """The bucket's ids, concatenated: for a packed table, one slice of the file."""
         lo, hi = self.bucket_range(first_byte)
         if self.stride == self.raw_len:
-            block = self.buf[self.start + lo * self.stride : self.start + hi * self.stride]
-            n = self.raw_len
-            return [block[k : k + n] for k in range(0, len(block), n)]
-        return [self.id_at(i) for i in range(lo, hi)]
+            return self.buf[self.start + lo * self.stride : self.start + hi * self.stride]
+        return b"".join(self.id_at(i) for i in range(lo, hi))

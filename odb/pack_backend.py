@@ -243,6 +243,14 @@ class PackBackend:
                 out.extend(pack.index.ids.ids_in_bucket(first_byte))
         return out
 
+    def bucket_block(self, first_byte: int) -> bytes:
+        """What ids_in_bucket lists, concatenated; with one healthy multi-pack-index and no
+        other pack (the usual case), a slice of the midx itself."""
+        snap = self._snap
+        if snap.midx is not None and not snap.unindexed and all(self._alive(snap)):
+            return snap.midx.ids.bucket_block(first_byte)
+        return b"".join(self.ids_in_bucket(first_byte))
+
     def _alive(self, snap: Snapshot) -> list[bool]:
         """Per midx pack id: whether that pack can still be read."""
         return [p is not None and self._usable(p) for p in snap.midx_packs]

@@ -73,9 +73,12 @@ class ObjectsDir:
             changed = True
         return changed
 
-    def ids_in_bucket(self, first_byte: int) -> set[str]:
-        out = {raw.hex() for raw in self.packs.ids_in_bucket(first_byte)}
-        out.update(self.loose.hex_in_bucket(first_byte))
+    def ids_in_bucket(self, first_byte: int) -> list[str]:
+        """Hex ids of the bucket, packed then loose; duplicates possible, order not promised."""
+        joined = self.packs.bucket_block(first_byte).hex()  # one hex() call, not one per id
+        n = 2 * self.loose.format.raw_len
+        out = [joined[i : i + n] for i in range(0, len(joined), n)]
+        out += self.loose.hex_in_bucket(first_byte)
         return out
 
     def nonempty_buckets(self) -> set[int]:
@@ -281,10 +284,12 @@ class Store:
     def iter_bucket(self, first_byte: int) -> list[str]:
         if not 0 <= first_byte <= 255:
             raise ValueError("a bucket is a byte, 0 to 255")
-        found: set[str] = set()
-        for d in self._dirs:
-            found |= d.ids_in_bucket(first_byte)
-        return sorted(found)
+        found = [ids for ids in (d.ids_in_bucket(first_byte) for d in self._dirs) if ids]
+        if len(found) == 1:
+            # Usually one multi-pack-index lists them all, sorted already: dict.fromkeys drops
+            # duplicates in C and sorting a sorted list is linear.
+            return sorted(dict.fromkeys(found[0]))
+        return sorted(set().union(*found))
 
     def nonempty_buckets(self) -> list[int]:
         """The first bytes that at least one object has: the root listing, without listing ids."""
