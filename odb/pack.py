@@ -81,7 +81,7 @@ class Pack:
         self._buf = None  # the mapping (or the small file's bytes) once data is read
         self._view: memoryview | None = None
         self._data_end = 0
-        self._checked = False  # the .pack's header and trailer agree with the .idx
+        self.checked = False  # the .pack's header and trailer agree with the .idx (read-only outside)
         self._windows = bytearray()  # 1 per 64 KiB window touched since the last release
         self._resident = 0  # how many of them
         self.on_map = None  # called after the file is opened: the backend's LRU of open packs
@@ -122,7 +122,7 @@ class Pack:
             os.close(fd)
             raise
         # Published last: readers take no lock, and must not see the file before its end.
-        self._checked = True
+        self.checked = True
         self._data_end = size - h
         if data is not None:
             os.close(fd)
@@ -172,7 +172,7 @@ class Pack:
         """Checks the .pack against its .idx (signature, version, count, trailer) without
         opening it for reading: scanning many packs for one id must not hold (or read)
         every pack."""
-        if self._checked:
+        if self.checked:
             return
         h = self.format.raw_len
         fd = open_regular(self.pack_path)
@@ -186,7 +186,7 @@ class Pack:
         with self._lock:
             if self._desc is None and self._small is None:
                 self._data_end = size - h
-        self._checked = True
+        self.checked = True
 
     def unmap(self) -> None:
         """Closes the descriptor and drops our reference to the data; readers still holding

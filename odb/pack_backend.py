@@ -182,7 +182,9 @@ class PackBackend:
                 hit = snap.midx.entry_at(i)
                 if hit is not None:
                     pack = snap.midx_packs[hit[0]]
-                    if pack is not None and self._usable(pack) and pack.contains_offset(hit[1]):
+                    # pack.checked and no pack marked bad: _usable's answer, without the call.
+                    if pack is not None and (pack.checked and not self._bad or self._usable(pack)) \
+                            and pack.contains_offset(hit[1]):
                         return pack, hit[1]
                 broken_hit = True
         found = self._find_in(snap.unindexed, raw, remember=True)

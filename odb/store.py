@@ -230,11 +230,18 @@ class Store:
         return kind, data
 
     def read_header(self, oid) -> tuple[str, int]:
-        return self._first_good(oid, lambda raw, loc: self._header_at(loc))
+        return self._first_good(oid, self._header_of)
 
     def read_size(self, oid) -> int:
         """The object's size: read_header without the type, so a delta's chain is not walked."""
-        return self._first_good(oid, lambda raw, loc: self._reader.size(loc))
+        return self._first_good(oid, self._size_of)
+
+    def _header_of(self, raw: bytes, loc: Location) -> tuple[str, int]:
+        code, size = self._reader.header(loc)
+        return KINDS[code], size
+
+    def _size_of(self, raw: bytes, loc: Location) -> int:
+        return self._reader.size(loc)
 
     def _header_at(self, loc: Location) -> tuple[str, int]:
         code, size = self._reader.header(loc)
