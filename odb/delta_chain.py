@@ -114,8 +114,7 @@ class ChainReader:
             return _loose(loc, loc.source.loose.read_header)
         entry, head = pack.header(loc.offset)
         if entry.type < OFS_DELTA:
-            self._kinds_of(pack)[loc.offset] = entry.type
-            self._kinds_count += 1
+            self._remember([(self._kinds_of(pack), loc.offset)], entry.type)
             return entry.type, entry.size
         return self.kind(loc, entry), self.delta_result_size(pack, entry, head)
 

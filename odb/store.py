@@ -230,20 +230,16 @@ class Store:
         return kind, data
 
     def read_header(self, oid) -> tuple[str, int]:
-        return self._first_good(oid, self._header_of)
+        return self._first_good(oid, self._header_at)
 
     def read_size(self, oid) -> int:
         """The object's size: read_header without the type, so a delta's chain is not walked."""
         return self._first_good(oid, self._size_of)
 
-    def _header_of(self, raw: bytes, loc: Location) -> tuple[str, int]:
-        code, size = self._reader.header(loc)
-        return KINDS[code], size
-
     def _size_of(self, raw: bytes, loc: Location) -> int:
         return self._reader.size(loc)
 
-    def _header_at(self, loc: Location) -> tuple[str, int]:
+    def _header_at(self, raw: bytes, loc: Location) -> tuple[str, int]:
         code, size = self._reader.header(loc)
         return KINDS[code], size
 
@@ -251,7 +247,7 @@ class Store:
         return self._first_good(oid, self._info_at)
 
     def _info_at(self, raw: bytes, loc: Location) -> ObjectInfo:
-        kind, size = self._header_at(loc)
+        kind, size = self._header_at(raw, loc)
         label = loc.source.label
         if loc.pack is None:
             return ObjectInfo(kind, size, label + "loose", None, None)
@@ -268,7 +264,7 @@ class Store:
         return self._first_good(oid, self._stream_at)
 
     def _stream_at(self, raw: bytes, loc: Location) -> ObjectStream:
-        kind, size = self._header_at(loc)
+        kind, size = self._header_at(raw, loc)
         if size >= STREAM_THRESHOLD and not self.verify:
             if loc.pack is None:
                 opened = loc.source.loose.iter_read(raw)

@@ -70,3 +70,17 @@ def test_refresh_of_one_bucket_notices_a_loose_object_there(tmp_path):
     assert store.refresh(bucket) is True
     assert store.refresh(bucket) is False
     assert oid in store.iter_bucket(bucket)
+
+
+def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
+    """The type memo of header walks forgets everything past MAX_KINDS, whatever the mix of
+    whole objects and deltas: it must not grow with the repository."""
+    monkeypatch.setattr("odb.delta_chain.MAX_KINDS", 16)
+    objects = any_repo.git.objects()
+    with odb.open(any_repo.path) as store:
+        reader = store._reader
+        for oid, (kind, size) in objects.items():
+            assert store.read_header(oid) == (kind, size)
+            packs = {p for d in store._dirs for p in d.packs._snap.packs.values()}
+            live = sum(len(p.kinds) for p in packs if p.kinds_epoch is reader._kinds_epoch)
+            assert live <= 16 + 1, oid
