@@ -8,18 +8,16 @@ import logging
 import logging.handlers
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
 
-import pyfuse3
-import trio
 
 import odb
 
-from . import __version__, errors
-from .operations import GitOperations
+from . import __version__
+from .daemon import MountError, detach_and_serve, serve
+from .logs import setup_logging
 
 log = logging.getLogger("gitfs")
 
@@ -58,16 +56,6 @@ The mount is always read-only. Options given with -o are passed to FUSE
 non-root users); fsname=REPO, subtype=gitfs, ro and default_permissions are
 always set, so `mount` shows the repository as a fuse.gitfs filesystem.
 """
-
-
-GIL_SWITCH_INTERVAL = 0.001
-# Helper processes that inflate objects beside the FUSE loop: one keeps a
-# second core busy and keeps delta bases in one cache; more would fight the
-# loop for the CPUs and split that cache.
-LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
-# One more helper that only reads sizes: `find -size` over every object is bound by
-# header reads, and two helpers share them while the loop replies.
-SIZE_PROCESSES = 1
 
 
 class UsageError(Exception):
@@ -130,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "umount":
             return unmount(args.mountpoint)
         return mount(args)
-    except UsageError as e:
+    except (UsageError, MountError) as e:
         print(f"gitfs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -223,138 +211,3 @@ def mount(args) -> int:
         setup_logging(args, detached=False)
         return serve(store, mountpoint, options, args.cache_size, ready=None)
     return detach_and_serve(args, store, mountpoint, options)
-
-
-def setup_logging(args, *, detached: bool) -> None:
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    if args.log_file:
-        handler = logging.FileHandler(args.log_file)
-    elif not detached:
-        handler = logging.StreamHandler(sys.stderr)
-    elif os.path.exists("/dev/log"):
-        handler = logging.handlers.SysLogHandler("/dev/log")
-    else:
-        handler = logging.NullHandler()
-    fmt = "%(asctime)s gitfs[%(process)d] %(levelname)s %(message)s"
-    if isinstance(handler, logging.handlers.SysLogHandler):
-        fmt = "gitfs[%(process)d]: %(levelname)s %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if args.debug else logging.INFO)
-    errors.trace_requests(args.debug)
-    if not args.debug:
-        logging.getLogger("pyfuse3").setLevel(logging.WARNING)
-
-
-def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
-    """Forks; the parent returns 0 once the child reports a live mount."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(write_end)
-        return wait_until_live(read_end, pid)
-    os.close(read_end)
-    os.setsid()
-    os.chdir("/")
-    try:
-        status = serve(store, mountpoint, options, args.cache_size,
-                       ready=lambda: announce_live(args, write_end), close_fds=(write_end,))
-    except BaseException as e:  # the parent needs one line, whatever happened
-        report_failure(write_end, e)
-        status = 1
-    os._exit(status)
-
-
-def wait_until_live(read_end: int, pid: int) -> int:
-    message = b""
-    while chunk := os.read(read_end, 4096):
-        message += chunk
-    os.close(read_end)
-    if message.startswith(b"ok"):
-        return 0
-    os.waitpid(pid, 0)
-    text = message.decode(errors="replace").strip()
-    print(f"gitfs: {text or 'the mount process exited before the mount was live'}", file=sys.stderr)
-    return 1
-
-
-def announce_live(args, write_end: int) -> None:
-    """In the child, once mounted: drop the caller's stdio, then tell the parent."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    setup_logging(args, detached=True)
-    os.write(write_end, b"ok\n")
-    os.close(write_end)
-
-
-def report_failure(write_end: int, error: BaseException) -> None:
-    text = str(error) if isinstance(error, UsageError) else f"{type(error).__name__}: {error}"
-    try:
-        os.write(write_end, text.encode(errors="replace") + b"\n")
-    except OSError:
-        pass
-
-
-def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, close_fds=()) -> int:
-    """Mounts, calls ready() once live, runs until unmounted or signalled.
-
-    close_fds: descriptors that the helper processes must not inherit.
-    """
-    # The FUSE loop shares the GIL with loader threads running odb's Python
-    # code; with the default 5 ms hand-off a woken loop waits too long to
-    # answer the kernel.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES,
-                                 size_processes=SIZE_PROCESSES, close_fds=close_fds)
-    # Signals that arrive before trio listens must wait, not kill us mid-mount.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        pyfuse3.init(operations, mountpoint, options)
-    except RuntimeError:
-        operations.close()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        raise UsageError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
-    if ready is not None:
-        try:
-            ready()
-        except BaseException:
-            pyfuse3.close(unmount=True)
-            operations.close()
-            raise
-    log.info("mounted %s on %s", options_fsname(options), mountpoint)
-    try:
-        trio.run(run_until_stopped)
-    except BaseException:
-        log.exception("the FUSE loop failed")
-        pyfuse3.close(unmount=True)
-        return 1
-    pyfuse3.close(unmount=True)
-    operations.close()
-    store.close()
-    log.info("unmounted %s (%s)", mountpoint,
-             ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")
-    return 0
-
-
-def options_fsname(options: set[str]) -> str:
-    return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
-
-
-async def run_until_stopped() -> None:
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stop_on_signal)
-        await pyfuse3.main()
-        nursery.cancel_scope.cancel()
-
-
-async def stop_on_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        async for signum in signals:
-            log.info("%s: unmounting", signal.Signals(signum).name)
-            pyfuse3.terminate()
-            return

@@ -1,0 +1,143 @@
+"""The mount process: detach from the caller, mount, run the trio loop until unmounted or signalled."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import pyfuse3
+import trio
+
+from .logs import setup_logging
+from .operations import GitOperations
+
+log = logging.getLogger("gitfs")
+
+
+class MountError(Exception):
+    """The mount could not be set up; the message is the one line the user sees."""
+
+
+GIL_SWITCH_INTERVAL = 0.001
+# Helper processes that inflate objects beside the FUSE loop: one keeps a
+# second core busy and keeps delta bases in one cache; more would fight the
+# loop for the CPUs and split that cache.
+LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
+# One more helper that only reads sizes: `find -size` over every object is bound by
+# header reads, and two helpers share them while the loop replies.
+SIZE_PROCESSES = 1
+
+
+
+def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
+    """Forks; the parent returns 0 once the child reports a live mount."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return wait_until_live(read_end, pid)
+    os.close(read_end)
+    os.setsid()
+    os.chdir("/")
+    try:
+        status = serve(store, mountpoint, options, args.cache_size,
+                       ready=lambda: announce_live(args, write_end), close_fds=(write_end,))
+    except BaseException as e:  # the parent needs one line, whatever happened
+        report_failure(write_end, e)
+        status = 1
+    os._exit(status)
+
+
+def wait_until_live(read_end: int, pid: int) -> int:
+    message = b""
+    while chunk := os.read(read_end, 4096):
+        message += chunk
+    os.close(read_end)
+    if message.startswith(b"ok"):
+        return 0
+    os.waitpid(pid, 0)
+    text = message.decode(errors="replace").strip()
+    print(f"gitfs: {text or 'the mount process exited before the mount was live'}", file=sys.stderr)
+    return 1
+
+
+def announce_live(args, write_end: int) -> None:
+    """In the child, once mounted: drop the caller's stdio, then tell the parent."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    setup_logging(args, detached=True)
+    os.write(write_end, b"ok\n")
+    os.close(write_end)
+
+
+def report_failure(write_end: int, error: BaseException) -> None:
+    text = str(error) if isinstance(error, MountError) else f"{type(error).__name__}: {error}"
+    try:
+        os.write(write_end, text.encode(errors="replace") + b"\n")
+    except OSError:
+        pass
+
+
+def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, close_fds=()) -> int:
+    """Mounts, calls ready() once live, runs until unmounted or signalled.
+
+    close_fds: descriptors that the helper processes must not inherit.
+    """
+    # The FUSE loop shares the GIL with loader threads running odb's Python
+    # code; with the default 5 ms hand-off a woken loop waits too long to
+    # answer the kernel.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES,
+                                 size_processes=SIZE_PROCESSES, close_fds=close_fds)
+    # Signals that arrive before trio listens must wait, not kill us mid-mount.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pyfuse3.init(operations, mountpoint, options)
+    except RuntimeError:
+        operations.close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        raise MountError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
+    if ready is not None:
+        try:
+            ready()
+        except BaseException:
+            pyfuse3.close(unmount=True)
+            operations.close()
+            raise
+    log.info("mounted %s on %s", options_fsname(options), mountpoint)
+    try:
+        trio.run(run_until_stopped)
+    except BaseException:
+        log.exception("the FUSE loop failed")
+        pyfuse3.close(unmount=True)
+        return 1
+    pyfuse3.close(unmount=True)
+    operations.close()
+    store.close()
+    log.info("unmounted %s (%s)", mountpoint,
+             ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")
+    return 0
+
+
+def options_fsname(options: set[str]) -> str:
+    return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
+
+
+async def run_until_stopped() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_on_signal)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+async def stop_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        async for signum in signals:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
