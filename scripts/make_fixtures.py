@@ -83,12 +83,14 @@ class Repo:
     CONFIG = ["-c", "init.defaultBranch=main", "-c", "pack.threads=1", "-c", "gc.auto=0",
               "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
 
-    def __init__(self, path: Path, *, bare: bool = False, object_format: str = "sha1"):
+    def __init__(self, path: Path, *, bare: bool = False, object_format: str = "sha1",
+                 git: str = "git", init_args: tuple[str, ...] = ()):
         self.path = path
         self.bare = bare
+        self.git_binary = git  # the newest git, for formats that Debian's git cannot write
         self.clock = [0]
         self.work = path if not bare else path.parent / (path.name + ".work")
-        init = ["init", "-q", f"--object-format={object_format}"]
+        init = ["init", "-q", f"--object-format={object_format}", *init_args]
         if bare:
             init.append("--bare")
         self._run(*init, str(path), cwd=path.parent)
@@ -106,7 +108,7 @@ class Repo:
         return self.git_dir / "objects"
 
     def _run(self, *args: str, cwd: Path, input: bytes | None = None) -> str:
-        proc = subprocess.run(["git", *self.CONFIG, *args], cwd=cwd, env=git_env(self.clock),
+        proc = subprocess.run([self.git_binary, *self.CONFIG, *args], cwd=cwd, env=git_env(self.clock),
                               input=input, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: "
