@@ -1,0 +1,68 @@
+"""What this installation can do: library versions and the kernel-protocol levers available."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import importlib.metadata
+
+from . import __version__
+
+
+@functools.cache
+def libfuse_version() -> str:
+    """libfuse's own version string (fuse_pkgversion), or "unknown" if the library cannot be loaded."""
+    name = ctypes.util.find_library("fuse3") or "libfuse3.so.3"
+    try:
+        lib = ctypes.CDLL(name)
+        lib.fuse_pkgversion.restype = ctypes.c_char_p
+        return lib.fuse_pkgversion().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def reads_by_inode() -> bool:
+    """pyfuse3 carries patches/pyfuse3-read-by-inode.patch: files can be served without OPEN."""
+    import pyfuse3
+    return bool(getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False))
+
+
+def delta_accelerated() -> bool:
+    from odb import delta
+    return delta.IMPLEMENTATION == "c"
+
+
+@functools.cache
+def features() -> dict[str, str | bool]:
+    return {
+        "gitfs": __version__,
+        "pyfuse3": _version("pyfuse3"),
+        "libfuse": libfuse_version(),
+        "trio": _version("trio"),
+        "c_delta": delta_accelerated(),
+        "no_open": reads_by_inode(),
+        # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
+        # not know, which the mount never pushes.
+        "page_cache_push": True,
+    }
+
+
+def describe() -> list[str]:
+    """The lines `gitfs --version` prints after its first."""
+    f = features()
+    yes = {True: "yes", False: "no"}
+    return [
+        f"pyfuse3 {f['pyfuse3']}, libfuse {f['libfuse']}, trio {f['trio']}",
+        f"C delta accelerator: {yes[f['c_delta']]}",
+        "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): "
+        + ("yes" if f["no_open"] else "no (pyfuse3 lacks patches/pyfuse3-read-by-inode.patch; files are opened)"),
+        f"page-cache push (notify_store): {yes[f['page_cache_push']]}",
+    ]
