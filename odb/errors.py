@@ -18,6 +18,9 @@ class ObjectNotFound(OdbError):
         super().__init__(f"object {oid} not found")
         self.oid = oid
 
+    def __reduce__(self):  # pickled whole: the mount's helper processes send errors back
+        return type(self), (self.oid,)
+
 
 class AmbiguousPrefix(OdbError):
     """An abbreviated id matches more than one object."""
@@ -27,6 +30,9 @@ class AmbiguousPrefix(OdbError):
         super().__init__(f"short id {prefix} is ambiguous: {shown}")
         self.prefix = prefix
         self.candidates = candidates
+
+    def __reduce__(self):
+        return type(self), (self.prefix, self.candidates)
 
 
 class CorruptObject(OdbError):
@@ -43,3 +49,6 @@ class CorruptObject(OdbError):
         self.offset = offset
         self.reason = reason
         self.oid = oid
+
+    def __reduce__(self):
+        return type(self), (self.path, self.offset, self.reason, self.oid)

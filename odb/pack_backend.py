@@ -253,6 +253,11 @@ class PackBackend:
             return snap.midx.ids.bucket_block(first_byte)
         return b"".join(self.ids_in_bucket(first_byte))
 
+    def single_table(self) -> bool:
+        """Whether bucket_block is one index's slice (sorted, each id once), not a concatenation."""
+        snap = self._snap
+        return (snap.midx is not None and not snap.unindexed) or (snap.midx is None and len(snap.unindexed) <= 1)
+
     def _alive(self, snap: Snapshot) -> list[bool]:
         """Per midx pack id: whether that pack can still be read."""
         return [p is not None and self._usable(p) for p in snap.midx_packs]

@@ -73,13 +73,10 @@ class ObjectsDir:
             changed = True
         return changed
 
-    def ids_in_bucket(self, first_byte: int) -> list[str]:
-        """Hex ids of the bucket, packed then loose; duplicates possible, order not promised."""
-        joined = self.packs.bucket_block(first_byte).hex()  # one hex() call, not one per id
-        n = 2 * self.loose.format.raw_len
-        out = [joined[i : i + n] for i in range(0, len(joined), n)]
-        out += self.loose.hex_in_bucket(first_byte)
-        return out
+    def ids_in_bucket(self, first_byte: int) -> tuple[bytes, list[bytes]]:
+        """The bucket's raw ids: packed ones concatenated (sorted and unique when one index
+        lists them all, the usual case), and loose ones."""
+        return self.packs.bucket_block(first_byte), [bytes.fromhex(h) for h in self.loose.hex_in_bucket(first_byte)]
 
     def nonempty_buckets(self) -> set[int]:
         return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
@@ -132,6 +129,9 @@ class Store:
             ObjectsDir(path, fmt, f"alternate:{path}:") for path in self._alternates(objects_dir)
         ]
         self._reader = ChainReader(self._find, cache_size)
+        # Bumped by every refresh that saw a change: what callers compare to tell whether
+        # anything they derived from the store (listings, cached bytes) may be stale.
+        self.generation = 0
 
     @staticmethod
     def _alternates(objects_dir: str) -> list[str]:
@@ -284,15 +284,31 @@ class Store:
 
     # -- listing ---------------------------------------------------------------
 
-    def iter_bucket(self, first_byte: int) -> list[str]:
+    def bucket_ids(self, first_byte: int) -> bytes:
+        """The bucket's raw ids, sorted, each once, concatenated: what a listing holds."""
         if not 0 <= first_byte <= 255:
             raise ValueError("a bucket is a byte, 0 to 255")
-        found = [ids for ids in (d.ids_in_bucket(first_byte) for d in self._dirs) if ids]
-        if len(found) == 1:
-            # Usually one multi-pack-index lists them all, sorted already: dict.fromkeys drops
-            # duplicates in C and sorting a sorted list is linear.
-            return sorted(dict.fromkeys(found[0]))
-        return sorted(set().union(*found))
+        n = self.format.raw_len
+        packed, loose = [], []
+        for d in self._dirs:
+            block, more = d.ids_in_bucket(first_byte)
+            if block:
+                packed.append(block)
+            loose += more
+        if len(packed) == 1 and not loose:
+            # Usually one multi-pack-index lists them all, sorted and unique already.
+            block = packed[0]
+            if len(self._dirs) == 1 and self._dirs[0].packs.single_table():
+                return block
+        ids = [blk[i : i + n] for blk in packed for i in range(0, len(blk), n)] + loose
+        # dict.fromkeys drops duplicates in C, and sorting a nearly sorted list is linear.
+        return b"".join(sorted(dict.fromkeys(ids)))
+
+    def iter_bucket(self, first_byte: int) -> list[str]:
+        """The bucket's hex ids, sorted, each once."""
+        block = self.bucket_ids(first_byte).hex()
+        n = self.format.hex_len
+        return [block[i : i + n] for i in range(0, len(block), n)]
 
     def nonempty_buckets(self) -> list[int]:
         """The first bytes that at least one object has: the root listing, without listing ids."""
@@ -333,6 +349,8 @@ class Store:
         changed = False
         for d in self._dirs:
             changed |= d.refresh(bucket)
+        if changed:
+            self.generation += 1
         return changed
 
     def close(self) -> None:
