@@ -193,7 +193,7 @@ def open_store(repo: str, verify: bool):
 # -- mount: running -----------------------------------------------------------------
 
 def mount(args) -> int:
-    repo = os.path.abspath(args.repo)
+    repo = args.repo = os.path.abspath(args.repo)  # the daemon leaves the working directory
     mountpoint = os.path.abspath(args.mountpoint)
     check_fuse()
     store = open_store(repo, args.verify)
@@ -209,5 +209,5 @@ def mount(args) -> int:
             raise UsageError(f"cannot write the log file {args.log_file}: {e.strerror}") from None
     if args.foreground:
         setup_logging(args, detached=False)
-        return serve(store, mountpoint, options, args.cache_size, ready=None)
+        return serve(store, args, mountpoint, options, ready=None)
     return detach_and_serve(args, store, mountpoint, options)

@@ -10,8 +10,11 @@ import sys
 import pyfuse3
 import trio
 
+from . import features, helper_protocol as hp
 from .logs import setup_logging
-from .operations import GitOperations
+from .operations import GitOperations, PyfuseKernel
+from .view import MountView
+from .workers import WorkerPool
 
 log = logging.getLogger("gitfs")
 
@@ -21,14 +24,32 @@ class MountError(Exception):
 
 
 GIL_SWITCH_INTERVAL = 0.001
-# Helper processes that inflate objects beside the FUSE loop: one keeps a
-# second core busy and keeps delta bases in one cache; more would fight the
-# loop for the CPUs and split that cache.
-LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
-# One more helper that only reads sizes: `find -size` over every object is bound by
-# header reads, and two helpers share them while the loop replies.
-SIZE_PROCESSES = 1
+# Helper processes that inflate objects and read sizes beside the FUSE loop: on two cores, two
+# keep both busy during a grep (the loop itself then has almost nothing to do).
+HELPERS = max(1, min(2, os.cpu_count() or 2))
 
+
+class Session:
+    """What one mount runs: the worker pool and its helpers, the view, the pyfuse3 handlers."""
+
+    def __init__(self, store, repository, mountpoint: str, cache_size: int, verify: bool):
+        config = hp.StoreConfig(repository, verify, tuple(sys.path))
+        no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
+        if not no_open:
+            log.info("pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch "
+                     "is not applied): files are opened the ordinary way")
+        self.pool = WorkerPool(store, config, HELPERS)
+        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(),
+                              repository=repository, mountpoint=mountpoint)
+        self.operations = GitOperations(self.view, no_open=no_open)
+
+    def close(self) -> None:
+        """After the loop has ended: the workers stop before the store closes under them."""
+        self.pool.close()
+
+    def summary(self) -> str:
+        counts = {**self.view.counts, **{f"{k} (read ahead)": v for k, v in self.view.ahead.counts.items()}}
+        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no requests"
 
 
 def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
@@ -42,8 +63,7 @@ def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
     os.setsid()
     os.chdir("/")
     try:
-        status = serve(store, mountpoint, options, args.cache_size,
-                       ready=lambda: announce_live(args, write_end), close_fds=(write_end,))
+        status = serve(store, args, mountpoint, options, ready=lambda: announce_live(args, write_end))
     except BaseException as e:  # the parent needs one line, whatever happened
         report_failure(write_end, e)
         status = 1
@@ -82,23 +102,18 @@ def report_failure(write_end: int, error: BaseException) -> None:
         pass
 
 
-def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, close_fds=()) -> int:
-    """Mounts, calls ready() once live, runs until unmounted or signalled.
-
-    close_fds: descriptors that the helper processes must not inherit.
-    """
-    # The FUSE loop shares the GIL with loader threads running odb's Python
-    # code; with the default 5 ms hand-off a woken loop waits too long to
-    # answer the kernel.
+def serve(store, args, mountpoint: str, options: set[str], ready) -> int:
+    """Mounts, calls ready() once live, runs until unmounted or signalled."""
+    # The FUSE loop shares the GIL with worker threads; with the default 5 ms hand-off a woken
+    # loop waits too long to answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES,
-                                 size_processes=SIZE_PROCESSES, close_fds=close_fds)
+    session = Session(store, args.repo, mountpoint, args.cache_size, args.verify)
     # Signals that arrive before trio listens must wait, not kill us mid-mount.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        pyfuse3.init(operations, mountpoint, options)
+        pyfuse3.init(session.operations, mountpoint, options)
     except RuntimeError:
-        operations.close()
+        session.close()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise MountError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
     if ready is not None:
@@ -106,20 +121,20 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, clo
             ready()
         except BaseException:
             pyfuse3.close(unmount=True)
-            operations.close()
+            session.close()
             raise
     log.info("mounted %s on %s", options_fsname(options), mountpoint)
     try:
-        trio.run(run_until_stopped)
+        trio.run(run_until_stopped, session)
     except BaseException:
         log.exception("the FUSE loop failed")
         pyfuse3.close(unmount=True)
+        session.close()
         return 1
     pyfuse3.close(unmount=True)
-    operations.close()
+    session.close()
     store.close()
-    log.info("unmounted %s (%s)", mountpoint,
-             ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")
+    log.info("unmounted %s (%s)", mountpoint, session.summary())
     return 0
 
 
@@ -127,11 +142,12 @@ def options_fsname(options: set[str]) -> str:
     return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
 
 
-async def run_until_stopped() -> None:
+async def run_until_stopped(session: Session) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+    await session.view.close()
 
 
 async def stop_on_signal() -> None:

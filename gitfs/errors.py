@@ -36,30 +36,40 @@ def fuse_errors(handler):
     take the whole mount down; here it is logged and the request gets an errno.
     """
 
+    name = handler.__name__
+
     @functools.wraps(handler)
     async def wrapper(self, *args):
+        self.counts[name] += 1  # requests by kind: `gitfs status`, the bench, the tests
         if _trace:
-            log.debug("%s", _describe(handler.__name__, args))
+            log.debug("%s", _describe(name, args))
         try:
             return await handler(self, *args)
         except pyfuse3.FUSEError as e:
             if _trace:
-                log.debug("%s -> %s", _describe(handler.__name__, args), errno.errorcode.get(e.errno, e.errno))
+                log.debug("%s -> %s", _describe(name, args), errno.errorcode.get(e.errno, e.errno))
             raise
         except odb.ObjectNotFound:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except odb.AmbiguousPrefix as e:
             log.warning("%s: short id %s is ambiguous, candidates: %s",
-                        _describe(handler.__name__, args), e.prefix, " ".join(e.candidates))
+                        _describe(name, args), e.prefix, " ".join(e.candidates))
             raise pyfuse3.FUSEError(errno.ENOTUNIQ) from None
         except odb.CorruptObject as e:
-            log.error("%s: corrupt object %s: %s", _describe(handler.__name__, args), e.oid or "?", e)
+            log.error("%s: corrupt object %s: %s", _describe(name, args), e.oid or "?", e)
             raise pyfuse3.FUSEError(errno.EIO) from None
         except odb.OdbError as e:
-            log.error("%s: %s", _describe(handler.__name__, args), e)
+            log.error("%s: %s", _describe(name, args), e)
             raise pyfuse3.FUSEError(errno.EIO) from None
+        except OSError as e:
+            # The view says "no such entry", "not a directory", "no such attribute" with the
+            # errno of the built-in OSError subclasses; an I/O error on the repository keeps its
+            # own errno (EACCES stays EACCES), and anything without one is EIO.
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENODATA):
+                log.error("%s: %s", _describe(name, args), e)
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         except Exception:
-            log.exception("%s failed unexpectedly", _describe(handler.__name__, args))
+            log.exception("%s failed unexpectedly", _describe(name, args))
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     return wrapper

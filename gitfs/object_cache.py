@@ -1,116 +1,177 @@
-"""A byte-bounded cache of inflated objects, shared by every open handle."""
+"""Inflated objects held in memory, and the loads in flight that fill them.
+
+The cache is byte-bounded (--cache-size) and shared by the FUSE loop and the worker threads, so
+it takes a lock and never awaits. Objects larger than a quarter of the bound are never kept (one
+huge object would flush everything else); they are streamed instead.
+
+A load in flight is shared by every reader that wants the object: the first reader submits it
+(urgent), later ones wait on the same load, and a read-ahead load that a reader starts waiting
+for is promoted to urgent. A finished load nobody waits for goes to its `unclaimed` callback
+(read-ahead: push it into the kernel's page cache, or keep it here) without waking the loop.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import trio
 
-from .object_loader import ObjectLoader
-
-
-class _Loading:
-    """One inflation in flight; every handle that wants the object waits on it."""
-
-    __slots__ = ("done", "data", "error", "urgent")
-
-    def __init__(self, urgent: bool):
-        self.done = trio.Event()
-        self.data = None
-        self.error: BaseException | None = None
-        self.urgent = urgent
+from . import helper_protocol as hp
+from .workers import Job
 
 
 class ObjectCache:
-    """Least-recently-used objects, bounded by the sum of their sizes.
+    """Least recently used objects first out, bounded by the sum of their sizes."""
 
-    Inflation runs in worker threads (an ObjectLoader, one thread per load
-    function, each maybe the front of a helper process); concurrent requests for
-    one object share a single inflation. Objects larger than a quarter of the
-    bound are never kept, so one huge object cannot flush everything else.
-    """
-
-    def __init__(self, max_bytes: int, loads):
+    def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.max_entry = max_bytes // 4
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
-        self._loading: dict[bytes, _Loading] = {}
-        self.loader = ObjectLoader(loads, self._deliver)
+        self._lock = threading.Lock()
 
     @property
     def size_bytes(self) -> int:
         return self._bytes
 
-    def peek(self, key: bytes):
-        """The cached value, or None; counts as a use."""
-        data = self._entries.get(key)
-        if data is not None:
-            self._entries.move_to_end(key)
-        return data
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    def wanted(self, key: bytes) -> bool:
-        return key in self._entries or key in self._loading
+    def __contains__(self, oid: bytes) -> bool:
+        return oid in self._entries
 
-    async def get(self, key: bytes, hint=None):
-        """The value for key, loaded by a worker thread on a miss.
+    def get(self, oid: bytes):
+        """The cached bytes, or None; counts as a use."""
+        with self._lock:
+            data = self._entries.get(oid)
+            if data is not None:
+                self._entries.move_to_end(oid)
+            return data
 
-        The load function may return None (nothing worth caching, e.g. a huge
-        object); every waiter gets that None and nothing is cached.
-        """
-        data = self.peek(key)
+    def put(self, oid: bytes, data) -> None:
+        size = len(data)
+        if size > self.max_entry:
+            return
+        with self._lock:
+            old = self._entries.pop(oid, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[oid] = data
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def discard(self, oid: bytes) -> None:
+        with self._lock:
+            old = self._entries.pop(oid, None)
+            if old is not None:
+                self._bytes -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+class _Loading:
+    __slots__ = ("oid", "job", "unclaimed", "waiters", "event", "finished", "data", "error")
+
+    def __init__(self, oid: bytes, unclaimed):
+        self.oid = oid
+        self.job: Job | None = None
+        self.unclaimed = unclaimed  # None for a load a reader asked for
+        self.waiters = 0
+        self.event: trio.Event | None = None
+        self.finished = False
+        self.data = None
+        self.error: BaseException | None = None
+
+
+class Loads:
+    """The object loads in flight, one per id."""
+
+    def __init__(self, pool, cache: ObjectCache):
+        self.pool = pool
+        self.cache = cache
+        self._loading: dict[bytes, _Loading] = {}
+        self._lock = threading.Lock()
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def loading(self, oid: bytes) -> bool:
+        return oid in self._loading
+
+    async def get(self, oid: bytes):
+        """The object's bytes (cached, or loaded now), or None when it is too big to hold.
+        From the trio loop; raises what the load raised."""
+        data = self.cache.get(oid)
         if data is not None:
             return data
-        loading = self._loading.get(key)
-        if loading is None:
-            loading = self._loading[key] = _Loading(urgent=True)
-            self.loader.submit([(key, hint)], urgent=True)
-        elif not loading.urgent:
-            loading.urgent = True
-            self.loader.promote(key)
-        await loading.done.wait()
+        if self._token is None:
+            self._token = trio.lowlevel.current_trio_token()
+        with self._lock:
+            loading = self._loading.get(oid)
+            if loading is None:
+                loading = self._start(oid, None, hp.URGENT)
+            elif loading.unclaimed is not None:
+                loading.unclaimed = None  # a reader claims it: deliver it here, not ahead
+                self.pool.promote(loading.job)
+            if not loading.finished:
+                loading.waiters += 1
+                loading.event = loading.event or trio.Event()
+        if not loading.finished:
+            await loading.event.wait()
         if loading.error is not None:
             raise loading.error
         return loading.data
 
-    def read_ahead(self, items) -> None:
-        """Starts loading (key, hint) items neither cached nor loading, behind any urgent work."""
-        fresh = [item for item in items if item[0] not in self._entries and item[0] not in self._loading]
-        for key, _ in fresh:
-            self._loading[key] = _Loading(urgent=False)
-        if fresh:
-            self.loader.submit(fresh)
+    def ahead(self, oid: bytes, unclaimed) -> bool:
+        """Starts a read-ahead load unless the object is cached or loading; unclaimed(data) runs in
+        a worker thread if no reader claimed it by the time it is loaded. True if started."""
+        if oid in self.cache:
+            return False
+        with self._lock:
+            if oid in self._loading:
+                return False
+            self._start(oid, unclaimed, hp.AHEAD)
+        return True
 
-    def _deliver(self, results) -> None:
-        for key, data, error in results:
-            loading = self._loading.pop(key, None)
-            if error is None and data is not None:
-                self.put(key, data)
-            if loading is not None:
-                loading.data, loading.error = data, error
-                loading.done.set()
+    def _start(self, oid: bytes, unclaimed, lane: int) -> _Loading:
+        loading = self._loading[oid] = _Loading(oid, unclaimed)
+        loading.job = Job(lane, hp.Load(oid, self.cache.max_entry), lambda h, p: self._done(loading, h, p))
+        self.pool.submit(loading.job)
+        return loading
 
-    def put(self, key: bytes, data) -> None:
-        size = len(data)
-        if size > self.max_entry:
+    def _done(self, loading: _Loading, header: hp.Loaded, payload) -> None:
+        """Worker thread: the load finished."""
+        # The payload is a fresh bytearray nobody else holds: kept as it is, never copied.
+        data = None if header.too_big or header.error is not None else payload
+        try:
+            self._finish(loading, data, header.error)
+        finally:
+            if not loading.finished:  # a bug above: the readers get an error, never a hang
+                loading.error, loading.finished = RuntimeError("load failed"), True
+                self._wake(loading)
+
+    def _finish(self, loading: _Loading, data, error) -> None:
+        with self._lock:
+            self._loading.pop(loading.oid, None)
+            loading.data, loading.error, loading.finished = data, error, True
+            unclaimed = loading.unclaimed
+        if unclaimed is not None:
+            if data is not None:
+                unclaimed(data)
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old)
-        self._entries[key] = data
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
+        if data is not None:
+            self.cache.put(loading.oid, data)
+        self._wake(loading)
 
-    def discard(self, key: bytes) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
-
-    def close(self) -> None:
-        self.loader.stop()
+    def _wake(self, loading: _Loading) -> None:
+        with self._lock:
+            wake = loading.waiters > 0
+        if wake:
+            try:
+                self._token.run_sync_soon(loading.event.set)
+            except trio.RunFinishedError:
+                pass  # the mount is ending: nobody waits any more

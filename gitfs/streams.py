@@ -1,4 +1,4 @@
-"""Open files: an object held whole, or a big blob inflated as it is read."""
+"""Big objects, inflated as they are read: only a window of their bytes is held."""
 
 from __future__ import annotations
 
@@ -7,18 +7,8 @@ import trio
 # How much already-read data a streamed handle keeps behind its read position,
 # so that the kernel's slightly out-of-order parallel reads do not force the
 # stream to start over.
-STREAM_WINDOW = 8 << 20
+STREAM_WINDOW = 4 << 20
 STREAM_CHUNK = 1 << 20
-
-
-class WholeObject:
-    """An object inflated in full; the read handler slices it directly (the hot path)."""
-
-    __slots__ = ("oid", "data")
-
-    def __init__(self, oid: bytes, data):
-        self.oid = oid
-        self.data = memoryview(data)
 
 
 class StreamedObject:
@@ -73,3 +63,10 @@ class StreamedObject:
         stream, self._stream = self._stream, None
         if stream is not None:
             await self._run(stream.close)
+
+    def close_soon(self) -> None:
+        """Closes it from the loop, when evicted: closing a stream only drops its inflater."""
+        stream, self._stream = self._stream, None
+        self._window = bytearray()
+        if stream is not None:
+            stream.close()

@@ -1,0 +1,130 @@
+"""Read-ahead for a walk in listing order (grep -r, find -exec), with pushes into the page cache.
+
+A reader that opens a bucket's objects in listing order gets the next ones inflated before it
+asks, and their bytes pushed into the kernel's page cache (notify_store), so that reading them
+sends no request at all. Without a request the mount cannot see how far the reader has got, so
+every TRIPWIRE-th object is not pushed but kept in the object cache: the reader's READ for it is
+answered at once and moves the window on. A walk that reaches the end of a bucket continues into
+the next bucket's listing (taken ahead by the view): those objects are loaded ahead, but pushed
+only once the kernel knows their inodes, after readdir has sent them.
+
+Pushes run in worker threads, never on the trio loop: notify_store waits for any page of the
+file that a pending READ holds locked, and only the loop can answer that READ.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import helper_protocol as hp
+from .workers import Job
+
+log = logging.getLogger("gitfs")
+
+WINDOW = 128  # objects inflated ahead of the reader
+WINDOW_BYTES = 32 << 20
+TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed
+PUSH_CHUNK = 1 << 20
+
+
+class AheadState:
+    __slots__ = ("last", "until", "unpushed")
+
+    def __init__(self):
+        self.last = -1  # the last entry a reader read
+        self.until = 0  # entries before this one have been considered for read-ahead
+        self.unpushed: set[int] = set()  # loaded before the kernel knew them; waiting in the cache
+
+
+class ReadAhead:
+    def __init__(self, loads, cache, pool, push=None):
+        """push(inode, offset, data) puts bytes into the kernel's page cache, raising OSError when
+        it cannot (the kernel does not know the inode); None: nothing is pushed."""
+        self.loads = loads
+        self.cache = cache
+        self.pool = pool
+        self.push = push
+        self.counts = {"pushed": 0, "push_refused": 0, "ahead": 0}
+
+    def after_read(self, listing, k: int, next_listing=None) -> None:
+        """The loop: a reader has started reading entry k of listing."""
+        state = listing.ahead
+        if state is None:
+            state = listing.ahead = AheadState()
+        previous, state.last = state.last, k
+        # Only a walk in listing order is worth guessing ahead of; random readers would make
+        # it inflate objects nobody reads. A tripwire or a walk that came from the previous
+        # bucket counts as one.
+        walking = 0 < k - previous <= TRIPWIRE + 1 or (previous < 0 and k == 0 and state.until > 0)
+        if not walking or state.until >= k + 1 + WINDOW:
+            return
+        budget = WINDOW_BYTES
+        budget = self._schedule(listing, max(k + 1, state.until), k + 1 + WINDOW, budget)
+        stop = k + 1 + WINDOW
+        if stop > listing.count and next_listing is not None and budget > 0:
+            nxt = next_listing.ahead = next_listing.ahead or AheadState()
+            self._schedule(next_listing, nxt.until, stop - listing.count, budget)
+
+    def _schedule(self, listing, start: int, stop: int, budget: int) -> int:
+        state = listing.ahead
+        stop = min(stop, listing.count, listing.filled)
+        sizes, max_entry = listing.sizes, self.cache.max_entry
+        k = start
+        while k < stop:
+            size = sizes[k]
+            if 0 <= size <= max_entry:
+                budget -= size
+                if budget < 0:
+                    break
+                oid = listing.oid(k)
+                if self.loads.ahead(oid, self._unclaimed(listing, k, oid)):
+                    self.counts["ahead"] += 1
+            k += 1
+        state.until = max(state.until, k)
+        return budget
+
+    def _unclaimed(self, listing, k: int, oid: bytes):
+        def loaded(data) -> None:
+            """Worker thread: the load finished and no reader waits for it."""
+            if self.push is None or k % TRIPWIRE == 0:
+                self.cache.put(oid, data)
+            elif k < listing.replied:
+                self._push_or_keep(listing.inodes[k], oid, data)
+            else:
+                self.cache.put(oid, data)
+                listing.ahead.unpushed.add(k)
+        return loaded
+
+    def replied(self, listing, upto: int) -> None:
+        """The loop: readdir has sent entries below upto, so the kernel knows their inodes."""
+        listing.replied = max(listing.replied, upto)
+        state = listing.ahead
+        if state is None or not state.unpushed:
+            return
+        ready = [k for k in state.unpushed if k < upto]
+        state.unpushed.difference_update(ready)
+        jobs = [Job(hp.AHEAD, local=self._push_cached(listing.inodes[k], listing.oid(k))) for k in ready]
+        self.pool.submit(*jobs)
+
+    def _push_cached(self, inode: int, oid: bytes):
+        def push() -> None:
+            data = self.cache.get(oid)
+            if data is not None:
+                self._push_or_keep(inode, oid, data, cached=True)
+        return push
+
+    def _push_or_keep(self, inode: int, oid: bytes, data, cached: bool = False) -> None:
+        """Worker thread: pushes the bytes; once the kernel has them, this process need not."""
+        try:
+            view = memoryview(data)
+            for offset in range(0, len(data), PUSH_CHUNK):
+                self.push(inode, offset, view[offset : offset + PUSH_CHUNK])
+        except OSError as e:
+            self.counts["push_refused"] += 1
+            log.debug("push of %s refused: %s", oid.hex(), e)
+            if not cached:
+                self.cache.put(oid, data)
+            return
+        self.counts["pushed"] += 1
+        if cached:
+            self.cache.discard(oid)

@@ -1,0 +1,475 @@
+"""The mount's view of a repository, without FUSE: names to entries, listings, bytes by inode.
+
+The pyfuse3 handlers (gitfs/operations.py) turn requests into calls here and the answers into
+replies; everything a request means lives here, and is tested without mounting. The data flows one
+way: request -> view -> store (odb) -> source -> bytes.
+
+- The root lists the buckets 00..ff that hold objects; a bucket lists its objects by the rest of
+  their id; a file holds an object's bytes. Names may be abbreviated (>= 4 hex digits in all) and
+  written in upper case, as git accepts them.
+- Refresh has one owner, the store: `store.generation` moves whenever a refresh saw a change, and
+  the cache, the listings and the helpers all compare against it.
+- Store calls that touch the disk run in threads; object bytes and listing sizes come from the
+  worker pool (gitfs/workers.py), mostly computed in helper processes.
+- What the kernel caches is also the view's business: pushes into the page cache (read-ahead) and
+  invalidations when objects vanish go through `kernel`, an object with push(inode, offset,
+  data), forget_entry(parent, name) and forget_inode(inode), called from worker threads only.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import json
+import logging
+import os
+import stat
+import time
+from array import array
+from dataclasses import dataclass
+
+import trio
+
+import odb
+
+from . import helper_protocol as hp
+from .streams import StreamedObject
+from .inodes import (
+    FIRST_OBJECT_INODE,
+    ROOT_INODE,
+    MovedInodes,
+    bucket_inode,
+    bucket_of_inode,
+    inode_prefix,
+    natural_inode,
+    shares_inode,
+)
+from .listings import BucketListing, RootListing
+from .object_cache import Loads, ObjectCache
+from .read_ahead import ReadAhead
+from .workers import Job
+
+log = logging.getLogger("gitfs")
+
+# Objects never change, so the kernel may keep their names and attributes for long. Directories
+# change whenever the repository does.
+OBJECT_TIMEOUT = 3600.0
+DIRECTORY_TIMEOUT = 1.0
+# glibc sizes its getdents buffer from a directory's st_blksize, and the kernel sizes READDIRPLUS
+# requests to match: 1 MiB takes a bucket of a big repository in one or two requests.
+DIRECTORY_BLOCK = 1 << 20
+FILE_BLOCK = 128 << 10
+LISTING_BYTES = 64 << 20  # latest listings kept (read-ahead guide, inode -> id), all buckets
+STREAMS_KEPT = 4  # big objects being streamed at once; each holds a window of bytes
+AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from memory
+AMBIGUOUS_KEPT = 1024
+XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
+STATUS_XATTR = b"user.gitfs.status"
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+@dataclass(slots=True)
+class Attr:
+    """What the kernel is told about an entry."""
+
+    inode: int
+    mode: int  # st_mode, type bits included
+    size: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    nlink: int
+    timeout: float  # entry and attribute timeout
+    blksize: int
+
+
+def no_entry(what: str = "") -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, "no such entry", what)
+
+
+class MountView:
+    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None,
+                 repository: str = "", mountpoint: str = ""):
+        self.store = store
+        self.pool = pool
+        self.kernel = kernel
+        self.raw_len = store.format.raw_len
+        self.hex_len = store.format.hex_len
+        self.cache = ObjectCache(cache_size)
+        self.loads = Loads(pool, self.cache)
+        self.ahead = ReadAhead(self.loads, self.cache, pool, kernel.push if kernel is not None else None)
+        self.moved = MovedInodes()
+        self.limiter = trio.CapacityLimiter(4)
+        self._generation = store.generation
+        self._buckets: set[int] | None = None  # from the last root listing
+        self._latest: collections.OrderedDict[int, BucketListing] = collections.OrderedDict()
+        self._latest_bytes = 0
+        self._speculative: BucketListing | None = None
+        self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
+        self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
+        self._uid, self._gid = os.getuid(), os.getgid()
+        self._started = time.time()
+        self._time_ns = time.time_ns()
+        self.repository, self.mountpoint = repository, mountpoint
+        self.counts = collections.Counter()
+
+    async def _in_thread(self, fn, *args):
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        finally:
+            self._check_generation()
+
+    # -- refresh ----------------------------------------------------------------------------
+
+    def _check_generation(self) -> None:
+        """The store saw the repository change: nothing derived from it may outlive that."""
+        generation = self.store.generation
+        if generation == self._generation:
+            return
+        self._generation = generation
+        self.cache.clear()
+        if self.kernel is not None and self._latest:
+            self.pool.submit(Job(hp.SIZES, local=self._forget_vanished(list(self._latest.values()))))
+
+    def _forget_vanished(self, listings):
+        def sweep() -> None:
+            """Worker thread: the kernel forgets the entries of objects that are gone."""
+            for listing in listings:
+                try:
+                    now = set(self._split(self.store.bucket_ids(listing.bucket)))
+                except (odb.OdbError, OSError):
+                    continue
+                for k in range(listing.count):
+                    oid = listing.oid(k)
+                    if oid not in now:
+                        self._forget_object(listing.bucket, oid, listing.inodes[k])
+        return sweep
+
+    def _forget_object(self, bucket: int, oid: bytes, inode: int) -> None:
+        name = oid[1:].hex().encode()
+        for call, args in ((self.kernel.forget_entry, (bucket_inode(bucket), name)), (self.kernel.forget_inode, (inode,))):
+            try:
+                call(*args)
+            except OSError:
+                pass  # the kernel did not know it: nothing to forget
+        self.counts["forgotten"] += 1
+
+    def _split(self, block: bytes) -> list[bytes]:
+        n = self.raw_len
+        return [block[i : i + n] for i in range(0, len(block), n)]
+
+    # -- attributes -------------------------------------------------------------------------
+
+    def dir_attr(self, inode: int) -> Attr:
+        return Attr(inode, stat.S_IFDIR | 0o555, 0, self._uid, self._gid, self._time_ns, 2,
+                    DIRECTORY_TIMEOUT, DIRECTORY_BLOCK)
+
+    def object_attr(self, inode: int, size: int) -> Attr:
+        return Attr(inode, stat.S_IFREG | 0o444, size, self._uid, self._gid, self._time_ns, 1,
+                    OBJECT_TIMEOUT, FILE_BLOCK)
+
+    def broken_attr(self, inode: int) -> Attr:
+        # Listed so that the damage is visible, but never cached: the next lookup asks again.
+        attr = self.object_attr(inode, 0)
+        attr.timeout = 0
+        return attr
+
+    def is_directory(self, inode: int) -> bool:
+        return inode == ROOT_INODE or bucket_of_inode(inode) is not None
+
+    # -- names ------------------------------------------------------------------------------
+
+    async def lookup(self, parent: int, name: bytes) -> Attr:
+        if parent == ROOT_INODE:
+            return await self._lookup_bucket(name)
+        bucket = bucket_of_inode(parent)
+        if bucket is None:
+            if self.is_directory(parent):
+                raise no_entry()
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        return await self._lookup_object(bucket, name)
+
+    async def _lookup_bucket(self, name: bytes) -> Attr:
+        if len(name) != 2 or not _HEX.issuperset(name):
+            raise no_entry()
+        bucket = int(name, 16)
+        if self._buckets is None or bucket not in self._buckets:
+            # A bucket that was empty at the last root listing may hold a new pack's objects:
+            # as for any miss, refresh once before saying no.
+            if not await self._in_thread(self._bucket_exists, bucket):
+                raise no_entry()
+            if self._buckets is not None:
+                self._buckets.add(bucket)
+        return self.dir_attr(bucket_inode(bucket, alias=not name.islower()))
+
+    def _bucket_exists(self, bucket: int) -> bool:
+        self.store.refresh(bucket)
+        return bool(self.store.bucket_ids(bucket))
+
+    async def _lookup_object(self, bucket: int, name: bytes) -> Attr:
+        rest = self.hex_len - 2
+        if not 2 <= len(name) <= rest or not _HEX.issuperset(name):
+            raise no_entry()
+        hex_id = "%02x%s" % (bucket, name.decode().lower())
+        abbreviated = len(name) < rest
+        if abbreviated:
+            hex_id = await self._resolve_abbreviation(hex_id)
+        oid = bytes.fromhex(hex_id)
+        size, inode = await self._in_thread(self._size_and_inode, oid)
+        attr = self.object_attr(inode, size)
+        if abbreviated or not name.islower():
+            # A new object can make a short name ambiguous at any time; and the kernel must not
+            # take another spelling's dentry for the canonical one.
+            attr.timeout = 0
+        return attr
+
+    async def _resolve_abbreviation(self, prefix: str) -> str:
+        remembered = self._ambiguous.get(prefix)
+        if remembered is not None and remembered[0] > time.monotonic():
+            raise remembered[1]
+        try:
+            return await self._in_thread(self.store.resolve_prefix, prefix)
+        except odb.AmbiguousPrefix as e:
+            # A reader retrying an ambiguous name in a loop gets the answer from memory, and the
+            # log is not flooded with one line per try.
+            self._ambiguous[prefix] = (time.monotonic() + AMBIGUOUS_MEMORY, e)
+            while len(self._ambiguous) > AMBIGUOUS_KEPT:
+                self._ambiguous.popitem(last=False)
+            raise
+
+    def _size_and_inode(self, oid: bytes) -> tuple[int, int]:
+        """Thread: the object's size, and its inode (moved if another id shares its natural one)."""
+        size = self.store.read_size(oid)
+        inode = self.moved.inode_for(oid)
+        if inode >= FIRST_OBJECT_INODE and not self._natural_is_unique(oid, inode):
+            inode = self.moved.move(oid)
+        elif inode < FIRST_OBJECT_INODE and inode == natural_inode(oid):
+            inode = self.moved.move(oid)
+        return size, inode
+
+    def _natural_is_unique(self, oid: bytes, inode: int) -> bool:
+        listing = self._latest.get(oid[0])
+        if listing is not None and listing.generation == self.store.generation and listing.index_of(oid) is not None:
+            k = listing.index_of_inode(inode)
+            return k is not None and listing.oid(k) == oid and (k + 1 >= listing.count or listing.inodes[k + 1] != inode)
+        return len(self._ids_with_inode(inode)) <= 1
+
+    def _ids_with_inode(self, inode: int) -> list[bytes]:
+        """Thread: the ids whose natural inode this is, from the store (a prefix search)."""
+        try:
+            found = [self.store.resolve_prefix(inode_prefix(inode).hex()[:15])]
+        except odb.ObjectNotFound:
+            return []
+        except odb.AmbiguousPrefix as e:
+            found = e.candidates
+        return [raw for raw in map(bytes.fromhex, found) if shares_inode(raw, inode)]
+
+    async def oid_of(self, inode: int) -> bytes:
+        """The id of an object's inode; ENOENT when no object (or more than one) has it."""
+        oid = self.moved.oid_of(inode)
+        if oid is not None:
+            return oid
+        if inode < FIRST_OBJECT_INODE or self.moved.retired(inode):
+            raise no_entry()
+        listing = self._latest.get(inode >> 55)
+        if listing is not None:
+            k = listing.index_of_inode(inode)
+            if k is not None:
+                return listing.oid(k)
+        found = await self._in_thread(self._ids_with_inode, inode)
+        if len(found) != 1:
+            for oid in found:
+                self.moved.move(oid)  # a collision met only now: neither id keeps this inode
+            raise no_entry()
+        return found[0]
+
+    async def getattr(self, inode: int) -> Attr:
+        if self.is_directory(inode):
+            return self.dir_attr(inode)
+        oid = await self.oid_of(inode)
+        size = await self._in_thread(self.store.read_size, oid)
+        return self.object_attr(inode, size)
+
+    # -- directories ------------------------------------------------------------------------
+
+    async def open_dir(self, inode: int):
+        """A snapshot of the directory: re-reading a directory refreshes the view."""
+        if inode == ROOT_INODE:
+            buckets = await self._in_thread(self._list_root)
+            self._buckets = set(buckets)
+            return RootListing(buckets)
+        bucket = bucket_of_inode(inode)
+        if bucket is None:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        return await self._list_bucket(bucket)
+
+    def _list_root(self) -> list[int]:
+        self.store.refresh()
+        return self.store.nonempty_buckets()
+
+    async def _list_bucket(self, bucket: int) -> BucketListing:
+        """A fresh snapshot of the bucket, and the next bucket listed ahead for a walk in order.
+
+        The speculative listing of this bucket, taken at the previous opendir, is the snapshot
+        when the refresh at this opendir saw no change.
+        """
+        spec, self._speculative = self._speculative, None
+        if spec is not None and (spec.bucket != bucket or spec.generation != self.store.generation):
+            spec = None
+        after = self._next_bucket(bucket)
+        generation = self.store.generation
+        block, next_block = await self._in_thread(self._snapshot_bucket, bucket, spec is None, after)
+        changed = self.store.generation != generation
+        if block is None and changed:
+            block = await self._in_thread(self.store.bucket_ids, bucket)
+        if block is None:
+            listing = spec
+            self._read_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
+        else:
+            listing = BucketListing(bucket, block, self.raw_len, self.store.generation, self.moved)
+            self._read_sizes(listing, hp.SIZES)
+        self._keep_latest(listing)
+        if next_block is not None and not changed:
+            self._speculative = BucketListing(after, next_block, self.raw_len, self.store.generation, self.moved)
+            self._read_sizes(self._speculative, hp.AHEAD)
+        return listing
+
+    def _snapshot_bucket(self, bucket: int, need_ids: bool, after: int | None):
+        generation = self.store.generation
+        self.store.refresh(bucket)
+        changed = self.store.generation != generation
+        block = self.store.bucket_ids(bucket) if changed or need_ids else None
+        next_block = self.store.bucket_ids(after) if after is not None else None
+        return block, next_block
+
+    def _next_bucket(self, bucket: int) -> int | None:
+        if self._buckets is None:
+            return None
+        return next((b for b in range(bucket + 1, 256) if b in self._buckets), None)
+
+    def _keep_latest(self, listing: BucketListing) -> None:
+        old = self._latest.pop(listing.bucket, None)
+        if old is not None:
+            self._latest_bytes -= old.nbytes
+        self._latest[listing.bucket] = listing
+        self._latest_bytes += listing.nbytes
+        while self._latest_bytes > LISTING_BYTES and len(self._latest) > 1:
+            _, dropped = self._latest.popitem(last=False)
+            self._latest_bytes -= dropped.nbytes
+
+    def _read_sizes(self, listing: BucketListing, lane: int) -> None:
+        if listing.size_jobs is not None:
+            if lane == hp.SIZES:
+                for job in listing.size_jobs:
+                    self.pool.promote(job, hp.SIZES)
+            return
+        jobs = listing.size_jobs = []
+        for start, stop in listing.batches():
+            jobs.append(Job(lane, hp.Sizes(listing.block[start * self.raw_len : stop * self.raw_len]),
+                            self._sizes_read(listing, start)))
+        self.pool.submit(*jobs)
+
+    def _sizes_read(self, listing: BucketListing, start: int):
+        def done(header: hp.SizesRead, payload) -> None:
+            sizes = array("q")
+            sizes.frombytes(payload)
+            for k, error in header.errors.items():
+                log.error("listing %s: %s", listing.oid(start + k).hex(), error)
+            listing.fill(start, sizes, header.errors)
+        return done
+
+    def replied(self, listing: BucketListing, upto: int) -> None:
+        """readdir has sent the entries before upto: the kernel knows their inodes."""
+        self.ahead.replied(listing, upto)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def read(self, inode: int, offset: int, size: int):
+        """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
+        oid = await self.oid_of(inode)
+        data = self.cache.get(oid)
+        if data is None:
+            stream = self._streams.get(oid)
+            if stream is not None:
+                self._streams.move_to_end(oid)
+                return await stream.read(offset, size)
+            self.counts["loads_waited"] += 1
+            data = await self.loads.get(oid)
+            if data is None:  # too big to hold: streamed
+                return await self._stream(oid).read(offset, size)
+        if offset == 0:
+            self._after_first_read(oid)
+        end = offset + size
+        if end >= len(data):
+            # The kernel keeps the pages (objects never change); holding the bytes here as well
+            # would only double the memory.
+            self.cache.discard(oid)
+        return memoryview(data)[offset:end]
+
+    def _after_first_read(self, oid: bytes) -> None:
+        listing = self._latest.get(oid[0])
+        if listing is None:
+            return
+        k = listing.index_of(oid)
+        if k is not None:
+            spec = self._speculative
+            self.ahead.after_read(listing, k, spec if spec is not None and spec.bucket > listing.bucket else None)
+
+    def _stream(self, oid: bytes) -> StreamedObject:
+        stream = self._streams[oid] = StreamedObject(oid, self.store, self.limiter)
+        while len(self._streams) > STREAMS_KEPT:
+            _, old = self._streams.popitem(last=False)
+            old.close_soon()
+        return stream
+
+    # -- extended attributes ------------------------------------------------------------------
+
+    async def xattr(self, inode: int, name: bytes) -> bytes:
+        if inode == ROOT_INODE and name == STATUS_XATTR:
+            return self.status()
+        if name not in XATTRS or self.is_directory(inode):
+            # security.selinux and system.posix_acl_access come with every `ls -l` entry: they
+            # are answered here, without touching the store.
+            raise OSError(errno.ENODATA, "no such attribute")
+        value = (await self._xattr_values(inode)).get(name)
+        if value is None:
+            raise OSError(errno.ENODATA, "no such attribute")
+        return value
+
+    async def xattr_names(self, inode: int) -> list[bytes]:
+        if inode == ROOT_INODE:
+            return [STATUS_XATTR]
+        if self.is_directory(inode):
+            return []
+        return list(await self._xattr_values(inode))
+
+    async def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
+        info = await self._in_thread(self.store.locate, await self.oid_of(inode))
+        values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
+        if info.offset is not None:
+            values[b"user.git.offset"] = str(info.offset).encode()
+        if info.delta_base is not None:
+            values[b"user.git.delta_base"] = info.delta_base.encode()
+        return values
+
+    def status(self) -> bytes:
+        """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
+        from . import features  # noqa: PLC0415 (versions are read once, on first ask)
+
+        return json.dumps({
+            "pid": os.getpid(),
+            "repository": os.fsdecode(self.repository),
+            "mountpoint": os.fsdecode(self.mountpoint),
+            "started": self._started,
+            "cache": {"bytes": self.cache.size_bytes, "limit": self.cache.max_bytes},
+            "requests": dict(self.counts),
+            "workers": dict(self.pool.counts),
+            "read_ahead": dict(self.ahead.counts),
+            "helpers": self.pool.helper_pids(),
+            "features": features.features(),
+        }, sort_keys=True).encode()
+
+    async def close(self) -> None:
+        for stream in self._streams.values():
+            await stream.close()
+        self._streams.clear()
