@@ -12,7 +12,6 @@ import stat
 import subprocess
 import sys
 
-
 import odb
 
 from . import __version__

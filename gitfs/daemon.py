@@ -10,7 +10,8 @@ import sys
 import pyfuse3
 import trio
 
-from . import features, helper_protocol as hp
+from . import features
+from . import helper_protocol as hp
 from .logs import setup_logging
 from .operations import GitOperations, PyfuseKernel
 from .view import MountView
@@ -48,7 +49,8 @@ class Session:
         self.pool.close()
 
     def summary(self) -> str:
-        counts = {**self.view.counts, **{f"{k} (read ahead)": v for k, v in self.view.ahead.counts.items()}}
+        ahead = {**self.view.ahead.counts, **(self.view.kernel_cache.counts if self.view.kernel_cache else {})}
+        counts = {**self.view.counts, **{f"{k} (read ahead)": v for k, v in ahead.items()}}
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no requests"
 
 

@@ -119,7 +119,8 @@ class Loads:
                 self.pool.promote(loading.job)
             if not loading.finished:
                 loading.waiters += 1
-                loading.event = loading.event or trio.Event()
+                if loading.event is None:
+                    loading.event = trio.Event()
         if not loading.finished:
             await loading.event.wait()
         if loading.error is not None:

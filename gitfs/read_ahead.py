@@ -8,8 +8,8 @@ answered at once and moves the window on. A walk that reaches the end of a bucke
 the next bucket's listing (taken ahead by the view): those objects are loaded ahead, but pushed
 only once the kernel knows their inodes, after readdir has sent them.
 
-Pushes run in worker threads, never on the trio loop: notify_store waits for any page of the
-file that a pending READ holds locked, and only the loop can answer that READ.
+Pushes go through gitfs/kernel_cache.py, on a thread of their own: notify_store may wait for a
+page that a pending READ holds locked, and that READ may be waiting for the loop or a worker.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ log = logging.getLogger("gitfs")
 WINDOW = 128  # objects inflated ahead of the reader
 WINDOW_BYTES = 32 << 20
 TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed
-PUSH_CHUNK = 1 << 20
 
 
 class AheadState:
@@ -37,14 +36,13 @@ class AheadState:
 
 
 class ReadAhead:
-    def __init__(self, loads, cache, pool, push=None):
-        """push(inode, offset, data) puts bytes into the kernel's page cache, raising OSError when
-        it cannot (the kernel does not know the inode); None: nothing is pushed."""
+    def __init__(self, loads, cache, pool, kernel_cache=None):
+        """kernel_cache: a gitfs.kernel_cache.KernelCache, or None to push nothing."""
         self.loads = loads
         self.cache = cache
         self.pool = pool
-        self.push = push
-        self.counts = {"pushed": 0, "push_refused": 0, "ahead": 0}
+        self.kernel_cache = kernel_cache
+        self.counts = {"ahead": 0}
 
     def after_read(self, listing, k: int, next_listing=None) -> None:
         """The loop: a reader has started reading entry k of listing."""
@@ -55,7 +53,10 @@ class ReadAhead:
         # Only a walk in listing order is worth guessing ahead of; random readers would make
         # it inflate objects nobody reads. A tripwire or a walk that came from the previous
         # bucket counts as one.
-        walking = 0 < k - previous <= TRIPWIRE + 1 or (previous < 0 and k == 0 and state.until > 0)
+        if previous < 0:
+            walking = k == 0 and state.until > 0
+        else:
+            walking = 0 < k - previous <= TRIPWIRE + 1
         if not walking or state.until >= k + 1 + WINDOW:
             return
         budget = WINDOW_BYTES
@@ -86,10 +87,11 @@ class ReadAhead:
     def _unclaimed(self, listing, k: int, oid: bytes):
         def loaded(data) -> None:
             """Worker thread: the load finished and no reader waits for it."""
-            if self.push is None or k % TRIPWIRE == 0:
+            if self.kernel_cache is None or k % TRIPWIRE == 0:
                 self.cache.put(oid, data)
             elif k < listing.replied:
-                self._push_or_keep(listing.inodes[k], oid, data)
+                if not self.kernel_cache.push(listing.inodes[k], oid, data):
+                    self.cache.put(oid, data)
             else:
                 self.cache.put(oid, data)
                 listing.ahead.unpushed.add(k)
@@ -109,22 +111,6 @@ class ReadAhead:
     def _push_cached(self, inode: int, oid: bytes):
         def push() -> None:
             data = self.cache.get(oid)
-            if data is not None:
-                self._push_or_keep(inode, oid, data, cached=True)
+            if data is not None and self.kernel_cache.push(inode, oid, data):
+                self.cache.discard(oid)  # the kernel has it now (or gives it back if refused)
         return push
-
-    def _push_or_keep(self, inode: int, oid: bytes, data, cached: bool = False) -> None:
-        """Worker thread: pushes the bytes; once the kernel has them, this process need not."""
-        try:
-            view = memoryview(data)
-            for offset in range(0, len(data), PUSH_CHUNK):
-                self.push(inode, offset, view[offset : offset + PUSH_CHUNK])
-        except OSError as e:
-            self.counts["push_refused"] += 1
-            log.debug("push of %s refused: %s", oid.hex(), e)
-            if not cached:
-                self.cache.put(oid, data)
-            return
-        self.counts["pushed"] += 1
-        if cached:
-            self.cache.discard(oid)

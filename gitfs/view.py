@@ -13,7 +13,8 @@ way: request -> view -> store (odb) -> source -> bytes.
   worker pool (gitfs/workers.py), mostly computed in helper processes.
 - What the kernel caches is also the view's business: pushes into the page cache (read-ahead) and
   invalidations when objects vanish go through `kernel`, an object with push(inode, offset,
-  data), forget_entry(parent, name) and forget_inode(inode), called from worker threads only.
+  data), forget_entry(parent, name) and forget_inode(inode), called from threads of their own
+  (gitfs/kernel_cache.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import trio
 import odb
 
 from . import helper_protocol as hp
-from .streams import StreamedObject
 from .inodes import (
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -44,9 +44,11 @@ from .inodes import (
     natural_inode,
     shares_inode,
 )
+from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
 from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
+from .streams import StreamedObject
 from .workers import Job
 
 log = logging.getLogger("gitfs")
@@ -63,6 +65,7 @@ LISTING_BYTES = 64 << 20  # latest listings kept (read-ahead guide, inode -> id)
 STREAMS_KEPT = 4  # big objects being streamed at once; each holds a window of bytes
 AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from memory
 AMBIGUOUS_KEPT = 1024
+RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
 STATUS_XATTR = b"user.gitfs.status"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -97,7 +100,8 @@ class MountView:
         self.hex_len = store.format.hex_len
         self.cache = ObjectCache(cache_size)
         self.loads = Loads(pool, self.cache)
-        self.ahead = ReadAhead(self.loads, self.cache, pool, kernel.push if kernel is not None else None)
+        self.kernel_cache = KernelCache(kernel, on_refused=self.cache.put) if kernel is not None else None
+        self.ahead = ReadAhead(self.loads, self.cache, pool, self.kernel_cache)
         self.moved = MovedInodes()
         self.limiter = trio.CapacityLimiter(4)
         self._generation = store.generation
@@ -105,6 +109,7 @@ class MountView:
         self._latest: collections.OrderedDict[int, BucketListing] = collections.OrderedDict()
         self._latest_bytes = 0
         self._speculative: BucketListing | None = None
+        self._recent: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -128,7 +133,7 @@ class MountView:
             return
         self._generation = generation
         self.cache.clear()
-        if self.kernel is not None and self._latest:
+        if self.kernel_cache is not None and self._latest:
             self.pool.submit(Job(hp.SIZES, local=self._forget_vanished(list(self._latest.values()))))
 
     def _forget_vanished(self, listings):
@@ -146,12 +151,7 @@ class MountView:
         return sweep
 
     def _forget_object(self, bucket: int, oid: bytes, inode: int) -> None:
-        name = oid[1:].hex().encode()
-        for call, args in ((self.kernel.forget_entry, (bucket_inode(bucket), name)), (self.kernel.forget_inode, (inode,))):
-            try:
-                call(*args)
-            except OSError:
-                pass  # the kernel did not know it: nothing to forget
+        self.kernel_cache.forget(bucket_inode(bucket), oid[1:].hex().encode(), inode)
         self.counts["forgotten"] += 1
 
     def _split(self, block: bytes) -> list[bytes]:
@@ -216,6 +216,7 @@ class MountView:
             hex_id = await self._resolve_abbreviation(hex_id)
         oid = bytes.fromhex(hex_id)
         size, inode = await self._in_thread(self._size_and_inode, oid)
+        self._remember(inode, oid)
         attr = self.object_attr(inode, size)
         if abbreviated or not name.islower():
             # A new object can make a short name ambiguous at any time; and the kernel must not
@@ -264,12 +265,19 @@ class MountView:
             found = e.candidates
         return [raw for raw in map(bytes.fromhex, found) if shares_inode(raw, inode)]
 
+    def _remember(self, inode: int, oid: bytes) -> None:
+        self._recent[inode] = oid
+        if len(self._recent) > RECENT_INODES:
+            self._recent.popitem(last=False)
+
     async def oid_of(self, inode: int) -> bytes:
         """The id of an object's inode; ENOENT when no object (or more than one) has it."""
-        oid = self.moved.oid_of(inode)
+        if self.moved.retired(inode):
+            raise no_entry()
+        oid = self._recent.get(inode) or self.moved.oid_of(inode)
         if oid is not None:
             return oid
-        if inode < FIRST_OBJECT_INODE or self.moved.retired(inode):
+        if inode < FIRST_OBJECT_INODE:
             raise no_entry()
         listing = self._latest.get(inode >> 55)
         if listing is not None:
@@ -281,6 +289,7 @@ class MountView:
             for oid in found:
                 self.moved.move(oid)  # a collision met only now: neither id keeps this inode
             raise no_entry()
+        self._remember(inode, found[0])
         return found[0]
 
     async def getattr(self, inode: int) -> Attr:
@@ -374,7 +383,9 @@ class MountView:
             sizes = array("q")
             sizes.frombytes(payload)
             for k, error in header.errors.items():
-                log.error("listing %s: %s", listing.oid(start + k).hex(), error)
+                # An object pruned between the listing and its size read is git gc at work.
+                level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
+                log.log(level, "listing %s: %s", listing.oid(start + k).hex(), error)
             listing.fill(start, sizes, header.errors)
         return done
 
@@ -464,7 +475,7 @@ class MountView:
             "cache": {"bytes": self.cache.size_bytes, "limit": self.cache.max_bytes},
             "requests": dict(self.counts),
             "workers": dict(self.pool.counts),
-            "read_ahead": dict(self.ahead.counts),
+            "read_ahead": {**self.ahead.counts, **(self.kernel_cache.counts if self.kernel_cache else {})},
             "helpers": self.pool.helper_pids(),
             "features": features.features(),
         }, sort_keys=True).encode()
@@ -473,3 +484,5 @@ class MountView:
         for stream in self._streams.values():
             await stream.close()
         self._streams.clear()
+        if self.kernel_cache is not None:
+            self.kernel_cache.close()

@@ -27,7 +27,8 @@ import sys
 import threading
 import time
 
-from . import helper, helper_protocol as hp
+from . import helper
+from . import helper_protocol as hp
 
 log = logging.getLogger("gitfs")
 

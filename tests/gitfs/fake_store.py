@@ -47,6 +47,7 @@ class FakeStore:
         self._ids = sorted(self.objects)
         self._lock = threading.Lock()
         self._dirty = False
+        self.generation = 0
 
     @classmethod
     def from_git(cls, git_dir: str) -> "FakeStore":
@@ -87,6 +88,9 @@ class FakeStore:
         try:
             return self.objects[hex_id]
         except KeyError:
+            # As odb does: a miss refreshes once and retries (git may just have written it).
+            if self.refresh():
+                return self._get(oid)
             raise odb.ObjectNotFound(hex_id) from None
 
     def read(self, oid):
@@ -131,6 +135,10 @@ class FakeStore:
         hi = bisect.bisect_left(self._ids, "%02x" % (bucket + 1)) if bucket < 255 else len(self._ids)
         return self._ids[lo:hi]
 
+    def bucket_ids(self, bucket: int) -> bytes:
+        self.calls.append("bucket_ids")
+        return b"".join(bytes.fromhex(h) for h in self.iter_bucket(bucket))
+
     def nonempty_buckets(self) -> list[int]:
         return sorted({int(h[:2], 16) for h in self._ids})
 
@@ -141,6 +149,8 @@ class FakeStore:
         with self._lock:
             changed, self._dirty = self._dirty, False
             self._ids = sorted(self.objects)
+            if changed:
+                self.generation += 1
         return changed
 
     def close(self) -> None:
