@@ -30,7 +30,7 @@ BULK_TAGS = 60  # enough refs for several ref blocks of BLOCK_SIZE, and so a ref
 BLOCK_SIZE = 512
 REVS = ["HEAD", "main", "heads/main", "refs/heads/main", "feature/x", "v1.0", "v1.0-outer", "light",
         "origin", "origin/main", "alias", "doomed", "bulk/007", "bulk/008", "v1.0^{tree}",
-        "v1.0-outer^{tree}", "tree-tag^{tree}", "nosuchref"]
+        "v1.0-outer^{tree}", "tree-tag^{tree}", "v1.0^{}", "v1.0-outer^{}", "nosuchref"]
 
 
 def build(path: Path, git: str) -> None:
