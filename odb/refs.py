@@ -3,7 +3,8 @@
     refs = RefStore(git_dir, common_dir, fmt)
     refs.list()                 # [Ref(name, oid, target, peeled)], sorted as for-each-ref sorts
     refs.read("HEAD")           # one level: a symref comes back with its target and oid None
-    refs.resolve("HEAD")        # symrefs followed (at most 5 reads, as git); None if dangling
+    refs.resolve("HEAD")        # symrefs followed (at most 5 reads, as git); None if dangling;
+                                # target is then the chain's last name, as `git symbolic-ref`
     refs.head()                 # resolve("HEAD")
 
 Nothing is cached beyond one call except parsed files filed under their stat identity
@@ -39,8 +40,9 @@ MAX_WARNINGS = 1000
 
 
 class Ref(NamedTuple):
-    """A ref. For a symbolic ref, target is the name it points at and oid is what it
-    resolves to (None while that is missing: an unborn branch). Ids are raw bytes."""
+    """A ref. For a symbolic ref, target is the name it points at (read: the next name of
+    the chain; list and resolve: the last) and oid is what it resolves to (None while that
+    is missing: an unborn branch). Ids are raw bytes."""
 
     name: str
     oid: bytes | None
@@ -224,14 +226,17 @@ class FilesBackend:
 
     @staticmethod
     def _kind(path: str) -> str | None:
-        """"dir", "ref" (anything else that is there: read() decides if it is usable), or None."""
+        """"dir", "ref" (anything else that is there: read() decides if it is usable), or None.
+
+        Like files-backend.c get_dtype, this follows symlinks: one that leads nowhere is not
+        listed (even a symref-style link, whose target is a ref name, not a path: git's
+        listing misses those too, though read() understands them).
+        """
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            return "ref" if os.path.islink(path) else None  # dangling: read() reports it
         except OSError as e:
             if e.errno == errno.ELOOP:
-                return "ref"
+                _warn(path, "symlink loop")
             return None
         return "dir" if stat.S_ISDIR(st.st_mode) else "ref"
 
@@ -346,21 +351,26 @@ class RefStore:
 
     def resolve(self, name: str) -> Ref | None:
         """name with its symrefs followed, as refs_resolve_ref_unsafe(RESOLVE_REF_READING):
-        at most SYMREF_MAXDEPTH reads; None if missing, broken, dangling or deeper."""
+        at most SYMREF_MAXDEPTH reads; None if missing, broken, dangling or deeper. For a
+        symref, target is the last name of the chain, as `git symbolic-ref` prints it."""
         first = self.read(name)
         if first is None or first.target is None:
             return first
-        final = self._follow(first)
+        final, final_name = self._follow(first)
         if final is None:
             return None
-        return Ref(name, final.oid, first.target, final.peeled)
+        return Ref(name, final.oid, final_name, final.peeled)
 
-    def _follow(self, ref: Ref) -> Ref | None:
+    def _follow(self, ref: Ref) -> tuple[Ref | None, str | None]:
+        """(the ref at the end of ref's chain or None, the chain's last name or None when the
+        chain is longer than git follows)."""
+        name = ref.target
         for _ in range(SYMREF_MAXDEPTH - 1):
-            ref = self.read(ref.target)
+            ref = self.read(name)
             if ref is None or ref.target is None:
-                return ref
-        return None
+                return ref, name
+            name = ref.target
+        return None, None
 
     def head(self) -> Ref | None:
         return self.resolve("HEAD")
@@ -369,8 +379,9 @@ class RefStore:
         """Every ref, sorted by name bytes as `git for-each-ref` (with root_refs, the root
         refs such as HEAD too, as newer git's `for-each-ref --include-root-refs`).
 
-        Symbolic refs carry their target and the id they resolve to, or None when that is
-        missing (for-each-ref leaves those out; a mount can show them as dangling links).
+        Symbolic refs carry the id they resolve to, or None when that is missing (for-each-ref
+        leaves those out; a mount can show them as dangling links), and as target the last
+        name of their chain (for-each-ref's %(symref); read() gives the first one).
         Unlike for-each-ref, refs naming objects the store lacks are kept: this module
         knows no objects.
         """
@@ -380,8 +391,8 @@ class RefStore:
                 _warn(ref.path, ref.reason)
                 continue
             if ref.target is not None:
-                final = self._follow(ref)
-                ref = ref._replace(oid=final.oid if final is not None else None)
+                final, final_name = self._follow(ref)
+                ref = Ref(ref.name, final.oid if final else None, final_name or ref.target)
             out.append(ref)
         out.sort(key=lambda r: sort_key(r.name))
         return out

@@ -470,6 +470,7 @@ def make_refs(path: Path, final: Path) -> None:
         stream += fast_import_commit("refs/heads/many", 10 + i, 200_000 + i, f"count {i}", changes,
                                      parent=fourth if i == 0 else None)
     fast_import(repo, stream)
+    repo.repack("-d")  # the thousand deep trees loose would make every copy of the fixture slow
     repo.finish()
 
 
