@@ -90,35 +90,40 @@ class Tree:
         # object.h parse_mode keeps 16 bits; the last 6 octal digits decide those.
         return canon_mode(int(digits[-6:], 8) & 0xFFFF)
 
-    def _raw_entries(self) -> Iterator[tuple[int, int, bytes, bytes]]:
-        """(offset of the mode's end, mode, name, id) of every entry, checking the framing."""
+    def entries(self, skipped: Skipped | None = None) -> Iterator[TreeEntry]:
+        """The usable entries in stored order; skipped(name, reason) hears about the others."""
+        return self._parse(skipped, None)
+
+    def _parse(self, skipped: Skipped | None, offsets: array | None) -> Iterator[TreeEntry]:
+        """entries(), checking the framing as it goes; each usable entry's offset (of the
+        space before its name) goes to offsets when given. One loop, no nested generator:
+        this runs per entry of every directory listed."""
         data, raw_len = self.data, self.raw_len
         pos, end = 0, len(data)
-        find = data.find
+        find, modes, new = data.find, _COMMON_MODES, tuple.__new__
+        previous = None
         while pos < end:
             space = find(b" ", pos)
             if space < 0:
                 raise self._corrupt(pos, "truncated tree entry (no space after the mode)")
-            mode = self._mode(data[pos:space], pos)
+            mode = modes.get(data[pos:space]) or self._mode(data[pos:space], pos)
             nul = find(b"\0", space + 1)
-            if nul < 0 or nul + 1 + raw_len > end:
+            after = nul + 1 + raw_len
+            if nul < 0 or after > end:
                 raise self._corrupt(pos, "too-short tree object (entry cut off)")
-            yield space, mode, data[space + 1 : nul], data[nul + 1 : nul + 1 + raw_len]
-            pos = nul + 1 + raw_len
-
-    def entries(self, skipped: Skipped | None = None) -> Iterator[TreeEntry]:
-        """The usable entries in stored order; skipped(name, reason) hears about the others."""
-        previous = None
-        for _, mode, name, oid in self._raw_entries():
-            problem = name_problem(name)
-            if problem is None and name == previous:
-                problem = "duplicate entry"
-            previous = name
-            if problem is not None:
-                if skipped is not None:
-                    skipped(name, problem)
-                continue
-            yield TreeEntry(mode, name, oid)
+            name = data[space + 1 : nul]
+            # Only an empty name, one with "/", or one starting with "." can be a problem.
+            if not name or b"/" in name or name[0] == 46 or name == previous:
+                problem = name_problem(name) or ("duplicate entry" if name == previous else None)
+                if problem is not None:
+                    previous, pos = name, after
+                    if skipped is not None:
+                        skipped(name, problem)
+                    continue
+            previous, pos = name, after
+            if offsets is not None:
+                offsets.append(space)
+            yield new(TreeEntry, (mode, name, data[nul + 1 : after]))  # TreeEntry(...), minus a call
 
     __iter__ = entries
 
@@ -133,7 +138,7 @@ class Tree:
         if self._offsets is None:
             self._index()
         if not self._sorted:
-            return next((e for e in self.entries() if e.name == name), None)
+            return next((e for e in self._parse(None, None) if e.name == name), None)
         # git sorts a subtree as if its name ended in "/": look for both spellings.
         for key, want_tree in ((name, False), (name + b"/", True)):
             i = bisect_left(range(len(self._offsets)), key, key=self._key_at)
@@ -144,8 +149,7 @@ class Tree:
     def _index(self) -> None:
         offsets, modes = array("I"), array("H")
         ordered, previous = True, b""
-        for space, mode, name, _ in self._raw_entries():
-            offsets.append(space)
+        for mode, name, _ in self._parse(None, offsets):
             modes.append(mode)
             key = name + b"/" if mode == TREE else name
             if key <= previous:
