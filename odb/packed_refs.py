@@ -81,8 +81,9 @@ class PackedRefsFile:
     def __init__(self, path: str, fmt: ObjectFormat):
         self.path = path
         self.format = fmt
-        self._identity = None
-        self._parsed: PackedRefs | CorruptObject = EMPTY
+        # (stat identity, what was read): one attribute, so that a reader on another thread
+        # never pairs a new identity with an old parse.
+        self._cache: tuple[tuple | None, PackedRefs | CorruptObject] = (None, EMPTY)
 
     def load(self) -> PackedRefs:
         """The current contents; EMPTY when there is no file. CorruptObject or OSError when
@@ -90,13 +91,17 @@ class PackedRefsFile:
         try:
             st = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
-            self._identity, self._parsed = None, EMPTY
+            self._cache = (None, EMPTY)
             return EMPTY
-        if file_identity(st) != self._identity:
-            self._identity, self._parsed = self._read()
-        if isinstance(self._parsed, CorruptObject):
-            raise self._parsed  # a bad file stays refused, without re-reading it, until replaced
-        return self._parsed
+        cache = self._cache
+        if file_identity(st) != cache[0]:
+            cache = self._cache = self._read()
+        parsed = cache[1]
+        if isinstance(parsed, CorruptObject):
+            # A bad file stays refused, without re-reading it, until replaced. A fresh error
+            # each time: re-raising one instance would grow its traceback at every call.
+            raise CorruptObject(parsed.path, parsed.offset, parsed.reason)
+        return parsed
 
     def _read(self) -> tuple[tuple | None, PackedRefs | CorruptObject]:
         try:

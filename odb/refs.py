@@ -2,6 +2,7 @@
 
     refs = RefStore(git_dir, common_dir, fmt)
     refs.list()                 # [Ref(name, oid, target, peeled)], sorted as for-each-ref sorts
+    refs.list("refs/tags/")     # the refs of one directory
     refs.read("HEAD")           # one level: a symref comes back with its target and oid None
     refs.resolve("HEAD")        # symrefs followed (at most 5 reads, as git); None if dangling;
                                 # target is then the chain's last name, as `git symbolic-ref`
@@ -180,11 +181,12 @@ class FilesBackend:
 
     # -- listing -------------------------------------------------------------------------
 
-    def loose_names(self) -> Iterator[str]:
-        """Names of loose ref files under refs/, as files-backend.c loose_fill_ref_dir finds
-        them: dot files and *.lock skipped, symlinks followed, each directory once."""
+    def loose_names(self, start: str = "refs/") -> Iterator[str]:
+        """Names of loose ref files under start (a directory of refs/, ending in "/"), as
+        files-backend.c loose_fill_ref_dir finds them: dot files and *.lock skipped,
+        symlinks followed, each directory once."""
         seen_dirs = set()
-        stack = ["refs/"]
+        stack = [start]
         while stack:
             dirname = stack.pop()
             path = self.path(dirname)
@@ -240,13 +242,15 @@ class FilesBackend:
             return None
         return "dir" if stat.S_ISDIR(st.st_mode) else "ref"
 
-    def raw_refs(self, *, root_refs: bool) -> Iterator[Ref | Broken]:
-        """Every ref, one level, in no particular order; a Broken for each broken one."""
+    def raw_refs(self, prefix: str, *, root_refs: bool) -> Iterator[Ref | Broken]:
+        """Every ref under prefix, one level, in no particular order; a Broken for each
+        broken one. Root refs only with root_refs and an empty prefix."""
         # Loose refs are read before packed-refs, as git does: a ref being packed meanwhile
         # is then found in one or the other.
-        loose = list(self.loose_names())
-        if root_refs:
+        loose = list(self.loose_names(prefix if prefix.startswith("refs/") else "refs/"))
+        if root_refs and not prefix:
             loose += self.root_names()
+        loose = [name for name in loose if name.startswith(prefix)]
         seen = set()
         for name in loose:
             seen.add(name)
@@ -261,7 +265,7 @@ class FilesBackend:
                 yield ref
         packed = self._packed()
         for name, entry in packed.items():
-            if name not in seen and (root_refs or name.startswith("refs/")):
+            if name not in seen and name.startswith(prefix) and (root_refs or name.startswith("refs/")):
                 yield Ref(name, entry.oid, None, entry.peeled)
 
 
@@ -301,13 +305,15 @@ class ReftableBackend:
         record = stack.read(os.fsencode(bare)) if bare else None
         return None if record is None else _ref_of(name, record)
 
-    def raw_refs(self, *, root_refs: bool) -> Iterator[Ref | Broken]:
+    def raw_refs(self, prefix: str, *, root_refs: bool) -> Iterator[Ref | Broken]:
         sources = [(self.main, self.worktree is not None)]
         if self.worktree is not None:
             sources.append((self.worktree, False))
         for stack, shared_only in sources:
             for record in stack.records():
                 name = os.fsdecode(record.name)
+                if not name.startswith(prefix):
+                    continue
                 if not (name.startswith("refs/") or (root_refs and is_root_ref(name))):
                     continue
                 if shared_only and parse_worktree_ref(name).kind != "shared":
@@ -375,9 +381,10 @@ class RefStore:
     def head(self) -> Ref | None:
         return self.resolve("HEAD")
 
-    def list(self, *, root_refs: bool = True) -> list[Ref]:
-        """Every ref, sorted by name bytes as `git for-each-ref` (with root_refs, the root
-        refs such as HEAD too, as newer git's `for-each-ref --include-root-refs`).
+    def list(self, prefix: str = "", *, root_refs: bool = True) -> list[Ref]:
+        """Every ref (under prefix, a directory such as "refs/tags/", when given), sorted by
+        name bytes as `git for-each-ref` (with root_refs and no prefix, the root refs such as
+        HEAD too, as newer git's `for-each-ref --include-root-refs`).
 
         Symbolic refs carry the id they resolve to, or None when that is missing (for-each-ref
         leaves those out; a mount can show them as dangling links), and as target the last
@@ -385,8 +392,10 @@ class RefStore:
         Unlike for-each-ref, refs naming objects the store lacks are kept: this module
         knows no objects.
         """
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"a ref prefix is a directory ending in '/', not {prefix!r}")
         out = []
-        for ref in self.backend.raw_refs(root_refs=root_refs):
+        for ref in self.backend.raw_refs(prefix, root_refs=root_refs):
             if isinstance(ref, Broken):
                 _warn(ref.path, ref.reason)
                 continue

@@ -391,3 +391,14 @@ def test_fetch_head_is_read_from_its_first_line(copy):
     (git_dir / "FETCH_HEAD").write_text(f"{oid}\t\tbranch 'main' of somewhere\n" * 200)
     assert store.resolve("FETCH_HEAD").oid.hex() == rev_parse(git, "FETCH_HEAD") == oid
     assert "FETCH_HEAD" not in {r.name for r in store.list()}  # a pseudo ref, never listed
+
+
+def test_list_of_one_directory(repo, store):
+    everything = store.list()
+    for prefix in ("refs/", "refs/tags/", "refs/heads/", "refs/heads/feature/", "refs/remotes/origin/",
+                   "refs/bisect/", "refs/nothing/"):
+        assert store.list(prefix) == [r for r in everything if r.name.startswith(prefix)]
+        assert [f"{r.oid.hex()} {r.name} {r.target or ''}" for r in store.list(prefix) if r.oid] == \
+            repo.git.run("for-each-ref", f"--format={FORMAT}", prefix).splitlines()
+    with pytest.raises(ValueError):
+        store.list("refs/heads")

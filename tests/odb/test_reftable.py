@@ -319,3 +319,10 @@ def test_fuzz_a_table(tmp_path_factory, table):
                     pass
 
     run()
+
+
+def test_list_of_one_directory(store):
+    for prefix in ("refs/tags/", "refs/tags/bulk/", "refs/heads/", "refs/none/"):
+        expected = [line for line in gits(ANSWERS["for_each_ref"]) if line.split(" ")[1].startswith(prefix)]
+        assert [FORMAT.format(oid=r.oid.hex(), name=r.name, target=r.target or "")
+                for r in store.list(prefix) if r.oid] == expected
