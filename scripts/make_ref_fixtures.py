@@ -69,7 +69,8 @@ def build(path: Path, git: str) -> None:
     shutil.rmtree(work)
     (path / "worktrees" / "wt" / "gitdir").write_text("../../../wt/.git\n")
     # Not refs: git's templates, and index files (they hold stat data, different every run).
-    for noise in ("hooks", "description", "info", "logs", "index", "COMMIT_EDITMSG", "worktrees/wt/index", "worktrees/wt/logs"):
+    for noise in ("hooks", "description", "info", "logs", "index", "COMMIT_EDITMSG",
+                  "worktrees/wt/index", "worktrees/wt/logs"):
         target = path / noise
         if target.is_dir():
             shutil.rmtree(target)
