@@ -76,6 +76,9 @@ def build(path: Path, git: str) -> None:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+    # git keeps no empty directories: drop them here, so a clone holds what was built.
+    for empty in ("objects/info", "objects/pack"):
+        (path / empty).rmdir()
     for stack in (path / "reftable", path / "worktrees" / "wt" / "reftable"):
         rename_tables(stack)
 
