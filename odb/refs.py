@@ -306,18 +306,20 @@ class ReftableBackend:
         return None if record is None else _ref_of(name, record)
 
     def raw_refs(self, prefix: str, *, root_refs: bool) -> Iterator[Ref | Broken]:
-        sources = [(self.main, self.worktree is not None)]
-        if self.worktree is not None:
-            sources.append((self.worktree, False))
+        # refs/iterator.c ref_iterator_select: a worktree's own refs shadow common ones of the
+        # same name, and of the common stack only shared names are this worktree's.
+        sources = [(self.main, False)] if self.worktree is None else [(self.worktree, False), (self.main, True)]
+        seen = set()
         for stack, shared_only in sources:
             for record in stack.records():
                 name = os.fsdecode(record.name)
-                if not name.startswith(prefix):
+                if name in seen or not name.startswith(prefix):
                     continue
                 if not (name.startswith("refs/") or (root_refs and is_root_ref(name))):
                     continue
                 if shared_only and parse_worktree_ref(name).kind != "shared":
                     continue  # the main worktree's own refs; this worktree has its own
+                seen.add(name)
                 if not check_refname(name):
                     yield Broken(f"{stack.dir}:{name}", "not a valid ref name")
                     continue
@@ -332,7 +334,12 @@ def _ref_of(name: str, record) -> Ref:
 
 class RefStore:
     """The refs of one repository (or linked worktree). git_dir holds HEAD and the
-    per-worktree refs; common_dir (git_dir when None) holds everything else."""
+    per-worktree refs; common_dir (git_dir when None) holds everything else.
+
+    Broken loose refs are left out with a warning, and a bad packed-refs is ignored with one
+    (git dies on it; the loose refs are still right). A damaged reftable raises CorruptObject
+    from every call: leaving a table out could bring back refs it deletes.
+    """
 
     def __init__(self, git_dir, common_dir=None, fmt: ObjectFormat | None = None):
         from .oid import SHA1

@@ -326,3 +326,25 @@ def test_list_of_one_directory(store):
         expected = [line for line in gits(ANSWERS["for_each_ref"]) if line.split(" ")[1].startswith(prefix)]
         assert [FORMAT.format(oid=r.oid.hex(), name=r.name, target=r.target or "")
                 for r in store.list(prefix) if r.oid] == expected
+
+
+def test_worktree_refs_shadow_common_ones_and_hide_the_main_worktrees(monkeypatch):
+    """refs/iterator.c ref_iterator_select, with stacks made up for the case git never writes
+    (a shared name in a worktree's own stack)."""
+    from odb.reftable import VAL1, RefRecord
+
+    def stack(*names_and_ids):
+        records = [RefRecord(n.encode(), VAL1, bytes([i]) * 20, None, None, 1) for n, i in names_and_ids]
+
+        class Fake:
+            dir = "fake"
+
+            def records(self):
+                return records
+        return Fake()
+
+    wt = RefStore(REPO / "worktrees" / "wt", REPO, odb.SHA1)
+    wt.backend.worktree = stack(("HEAD", 1), ("refs/bisect/x", 2), ("refs/heads/main", 3))
+    wt.backend.main = stack(("HEAD", 4), ("refs/bisect/y", 5), ("refs/heads/main", 6), ("refs/heads/other", 7))
+    assert [(r.name, r.oid[0]) for r in wt.list()] == [
+        ("HEAD", 1), ("refs/bisect/x", 2), ("refs/heads/main", 3), ("refs/heads/other", 7)]
