@@ -14,6 +14,13 @@
     store.refresh(bucket=None)      # re-check the sources (one loose bucket if given); True if changed
     store.format                    # odb.SHA1 or odb.SHA256 (.hex_len, .raw_len)
 
+Refs, trees and revisions (odb.refs, odb.tree, odb.revision):
+
+    refs = odb.RefStore(git_dir, common_dir, store.format)   # loose, packed-refs or reftable
+    refs.list(), refs.read(name), refs.resolve(name), refs.head()
+    rev = odb.revision.resolve(store, refs, "main")          # Revision(tree, commit, date, ...)
+    for entry in odb.Tree(store.read(rev.tree)[1], store.format, rev.tree): ...
+
 Errors: OdbError, and under it NotARepository, ObjectNotFound, AmbiguousPrefix, CorruptObject.
 Not-found is None inside the library and ObjectNotFound only at this public API.
 """
@@ -27,6 +34,9 @@ from .errors import (
 )
 from .oid import SHA1, SHA256, ObjectFormat
 from .store import ObjectInfo, ObjectStream, Store, open
+from .refs import Ref, RefStore
+from .tree import Tree, TreeEntry
+from . import revision
 
 __all__ = [
     "AmbiguousPrefix",
@@ -37,8 +47,13 @@ __all__ = [
     "ObjectNotFound",
     "ObjectStream",
     "OdbError",
+    "Ref",
+    "RefStore",
     "SHA1",
     "SHA256",
     "Store",
+    "Tree",
+    "TreeEntry",
     "open",
+    "revision",
 ]

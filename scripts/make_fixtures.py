@@ -47,6 +47,8 @@ FIXTURES = {
     "sha256": "SHA-256 repository: packs under a midx, a pack outside it, loose, a tag, many blobs",
     "ambiguous": "4000 small blobs, half packed, half loose, so 4- and 5-hex prefixes collide",
     "bigblob": "multi-MB blobs: one loose, one packed whole, one packed as a delta",
+    "refs": "refs to navigate: packed and loose (loose winning), symrefs, tags of tags/trees/blobs, "
+            "a linked worktree, executables, symlinks, a submodule, 1000-deep and 100k-wide trees",
 }
 
 
@@ -84,8 +86,9 @@ class Repo:
               "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
 
     def __init__(self, path: Path, *, bare: bool = False, object_format: str = "sha1",
-                 git: str = "git", init_args: tuple[str, ...] = ()):
+                 git: str = "git", init_args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.path = path
+        self.env = env or {}  # on top of git_env(), e.g. GIT_TEST_* switches of the newest git
         self.bare = bare
         self.git_binary = git  # the newest git, for formats that Debian's git cannot write
         self.clock = [0]
@@ -108,8 +111,8 @@ class Repo:
         return self.git_dir / "objects"
 
     def _run(self, *args: str, cwd: Path, input: bytes | None = None) -> str:
-        proc = subprocess.run([self.git_binary, *self.CONFIG, *args], cwd=cwd, env=git_env(self.clock),
-                              input=input, capture_output=True)
+        proc = subprocess.run([self.git_binary, *self.CONFIG, *args], cwd=cwd,
+                              env={**git_env(self.clock), **self.env}, input=input, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: "
                                f"{proc.stderr.decode(errors='replace').strip()}")
@@ -354,6 +357,123 @@ def make_bigblob(path: Path) -> None:
     repo.finish()
 
 
+DEEP_LEVELS = 1000
+WIDE_ENTRIES = 100_000
+MANY_COMMITS = 1000
+
+
+def tree_id(body: bytes) -> bytes:
+    return hashlib.sha1(b"tree %d\0" % len(body) + body).digest()
+
+
+def write_trees(repo: Repo, bodies: list[bytes]) -> None:
+    """Writes tree objects built by hand (entries sorted, as git sorts them) with one git process."""
+    scratch = Path(tempfile.mkdtemp(prefix="trees-", dir=repo.path.parent))
+    names = []
+    for i, body in enumerate(bodies):
+        (scratch / str(i)).write_bytes(body)
+        names.append(str(scratch / str(i)))
+    out = repo.git("hash-object", "-w", "-t", "tree", "--stdin-paths", input="\n".join(names).encode() + b"\n")
+    shutil.rmtree(scratch)
+    if out.split() != [tree_id(b).hex() for b in bodies]:
+        raise RuntimeError("git hashed a hand-made tree differently")
+
+
+def fast_import(repo: Repo, commands: list[bytes]) -> None:
+    repo.git("fast-import", "--quiet", "--done", input=b"".join(commands) + b"done\n")
+
+
+def fast_import_commit(ref: str, mark: int, when: int, message: str, changes: list[bytes],
+                       parent: str | None = None) -> list[bytes]:
+    msg = message.encode()
+    out = [b"commit %s\nmark :%d\n" % (ref.encode(), mark),
+           b"committer Fixture Committer <committer@fixtures.invalid> %d +0000\n" % (EPOCH + when),
+           b"data %d\n%s\n" % (len(msg), msg)]
+    if parent:
+        out.append(b"from %s\n" % parent.encode())
+    return out + changes + [b"\n"]
+
+
+def make_refs(path: Path, final: Path) -> None:
+    """Everything the .refs and .tree namespaces show, in one work tree (the layout is in FIXTURES)."""
+    repo = Repo(path)
+    first = repo.commit("first", {"README": "navigate me\n", "src/main.c": "int main(void) { return 0; }\n",
+                                  "docs/guide.md": "# guide\n", "docs/deeper/notes.txt": "notes\n"})
+    (path / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (path / "tool.sh").chmod(0o755)
+    os.symlink("README", path / "link-to-readme")
+    os.symlink("docs/deeper", path / "link-to-dir")
+    os.symlink("nowhere/at/all", path / "dangling-link")
+    second = repo.commit("second: an executable and symlinks")
+    # A submodule as git records it without one: a gitlink entry. Its empty directory is what
+    # an unpopulated submodule looks like, so later `git add -A` keeps the entry.
+    (path / "vendor" / "lib").mkdir(parents=True)
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{first},vendor/lib")
+    third = repo.commit("third: a submodule", {"README": "navigate me, edited\n"})
+
+    repo.git("branch", "feature/x", second)
+    repo.git("branch", "topic", first)
+    repo.git("branch", "dup", first)            # a branch and a tag of one name: the tag wins
+    repo.git("branch", "doomed", first)
+    repo.tag("v1.0", "release 1.0")             # annotated, on third
+    repo.git("tag", "light", first)             # lightweight
+    repo.clock[0] += 60
+    repo.git("tag", "-a", "v1.0-outer", "-m", "a tag of a tag", "v1.0")
+    repo.git("tag", "-a", "tree-tag", "-m", "a tag of a tree", f"{second}^{{tree}}")
+    repo.git("tag", "-a", "blob-tag", "-m", "a tag of a blob", f"{first}:README")
+    repo.git("tag", "light-tree", f"{first}^{{tree}}")
+    repo.git("tag", "dup", second)
+    blob = repo.git("rev-parse", f"{first}:src/main.c").strip()
+    repo.git("tag", blob[:8], second)           # a name that is also a short object id
+    repo.git("update-ref", f"refs/tags/{first}", second)  # a full id as a name: the object wins
+    repo.git("update-ref", "refs/remotes/origin/main", second)
+    repo.git("update-ref", "refs/remotes/origin/topic", first)
+    repo.git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+    repo.git("pack-refs", "--all", "--prune")
+    # After packing: loose refs that must win over their packed values, and loose-only ones.
+    fourth = repo.commit("fourth: after pack-refs", {"src/main.c": "int main(void) { return 1; }\n"})
+    repo.git("update-ref", "refs/heads/topic", third)
+    repo.git("update-ref", "refs/heads/late", second)
+    repo.git("update-ref", "-d", "refs/heads/doomed")
+    repo.git("update-ref", "refs/bisect/main-only", first)   # the main worktree's own
+
+    # A linked worktree with its own HEAD and per-worktree refs (inside the work tree, excluded).
+    (repo.git_dir / "info").mkdir(exist_ok=True)
+    with open(repo.git_dir / "info" / "exclude", "a") as f:
+        f.write("/wt/\n")
+    repo.git("worktree", "add", "-q", "--detach", "wt", second)
+    worktree = Repo.__new__(Repo)
+    worktree.__dict__.update(repo.__dict__, path=path / "wt", work=path / "wt", bare=False)
+    worktree.git("update-ref", "refs/bisect/bad", first)
+    worktree.git("update-ref", "refs/worktree/mark", third)
+    # gitdir files hold absolute paths: name where the fixture set ends up, not the build dir.
+    (repo.git_dir / "worktrees" / "wt" / "gitdir").write_text(f"{final / 'refs' / 'wt' / '.git'}\n")
+    (path / "wt" / ".git").write_text("gitdir: ../.git/worktrees/wt\n")
+
+    # Trees no work tree could hold, written as objects: 1000 directories deep and 100k entries
+    # wide (fast-import inserts entries one by one, quadratic at that width). Then a long
+    # history by fast-import, whose many ids collide in their first hex digits.
+    leaf = repo.hash_blobs([b"shared by every wide entry\n"])[0]
+    leaf_raw = bytes.fromhex(leaf)
+    wide = b"".join(b"100644 f%06d\0%s" % (i, leaf_raw) for i in range(WIDE_ENTRIES))
+    deep = [b"100644 leaf.txt\0" + leaf_raw]
+    for level in range(DEEP_LEVELS - 1):
+        deep.append(b"40000 d\0" + tree_id(deep[-1]))
+    root = (b"40000 deep\0" + tree_id(deep[-1]) + b"100644 leaf.txt\0" + leaf_raw
+            + b"40000 wide\0" + tree_id(wide))
+    write_trees(repo, [wide, *deep, root])
+    huge = repo.git("commit-tree", tree_id(root).hex(), "-p", fourth, "-m", "huge trees").strip()
+    repo.git("update-ref", "refs/heads/huge", huge)
+    stream = []
+    for i in range(MANY_COMMITS):
+        changes = [b"M 100644 inline counter.txt\ndata %d\n%d\n" % (len(str(i)) + 1, i)]
+        stream += fast_import_commit("refs/heads/many", 10 + i, 200_000 + i, f"count {i}", changes,
+                                     parent=fourth if i == 0 else None)
+    fast_import(repo, stream)
+    repo.repack("-d")  # the thousand deep trees loose would make every copy of the fixture slow
+    repo.finish()
+
+
 def build_all(tmp: Path, final: Path) -> None:
     make_empty(tmp / "empty")
     make_loose(tmp / "loose")
@@ -370,6 +490,7 @@ def build_all(tmp: Path, final: Path) -> None:
     make_sha256(tmp / "sha256")
     make_ambiguous(tmp / "ambiguous")
     make_bigblob(tmp / "bigblob")
+    make_refs(tmp / "refs", final)
     (tmp / "BUILT").write_text(build_key() + "\n")
 
 

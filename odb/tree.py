@@ -1,0 +1,168 @@
+"""Tree objects: entries of "<octal mode> SP <name> NUL <raw id>", read one at a time.
+
+    tree = Tree(data, store.format, oid)      # data: the tree object's bytes (store.read)
+    for entry in tree.entries(skipped=cb):    # TreeEntry(mode, name, oid), in stored order
+        ...
+    tree.find(b"README")                      # TreeEntry or None, by bisection after one pass
+
+A tree git cannot parse raises CorruptObject. An entry whose name cannot be a path component
+(".", "..", empty, containing "/", or a ".git" that git refuses to check out) or that repeats
+the previous name is not yielded: it goes to skipped(name, reason), so the caller can log it.
+"""
+
+from __future__ import annotations
+
+import stat
+from array import array
+from bisect import bisect_left
+from typing import Callable, Iterator, NamedTuple
+
+from .errors import CorruptObject
+from .oid import ObjectFormat
+
+TREE = 0o040000
+BLOB = 0o100644
+EXECUTABLE = 0o100755
+SYMLINK = 0o120000
+GITLINK = 0o160000  # a submodule's commit
+
+# The modes git writes, parsed without int(): most entries take this path.
+_COMMON_MODES = {b"40000": TREE, b"100644": BLOB, b"100755": EXECUTABLE, b"120000": SYMLINK,
+                 b"160000": GITLINK}
+_OCTAL = b"01234567"
+
+Skipped = Callable[[bytes, str], None]
+
+
+class TreeEntry(NamedTuple):
+    mode: int  # canonical (canon_mode): TREE, BLOB, EXECUTABLE, SYMLINK or GITLINK
+    name: bytes
+    oid: bytes  # raw
+
+
+def canon_mode(mode: int) -> int:
+    """object.h canon_mode: what git makes of any mode a tree holds (100664 is a 100644,
+    a mode of no known type is a gitlink)."""
+    if stat.S_ISREG(mode):
+        return EXECUTABLE if mode & 0o100 else BLOB
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISDIR(mode):
+        return TREE
+    return GITLINK
+
+
+def name_problem(name: bytes) -> str | None:
+    """Why name cannot be a path component in a checkout, or None if it can."""
+    if not name:
+        return "empty name"
+    if name in (b".", b".."):
+        return f"name {name.decode()!r}"
+    if b"/" in name:
+        return "name contains '/'"
+    if name.lower() == b".git":
+        return "a .git entry (git refuses to check one out)"  # read-cache.c verify_dotfile
+    return None
+
+
+class Tree:
+    """One tree object's entries. Iterating builds one entry at a time; find() indexes the
+    entry offsets (6 bytes per entry) on first use."""
+
+    __slots__ = ("data", "raw_len", "oid", "_offsets", "_modes", "_sorted")
+
+    def __init__(self, data: bytes, fmt: ObjectFormat, oid: bytes | None = None):
+        self.data = data
+        self.raw_len = fmt.raw_len
+        self.oid = oid
+        self._offsets: array | None = None
+
+    def _corrupt(self, offset: int, reason: str) -> CorruptObject:
+        hex_id = self.oid.hex() if self.oid else None
+        return CorruptObject("tree object", offset, reason, oid=hex_id)
+
+    def _mode(self, digits: bytes, offset: int) -> int:
+        mode = _COMMON_MODES.get(digits)
+        if mode is not None:
+            return mode
+        if not digits or digits.strip(_OCTAL):
+            raise self._corrupt(offset, "malformed mode in tree entry")
+        # object.h parse_mode keeps 16 bits; the last 6 octal digits decide those.
+        return canon_mode(int(digits[-6:], 8) & 0xFFFF)
+
+    def entries(self, skipped: Skipped | None = None) -> Iterator[TreeEntry]:
+        """The usable entries in stored order; skipped(name, reason) hears about the others."""
+        return self._parse(skipped, None)
+
+    def _parse(self, skipped: Skipped | None, offsets: array | None) -> Iterator[TreeEntry]:
+        """entries(), checking the framing as it goes; each usable entry's offset (of the
+        space before its name) goes to offsets when given. One loop, no nested generator:
+        this runs per entry of every directory listed."""
+        data, raw_len = self.data, self.raw_len
+        pos, end = 0, len(data)
+        find, modes, new = data.find, _COMMON_MODES, tuple.__new__
+        previous = None
+        while pos < end:
+            space = find(b" ", pos)
+            if space < 0:
+                raise self._corrupt(pos, "truncated tree entry (no space after the mode)")
+            mode = modes.get(data[pos:space]) or self._mode(data[pos:space], pos)
+            nul = find(b"\0", space + 1)
+            after = nul + 1 + raw_len
+            if nul < 0 or after > end:
+                raise self._corrupt(pos, "too-short tree object (entry cut off)")
+            name = data[space + 1 : nul]
+            # Only an empty name, one with "/", or one starting with "." can be a problem.
+            if not name or b"/" in name or name[0] == 46 or name == previous:
+                problem = name_problem(name) or ("duplicate entry" if name == previous else None)
+                if problem is not None:
+                    previous, pos = name, after
+                    if skipped is not None:
+                        skipped(name, problem)
+                    continue
+            previous, pos = name, after
+            if offsets is not None:
+                offsets.append(space)
+            yield new(TreeEntry, (mode, name, data[nul + 1 : after]))  # TreeEntry(...), minus a call
+
+    __iter__ = entries
+
+    # -- lookup by name ------------------------------------------------------------------
+
+    def find(self, name: bytes) -> TreeEntry | None:
+        """The entry called name (usable names only), in O(log n) once the tree is indexed.
+        A tree whose entries are not in git's order (a damaged or hand-made one) is searched
+        linearly instead."""
+        if name_problem(name) is not None:
+            return None
+        if self._offsets is None:
+            self._index()
+        if not self._sorted:
+            return next((e for e in self._parse(None, None) if e.name == name), None)
+        # git sorts a subtree as if its name ended in "/": look for both spellings.
+        for key, want_tree in ((name, False), (name + b"/", True)):
+            i = bisect_left(range(len(self._offsets)), key, key=self._key_at)
+            if i < len(self._offsets) and self._key_at(i) == key and (self._modes[i] == TREE) == want_tree:
+                return self._entry_at(i)
+        return None
+
+    def _index(self) -> None:
+        offsets, modes = array("I"), array("H")
+        ordered, previous = True, b""
+        for mode, name, _ in self._parse(None, offsets):
+            modes.append(mode)
+            key = name + b"/" if mode == TREE else name
+            if key <= previous:
+                ordered = False
+            previous = key
+        self._offsets, self._modes, self._sorted = offsets, modes, ordered
+
+    def _key_at(self, i: int) -> bytes:
+        space = self._offsets[i]
+        name = self.data[space + 1 : self.data.find(b"\0", space + 1)]
+        return name + b"/" if self._modes[i] == TREE else name
+
+    def _entry_at(self, i: int) -> TreeEntry:
+        space = self._offsets[i]
+        nul = self.data.find(b"\0", space + 1)
+        return TreeEntry(self._modes[i], self.data[space + 1 : nul], self.data[nul + 1 : nul + 1 + self.raw_len])
