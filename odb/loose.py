@@ -9,9 +9,9 @@ import stat
 import zlib
 
 from .errors import CorruptObject, display_path
-from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, open_stat, read_all
+from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat
-from .refused_paths import SelfReference, resolve
+from .refused_paths import SelfReference, open_nofollow, resolve
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
@@ -46,10 +46,10 @@ class LooseObjects:
         h = raw.hex()
         return self._prefix + h[:2] + "/" + h[2:]
 
-    def confine(self, real_dir: str) -> None:
-        """Takes every path from now on relative to real_dir (this objects directory, already
-        checked to lie outside every refused directory), opened here once."""
-        self._root = Descriptor(os.open(real_dir, DIR_FLAGS))
+    def confine(self, root: Descriptor) -> None:
+        """Takes every path from now on relative to root: this objects directory, opened once
+        its path was checked to lead into no refused directory."""
+        self._root = root
 
     # -- confined access ------------------------------------------------------
 
@@ -67,17 +67,18 @@ class LooseObjects:
                 log.warning("ignoring %s: it resolves into the mount itself", display_path(self._prefix + bucket))
             raise
 
-    def _open_confined(self, root: Descriptor, raw: bytes, path: str) -> int:
+    def _open_confined(self, root: Descriptor, raw: bytes, path: str) -> tuple[int, bool]:
+        """(descriptor, whether the object's own name is a symlink)."""
         h = raw.hex()
         bucket = self._open_bucket(root, h[:2])
         try:
-            return os.open(h[2:], OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=bucket)
+            return os.open(h[2:], OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=bucket), False
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
         finally:
             os.close(bucket)
-        return os.open(resolve(path), OPEN_FLAGS | os.O_NOFOLLOW)
+        return os.open(resolve(path), OPEN_FLAGS | os.O_NOFOLLOW), True
 
     def _linked_object(self, path: str) -> bool:
         """Whether a symlink found where an object should be counts as one: it does if it leads
@@ -177,16 +178,23 @@ class LooseObjects:
     def _corrupt(self, path: str, reason: str) -> CorruptObject:
         return CorruptObject(path, None, reason)
 
-    def _open(self, raw: bytes, path: str) -> tuple[int, os.stat_result] | None:
-        """The object's file, open and fstat'ed; None if there is none."""
+    def _open(self, raw: bytes, path: str) -> tuple[int, os.stat_result, bool] | None:
+        """The object's file, open and fstat'ed, and whether its path is a symlink; None if
+        there is no file. O_NOFOLLOW first: a symlink costs a second open, and is told apart."""
+        root = self._root
         try:
-            root = self._root
-            if root is None:
-                return open_stat(path)
-            fd = self._open_confined(root, raw, path)
+            if root is not None:
+                fd, linked = self._open_confined(root, raw, path)
+            else:
+                try:
+                    fd, linked = os.open(path, OPEN_FLAGS | os.O_NOFOLLOW), False
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    fd, linked = open_nofollow(path, OPEN_FLAGS), True
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return fd, check_regular(fd, path)
+        return fd, check_regular(fd, path), linked
 
     def _start(self, path: str, fd: int, st: os.stat_result) -> tuple[zlib._Decompress, int, int, bytes]:
         """Inflates the header: (decompressor, type code, size, first body bytes)."""
@@ -207,18 +215,19 @@ class LooseObjects:
             raise self._corrupt(path, f"loose object claims {size} bytes, more than its file can hold")
         return d, code, size, head[nul + 1 :]
 
-    def header_and_stat(self, raw: bytes) -> tuple[int, int, os.stat_result] | None:
-        """(type code, size, the file's stat) from one open: the header and who may read it."""
+    def header_and_stat(self, raw: bytes) -> tuple[int, int, os.stat_result, bool] | None:
+        """(type code, size, the file's stat, whether its name is a symlink), from one open:
+        the header, and what tells who may read it."""
         path = self.path(raw)
         opened = self._open(raw, path)
         if opened is None:
             return None
-        fd, st = opened
+        fd, st, linked = opened
         try:
             _, code, size, _ = self._start(path, fd, st)
         finally:
             os.close(fd)
-        return code, size, st
+        return code, size, st, linked
 
     def read_header(self, raw: bytes) -> tuple[int, int] | None:
         found = self.header_and_stat(raw)
@@ -229,7 +238,7 @@ class LooseObjects:
         opened = self._open(raw, path)
         if opened is None:
             return None
-        fd, st = opened
+        fd, st, _ = opened
         try:
             d, code, size, body = self._start(path, fd, st)
             if len(body) > size:
@@ -251,7 +260,7 @@ class LooseObjects:
         opened = self._open(raw, path)
         if opened is None:
             return None
-        fd, st = opened
+        fd, st, _ = opened
         f = os.fdopen(fd, "rb")  # closed by the iterator, or when it is dropped unstarted
         try:
             d, code, size, body = self._start(path, fd, st)
