@@ -78,6 +78,7 @@ class AccessRules:
     def forget(self) -> None:
         """Drops what was learnt about directories and files: their owners or modes may change."""
         self._walks: dict[str, tuple[os.stat_result, ...]] = {}
+        self._keeps: dict[tuple[str, int, int], int] = {}
         # Weak: a pack git deleted must not stay open (its index mapped) because of this.
         self._packs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -126,14 +127,14 @@ class AccessRules:
             other = ok(OWNER)
         return owner, group, other
 
-    def masked(self, holder: os.stat_result, checks) -> Access:
-        """The Access of holder once each (stat, need) of checks has masked its classes."""
+    def keep(self, uid: int, gid: int, checks) -> int:
+        """The mode bits a file owned by uid:gid keeps once each (stat, need) of checks has
+        masked its three classes."""
         owner = group = other = True
         for st, need in checks:
-            o, g, t = self.passes(st, need, holder.st_uid, holder.st_gid)
+            o, g, t = self.passes(st, need, uid, gid)
             owner, group, other = owner and o, group and g, other and t
-        keep = (0o700 if owner else 0) | (0o070 if group else 0) | (0o007 if other else 0)
-        return Access(holder.st_uid, holder.st_gid, holder.st_mode & SHOWN_BITS & keep, holder.st_mtime_ns)
+        return SHOWN_BITS & ((0o700 if owner else 0) | (0o070 if group else 0) | (0o007 if other else 0))
 
     # -- paths ----------------------------------------------------------------
 
@@ -148,14 +149,24 @@ class AccessRules:
             self._walks[directory] = found
         return found
 
-    def for_file(self, path: str, st: os.stat_result, linked: bool, extra=()) -> Access:
-        """The Access of the file at path (st: its stat; linked: path is a symlink to it)."""
-        checks = [(d, SEARCH) for d in self.walk(os.path.dirname(path))]
-        if linked:
-            trail: list[str] = []
-            resolve(path, trail)
-            checks += [(os.stat(d), SEARCH) for d in dict.fromkeys(trail)]
-        return self.masked(st, checks + list(extra))
+    def for_file(self, directory: str, st: os.stat_result, linked: str | None = None, extra=()) -> Access:
+        """The Access of a file in `directory` (st: its stat; linked: its path, if that is a
+        symlink to it; extra: more (stat, need) checks). What the directory's walk lets through
+        is cached per owner and group: the usual loose object costs a dictionary lookup."""
+        uid, gid = st.st_uid, st.st_gid
+        if linked is None and not extra:
+            key = (directory, uid, gid)
+            keep = self._keeps.get(key)
+            if keep is None:
+                keep = self._keeps[key] = self.keep(uid, gid, [(d, SEARCH) for d in self.walk(directory)])
+        else:
+            checks = [(d, SEARCH) for d in self.walk(directory)]
+            if linked is not None:
+                trail: list[str] = []
+                resolve(linked, trail)
+                checks += [(os.stat(d), SEARCH) for d in dict.fromkeys(trail)]
+            keep = self.keep(uid, gid, checks + list(extra))
+        return Access(uid, gid, st.st_mode & keep, st.st_mtime_ns)
 
     def for_pack(self, pack) -> Access:
         """A pack's Access (pack: odb.pack.Pack), computed once per pack until forget(): every
@@ -163,8 +174,8 @@ class AccessRules:
         found = self._packs.get(pack)
         if found is None:
             path = pack.pack_path
-            linked = stat.S_ISLNK(os.lstat(path).st_mode)
-            found = self.for_file(path, os.stat(path), linked, [(os.stat(pack.idx_path), READ)])
+            linked = path if stat.S_ISLNK(os.lstat(path).st_mode) else None
+            found = self.for_file(os.path.dirname(path), os.stat(path), linked, [(os.stat(pack.idx_path), READ)])
             self._packs[pack] = found
         return found
 
@@ -176,5 +187,6 @@ class AccessRules:
         for other in listed:
             other_walk = self.walk(other)
             checks += [(d, SEARCH) for d in other_walk[:-1]] + [(other_walk[-1], LIST)]
-        return self.masked(walk[-1], checks)
+        st = walk[-1]
+        return Access(st.st_uid, st.st_gid, st.st_mode & self.keep(st.st_uid, st.st_gid, checks), st.st_mtime_ns)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import stat
+import threading
 import zlib
+from collections import OrderedDict
 
 from .errors import CorruptObject, display_path
 from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
@@ -22,6 +25,16 @@ HEAD_READ = 1024
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 log = logging.getLogger("odb")
+MAX_BUCKET_DESCRIPTORS = 64  # per objects directory, when confined
+
+
+def bucket_descriptor_limit() -> int:
+    """MAX_BUCKET_DESCRIPTORS, or fewer when the process may open few files (see
+    pack_backend.open_pack_limit, which takes an eighth of them)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_BUCKET_DESCRIPTORS
+    return max(1, min(MAX_BUCKET_DESCRIPTORS, soft // 32))
 
 
 class LooseObjects:
@@ -41,6 +54,9 @@ class LooseObjects:
         self._prefix = os.path.join(objects_dir, "")
         self._root: Descriptor | None = None
         self._refused_buckets: set[str] = set()  # warned about once each
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, tuple[Descriptor, int]] = OrderedDict()  # confined: kept bucket dirs
+        self._max_buckets = bucket_descriptor_limit()
 
     def path(self, raw: bytes) -> str:
         h = raw.hex()
@@ -67,17 +83,30 @@ class LooseObjects:
                 log.warning("ignoring %s: it resolves into the mount itself", display_path(self._prefix + bucket))
             raise
 
+    def _bucket(self, root: Descriptor, bucket: str) -> Descriptor:
+        """The bucket directory's descriptor, kept for the next objects of the bucket: a lookup
+        and a read then cost one call each, as unconfined. A kept descriptor never leads into
+        a refused directory, even if the bucket is replaced meanwhile (it keeps the directory it
+        opened); refresh() lets go of those whose directory was replaced."""
+        found = self._buckets.get(bucket)
+        if found is not None:
+            return found[0]
+        desc = Descriptor(self._open_bucket(root, bucket))
+        with self._lock:
+            self._buckets[bucket] = desc, os.fstat(desc.fd).st_ino
+            while len(self._buckets) > self._max_buckets:
+                self._buckets.popitem(last=False)
+        return desc
+
     def _open_confined(self, root: Descriptor, raw: bytes, path: str) -> tuple[int, bool]:
         """(descriptor, whether the object's own name is a symlink)."""
         h = raw.hex()
-        bucket = self._open_bucket(root, h[:2])
+        bucket = self._bucket(root, h[:2])
         try:
-            return os.open(h[2:], OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=bucket), False
+            return os.open(h[2:], OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=bucket.fd), False
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
-        finally:
-            os.close(bucket)
         return os.open(resolve(path), OPEN_FLAGS | os.O_NOFOLLOW), True
 
     def _linked_object(self, path: str) -> bool:
@@ -101,15 +130,9 @@ class LooseObjects:
                 return False
         h = raw.hex()
         try:
-            bucket = self._open_bucket(root, h[:2])
+            st = os.stat(h[2:], dir_fd=self._bucket(root, h[:2]).fd, follow_symlinks=False)
         except OSError:
             return False
-        try:
-            st = os.stat(h[2:], dir_fd=bucket, follow_symlinks=False)
-        except OSError:
-            return False
-        finally:
-            os.close(bucket)
         return stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self._linked_object(self.path(raw)))
 
     def hex_in_bucket(self, first_byte: int) -> list[str]:
@@ -164,10 +187,14 @@ class LooseObjects:
             if root is None:
                 return os.stat(self._prefix + bucket).st_mtime_ns
             st = os.stat(bucket, dir_fd=root.fd, follow_symlinks=False)
+            kept = self._buckets.get(bucket)
+            if kept is not None and (kept[1] != st.st_ino or not stat.S_ISDIR(st.st_mode)):
+                self._buckets.pop(bucket, None)  # replaced (git prunes empty buckets, then remakes them)
             if stat.S_ISLNK(st.st_mode):
                 st = os.stat(resolve(self._prefix + bucket))
             return st.st_mtime_ns
         except OSError:  # SelfReference included: that bucket is never looked into
+            self._buckets.pop(bucket, None)
             return None
 
     def bucket_mtimes(self) -> list:

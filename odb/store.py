@@ -292,7 +292,8 @@ class Store:
         if found is None:
             raise FileNotFoundError(errno.ENOENT, "loose object vanished", loose.path(raw))
         _, size, st, linked = found
-        return size, self._access.for_file(loose.path(raw), st, linked)
+        path = loose.path(raw)
+        return size, self._access.for_file(path[: path.rindex("/")], st, path if linked else None)
 
     # -- finding ---------------------------------------------------------------
 

@@ -69,3 +69,26 @@ def test_object_swapped_after_the_lookup_is_an_error_for_it_alone(loose_repo, sw
                 result.read()
         for other, want in others.items():
             assert store.read(other) == want
+
+
+def test_confined_store_sees_a_bucket_git_removed_and_made_again(repo_copy, tmp_path, monkeypatch):
+    """Confined (refuse_under), a store keeps bucket directories open; when git prunes a bucket
+    empty and a new object makes it again, the new object is found (a miss refreshes)."""
+    from odb import refused_paths
+
+    monkeypatch.setattr(refused_paths, "_refused", frozenset())
+    monkeypatch.setattr(refused_paths, "_prefixes", ())
+    repo = repo_copy("loose")
+    oid = repo.git.loose_ids()[0]
+    bucket = repo.objects_dir / oid[:2]
+    with odb.open(repo.path) as store:
+        store.refuse_under(tmp_path / "elsewhere")
+        assert store.read(oid) == repo.git.read(oid)
+        saved = {p.name: p.read_bytes() for p in bucket.iterdir()}
+        for p in bucket.iterdir():
+            p.unlink()
+        bucket.rmdir()
+        bucket.mkdir()
+        for name, data in saved.items():
+            (bucket / name).write_bytes(data)
+        assert store.read(oid) == repo.git.read(oid)
