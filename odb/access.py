@@ -79,6 +79,7 @@ class AccessRules:
         """Drops what was learnt about directories and files: their owners or modes may change."""
         self._walks: dict[str, tuple[os.stat_result, ...]] = {}
         self._keeps: dict[tuple[str, int, int], int] = {}
+        self._directories: dict[tuple, Access] = {}
         # Weak: a pack git deleted must not stay open (its index mapped) because of this.
         self._packs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -181,7 +182,15 @@ class AccessRules:
 
     def for_directory(self, directory: str, listed=()) -> Access:
         """A directory's Access (its own bits, as a directory shows them), masked by the
-        directories above it and by `listed`: other directories whose contents it shows."""
+        directories above it and by `listed`: other directories whose contents it shows.
+        Cached until forget()."""
+        key = (directory, tuple(listed))
+        found = self._directories.get(key)
+        if found is None:
+            found = self._directories[key] = self._for_directory(directory, listed)
+        return found
+
+    def _for_directory(self, directory: str, listed) -> Access:
         walk = self.walk(directory)
         checks = [(d, SEARCH) for d in walk[:-1]]
         for other in listed:

@@ -48,6 +48,11 @@ class ObjectsDir:
         self.loose = LooseObjects(path, fmt)
         self._loose_stamp = self.loose.bucket_mtimes()
         self._confined: tuple | None = None  # identities of the directory and pack/ when confined
+        self._has_pack_dir = os.path.isdir(self.pack_dir)
+
+    def has(self, directory: str) -> bool:
+        """Whether directory (this one or its pack/) exists, as seen when it was opened."""
+        return directory == self.path or self._has_pack_dir
 
     def _check_readable(self) -> None:
         """PermissionError now if this process may not list the directory or its pack/, which
@@ -277,7 +282,7 @@ class Store:
     def root_access(self) -> Access:
         """The Access of the objects directory, for the mount's root and buckets (see
         odb/access.py for the rule): masked also by each alternate's directories."""
-        listed = [p for d in self._dirs for p in (d.path, d.pack_dir) if os.path.isdir(p)]
+        listed = [p for d in self._dirs for p in (d.path, d.pack_dir) if d.has(p)]
         return self._access.for_directory(self.objects_dir, listed)
 
     def stat(self, oid) -> tuple[int, Access]:
