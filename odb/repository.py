@@ -262,9 +262,8 @@ def _valid_head(head: str) -> bool:
         data = os.read(fd, HEAD_READ)
     finally:
         os.close(fd)
-    if data.startswith(b"ref:"):
-        if data[4:].lstrip(b" \t\n\v\f\r").startswith(b"refs/"):
-            return True
+    if data.startswith(b"ref:") and data[4:].lstrip(b" \t\n\v\f\r").startswith(b"refs/"):
+        return True
     return any(re.match(rb"[0-9a-fA-F]{%d}" % f.hex_len, data) for f in FORMATS.values())
 
 
@@ -302,11 +301,11 @@ def _is_objects_dir(path: str) -> bool:
 
 # -- the config: the hash format ----------------------------------------------------
 
-_SECTION = re.compile(rb"^[ \t]*\[", re.M)
-_EXTENSIONS = re.compile(rb"^[ \t]*\[extensions\]", re.M | re.I)
+_SECTION = re.compile(rb"^[ \t]*\[", re.MULTILINE)
+_EXTENSIONS = re.compile(rb"^[ \t]*\[extensions\]", re.MULTILINE | re.IGNORECASE)
 # A key line, or (matched right after a header) the rest of the header's own line.
-_OBJECT_FORMAT = re.compile(rb"^[ \t]*objectformat[ \t]*(=|$|[;#])", re.M | re.I)
-_OBJECT_FORMAT_AFTER_HEADER = re.compile(rb"[ \t]*objectformat[ \t]*(=|$|[;#])", re.M | re.I)
+_OBJECT_FORMAT = re.compile(rb"^[ \t]*objectformat[ \t]*(=|$|[;#])", re.MULTILINE | re.IGNORECASE)
+_OBJECT_FORMAT_AFTER_HEADER = re.compile(rb"[ \t]*objectformat[ \t]*(=|$|[;#])", re.MULTILINE | re.IGNORECASE)
 
 
 def object_format(config: str, required: bool = True) -> ObjectFormat:

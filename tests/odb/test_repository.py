@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import damage
 import odb
 from limits import memory_limit, time_limit
 from odb.repository import MAX_ALTERNATES, MAX_COMMONDIR, MAX_CONFIG, MAX_GITFILE, unquote_c_style
