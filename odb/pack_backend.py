@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from .errors import CorruptObject
 from .mapped_file import file_identity
-from .refused_paths import stat_nofollow
 from .multi_pack_index import MultiPackIndex, read_checksum
 from .oid import ObjectFormat
 from .pack import Pack
+from .refused_paths import stat_nofollow
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
