@@ -13,6 +13,11 @@
     iter(store)                     # every hex id once, sorted
     store.refresh(bucket=None)      # re-check the sources (one loose bucket if given); True if changed
     store.format                    # odb.SHA1 or odb.SHA256 (.hex_len, .raw_len)
+    store.git_dir, store.common_dir # what discovery found (None for a bare objects directory)
+    size, access = store.stat(oid)  # read_size, and odb.Access(uid, gid, mode, mtime_ns) of its file
+    store.root_access()             # the Access of the objects directory (odb/access.py: the rule)
+    store.directories()             # real paths of every directory the store reads
+    store.refuse_under(mountpoint)  # never open anything at or below it (call before mounting)
 
 Refs, trees and revisions (odb.refs, odb.tree, odb.revision):
 
@@ -21,11 +26,19 @@ Refs, trees and revisions (odb.refs, odb.tree, odb.revision):
     rev = odb.revision.resolve(store, refs, "main")          # Revision(tree, commit, date, ...)
     for entry in odb.Tree(store.read(rev.tree)[1], store.format, rev.tree): ...
 
-Errors: OdbError, and under it NotARepository, ObjectNotFound, AmbiguousPrefix, CorruptObject.
-Not-found is None inside the library and ObjectNotFound only at this public API.
+odb.open(path, env=None) finds the repository as `git -C path` does: a work tree or any of its
+subdirectories, a .git directory or file, a bare repository, or an objects directory; GIT_DIR,
+GIT_COMMON_DIR, GIT_OBJECT_DIRECTORY, GIT_ALTERNATE_OBJECT_DIRECTORIES, GIT_CEILING_DIRECTORIES
+and GIT_DISCOVERY_ACROSS_FILESYSTEM of env (os.environ by default) count. path may be str or
+bytes, in any encoding.
+
+Errors: OdbError, and under it NotARepository, AccessDenied, ObjectNotFound, AmbiguousPrefix,
+CorruptObject. Not-found is None inside the library and ObjectNotFound only at this public API.
 """
 
+from .access import Access
 from .errors import (
+    AccessDenied,
     AmbiguousPrefix,
     CorruptObject,
     NotARepository,
@@ -39,6 +52,8 @@ from .tree import Tree, TreeEntry
 from . import revision
 
 __all__ = [
+    "Access",
+    "AccessDenied",
     "AmbiguousPrefix",
     "CorruptObject",
     "NotARepository",

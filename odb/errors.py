@@ -1,6 +1,20 @@
-"""The exceptions of the object database: not found, ambiguous, corrupt."""
+"""The exceptions of the object database: not found, ambiguous, corrupt, not allowed, too large."""
 
 from __future__ import annotations
+
+import errno
+import os
+
+
+def display_path(path) -> str:
+    """A path as text that can always be printed or logged: any bytes, any encoding.
+
+    Paths are bytes to the kernel. Python hands undecodable bytes back as lone surrogates
+    (surrogateescape), which no UTF-8 stream accepts; they are shown as \\xNN here, so an
+    error message about a path never raises an encoding error of its own.
+    """
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class OdbError(Exception):
@@ -9,6 +23,17 @@ class OdbError(Exception):
 
 class NotARepository(OdbError):
     """The path given to odb.open() holds no git object database."""
+
+
+class AccessDenied(OdbError):
+    """A repository file or directory exists, but this process may not read it (EACCES, EPERM)."""
+
+    def __init__(self, path):
+        super().__init__(f"{display_path(path)}: permission denied")
+        self.path = path
+
+    def __reduce__(self):
+        return type(self), (self.path,)
 
 
 class ObjectNotFound(OdbError):
@@ -42,7 +67,8 @@ class CorruptObject(OdbError):
     """
 
     def __init__(self, path, offset: int | None, reason: str, oid: str | None = None):
-        where = f"{path}" if offset is None else f"{path} at offset {offset}"
+        shown = display_path(path)
+        where = shown if offset is None else f"{shown} at offset {offset}"
         what = f"object {oid}: " if oid else ""
         super().__init__(f"{what}{reason} ({where})")
         self.path = path
@@ -52,3 +78,17 @@ class CorruptObject(OdbError):
 
     def __reduce__(self):
         return type(self), (self.path, self.offset, self.reason, self.oid)
+
+class FileTooLarge(OSError):
+    """A metadata file is larger than the limit it is read with (mapped_file.read_bounded).
+
+    An OSError (EFBIG), so that callers which treat an unreadable file as absent keep doing so;
+    those that must not guess (the config, a .git file) turn it into NotARepository.
+    """
+
+    def __init__(self, path, limit: int):
+        super().__init__(errno.EFBIG, f"larger than {limit} bytes", path)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"{display_path(self.filename)}: {self.strerror}"

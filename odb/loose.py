@@ -2,50 +2,176 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import resource
+import stat
+import threading
 import zlib
+from collections import OrderedDict
 
-from .errors import CorruptObject
+from .errors import CorruptObject, display_path
+from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat
+from .refused_paths import SelfReference, open_nofollow, resolve
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
 MAX_INFLATE_RATIO = 1032  # see pack.py
 HEX = frozenset("0123456789abcdef")
 READ_CHUNK = 1 << 18
+HEAD_READ = 1024
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+log = logging.getLogger("odb")
+MAX_BUCKET_DESCRIPTORS = 64  # per objects directory, when confined
+
+
+def bucket_descriptor_limit() -> int:
+    """MAX_BUCKET_DESCRIPTORS, or fewer when the process may open few files (see
+    pack_backend.open_pack_limit, which takes an eighth of them)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_BUCKET_DESCRIPTORS
+    return max(1, min(MAX_BUCKET_DESCRIPTORS, soft // 32))
 
 
 class LooseObjects:
     """The loose objects of one objects directory. Always read live from the directory:
-    git writes them at any moment, and listing one bucket is a single listdir."""
+    git writes them at any moment, and listing one bucket is a single listdir.
+
+    Files are opened non-blocking and must be regular (a FIFO in place of an object is an
+    error for that object, never a hang). Once confined (a mount of the repository exists, see
+    refused_paths), paths are taken relative to the objects directory's descriptor, and neither
+    a bucket directory nor an object file is followed through a symlink before resolve() has
+    said where it leads.
+    """
 
     def __init__(self, objects_dir: str, fmt: ObjectFormat):
         self.dir = objects_dir
         self.format = fmt
+        self._prefix = os.path.join(objects_dir, "")
+        self._root: Descriptor | None = None
+        self._refused_buckets: set[str] = set()  # warned about once each
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, tuple[Descriptor, int]] = OrderedDict()  # confined: kept bucket dirs
+        self._max_buckets = bucket_descriptor_limit()
 
     def path(self, raw: bytes) -> str:
         h = raw.hex()
-        return os.path.join(self.dir, h[:2], h[2:])
+        return self._prefix + h[:2] + "/" + h[2:]
+
+    def confine(self, root: Descriptor) -> None:
+        """Takes every path from now on relative to root: this objects directory, opened once
+        its path was checked to lead into no refused directory."""
+        self._root = root
+
+    # -- confined access ------------------------------------------------------
+
+    def _open_bucket(self, root: Descriptor, bucket: str) -> int:
+        """A descriptor of one bucket directory; a symlink is followed only after resolve()."""
+        try:
+            return os.open(bucket, DIR_FLAGS, dir_fd=root.fd)
+        except NotADirectoryError:  # a symlink (or a file) where the bucket should be
+            pass
+        try:
+            return os.open(resolve(self._prefix + bucket), DIR_FLAGS)
+        except SelfReference:
+            if bucket not in self._refused_buckets:
+                self._refused_buckets.add(bucket)
+                log.warning("ignoring %s: it resolves into the mount itself", display_path(self._prefix + bucket))
+            raise
+
+    def _bucket(self, root: Descriptor, bucket: str) -> Descriptor:
+        """The bucket directory's descriptor, kept for the next objects of the bucket: a lookup
+        and a read then cost one call each, as unconfined. A kept descriptor never leads into
+        a refused directory, even if the bucket is replaced meanwhile (it keeps the directory it
+        opened); refresh() lets go of those whose directory was replaced."""
+        found = self._buckets.get(bucket)
+        if found is not None:
+            return found[0]
+        desc = Descriptor(self._open_bucket(root, bucket))
+        with self._lock:
+            self._buckets[bucket] = desc, os.fstat(desc.fd).st_ino
+            while len(self._buckets) > self._max_buckets:
+                self._buckets.popitem(last=False)
+        return desc
+
+    def _open_confined(self, root: Descriptor, raw: bytes, path: str) -> tuple[int, bool]:
+        """(descriptor, whether the object's own name is a symlink)."""
+        h = raw.hex()
+        bucket = self._bucket(root, h[:2])
+        try:
+            return os.open(h[2:], OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=bucket.fd), False
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+        return os.open(resolve(path), OPEN_FLAGS | os.O_NOFOLLOW), True
+
+    def _linked_object(self, path: str) -> bool:
+        """Whether a symlink found where an object should be counts as one: it does if it leads
+        to a regular file, or into a refused directory (reading it then says so)."""
+        try:
+            return stat.S_ISREG(os.stat(resolve(path)).st_mode)
+        except SelfReference:
+            return True
+        except OSError:
+            return False
+
+    # -- finding and listing --------------------------------------------------
 
     def contains(self, raw: bytes) -> bool:
-        return os.path.isfile(self.path(raw))
+        root = self._root
+        if root is None:
+            try:
+                return stat.S_ISREG(os.stat(self.path(raw)).st_mode)
+            except (OSError, ValueError):
+                return False
+        h = raw.hex()
+        try:
+            st = os.stat(h[2:], dir_fd=self._bucket(root, h[:2]).fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self._linked_object(self.path(raw)))
 
     def hex_in_bucket(self, first_byte: int) -> list[str]:
         bucket = "%02x" % first_byte
         rest = self.format.hex_len - 2
+        root = self._root
         try:
-            # is_file() answers from the directory entry's type: no stat per object, and a
-            # stray directory with an object's name is not listed (contains() agrees).
-            with os.scandir(os.path.join(self.dir, bucket)) as entries:
-                return [bucket + e.name for e in entries
-                        if len(e.name) == rest and HEX.issuperset(e.name) and e.is_file()]
+            if root is None:
+                # is_file() answers from the directory entry's type: no stat per object, and a
+                # stray directory with an object's name is not listed (contains() agrees).
+                with os.scandir(self._prefix + bucket) as entries:
+                    return [bucket + e.name for e in entries
+                            if len(e.name) == rest and HEX.issuperset(e.name) and e.is_file()]
+            fd = self._open_bucket(root, bucket)
+            try:
+                with os.scandir(fd) as entries:
+                    names = [(e.name, e.is_symlink()) for e in entries
+                             if len(e.name) == rest and HEX.issuperset(e.name)
+                             and (e.is_file(follow_symlinks=False) or e.is_symlink())]
+            finally:
+                os.close(fd)
         except OSError:
             return []
+        prefix = self._prefix + bucket + "/"
+        return [bucket + name for name, linked in names if not linked or self._linked_object(prefix + name)]
 
     def nonempty_buckets(self) -> set[int]:
         out = set()
+        root = self._root
         try:
-            names = os.listdir(self.dir)
+            if root is None:
+                names = os.listdir(self.dir)
+            else:
+                # A descriptor of its own: listing through root's would share its offset.
+                fd = os.open(".", DIR_FLAGS, dir_fd=root.fd)
+                try:
+                    names = os.listdir(fd)
+                finally:
+                    os.close(fd)
         except OSError:
             return out
         for name in names:
@@ -55,9 +181,20 @@ class LooseObjects:
 
     def bucket_mtime(self, first_byte: int) -> int | None:
         """A cheap fingerprint of which loose objects one bucket holds (its directory's mtime)."""
+        bucket = "%02x" % first_byte
+        root = self._root
         try:
-            return os.stat(os.path.join(self.dir, "%02x" % first_byte)).st_mtime_ns
-        except OSError:
+            if root is None:
+                return os.stat(self._prefix + bucket).st_mtime_ns
+            st = os.stat(bucket, dir_fd=root.fd, follow_symlinks=False)
+            kept = self._buckets.get(bucket)
+            if kept is not None and (kept[1] != st.st_ino or not stat.S_ISDIR(st.st_mode)):
+                self._buckets.pop(bucket, None)  # replaced (git prunes empty buckets, then remakes them)
+            if stat.S_ISLNK(st.st_mode):
+                st = os.stat(resolve(self._prefix + bucket))
+            return st.st_mtime_ns
+        except OSError:  # SelfReference included: that bucket is never looked into
+            self._buckets.pop(bucket, None)
             return None
 
     def bucket_mtimes(self) -> list:
@@ -68,11 +205,29 @@ class LooseObjects:
     def _corrupt(self, path: str, reason: str) -> CorruptObject:
         return CorruptObject(path, None, reason)
 
-    def _start(self, path: str, f) -> tuple[zlib._Decompress, int, int, bytes]:
+    def _open(self, raw: bytes, path: str) -> tuple[int, os.stat_result, bool] | None:
+        """The object's file, open and fstat'ed, and whether its path is a symlink; None if
+        there is no file. O_NOFOLLOW first: a symlink costs a second open, and is told apart."""
+        root = self._root
+        try:
+            if root is not None:
+                fd, linked = self._open_confined(root, raw, path)
+            else:
+                try:
+                    fd, linked = os.open(path, OPEN_FLAGS | os.O_NOFOLLOW), False
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    fd, linked = open_nofollow(path, OPEN_FLAGS), True
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return fd, check_regular(fd, path), linked
+
+    def _start(self, path: str, fd: int, st: os.stat_result) -> tuple[zlib._Decompress, int, int, bytes]:
         """Inflates the header: (decompressor, type code, size, first body bytes)."""
         d = zlib.decompressobj()
         try:
-            head = d.decompress(f.read(1024), MAX_HEADER)
+            head = d.decompress(os.read(fd, HEAD_READ), MAX_HEADER)
             nul = head.find(b"\0")
             if nul < 0:
                 raise self._corrupt(path, "loose object header is missing its NUL")
@@ -83,33 +238,45 @@ class LooseObjects:
         except zlib.error as e:
             raise self._corrupt(path, f"bad compressed data: {e}") from None
         size = int(size_text)
-        if size > os.fstat(f.fileno()).st_size * MAX_INFLATE_RATIO + MAX_HEADER:
+        if size > st.st_size * MAX_INFLATE_RATIO + MAX_HEADER:
             raise self._corrupt(path, f"loose object claims {size} bytes, more than its file can hold")
         return d, code, size, head[nul + 1 :]
 
-    def read_header(self, raw: bytes) -> tuple[int, int] | None:
+    def header_and_stat(self, raw: bytes) -> tuple[int, int, os.stat_result, bool] | None:
+        """(type code, size, the file's stat, whether its name is a symlink), from one open:
+        the header, and what tells who may read it."""
         path = self.path(raw)
-        try:
-            with open(path, "rb") as f:
-                _, code, size, _ = self._start(path, f)
-        except FileNotFoundError:
+        opened = self._open(raw, path)
+        if opened is None:
             return None
-        return code, size
+        fd, st, linked = opened
+        try:
+            _, code, size, _ = self._start(path, fd, st)
+        finally:
+            os.close(fd)
+        return code, size, st, linked
+
+    def read_header(self, raw: bytes) -> tuple[int, int] | None:
+        found = self.header_and_stat(raw)
+        return None if found is None else found[:2]
 
     def read(self, raw: bytes) -> tuple[int, bytes] | None:
         path = self.path(raw)
-        try:
-            with open(path, "rb") as f:
-                d, code, size, body = self._start(path, f)
-                if len(body) > size:
-                    raise self._corrupt(path, "loose object is longer than its header says")
-                try:
-                    rest = d.unconsumed_tail + f.read()
-                    body += d.decompress(rest, size + 1 - len(body))
-                except zlib.error as e:
-                    raise self._corrupt(path, f"bad compressed data: {e}") from None
-        except FileNotFoundError:
+        opened = self._open(raw, path)
+        if opened is None:
             return None
+        fd, st, _ = opened
+        try:
+            d, code, size, body = self._start(path, fd, st)
+            if len(body) > size:
+                raise self._corrupt(path, "loose object is longer than its header says")
+            try:
+                rest = d.unconsumed_tail + read_all(fd, st.st_size)
+                body += d.decompress(rest, size + 1 - len(body))
+            except zlib.error as e:
+                raise self._corrupt(path, f"bad compressed data: {e}") from None
+        finally:
+            os.close(fd)
         if len(body) != size or not d.eof:
             raise self._corrupt(path, f"loose object inflates to {len(body)}+ bytes, header says {size}")
         return code, body
@@ -117,11 +284,16 @@ class LooseObjects:
     def iter_read(self, raw: bytes):
         """(type code, size, chunk iterator) for streaming a big loose object."""
         path = self.path(raw)
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
+        opened = self._open(raw, path)
+        if opened is None:
             return None
-        d, code, size, body = self._start(path, f)
+        fd, st, _ = opened
+        f = os.fdopen(fd, "rb")  # closed by the iterator, or when it is dropped unstarted
+        try:
+            d, code, size, body = self._start(path, fd, st)
+        except BaseException:
+            f.close()
+            raise
         return code, size, self._chunks(path, f, d, size, body)
 
     def _chunks(self, path, f, d, size, body):

@@ -1,4 +1,4 @@
-"""Read-only memory maps of files that git may replace or delete while we read them."""
+"""Opening repository files safely (regular files only, never blocking, metadata read with a byte limit) and mapping them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import errno
 import mmap
 import os
 import stat
+
+from .errors import FileTooLarge
+from .refused_paths import open_nofollow
 
 
 # Files up to this size are read into memory instead of mapped: Python's mmap keeps a
@@ -15,18 +18,64 @@ import stat
 READ_WHOLE_BELOW = 1 << 20
 
 
+OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+
 def open_regular(path) -> int:
     """A read-only descriptor of path, which must be a regular file.
 
-    O_NONBLOCK keeps a hostile FIFO in place of a pack, index or midx from blocking
-    the open forever (it has no effect on regular files); anything but a regular file
-    is refused.
+    O_NONBLOCK keeps a hostile FIFO in place of a repository file from blocking the open
+    forever (it has no effect on regular files); anything but a regular file is refused.
+    A symlink into a refused directory (the mount itself) is never followed.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    return open_stat(path)[0]
+
+
+def open_stat(path) -> tuple[int, os.stat_result]:
+    """open_regular(path) and the file's fstat, which the regular-file check needs anyway."""
+    fd = open_nofollow(path, OPEN_FLAGS)
+    return fd, check_regular(fd, path)
+
+
+def check_regular(fd: int, path) -> os.stat_result:
+    """fstat(fd), closing fd and raising OSError(EINVAL) unless it is a regular file."""
+    try:
+        st = os.fstat(fd)
+    except BaseException:
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
-    return fd
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", os.fsdecode(path))
+    return st
+
+
+def read_bounded(path, limit: int) -> bytes:
+    """The whole of a small metadata file, or FileTooLarge if it holds more than limit bytes.
+
+    git reads its metadata files whole, so a hostile repository can make any of them huge (a
+    sparse file costs nothing to make). The size is checked before anything is read, and at
+    most limit + 1 bytes are read whatever the size says (some files lie about it), so time and
+    memory stay bounded by the limit.
+    """
+    fd, st = open_stat(path)
+    try:
+        if st.st_size > limit:
+            raise FileTooLarge(path, limit)
+        parts, have = [], 0
+        want = st.st_size + 1  # one read when the size is true; the +1 sees a file that grew
+        while have <= limit:
+            part = os.read(fd, min(want, limit + 1 - have))
+            if not part:
+                break
+            parts.append(part)
+            have += len(part)
+            want = 1 << 16
+    finally:
+        os.close(fd)
+    if have > limit:
+        raise FileTooLarge(path, limit)
+    return b"".join(parts)
 
 
 class Descriptor:

@@ -20,6 +20,7 @@ from .mapped_file import file_identity
 from .multi_pack_index import MultiPackIndex, read_checksum
 from .oid import ObjectFormat
 from .pack import Pack
+from .refused_paths import stat_nofollow
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
@@ -57,6 +58,7 @@ class PackBackend:
         self._midx_state = None  # (size, checksum) of the loaded multi-pack-index file
         self._pack_ids: dict[str, tuple] = {}  # pack name -> identity of its .pack and .idx
         self._bad: dict[str, tuple] = {}  # pack name -> identity when it failed, warned once
+        self._denied: dict[str, tuple] = {}  # pack name -> identity when its .pack was unreadable
         self._last_found: Pack | None = None
         self._mapped: OrderedDict[Pack, None] = OrderedDict()  # least recently used first
         self.max_mapped = open_pack_limit()
@@ -109,8 +111,8 @@ class PackBackend:
 
     def _identity(self, name: str):
         try:
-            p = os.stat(os.path.join(self.dir, name))
-            i = os.stat(os.path.join(self.dir, name[:-5] + ".idx"))
+            p = stat_nofollow(os.path.join(self.dir, name))
+            i = stat_nofollow(os.path.join(self.dir, name[:-5] + ".idx"))
         except OSError:
             return None
         return file_identity(p), file_identity(i)
@@ -127,7 +129,9 @@ class PackBackend:
         try:
             return MultiPackIndex(path, self.format), True
         except (CorruptObject, OSError, ValueError) as e:
-            log.warning("ignoring the multi-pack-index, scanning packs instead: %s", e)
+            # Gone since it was stat'ed: git replaced or deleted it, an everyday race.
+            level = logging.DEBUG if isinstance(e, FileNotFoundError) else logging.WARNING
+            log.log(level, "ignoring the multi-pack-index, scanning packs instead: %s", e)
             return None, True
 
     def _build_snapshot(self, midx, packs: dict) -> Snapshot:
@@ -165,13 +169,25 @@ class PackBackend:
             if self._bad[pack.name] == self._pack_ids.get(pack.name):
                 return False
             del self._bad[pack.name]
+        if self._denied.get(pack.name, False) == self._pack_ids.get(pack.name):
+            return True
         try:
             pack.check()
             return True
-        except (CorruptObject, OSError, ValueError) as e:
+        except PermissionError as e:
+            if e.filename == pack.pack_path:
+                # Its .idx is readable, its data is not: its objects are listed and found, and
+                # reading one says permission denied (odb.AccessDenied), as its mode shows.
+                log.debug("pack %s: %s", pack.name, e)
+                self._denied[pack.name] = self._pack_ids.get(pack.name)
+                return True
             log.warning("skipping pack %s: %s", pack.name, e)
-            self._bad[pack.name] = self._pack_ids.get(pack.name)
-            return False
+        except (CorruptObject, OSError, ValueError) as e:
+            # A pack deleted since the scan (repack, gc, a .tmp- pack renamed) is an everyday race.
+            level = logging.DEBUG if isinstance(e, FileNotFoundError) else logging.WARNING
+            log.log(level, "skipping pack %s: %s", pack.name, e)
+        self._bad[pack.name] = self._pack_ids.get(pack.name)
+        return False
 
     def find(self, raw: bytes) -> tuple[Pack, int] | None:
         snap = self._snap

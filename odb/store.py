@@ -5,14 +5,19 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from typing import Iterator, NamedTuple
 
+from . import refused_paths
+from .access import Access, AccessRules
 from .delta_chain import ChainReader, Location
-from .errors import AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound
-from .loose import LooseObjects
+from .errors import AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError, display_path
+from .loose import DIR_FLAGS, LooseObjects
+from .mapped_file import Descriptor
 from .oid import KINDS, ObjectFormat, is_hex, parse_oid
 from .pack_backend import PackBackend
-from .repository import find_objects_dir, object_format, read_alternates
+from .refused_paths import SelfReference, resolve
+from .repository import discover, read_alternates
 
 log = logging.getLogger("odb")
 
@@ -37,9 +42,61 @@ class ObjectsDir:
     def __init__(self, path: str, fmt: ObjectFormat, label: str):
         self.path = path
         self.label = label
-        self.packs = PackBackend(os.path.join(path, "pack"), fmt)
+        self.pack_dir = os.path.join(path, "pack")
+        self._check_readable()
+        self.packs = PackBackend(self.pack_dir, fmt)
         self.loose = LooseObjects(path, fmt)
         self._loose_stamp = self.loose.bucket_mtimes()
+        self._confined: tuple | None = None  # identities of the directory and pack/ when confined
+        self._has_pack_dir = os.path.isdir(self.pack_dir)
+
+    def has(self, directory: str) -> bool:
+        """Whether directory (this one or its pack/) exists, as seen when it was opened."""
+        return directory == self.path or self._has_pack_dir
+
+    def _check_readable(self) -> None:
+        """PermissionError now if this process may not list the directory or its pack/, which
+        the pack scan would otherwise take for "no packs" without a word."""
+        for directory in (self.path, self.pack_dir):
+            try:
+                os.listdir(directory)
+                os.stat(os.path.join(directory, "."))
+            except (FileNotFoundError, NotADirectoryError):
+                if directory == self.path:
+                    raise
+            except PermissionError as e:
+                raise PermissionError(e.errno, e.strerror, directory) from None
+
+    def confine(self) -> None:
+        """Checks that this directory and its pack/ lead nowhere into a refused directory
+        (SelfReference if they do); from now on loose objects are read through a descriptor of
+        the directory, and the two are re-checked at each refresh."""
+        self._real = resolve(self.path)
+        resolve(self.pack_dir)
+        self._root = Descriptor(os.open(self._real, DIR_FLAGS))
+        self.loose.confine(self._root)
+        self._confined = self._identities()
+
+    def _identities(self) -> tuple:
+        """What tells that neither the directory nor its pack/ was replaced (by a symlink, say):
+        the pinned directory, what its real path names now, and pack/ (not followed)."""
+        root = self._root.fd
+        pinned, named = os.fstat(root), os.lstat(self._real)
+        try:
+            pack = os.stat("pack", dir_fd=root, follow_symlinks=False)
+            pack = (pack.st_dev, pack.st_ino, stat.S_IFMT(pack.st_mode))
+        except FileNotFoundError:
+            pack = None
+        return (pinned.st_dev, pinned.st_ino), (named.st_dev, named.st_ino, stat.S_IFMT(named.st_mode)), pack
+
+    def _check_confined(self) -> None:
+        """At each refresh of a confined directory: three stats while nothing moved; a careful
+        resolve() again (SelfReference if it now leads into a refused directory) when it did."""
+        now = self._identities()
+        if now != self._confined:
+            resolve(self.path)
+            resolve(self.pack_dir)
+            self._confined = now
 
     def locations(self, raw: bytes) -> Iterator[Location]:
         hit = self.packs.find(raw)
@@ -58,6 +115,8 @@ class ObjectsDir:
         return None
 
     def refresh(self, bucket: int | None = None) -> bool:
+        if self._confined is not None:
+            self._check_confined()
         changed = self.packs.refresh()
         if bucket is not None:
             # Loose objects are always read live; the fingerprint only answers "changed?",
@@ -120,41 +179,126 @@ class ObjectStream:
 
 
 class Store:
+    """One repository's objects. See odb/__init__.py for the API; git_dir and common_dir are
+    what odb.open() found (None for a bare objects directory)."""
+
     def __init__(self, objects_dir: str, fmt: ObjectFormat, *, verify: bool = False,
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+                 cache_size: int = DEFAULT_CACHE_SIZE, git_dir: str | None = None,
+                 common_dir: str | None = None, alternates=()):
         self.objects_dir = objects_dir
         self.format = fmt
         self.verify = verify
-        self._dirs = [ObjectsDir(objects_dir, fmt, "")] + [
-            ObjectsDir(path, fmt, f"alternate:{path}:") for path in self._alternates(objects_dir)
-        ]
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        try:
+            main = ObjectsDir(objects_dir, fmt, "")
+        except PermissionError as e:
+            raise AccessDenied(e.filename or objects_dir) from None
+        self._dirs = [main] + self._open_alternates(objects_dir, fmt, list(alternates))
         self._reader = ChainReader(self._find, cache_size)
         # Bumped by every refresh that saw a change: what callers compare to tell whether
         # anything they derived from the store (listings, cached bytes) may be stale.
         self.generation = 0
+        self._access = AccessRules()
+        if refused_paths.active():
+            self._apply_refusal()
+
+    @classmethod
+    def _open_alternates(cls, objects_dir: str, fmt: ObjectFormat, named: list[str]) -> list[ObjectsDir]:
+        out = []
+        for path in cls._alternates(objects_dir, named):
+            try:
+                out.append(ObjectsDir(path, fmt, f"alternate:{path}:"))
+            except OSError as e:
+                log.warning("ignoring alternate %s: %s", display_path(path), e.strerror)
+        return out
 
     @staticmethod
-    def _alternates(objects_dir: str) -> list[str]:
-        """Alternates in git's order (depth first), each once, the repository itself never."""
-        seen = {os.path.realpath(objects_dir)}
+    def _alternates(objects_dir: str, named: list[str]) -> list[str]:
+        """Alternates in git's order (those named by the environment, then info/alternates,
+        each depth first), each once, the repository itself never."""
+        seen = {_real_or_none(objects_dir)}
         out = []
-        stack = [(path, 1) for path in reversed(read_alternates(objects_dir))]
+        stack = [(path, 1) for path in reversed(named + read_alternates(objects_dir))]
         while stack:
             path, depth = stack.pop()
-            real = os.path.realpath(path)
+            real = _real_or_none(path)
+            shown = display_path(path)
+            if real is None:
+                log.warning("ignoring alternate %s: it resolves into the mount itself", shown)
+                continue
             if real in seen:
-                log.warning("ignoring alternate %s: it loops back", path)
+                log.warning("ignoring alternate %s: it loops back", shown)
                 continue
             if depth > MAX_ALTERNATE_DEPTH:
-                log.warning("ignoring alternate %s: nested more than %d deep", path, MAX_ALTERNATE_DEPTH)
+                log.warning("ignoring alternate %s: nested more than %d deep", shown, MAX_ALTERNATE_DEPTH)
                 continue
-            if not os.path.isdir(path):
-                log.warning("ignoring alternate %s: not a directory", path)
+            if not os.path.isdir(real):
+                log.warning("ignoring alternate %s: not a directory", shown)
                 continue
             seen.add(real)
             out.append(path)
             stack.extend((p, depth + 1) for p in reversed(read_alternates(path)))
         return out
+
+    # -- what the store reads, and what it must never read ---------------------
+
+    def directories(self) -> list[str]:
+        """Real paths of every directory the store reads: the git dir and common dir (if any),
+        the objects directory and each alternate's. A mount point must be none of these and
+        lie below none of them."""
+        named = [self.git_dir, self.common_dir] + [d.path for d in self._dirs]
+        out = []
+        for path in named:
+            real = _real_or_none(path) if path is not None else None
+            if real is not None and real not in out:
+                out.append(real)
+        return out
+
+    def refuse_under(self, path) -> None:
+        """From now on nothing at or below path (the mount point, before mounting) is opened:
+        an object whose file leads there reads as CorruptObject, an objects directory that
+        leads there is ignored with one warning. For the whole process (see refused_paths)."""
+        refused_paths.refuse(path)
+        self._apply_refusal()
+
+    def _apply_refusal(self) -> None:
+        kept = []
+        for d in self._dirs:
+            try:
+                if d._confined is None:
+                    d.confine()
+            except SelfReference:
+                log.warning("ignoring objects directory %s: it resolves into the mount itself", display_path(d.path))
+                continue
+            except OSError as e:
+                log.warning("ignoring objects directory %s: %s", display_path(d.path), e.strerror)
+                continue
+            kept.append(d)
+        self._dirs = kept
+
+    # -- who may read what -----------------------------------------------------
+
+    def root_access(self) -> Access:
+        """The Access of the objects directory, for the mount's root and buckets (see
+        odb/access.py for the rule): masked also by each alternate's directories."""
+        listed = [p for d in self._dirs for p in (d.path, d.pack_dir) if d.has(p)]
+        return self._access.for_directory(self.objects_dir, listed)
+
+    def stat(self, oid) -> tuple[int, Access]:
+        """(size, as read_size gives it; the Access of the file that holds the object)."""
+        return self._first_good(oid, self._stat_at)
+
+    def _stat_at(self, raw: bytes, loc: Location) -> tuple[int, Access]:
+        if loc.pack is not None:
+            return self._reader.size(loc), self._access.for_pack(loc.pack)
+        loose = loc.source.loose
+        found = loose.header_and_stat(raw)
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, "loose object vanished", loose.path(raw))
+        _, size, st, linked = found
+        path = loose.path(raw)
+        return size, self._access.for_file(path[: path.rindex("/")], st, path if linked else None)
 
     # -- finding ---------------------------------------------------------------
 
@@ -208,13 +352,27 @@ class Store:
                     raise ObjectNotFound(raw.hex()) from None
                 continue
             except (CorruptObject, OSError, ValueError) as e:
-                error = e if isinstance(e, CorruptObject) else CorruptObject(self._where(loc), loc.offset, str(e))
-                if error.oid is None:
-                    error.oid = raw.hex()
-                log.warning("object %s: %s", raw.hex(), error)
+                error = self._error_at(raw, loc, e)
+                if isinstance(error, AccessDenied):
+                    log.debug("object %s: %s", raw.hex(), error)  # the mode shown says so already
+                else:
+                    log.warning("object %s: %s", raw.hex(), error)
                 first_error = first_error or error
             loc = next(locs, None)
         raise first_error
+
+    def _error_at(self, raw: bytes, loc: Location, e: Exception) -> OdbError:
+        """What a failed read at loc means: AccessDenied for EACCES/EPERM, else CorruptObject."""
+        if isinstance(e, PermissionError):
+            return AccessDenied(e.filename or self._where(loc))
+        if isinstance(e, CorruptObject):
+            error = e
+        else:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            error = CorruptObject(self._where(loc), loc.offset if loc.pack else None, reason)
+        if error.oid is None:
+            error.oid = raw.hex()
+        return error
 
     # -- reading ---------------------------------------------------------------
 
@@ -347,8 +505,16 @@ class Store:
         """Re-checks packs, the multi-pack-index and loose objects (only those of `bucket`
         when one is given); True if anything changed. Cheap: stats, no reading."""
         changed = False
-        for d in self._dirs:
-            changed |= d.refresh(bucket)
+        if bucket is None:
+            self._access.forget()  # owners and modes may have changed; a listing asks again
+        for d in list(self._dirs):
+            try:
+                changed |= d.refresh(bucket)
+            except SelfReference:
+                log.warning("ignoring objects directory %s from now on: it resolves into the mount itself",
+                            display_path(d.path))
+                self._dirs = [k for k in self._dirs if k is not d]
+                changed = True
         if changed:
             self.generation += 1
         return changed
@@ -363,11 +529,23 @@ class Store:
         self.close()
 
 
-def open(path, *, verify: bool = False, cache_size: int = DEFAULT_CACHE_SIZE) -> Store:  # noqa: A001
-    """Opens the object database of a repository; NotARepository when there is none."""
-    objects_dir, git_dir = find_objects_dir(os.fspath(path))
-    fmt = object_format(objects_dir, git_dir)
+def _real_or_none(path: str) -> str | None:
+    """The real path, or None if it leads into a refused directory."""
     try:
-        return Store(objects_dir, fmt, verify=verify, cache_size=cache_size)
+        return resolve(path)
+    except SelfReference:
+        return None
+
+
+def open(path, *, verify: bool = False, cache_size: int = DEFAULT_CACHE_SIZE, env=None) -> Store:  # noqa: A001
+    """Opens the object database of a repository, found as git finds it (odb/repository.py;
+    env: the environment whose GIT_DIR etc. count, os.environ by default). NotARepository when
+    there is none, AccessDenied when it may not be read."""
+    try:
+        repo = discover(path, env)
+        return Store(repo.objects_dir, repo.format, verify=verify, cache_size=cache_size,
+                     git_dir=repo.git_dir, common_dir=repo.common_dir, alternates=repo.alternates)
+    except PermissionError as e:
+        raise AccessDenied(e.filename or os.fsdecode(path)) from None
     except OSError as e:
-        raise NotARepository(f"{path}: {e.strerror}") from None
+        raise NotARepository(f"{display_path(e.filename or path)}: {e.strerror}") from None
