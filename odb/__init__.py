@@ -14,11 +14,13 @@
     store.refresh(bucket=None)      # re-check the sources (one loose bucket if given); True if changed
     store.format                    # odb.SHA1 or odb.SHA256 (.hex_len, .raw_len)
 
-Errors: OdbError, and under it NotARepository, ObjectNotFound, AmbiguousPrefix, CorruptObject.
+Errors: OdbError, and under it NotARepository, AccessDenied, ObjectNotFound, AmbiguousPrefix,
+CorruptObject.
 Not-found is None inside the library and ObjectNotFound only at this public API.
 """
 
 from .errors import (
+    AccessDenied,
     AmbiguousPrefix,
     CorruptObject,
     NotARepository,
@@ -29,6 +31,7 @@ from .oid import SHA1, SHA256, ObjectFormat
 from .store import ObjectInfo, ObjectStream, Store, open
 
 __all__ = [
+    "AccessDenied",
     "AmbiguousPrefix",
     "CorruptObject",
     "NotARepository",

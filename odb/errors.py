@@ -1,4 +1,4 @@
-"""The exceptions of the object database: not found, ambiguous, corrupt."""
+"""The exceptions of the object database: not found, ambiguous, corrupt, not readable."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ class OdbError(Exception):
 
 class NotARepository(OdbError):
     """The path given to odb.open() holds no git object database."""
+
+
+class AccessDenied(OdbError):
+    """A repository file or directory exists but this process may not read it (EACCES/EPERM)."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: permission denied")
+        self.path = path
 
 
 class ObjectNotFound(OdbError):

@@ -124,8 +124,9 @@ class ObjectStream:
 
 class Store:
     def __init__(self, objects_dir: str, fmt: ObjectFormat, *, verify: bool = False,
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+                 cache_size: int = DEFAULT_CACHE_SIZE, git_dir: str | None = None):
         self.objects_dir = objects_dir
+        self.git_dir = git_dir  # None when the user named an objects directory
         self.format = fmt
         self.verify = verify
         self._dirs = [ObjectsDir(objects_dir, fmt, "")] + [
@@ -155,6 +156,13 @@ class Store:
             out.append(path)
             stack.extend((p, depth + 1) for p in reversed(read_alternates(path)))
         return out
+
+    def directories(self) -> list[str]:
+        """Real paths of the directories the store reads: the git dir (if any), the objects
+        directory and each alternate's objects directory."""
+        paths = [self.git_dir] if self.git_dir else []
+        paths += [d.path for d in self._dirs]
+        return [os.path.realpath(p) for p in paths]
 
     # -- finding ---------------------------------------------------------------
 
@@ -350,6 +358,6 @@ def open(path, *, verify: bool = False, cache_size: int = DEFAULT_CACHE_SIZE) ->
     objects_dir, git_dir = find_objects_dir(os.fspath(path))
     fmt = object_format(objects_dir, git_dir)
     try:
-        return Store(objects_dir, fmt, verify=verify, cache_size=cache_size)
+        return Store(objects_dir, fmt, verify=verify, cache_size=cache_size, git_dir=git_dir)
     except OSError as e:
         raise NotARepository(f"{path}: {e.strerror}") from None
