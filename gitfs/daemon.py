@@ -10,7 +10,8 @@ import sys
 import pyfuse3
 import trio
 
-from .logs import setup_logging
+from . import logs, status, systemd
+from .features import features
 from .operations import GitOperations
 
 log = logging.getLogger("gitfs")
@@ -29,9 +30,26 @@ LOAD_PROCESSES = min(2, max(1, (os.cpu_count() or 2) - 1))
 # header reads, and two helpers share them while the loop replies.
 SIZE_PROCESSES = 1
 
+# Every signal whose default action would end the mount (signal(7): Term or Core) either
+# unmounts cleanly or is ignored. A dead daemon leaves a mount that answers ENOTCONN until
+# someone unmounts it, so none may kill it. Left at their default are only the signals of a
+# broken program (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS): a handler that
+# returns from a real fault faults again forever; after one, recover as after SIGKILL.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGQUIT})
+IGNORED_SIGNALS = frozenset({
+    signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF,
+    signal.SIGIO, signal.SIGPWR, signal.SIGSTKFLT, signal.SIGXCPU,
+    # A stopped daemon hangs every reader of the mount: job control must not stop it.
+    signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+    *range(signal.SIGRTMIN, signal.SIGRTMAX + 1),
+})
+HANDLED_SIGNALS = STOP_SIGNALS | IGNORED_SIGNALS
+# SIGPIPE and SIGXFSZ stay ignored as Python sets them: the write fails with EPIPE or EFBIG.
+REPEATS_EVERY = 60.0  # seconds between the counts of held-back warnings
 
 
-def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
+def detach_and_serve(store, repository: str, mountpoint: str, options: set[str], cache_size: int,
+                     log_destination: logs.Destination) -> int:
     """Forks; the parent returns 0 once the child reports a live mount."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -42,12 +60,12 @@ def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
     os.setsid()
     os.chdir("/")
     try:
-        status = serve(store, mountpoint, options, args.cache_size,
-                       ready=lambda: announce_live(args, write_end), close_fds=(write_end,))
+        code = serve(store, repository, mountpoint, options, cache_size,
+                     ready=lambda: announce_live(log_destination, write_end), close_fds=(write_end,))
     except BaseException as e:  # the parent needs one line, whatever happened
         report_failure(write_end, e)
-        status = 1
-    os._exit(status)
+        code = 1
+    os._exit(code)
 
 
 def wait_until_live(read_end: int, pid: int) -> int:
@@ -56,6 +74,8 @@ def wait_until_live(read_end: int, pid: int) -> int:
         message += chunk
     os.close(read_end)
     if message.startswith(b"ok"):
+        # Under a Type=notify unit the daemon, not this process, is the service from now on.
+        systemd.notify(f"MAINPID={pid}\nREADY=1")
         return 0
     os.waitpid(pid, 0)
     text = message.decode(errors="replace").strip()
@@ -63,13 +83,13 @@ def wait_until_live(read_end: int, pid: int) -> int:
     return 1
 
 
-def announce_live(args, write_end: int) -> None:
+def announce_live(log_destination: logs.Destination, write_end: int) -> None:
     """In the child, once mounted: drop the caller's stdio, then tell the parent."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    setup_logging(args, detached=True)
+    logs.setup_logging(log_destination, debug=False)
     os.write(write_end, b"ok\n")
     os.close(write_end)
 
@@ -82,7 +102,8 @@ def report_failure(write_end: int, error: BaseException) -> None:
         pass
 
 
-def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, close_fds=()) -> int:
+def serve(store, repository: str, mountpoint: str, options: set[str], cache_size: int, ready,
+          close_fds=()) -> int:
     """Mounts, calls ready() once live, runs until unmounted or signalled.
 
     close_fds: descriptors that the helper processes must not inherit.
@@ -91,15 +112,14 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, clo
     # code; with the default 5 ms hand-off a woken loop waits too long to
     # answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    hold_signals()
     operations = GitOperations(store, cache_size=cache_size, load_processes=LOAD_PROCESSES,
-                                 size_processes=SIZE_PROCESSES, close_fds=close_fds)
-    # Signals that arrive before trio listens must wait, not kill us mid-mount.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                               size_processes=SIZE_PROCESSES, close_fds=close_fds)
+    status.record_mount(repository, mountpoint)
     try:
-        pyfuse3.init(operations, mountpoint, options)
+        pyfuse3.init(operations, mountpoint, fuse_options(options))
     except RuntimeError:
         operations.close()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise MountError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
     if ready is not None:
         try:
@@ -108,36 +128,86 @@ def serve(store, mountpoint: str, options: set[str], cache_size: int, ready, clo
             pyfuse3.close(unmount=True)
             operations.close()
             raise
-    log.info("mounted %s on %s", options_fsname(options), mountpoint)
+    log.info("mounted %s on %s", repository, mountpoint)
+    if not features()["c_delta"]:
+        log.warning("the C delta accelerator (odb/_delta.c) is not built: deltas are applied in pure "
+                    "Python, several times slower (see gitfs --version)")
     try:
         trio.run(run_until_stopped)
     except BaseException:
         log.exception("the FUSE loop failed")
         pyfuse3.close(unmount=True)
+        operations.close()
         return 1
     pyfuse3.close(unmount=True)
     operations.close()
     store.close()
     log.info("unmounted %s (%s)", mountpoint,
              ", ".join(f"{k} {v}" for k, v in sorted(operations.stats.items())) or "no files opened")
+    logs.flush_repeats(everything=True)
     return 0
 
 
-def options_fsname(options: set[str]) -> str:
-    return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
+def fuse_options(options: set[str]) -> set[str]:
+    return {o if o.isascii() else _FsEncoded(o) for o in options}
+
+
+class _FsEncoded(str):
+    """An option holding a path that is not ASCII (fsname=/srv/dépôt.git).
+
+    pyfuse3 encodes every option as ASCII (make_fuse_args calls .encode("us-ascii")); this one
+    encodes as the path's own bytes instead, so that any repository path git accepts mounts.
+    """
+
+    def encode(self, encoding="utf-8", errors="strict") -> bytes:
+        return str.encode(self, sys.getfilesystemencoding(), "surrogateescape")
+
+
+def hold_signals() -> None:
+    """Until trio listens, the handled signals wait (blocked) instead of killing the mount.
+
+    Their disposition becomes "ignore" as well: the helper processes, forked next, inherit it,
+    and it is what any thread sees once trio stops listening, so that no late signal kills
+    the daemon half-way through unmounting. (A blocked signal is kept pending even while
+    ignored, so that none sent during the mount is lost.)
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    for signum in HANDLED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 async def run_until_stopped() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal)
+        nursery.start_soon(report_repeated_warnings)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
 async def stop_on_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    with trio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         async for signum in signals:
-            log.info("%s: unmounting", signal.Signals(signum).name)
-            pyfuse3.terminate()
-            return
+            if signum in STOP_SIGNALS:
+                log.info("%s: unmounting", signal_name(signum))
+                systemd.notify("STOPPING=1")
+                pyfuse3.terminate()
+                return
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP ignored: there is nothing to reload (every directory read refreshes "
+                         "the view); SIGINT, SIGTERM or SIGQUIT unmounts")
+            else:
+                log.info("%s ignored (SIGINT, SIGTERM or SIGQUIT unmounts)", signal_name(signum))
+
+
+async def report_repeated_warnings() -> None:
+    while True:
+        await trio.sleep(REPEATS_EVERY)
+        logs.flush_repeats()
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"

@@ -22,6 +22,7 @@ from .load_process import LoadProcess
 from .object_cache import ObjectCache
 from .object_loader import one_at_a_time
 from .size_reader import SizeReader
+from .status import XATTR as STATUS_XATTR, status_json
 
 log = logging.getLogger("gitfs")
 
@@ -438,7 +439,9 @@ class GitOperations(pyfuse3.Operations):
     # -- extended attributes -------------------------------------------------
 
     def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
-        if inode == ROOT_INODE or bucket_of_inode(inode) is not None:
+        if inode == ROOT_INODE:  # `gitfs status` reads the daemon's facts here (not listed)
+            return {STATUS_XATTR: status_json(self.cache.size_bytes, self.cache.max_bytes, self.stats)}
+        if bucket_of_inode(inode) is not None:
             return {}
         info = self.store.locate(self._object_oid(inode))
         values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
