@@ -432,13 +432,13 @@ def mount(args) -> int:
     repo = os.path.abspath(args.repo)
     mountpoint = os.path.abspath(args.mountpoint)
     foreground = args.foreground or args.debug  # as in libfuse and sshfs
-    check_fuse()
     check_repository_readable(repo)
     store = open_store(repo, args.verify)
     options, nonempty = mount_options(repo, args.options)
     check_mountpoint(mountpoint, nonempty)
     mountpoint = os.path.realpath(mountpoint)
     check_not_self_reference(store, mountpoint)
+    check_fuse()
     try:
         destination = logs.choose(args.log_file, detached=not foreground)
     except logs.LogError as e:
