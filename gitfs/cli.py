@@ -352,6 +352,7 @@ def check_fuse() -> None:
 
 
 def check_mountpoint(path: str, nonempty: bool) -> None:
+    check_not_mounted(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -377,6 +378,17 @@ def check_mountpoint(path: str, nonempty: bool) -> None:
                                      "-o nonempty mounts over it anyway)")
         except PermissionError:
             raise UsageError(f"mountpoint {path}: permission denied") from None
+
+
+def check_not_mounted(path: str) -> None:
+    """A mount point already in the mount table is refused; one whose FUSE process is gone gets
+    the command that removes it (a stat would not tell: the kernel may answer it from its cache)."""
+    mount = mountinfo.mount_at(path)
+    if mount is None:
+        return
+    if mount.is_fuse and status.probe_all([mount])[0].health == "dead":
+        raise UsageError(dead_mount_advice(path))
+    raise UsageError(f"mountpoint {path} is already a mount point")
 
 
 def dead_mount_advice(path: str) -> str:

@@ -13,10 +13,13 @@ import errno
 import logging
 import logging.handlers
 import os
+import socket
 import stat
 import sys
 import time
 from typing import NamedTuple
+
+from . import __version__
 
 SYSLOG_SOCKET = "/dev/log"
 FILE_FORMAT = "%(asctime)s gitfs[%(process)d] %(levelname)s %(message)s"
@@ -62,9 +65,12 @@ def choose(log_file: str | None, *, detached: bool) -> Destination:
 
 
 def _connect_syslog():
+    # SysLogHandler swallows a failed connect and then drops every line: try it here first.
     try:
         if not stat.S_ISSOCK(os.stat(SYSLOG_SOCKET).st_mode):
             return None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            probe.connect(SYSLOG_SOCKET)
         return logging.handlers.SysLogHandler(SYSLOG_SOCKET)
     except OSError:
         return None  # absent, or nobody listening
@@ -92,21 +98,20 @@ def open_log_file(path: str):
     except OSError as e:
         reason = "not a regular file" if e.errno == errno.ENXIO else e.strerror  # ENXIO: a FIFO
         raise LogError(f"cannot write the log file {path}: {reason}") from None
-    stream = os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise LogError(f"cannot write the log file {path}: not a regular file")
         os.set_blocking(fd, True)
-        stream.write(logging.Formatter(FILE_FORMAT).format(logging.LogRecord(
-            "gitfs", logging.INFO, __file__, 0, "gitfs %s starting", (os.fsdecode(sys.argv[0]),), None)) + "\n")
-        stream.flush()
+        first = logging.Formatter(FILE_FORMAT).format(logging.LogRecord(
+            "gitfs", logging.INFO, __file__, 0, "gitfs %s starting", (__version__,), None))
+        os.write(fd, (first + "\n").encode())  # unbuffered: the error, if any, comes now
     except OSError as e:
-        stream.close()
+        os.close(fd)
         raise LogError(f"cannot write the log file {path}: {e.strerror}") from None
     except LogError:
-        stream.close()
+        os.close(fd)
         raise
-    return stream
+    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
 
 
 def describe(dest: Destination) -> str:
@@ -162,7 +167,6 @@ class RepeatFilter(logging.Filter):
         self._window_start = clock()
         self._new_in_window = 0
         self._others = 0  # held back because too many causes were new in this window
-        self._other_kinds: set[tuple] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or getattr(record, "gitfs_summary", False):
@@ -177,8 +181,6 @@ class RepeatFilter(logging.Filter):
             return False
         if cause is None and self._new_in_window >= self.NEW_CAUSES_PER_WINDOW:
             self._others += 1
-            if len(self._other_kinds) < self.MAX_CAUSES:
-                self._other_kinds.add(key)
             return False
         if cause is None:
             self._new_in_window += 1
@@ -201,10 +203,9 @@ class RepeatFilter(logging.Filter):
                 cause[1] = 0
         if self._others and (everything or now - self._window_start >= self.WINDOW):
             out.append(_summary("gitfs", logging.WARNING,
-                                f"{self._others} more warnings of {len(self._other_kinds)} kinds held back "
-                                f"(over {self.NEW_CAUSES_PER_WINDOW} different warnings in {self.WINDOW:.0f} s)"))
+                                f"{self._others} more warnings held back (over {self.NEW_CAUSES_PER_WINDOW} "
+                                f"different warnings in {self.WINDOW:.0f} s)"))
             self._others = 0
-            self._other_kinds.clear()
         return out
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import gitfs
 from gitfs import cli, features
+from cli_checks import one_line_error
 from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
 
 
@@ -52,15 +53,6 @@ def test_parse_size_rejects(text):
     the machine's memory."""
     with pytest.raises(argparse.ArgumentTypeError):
         cli.parse_size(text)
-
-
-def one_line_error(done) -> str:
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    return lines[0]
 
 
 def test_not_a_repository(fuse_available, tmp_path):
