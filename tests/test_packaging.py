@@ -44,7 +44,7 @@ def test_bash_completion():
     assert complete("gitfs", "mount", "--ca") == ["--cache-size"]
     assert complete("gitfs", "mount", "-o", "ro,allow_o") == ["ro,allow_other"]
     assert complete("gitfs", "umount", "-") == ["-h", "--help", "-z", "--lazy"]
-    assert "/usr/" in complete("gitfs", "mount", "/us")
+    assert complete("gitfs", "mount", "/us") == ["/usr"]
 
 
 def test_man_page_renders():
