@@ -161,3 +161,30 @@ def test_the_installed_command_runs_and_mounts(installed, fixture_repo, fuse_ava
     page = run(["man", "-w", "gitfs"], env=dict(env, PATH=f"{venv / 'bin'}:{env['PATH']}"), cwd="/").stdout.strip()
     assert page == str(venv / "share" / "man" / "man1" / "gitfs.1")
     assert (venv / "share" / "bash-completion" / "completions" / "gitfs").is_file()
+
+
+def test_without_a_compiler_the_build_warns_and_the_pure_python_path_serves(installed, fixture_repo,
+                                                                          fuse_available, tmp_path):
+    venv, dist, env = installed
+    source = dist.parent / "source"
+    no_cc = dict(env, CC="/bin/false")
+    done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", tmp_path / "dist", source],
+               env=no_cc, cwd=tmp_path)
+    assert "WARNING: the C delta accelerator (odb/_delta.c) could not be built" in done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
+    plain = tmp_path / "venv"
+    run([sys._base_executable, "-m", "venv", plain], env=env, cwd=tmp_path)
+    run([plain / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", "--find-links",
+         dist.parent / "wheels", wheel], env=env, cwd=tmp_path)
+    assert "C delta accelerator: no" in run([plain / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout
+    repo = fixture_repo("ofs-delta")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    run([plain / "bin" / "gitfs", "mount", "--log-file", tmp_path / "log", repo.path, mnt], env=env, cwd="/")
+    try:
+        for oid, kind, data in repo.git.contents(repo.git.ids()):
+            assert (mnt / oid[:2] / oid[2:]).read_bytes() == data
+    finally:
+        run([plain / "bin" / "gitfs", "umount", mnt], env=env, cwd="/")
+    assert "the C delta accelerator (odb/_delta.c) is not built" in (tmp_path / "log").read_text()
