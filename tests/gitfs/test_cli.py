@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import gitfs
-from gitfs import cli, features
+from gitfs import cli, features, preflight
 from cli_checks import one_line_error
 from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
 
@@ -91,15 +91,15 @@ def test_missing_dev_fuse_is_reported(monkeypatch):
     real_exists = os.path.exists
     monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/dev/fuse" else real_exists(p))
     with pytest.raises(cli.UsageError, match="/dev/fuse is missing"):
-        cli.check_fuse()
+        preflight.check_fuse()
 
 
 def test_missing_fusermount3_is_reported(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(os, "access", lambda *a: True)
-    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
     with pytest.raises(cli.UsageError, match="fusermount3 not found"):
-        cli.check_fuse()
+        preflight.check_fuse()
 
 
 def test_umount_of_something_not_mounted(fuse_available, tmp_path):

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import odb
-from cli_checks import children_of, force_unmount, mount_status, one_line_error, running
-from gitfs import cli, mountinfo, status
-from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
+from cli_checks import force_unmount, mount_status, one_line_error, running
+from gitfs import cli, mountinfo, preflight, status
+from mounting import mounted, run_gitfs, wait_until
 from oracle import Git, git_env
 
 # -- which command ----------------------------------------------------------------------------
@@ -340,4 +340,4 @@ def test_access_denied_from_odb_is_one_line(monkeypatch):
         raise odb.AccessDenied(f"{path}/objects/pack")
     monkeypatch.setattr(odb, "open", refuse)
     with pytest.raises(cli.UsageError, match=r"^/r/objects/pack: permission denied$"):
-        cli.open_store("/r", False)
+        preflight.open_store("/r", False)

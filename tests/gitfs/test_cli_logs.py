@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 

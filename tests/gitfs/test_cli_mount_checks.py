@@ -108,10 +108,10 @@ def test_a_mount_point_on_a_dead_mount_gets_advice_that_works(fixture_repo, fuse
 
 
 def test_dead_foreign_fuse_mount_advice_names_fusermount3(monkeypatch):
-    from gitfs import cli
+    from gitfs import preflight
     table = [mountinfo.Mount(1, 0, "/", "ext4", "/dev/sda"), mountinfo.Mount(2, 1, "/mnt/s", "fuse.sshfs", "h:/")]
     monkeypatch.setattr(mountinfo, "mounts", lambda: table)
-    assert cli.dead_mount_advice("/mnt/s/a/b") == ("mountpoint /mnt/s/a/b is inside the dead FUSE mount /mnt/s "
+    assert preflight.dead_mount_advice("/mnt/s/a/b") == ("mountpoint /mnt/s/a/b is inside the dead FUSE mount /mnt/s "
                                                    "(its process is gone); run: fusermount3 -u /mnt/s")
 
 
