@@ -77,8 +77,10 @@ STATUS_HELP_EPILOG = f"""\
 For each gitfs mount: its mount point, repository, the mount process's pid,
 uptime and cache use, and its health: "healthy" if it answered a stat within
 {status.PROBE_SECONDS:g} s, "not responding", or "dead" (its process is gone; gitfs umount
-removes it). Fields the mount does not report show as "-". The exit status is
-0 if every mount listed is healthy, 1 otherwise.
+removes it); "unknown" when this user may not look inside (a mount without
+allow_other admits only the user who mounted it). Fields the mount does not
+report show as "-". The exit status is 1 if a mount listed is dead, not
+responding or in error, 0 otherwise.
 """
 
 RESOLVE_HELP_EPILOG = """\
@@ -305,7 +307,7 @@ def show_status(paths: list[str], as_json: bool) -> int:
         print(status.table([status.row(s, now) for s in states]))
     else:
         print("no gitfs mounts", file=sys.stderr)
-    return 0 if all(s.health == "healthy" for s in states) else 1
+    return 0 if status.fine(states) else 1
 
 
 def resolve(path: str, name: str | None) -> int:

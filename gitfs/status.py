@@ -42,10 +42,18 @@ def status_json(cache_bytes: int, cache_limit: int, requests: Mapping[str, int] 
 # -- gitfs status -------------------------------------------------------------------
 
 
+UNKNOWN = "unknown (this user may not look inside)"
+
+
 class MountStatus(NamedTuple):
     mount: mountinfo.Mount
-    health: str  # "healthy", "dead", "not responding" or "error: ..."
+    health: str  # "healthy", "dead", "not responding", UNKNOWN or "error: ..."
     facts: dict  # what the mount said about itself; empty when it could not say
+
+
+def fine(states: list[MountStatus]) -> bool:
+    """Nothing wrong was seen: each mount answered, or this user may not ask it."""
+    return all(s.health in ("healthy", UNKNOWN) for s in states)
 
 
 def probe_all(mounts: list[mountinfo.Mount], timeout: float = PROBE_SECONDS) -> list[MountStatus]:
@@ -119,6 +127,9 @@ def _judge(answer: dict | None) -> tuple[str, dict]:
     code = answer.get("errno")
     if code == errno.ENOTCONN:
         return "dead", {}
+    if code in (errno.EACCES, errno.EPERM):
+        # Without allow_other, FUSE lets nobody but the mounting user in, not even for a stat.
+        return UNKNOWN, {}
     if code is not None:
         return f"error: {os.strerror(code)}", {}
     facts = answer.get("facts")

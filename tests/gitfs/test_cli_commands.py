@@ -231,6 +231,17 @@ def test_a_mount_that_does_not_report_itself_shows_unknown_fields(monkeypatch, t
     assert status._judge(status._probe(str(tmp_path))) == ("healthy", {})
 
 
+def test_a_mount_this_user_may_not_enter_is_unknown_not_failed(monkeypatch, tmp_path):
+    def refuse(path, name):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(os, "getxattr", refuse)
+    health, facts = status._judge(status._probe(str(tmp_path)))
+    assert (health, facts) == (status.UNKNOWN, {})
+    mount = mountinfo.Mount(1, 0, "/m", "fuse.gitfs", "/r")
+    assert status.fine([status.MountStatus(mount, health, facts)])
+    assert not status.fine([status.MountStatus(mount, "dead", {})])
+
+
 @pytest.mark.parametrize("seconds,shown", [(0, "0s"), (59, "59s"), (61, "1m01s"), (3600, "1h00m"),
                                            (90061, "1d01h")])
 def test_uptime(seconds, shown):
