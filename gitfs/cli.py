@@ -52,7 +52,8 @@ non-root users); fsname=REPO, subtype=gitfs, ro and default_permissions are
 always set, so `mount` shows the repository as a fuse.gitfs filesystem.
 MOUNTPOINT must be an empty directory: a non-empty one is refused, since the
 mount would hide its files, unless -o nonempty is given. It may not be inside
-the repository or its alternates, nor contain them (the mount would read itself).
+the repository, nor in what is read of an alternate (pack/, info/, the
+buckets), nor contain them (the mount would read itself).
 
 logs: with -f (or -d) on standard error; detached, to syslog (/dev/log) when
 it is there, otherwise to /var/log/gitfs/gitfs.log for root and to

@@ -78,15 +78,28 @@ def dead_mount_advice(path: str) -> str:
 
 
 def check_not_self_reference(store, mountpoint: str) -> None:
-    """A mount point inside a directory the store reads, or above one, would make the mount read
-    itself: the first lookup would hang, and its readers with it."""
+    """A mount point the store would read through, or one above such a directory, would make the
+    mount read itself: the first lookup would hang, and its readers with it.
+
+    Anywhere inside the repository's own git dir or objects directory is refused. Inside an
+    alternate's objects directory only what the store reads there is (pack/, info/ and the
+    two-digit buckets): git accepts any directory as an alternate, "/" included, and a mount
+    point elsewhere below it is never read.
+    """
+    own = {os.path.realpath(d) for d in (store.git_dir, store.objects_dir) if d}
     for directory in store.directories():
-        if mountinfo.is_within(mountpoint, directory):
-            raise UsageError(f"mountpoint {mountpoint} is inside {directory}, which the mount reads "
-                             "(it would read itself); choose a mount point outside the repository")
         if mountinfo.is_within(directory, mountpoint):
             raise UsageError(f"mountpoint {mountpoint} contains {directory}, which the mount reads "
                              "(it would read itself); choose a mount point outside the repository")
+        if mountinfo.is_within(mountpoint, directory) and (directory in own or _read_below(directory, mountpoint)):
+            raise UsageError(f"mountpoint {mountpoint} is inside {directory}, which the mount reads "
+                             "(it would read itself); choose a mount point outside the repository")
+
+
+def _read_below(objects_dir: str, path: str) -> bool:
+    """path is an objects directory itself, or in a part of it the store reads."""
+    first = os.path.relpath(path, objects_dir).split("/")[0]
+    return first in (".", "pack", "info") or (len(first) == 2 and all(c in "0123456789abcdef" for c in first))
 
 
 def open_store(repo: str, verify: bool):

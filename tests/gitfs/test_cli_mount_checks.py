@@ -209,3 +209,22 @@ def test_an_unreachable_or_unwritable_mount_point_is_permission_denied(fixture_r
     readonly.chmod(0o755)
     line = one_line_error(run_as(NOBODY, "mount", str(repo), str(readonly)), code=1)
     assert line == f"gitfs: mountpoint {readonly}: permission denied (you need write access to it)"
+
+
+def test_below_an_alternate_only_what_the_store_reads_is_refused(repo_copy, fuse_available, tmp_path):
+    """git takes any directory as an alternate, "/" among them: a mount point below it that the
+    store never reads (not pack/, info/ or a bucket) mounts."""
+    repo = repo_copy("alt-relative")
+    base = Path(os.path.realpath(repo.objects_dir / (repo.objects_dir / "info" / "alternates").read_text().strip()))
+    for refused in (base / "pack" / "x", base / "info" / "x", base / "ab" / "x"):
+        refused.mkdir(parents=True, exist_ok=True)
+        assert "it would read itself" in one_line_error(run_gitfs("mount", str(repo.path), str(refused)), code=1)
+    allowed = base / "not-read"
+    allowed.mkdir()
+    done = run_gitfs("mount", "--log-file", str(tmp_path / "log"), str(repo.path), str(allowed))
+    try:
+        assert done.returncode == 0, done.stderr
+        assert os.listdir(allowed)
+    finally:
+        run_gitfs("umount", str(allowed))
+        force_unmount(allowed)
