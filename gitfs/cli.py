@@ -1,24 +1,24 @@
-"""The gitfs command line: parse arguments, set up logging, detach, run the FUSE loop."""
+"""The gitfs command line: arguments, the commands, and one-line errors."""
 
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
-import logging.handlers
+import difflib
+import json
 import os
-import shutil
-import stat
-import subprocess
+import re
 import sys
+import time
 
-import odb
-
-from . import __version__
-from .daemon import MountError, detach_and_serve, serve
-from .logs import setup_logging
-
-log = logging.getLogger("gitfs")
+from . import __version__, logs, mountinfo, status, unmount
+from .preflight import (
+    UsageError,
+    check_fuse,
+    check_mountpoint,
+    check_not_self_reference,
+    check_repository_readable,
+    open_store,
+)
 
 DESCRIPTION = """\
 Mount a git repository's object database as a read-only filesystem.
@@ -35,13 +35,15 @@ examples:
   gitfs mount ~/src/project /mnt/objs     mount (detaches once the mount is live)
   ls /mnt/objs/5a                         objects whose id starts with 5a
   cat /mnt/objs/5a/0bde                   an abbreviated id, if unique
+  gitfs resolve /mnt/objs/5a/0bde         its full id, or the candidates
   getfattr -d /mnt/objs/5a/0bde...        user.git.type, .source, .offset, .delta_base
   grep -rl TODO /mnt/objs                 search every object
+  gitfs status                            every gitfs mount, and whether it answers
   gitfs umount /mnt/objs                  unmount
 
 /etc/fstab (mount.fuse3 runs `gitfs REPO MOUNTPOINT -o OPTS`; mount(8) looks for
 gitfs on the system PATH, so link it there first, e.g.
-ln -s /path/to/gitfs/.venv/bin/gitfs /usr/local/bin/gitfs):
+ln -s /path/to/venv/bin/gitfs /usr/local/bin/gitfs):
   /srv/git/project.git  /mnt/objs  fuse.gitfs  ro,noauto,allow_other  0  0
 then `mount /mnt/objs` and `umount /mnt/objs`.
 
@@ -54,159 +56,325 @@ The mount is always read-only. Options given with -o are passed to FUSE
 (for example allow_other, which needs user_allow_other in /etc/fuse.conf for
 non-root users); fsname=REPO, subtype=gitfs, ro and default_permissions are
 always set, so `mount` shows the repository as a fuse.gitfs filesystem.
+MOUNTPOINT must be an empty directory: a non-empty one is refused, since the
+mount would hide its files, unless -o nonempty is given. It may not be inside
+the repository, nor in what is read of an alternate (pack/, info/, the
+buckets), nor contain them (the mount would read itself).
+
+logs: with -f (or -d) on standard error; detached, to syslog (/dev/log) when
+it is there, otherwise to /var/log/gitfs/gitfs.log for root and to
+$XDG_STATE_HOME/gitfs/gitfs.log (~/.local/state/gitfs/gitfs.log) for others;
+--log-file overrides both. A warning repeated within a minute is written
+once, then counted.
+
+signals: SIGINT, SIGTERM and SIGQUIT unmount cleanly; SIGHUP, SIGUSR1, SIGUSR2
+and the other signals that would end the process are logged and ignored. If
+the process was killed (SIGKILL), the mount answers "Transport endpoint is not
+connected": `gitfs umount MOUNTPOINT` removes it. Under systemd (Type=notify,
+with -f) READY=1 is sent on $NOTIFY_SOCKET once the mount is live.
 """
 
+UMOUNT_HELP_EPILOG = """\
+Only gitfs mounts are unmounted (the type fuse.gitfs in /proc/self/mountinfo);
+anything else is refused. A busy mount is left alone and the processes that use
+it are counted; -z detaches it at once and it goes away when they are done.
+"""
 
-class UsageError(Exception):
-    """A problem with what the user asked for, reported as one line."""
+STATUS_HELP_EPILOG = f"""\
+For each gitfs mount: its mount point, repository, the mount process's pid,
+uptime and cache use, and its health: "healthy" if it answered a stat within
+{status.PROBE_SECONDS:g} s, "not responding", or "dead" (its process is gone; gitfs umount
+removes it); "unknown" when this user may not look inside (a mount without
+allow_other admits only the user who mounted it). Fields the mount does not
+report show as "-". The exit status is 1 if a mount listed is dead, not
+responding or in error, 0 otherwise.
+"""
+
+RESOLVE_HELP_EPILOG = """\
+The repository is read directly (with your own permissions), the mount's source
+naming it. An ambiguous abbreviation lists the candidates one a line, as git's
+"short object ID ... is ambiguous" hint does but with full ids: tags, commits
+(author date and subject), trees, then blobs, each kind in id order; the exit
+status is then 1.
+"""
+
+MIN_CACHE_SIZE = 1 << 20  # room for objects of 256 KiB (a quarter of the cache) held whole
+_SIZE = re.compile(r"(\d+)([KMGT]?)(iB)?", re.IGNORECASE)
+_UNITS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+# Options mount(8) or mount.fuse3 may pass along that mean nothing to FUSE (fstab's own words).
+_FSTAB_ONLY = {"rw", "ro", "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group",
+               "nofail", "_netdev"}
+
+
+class ArgumentError(UsageError):
+    """A malformed command line (exit status 2, as argparse's own)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with each usage error said in one line."""
+
+    def error(self, message):
+        raise ArgumentError(f"{self.prog}: {message}; see {self.prog} --help")
 
 
 def parse_size(text: str) -> int:
-    """'256M', '1G', '65536' -> bytes (binary units)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1:] if t[-1:] in units else ""
-    number = t[: len(t) - len(unit)]
-    try:
-        value = int(float(number) * units[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 256M or 1G)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    """'256M', '1G', '65536', '4KiB' -> bytes (binary units); integers only."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (an integer with an optional K, M, G or T suffix, e.g. 256M)")
+    value = int(match[1]) << _UNITS[match[2].upper()]
+    if value < MIN_CACHE_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is below the minimum, {status.size(MIN_CACHE_SIZE)}")
+    memory = physical_memory()
+    if memory and value > memory:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than this machine's memory ({status.size(memory)})")
     return value
 
 
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+# Values that -o commonly takes, offered by the bash completion.
+COMMON_FUSE_OPTIONS = ("allow_other", "allow_root", "nonempty", "auto_unmount", "nosuid", "nodev", "noexec",
+                       "noatime")
+
+
+def completes(action: argparse.Action, kind: str) -> argparse.Action:
+    """Tags an argument with what the bash completion offers for it (scripts/make_docs.py):
+    "directory", "file", "gitfs-mount", "fuse-option" or "nothing"."""
+    action.completion = kind
+    return action
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gitfs", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"gitfs {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = Parser(prog="gitfs", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true",
+                        help="print the version, the libraries' versions and the kernel features in use")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     mount = commands.add_parser(
         "mount", help="mount REPO's objects on MOUNTPOINT",
         description="Mount REPO's object database on MOUNTPOINT, read-only.",
         epilog=MOUNT_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mount.add_argument("repo", metavar="REPO",
-                       help="a bare repository, a .git directory, a work tree, or an objects/ directory")
-    mount.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing, empty directory")
+    completes(mount.add_argument(
+        "repo", metavar="REPO",
+        help="a bare repository, a .git directory, a work tree, or an objects/ directory"), "directory")
+    completes(mount.add_argument("mountpoint", metavar="MOUNTPOINT",
+                                 help="an existing empty directory (see -o nonempty)"), "directory")
     mount.add_argument("-f", "--foreground", action="store_true",
                        help="stay in the foreground (logs go to stderr unless --log-file)")
-    mount.add_argument("-d", "--debug", action="store_true", help="log every request (implies verbose logging)")
-    mount.add_argument("--log-file", metavar="PATH", help="append log lines to PATH")
-    mount.add_argument("--cache-size", metavar="SIZE", type=parse_size, default=256 << 20,
-                       help="bytes of inflated objects kept in memory (default 256M)")
+    mount.add_argument("-d", "--debug", action="store_true",
+                       help="log every request and the errno it got; implies -f")
+    completes(mount.add_argument("--log-file", metavar="PATH",
+                                 help="append log lines to PATH, a regular file (see logs below)"), "file")
+    completes(mount.add_argument(
+        "--cache-size", metavar="SIZE", type=parse_size, default=256 << 20,
+        help="bytes of inflated objects kept in memory: an integer with an optional "
+             "K, M, G or T suffix (binary units), at least 1M (default 256M)"), "nothing")
     mount.add_argument("--verify", action="store_true",
                        help="hash every object as it is read; a mismatch gives EIO")
-    mount.add_argument("-o", dest="options", metavar="OPT[,OPT...]", action="append", default=[],
-                       help="FUSE mount options, e.g. -o allow_other")
+    completes(mount.add_argument(
+        "-o", dest="options", metavar="OPT[,OPT...]", action="append", default=[],
+        help="FUSE mount options, e.g. -o allow_other; -o nonempty mounts over a non-empty directory"),
+        "fuse-option")
 
-    umount = commands.add_parser("umount", help="unmount a gitfs mount",
-                                 description="Unmount MOUNTPOINT (through fusermount3 -u).")
-    umount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    umount = commands.add_parser(
+        "umount", help="unmount gitfs mounts",
+        description="Unmount each MOUNTPOINT (through fusermount3 -u).",
+        epilog=UMOUNT_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    completes(umount.add_argument("mountpoints", metavar="MOUNTPOINT", nargs="+", help="a gitfs mount point"),
+              "gitfs-mount")
+    umount.add_argument("-z", "--lazy", action="store_true",
+                        help="detach now, even if busy; the mount goes once nothing uses it")
+
+    show = commands.add_parser(
+        "status", aliases=["list"], help="show each gitfs mount and whether it answers",
+        description="Show gitfs mounts (all of them, or those named).",
+        epilog=STATUS_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    completes(show.add_argument("mountpoints", metavar="MOUNTPOINT", nargs="*",
+                                help="only these mounts (default: every gitfs mount)"), "gitfs-mount")
+    show.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+
+    resolve = commands.add_parser(
+        "resolve", help="the full id of an abbreviated name in a mount",
+        description="Print the full id an abbreviation names: gitfs resolve MNT/25/83 "
+                    "or gitfs resolve MNT 2583.",
+        epilog=RESOLVE_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    completes(resolve.add_argument("path", metavar="PATH", help="MNT/BUCKET/REST, or the mount point with NAME"),
+              "file")
+    completes(resolve.add_argument("name", metavar="NAME", nargs="?", help="an abbreviated id, e.g. 2583"),
+              "nothing")
     return parser
+
+
+def command_names(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def with_command(argv: list[str], commands: list[str]) -> list[str]:
+    """argv with its command: `mount` is implied only for the mount.fuse3 call shape."""
+    if not argv or argv[0].startswith("-") or argv[0] in commands:
+        return argv
+    if is_mount_helper_call(argv):
+        return ["mount", *argv]
+    close = difflib.get_close_matches(argv[0], commands, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"commands: {', '.join(commands)}"
+    raise ArgumentError(f"gitfs: unknown command '{argv[0]}' ({hint})")
+
+
+def is_mount_helper_call(argv: list[str]) -> bool:
+    """`gitfs SOURCE MOUNTPOINT [-o OPTS]...`: what mount.fuse3 runs for an fstab line.
+
+    SOURCE must look like a path (a slash, or an existing directory), so that a mistyped
+    command (`gitfs unmount /mnt/objs`) is not taken for a repository.
+    """
+    if len(argv) < 2 or argv[1].startswith("-"):
+        return False
+    if "/" not in argv[0] and not os.path.isdir(argv[0]):
+        return False
+    rest = argv[2:]
+    while rest:
+        if rest[0] == "-o" and len(rest) > 1:
+            rest = rest[2:]
+        elif rest[0].startswith("-o") and len(rest[0]) > 2:
+            rest = rest[1:]
+        else:
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # mount.fuse3 (an fstab line) runs `gitfs REPO MOUNTPOINT -o OPTS`.
-    if argv and not argv[0].startswith("-") and argv[0] not in ("mount", "umount"):
-        argv.insert(0, "mount")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     try:
+        args = parser.parse_args(with_command(argv, command_names(parser)))
+        if args.version:
+            return print_version()
+        if args.command is None:
+            parser.error("a command is required: " + ", ".join(command_names(parser)))
         if args.command == "umount":
-            return unmount(args.mountpoint)
+            return unmount_all(args.mountpoints, args.lazy)
+        if args.command in ("status", "list"):
+            return show_status(args.mountpoints, args.json)
+        if args.command == "resolve":
+            return resolve(args.path, args.name)
         return mount(args)
-    except (UsageError, MountError) as e:
+    except ArgumentError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except UsageError as e:
         print(f"gitfs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
-# -- umount -------------------------------------------------------------------
-
-def unmount(mountpoint: str) -> int:
-    if shutil.which("fusermount3"):
-        command = ["fusermount3", "-u", mountpoint]
-    elif os.geteuid() == 0 and shutil.which("umount"):
-        command = ["umount", mountpoint]
-    else:
-        raise UsageError("fusermount3 not found (install the fuse3 package)")
-    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise UsageError(f"cannot unmount {mountpoint}: {reason}")
+def print_version() -> int:
+    from .features import describe
+    print(f"gitfs {__version__}")
+    for line in describe():
+        print(line)
     return 0
 
 
-# -- mount: checks ---------------------------------------------------------------
+# -- umount, status, resolve ---------------------------------------------------------
 
-def mount_options(repo: str, extra: list[str]) -> set[str]:
+
+def unmount_all(paths: list[str], lazy: bool) -> int:
+    failed = False
+    for path in paths:
+        try:
+            unmount.unmount(path, lazy=lazy)
+        except unmount.UnmountError as e:
+            print(f"gitfs: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def show_status(paths: list[str], as_json: bool) -> int:
+    mounts = mountinfo.gitfs_mounts()
+    if paths:
+        wanted = {mountinfo.lexical(p) for p in paths}
+        missing = wanted - {m.mountpoint for m in mounts}
+        if missing:
+            raise UsageError(f"{sorted(missing)[0]}: not a gitfs mount")
+        mounts = [m for m in mounts if m.mountpoint in wanted]
+    states = status.probe_all(mounts)
+    if as_json:
+        print(json.dumps([status.as_json(s) for s in states], indent=2, sort_keys=True))
+    elif states:
+        now = time.time()
+        print(status.table([status.row(s, now) for s in states]))
+    else:
+        print("no gitfs mounts", file=sys.stderr)
+    return 0 if status.fine(states) else 1
+
+
+def resolve(path: str, name: str | None) -> int:
+    from .resolve import ResolveError, resolve_in_mount
+    try:
+        return resolve_in_mount(path, name)
+    except ResolveError as e:
+        raise UsageError(str(e)) from None
+
+
+# -- mount ----------------------------------------------------------------------------
+
+
+def mount_options(repo: str, extra: list[str]) -> tuple[set[str], bool]:
+    """(options for FUSE, whether -o nonempty was given)."""
     options = {"ro", "subtype=gitfs", "default_permissions",
                # libfuse splits options at commas; a backslash escapes one.
                "fsname=" + repo.replace("\\", "\\\\").replace(",", "\\,")}
+    nonempty = False
     for group in extra:
         for opt in group.split(","):
-            if opt and opt not in ("rw", "ro"):  # always read-only
+            if opt == "nonempty":
+                nonempty = True  # ours: libfuse 3 dropped the option
+            elif opt and opt not in _FSTAB_ONLY and not opt.startswith(("x-", "comment=")):
                 options.add(opt)
-    return options
+    return options, nonempty
 
-
-def check_fuse() -> None:
-    if not os.path.exists("/dev/fuse"):
-        raise UsageError("/dev/fuse is missing: this machine (or container) cannot do FUSE "
-                         "(load the fuse module, or run the container with --device /dev/fuse)")
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        raise UsageError("/dev/fuse is not accessible to this user")
-    if os.geteuid() != 0 and not shutil.which("fusermount3"):
-        raise UsageError("fusermount3 not found (install the fuse3 package)")
-
-
-def check_mountpoint(path: str) -> None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"mountpoint {path} does not exist") from None
-    except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            raise UsageError(f"mountpoint {path} is a dead FUSE mount; run: gitfs umount {path}") from None
-        raise UsageError(f"mountpoint {path}: {e.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"mountpoint {path} is not a directory")
-    if os.path.ismount(path):
-        raise UsageError(f"mountpoint {path} is already a mount point")
-
-
-def open_store(repo: str, verify: bool):
-    try:
-        return odb.open(repo, verify=verify)
-    except odb.NotARepository as e:
-        raise UsageError(str(e)) from None  # odb's message already names the path and the reason
-    except odb.OdbError as e:
-        raise UsageError(f"{repo}: {e}") from None
-    except OSError as e:
-        raise UsageError(f"{repo}: {e.strerror}") from None
-
-
-# -- mount: running -----------------------------------------------------------------
 
 def mount(args) -> int:
-    repo = args.repo = os.path.abspath(args.repo)  # the daemon leaves the working directory
+    from .daemon import MountError, detach_and_serve, serve
+    repo = os.path.abspath(args.repo)
     mountpoint = os.path.abspath(args.mountpoint)
-    check_fuse()
+    foreground = args.foreground or args.debug  # as in libfuse and sshfs
+    check_repository_readable(repo)
     store = open_store(repo, args.verify)
-    check_mountpoint(mountpoint)
-    options = mount_options(repo, args.options)
-    if args.log_file:
-        # Absolute, since the daemon leaves the working directory; opened
-        # now, so a bad path is reported before anything is mounted.
-        args.log_file = os.path.abspath(args.log_file)
-        try:
-            open(args.log_file, "a").close()
-        except OSError as e:
-            raise UsageError(f"cannot write the log file {args.log_file}: {e.strerror}") from None
-    if args.foreground:
-        setup_logging(args, detached=False)
-        return serve(store, args, mountpoint, options, ready=None)
-    return detach_and_serve(args, store, mountpoint, options)
+    options, nonempty = mount_options(repo, args.options)
+    check_mountpoint(mountpoint, nonempty)
+    mountpoint = os.path.realpath(mountpoint)
+    check_not_self_reference(store, mountpoint)
+    check_fuse()
+    try:
+        destination = logs.choose(args.log_file, detached=not foreground)
+    except logs.LogError as e:
+        raise UsageError(str(e)) from None
+    warn_if_slow()
+    try:
+        if foreground:
+            from . import systemd
+            logs.setup_logging(destination, debug=args.debug)
+            return serve(store, repo, mountpoint, options, args.cache_size,
+                         ready=lambda: systemd.notify("READY=1"))
+        return detach_and_serve(store, repo, mountpoint, options, args.cache_size, destination)
+    except MountError as e:
+        raise UsageError(str(e)) from None
+
+
+def warn_if_slow() -> None:
+    """Said at mount time on a terminal (and logged by the mount): pip shows build warnings only
+    with -v, so a C accelerator that failed to build would otherwise go unnoticed."""
+    from .features import features
+    if not features()["c_delta"] and sys.stderr.isatty():
+        print("gitfs: warning: the C delta accelerator is not built, so reads of deltified objects "
+              "are several times slower (gitfs --version tells what is in use)", file=sys.stderr)

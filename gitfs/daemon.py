@@ -10,9 +10,8 @@ import sys
 import pyfuse3
 import trio
 
-from . import features
+from . import features, logs, status, systemd
 from . import helper_protocol as hp
-from .logs import setup_logging
 from .operations import GitOperations, PyfuseKernel
 from .view import MountView
 from .workers import WorkerPool
@@ -29,19 +28,38 @@ GIL_SWITCH_INTERVAL = 0.001
 # keep both busy during a grep (the loop itself then has almost nothing to do).
 HELPERS = max(1, min(2, os.cpu_count() or 2))
 
+# Every signal whose default action would end the mount (signal(7): Term or Core) either
+# unmounts cleanly or is ignored. A dead daemon leaves a mount that answers ENOTCONN until
+# someone unmounts it, so none may kill it. Left at their default are only the signals of a
+# broken program (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS): a handler that
+# returns from a real fault faults again forever; after one, recover as after SIGKILL.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGQUIT})
+IGNORED_SIGNALS = frozenset({
+    signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF,
+    signal.SIGIO, signal.SIGPWR, signal.SIGSTKFLT, signal.SIGXCPU,
+    # A stopped daemon hangs every reader of the mount: job control must not stop it.
+    signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+    *range(signal.SIGRTMIN, signal.SIGRTMAX + 1),
+})
+HANDLED_SIGNALS = STOP_SIGNALS | IGNORED_SIGNALS
+# SIGPIPE and SIGXFSZ stay ignored as Python sets them: the write fails with EPIPE or EFBIG.
+REPEATS_EVERY = 60.0  # seconds between the counts of held-back warnings
+
 
 class Session:
     """What one mount runs: the worker pool and its helpers, the view, the pyfuse3 handlers."""
 
-    def __init__(self, store, repository, mountpoint: str, cache_size: int, verify: bool):
-        config = hp.StoreConfig(repository, verify, tuple(sys.path))
+    def __init__(self, store, repository: str, mountpoint: str, cache_size: int):
+        # Nothing of this process (or of the helpers, which ask for the same) may ever look
+        # inside the mount: that request would wait for the loop it blocks.
+        store.refuse_under(mountpoint)
+        config = hp.StoreConfig(repository, store.verify, tuple(sys.path), (mountpoint,))
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         if not no_open:
             log.info("pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch "
                      "is not applied): files are opened the ordinary way")
         self.pool = WorkerPool(store, config, HELPERS)
-        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(),
-                              repository=repository, mountpoint=mountpoint)
+        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel())
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def close(self) -> None:
@@ -49,12 +67,14 @@ class Session:
         self.pool.close()
 
     def summary(self) -> str:
-        ahead = {**self.view.ahead.counts, **(self.view.kernel_cache.counts if self.view.kernel_cache else {})}
-        counts = {**self.view.counts, **{f"{k} (read ahead)": v for k, v in ahead.items()}}
+        view = self.view
+        ahead = {**view.ahead.counts, **(view.kernel_cache.counts if view.kernel_cache else {})}
+        counts = {**view.counts, **{f"{k} (read ahead)": v for k, v in ahead.items()}}
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no requests"
 
 
-def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
+def detach_and_serve(store, repository: str, mountpoint: str, options: set[str], cache_size: int,
+                     log_destination: logs.Destination) -> int:
     """Forks; the parent returns 0 once the child reports a live mount."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -65,11 +85,12 @@ def detach_and_serve(args, store, mountpoint: str, options: set[str]) -> int:
     os.setsid()
     os.chdir("/")
     try:
-        status = serve(store, args, mountpoint, options, ready=lambda: announce_live(args, write_end))
+        code = serve(store, repository, mountpoint, options, cache_size,
+                     ready=lambda: announce_live(log_destination, write_end), close_fds=(write_end,))
     except BaseException as e:  # the parent needs one line, whatever happened
         report_failure(write_end, e)
-        status = 1
-    os._exit(status)
+        code = 1
+    os._exit(code)
 
 
 def wait_until_live(read_end: int, pid: int) -> int:
@@ -78,6 +99,8 @@ def wait_until_live(read_end: int, pid: int) -> int:
         message += chunk
     os.close(read_end)
     if message.startswith(b"ok"):
+        # Under a Type=notify unit the daemon, not this process, is the service from now on.
+        systemd.notify(f"MAINPID={pid}\nREADY=1")
         return 0
     os.waitpid(pid, 0)
     text = message.decode(errors="replace").strip()
@@ -85,13 +108,13 @@ def wait_until_live(read_end: int, pid: int) -> int:
     return 1
 
 
-def announce_live(args, write_end: int) -> None:
+def announce_live(log_destination: logs.Destination, write_end: int) -> None:
     """In the child, once mounted: drop the caller's stdio, then tell the parent."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    setup_logging(args, detached=True)
+    logs.setup_logging(log_destination, debug=False)
     os.write(write_end, b"ok\n")
     os.close(write_end)
 
@@ -104,19 +127,23 @@ def report_failure(write_end: int, error: BaseException) -> None:
         pass
 
 
-def serve(store, args, mountpoint: str, options: set[str], ready) -> int:
-    """Mounts, calls ready() once live, runs until unmounted or signalled."""
+def serve(store, repository: str, mountpoint: str, options: set[str], cache_size: int, ready,
+          close_fds=()) -> int:
+    """Mounts, calls ready() once live, runs until unmounted or signalled.
+
+    close_fds: descriptors of the caller's; the helper processes start as fresh interpreters
+    with none of ours, so nothing needs closing there.
+    """
     # The FUSE loop shares the GIL with worker threads; with the default 5 ms hand-off a woken
     # loop waits too long to answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    session = Session(store, args.repo, mountpoint, args.cache_size, args.verify)
-    # Signals that arrive before trio listens must wait, not kill us mid-mount.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    hold_signals()
+    session = Session(store, repository, mountpoint, cache_size)
+    status.record_mount(repository, mountpoint)
     try:
-        pyfuse3.init(session.operations, mountpoint, options)
+        pyfuse3.init(session.operations, mountpoint, fuse_options(options))
     except RuntimeError:
         session.close()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         raise MountError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
     if ready is not None:
         try:
@@ -125,7 +152,10 @@ def serve(store, args, mountpoint: str, options: set[str], ready) -> int:
             pyfuse3.close(unmount=True)
             session.close()
             raise
-    log.info("mounted %s on %s", options_fsname(options), mountpoint)
+    log.info("mounted %s on %s", repository, mountpoint)
+    if not features.features()["c_delta"]:
+        log.warning("the C delta accelerator (odb/_delta.c) is not built: deltas are applied in pure "
+                    "Python, several times slower (see gitfs --version)")
     try:
         trio.run(run_until_stopped, session)
     except BaseException:
@@ -137,25 +167,71 @@ def serve(store, args, mountpoint: str, options: set[str], ready) -> int:
     session.close()
     store.close()
     log.info("unmounted %s (%s)", mountpoint, session.summary())
+    logs.flush_repeats(everything=True)
     return 0
 
 
-def options_fsname(options: set[str]) -> str:
-    return next((o[len("fsname="):] for o in options if o.startswith("fsname=")), "?")
+def fuse_options(options: set[str]) -> set[str]:
+    return {o if o.isascii() else _FsEncoded(o) for o in options}
+
+
+class _FsEncoded(str):
+    """An option holding a path that is not ASCII (fsname=/srv/dépôt.git).
+
+    pyfuse3 encodes every option as ASCII (make_fuse_args calls .encode("us-ascii")); this one
+    encodes as the path's own bytes instead, so that any repository path git accepts mounts.
+    """
+
+    def encode(self, encoding="utf-8", errors="strict") -> bytes:
+        return str.encode(self, sys.getfilesystemencoding(), "surrogateescape")
+
+
+def hold_signals() -> None:
+    """Until trio listens, the handled signals wait (blocked) instead of killing the mount.
+
+    Their disposition becomes "ignore" as well: the helper processes, started next, inherit it,
+    and it is what any thread sees once trio stops listening, so that no late signal kills
+    the daemon half-way through unmounting. (A blocked signal is kept pending even while
+    ignored, so that none sent during the mount is lost.)
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    for signum in HANDLED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 async def run_until_stopped(session: Session) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal)
+        nursery.start_soon(report_repeated_warnings)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
     await session.view.close()
 
 
 async def stop_on_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    with trio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         async for signum in signals:
-            log.info("%s: unmounting", signal.Signals(signum).name)
-            pyfuse3.terminate()
-            return
+            if signum in STOP_SIGNALS:
+                log.info("%s: unmounting", signal_name(signum))
+                systemd.notify("STOPPING=1")
+                pyfuse3.terminate()
+                return
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP ignored: there is nothing to reload (every directory read refreshes "
+                         "the view); SIGINT, SIGTERM or SIGQUIT unmounts")
+            else:
+                log.info("%s ignored (SIGINT, SIGTERM or SIGQUIT unmounts)", signal_name(signum))
+
+
+async def report_repeated_warnings() -> None:
+    while True:
+        await trio.sleep(REPEATS_EVERY)
+        logs.flush_repeats()
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"

@@ -20,6 +20,7 @@ import signal
 from array import array
 
 import odb
+from odb import refused_paths
 
 from . import helper_protocol as hp
 
@@ -146,6 +147,8 @@ def main() -> None:
     root.setLevel(logging.INFO)
     try:
         config, _ = hp.read_frame(requests)
+        for path in config.refused:
+            refused_paths.refuse(path)
         store = odb.open(config.repository, verify=config.verify)
         hp.write_frame(answers, hp.Ready(os.getpid()))
         Helper(store, requests, answers).run()

@@ -34,6 +34,7 @@ class StoreConfig:
     repository: str | bytes
     verify: bool
     sys_path: tuple[str, ...]
+    refused: tuple[str, ...] = ()  # the mount point: never looked at (odb/refused_paths.py)
 
 
 @dataclass(frozen=True, slots=True)

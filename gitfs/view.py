@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import errno
-import json
 import logging
 import os
 import stat
@@ -48,6 +47,8 @@ from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
 from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
+from .status import XATTR as STATUS_XATTR
+from .status import status_json
 from .streams import StreamedObject
 from .workers import Job
 
@@ -67,7 +68,6 @@ AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from mem
 AMBIGUOUS_KEPT = 1024
 RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
-STATUS_XATTR = b"user.gitfs.status"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -91,8 +91,7 @@ def no_entry(what: str = "") -> FileNotFoundError:
 
 
 class MountView:
-    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None,
-                 repository: str = "", mountpoint: str = ""):
+    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None):
         self.store = store
         self.pool = pool
         self.kernel = kernel
@@ -113,9 +112,7 @@ class MountView:
         self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
-        self._started = time.time()
         self._time_ns = time.time_ns()
-        self.repository, self.mountpoint = repository, mountpoint
         self.counts = collections.Counter()
 
     async def _in_thread(self, fn, *args):
@@ -465,20 +462,9 @@ class MountView:
 
     def status(self) -> bytes:
         """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
-        from . import features  # noqa: PLC0415 (versions are read once, on first ask)
-
-        return json.dumps({
-            "pid": os.getpid(),
-            "repository": os.fsdecode(self.repository),
-            "mountpoint": os.fsdecode(self.mountpoint),
-            "started": self._started,
-            "cache": {"bytes": self.cache.size_bytes, "limit": self.cache.max_bytes},
-            "requests": dict(self.counts),
-            "workers": dict(self.pool.counts),
-            "read_ahead": {**self.ahead.counts, **(self.kernel_cache.counts if self.kernel_cache else {})},
-            "helpers": self.pool.helper_pids(),
-            "features": features.features(),
-        }, sort_keys=True).encode()
+        return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts,
+                           workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
+                           read_ahead={**self.ahead.counts, **(self.kernel_cache.counts if self.kernel_cache else {})})
 
     async def close(self) -> None:
         for stream in self._streams.values():

@@ -1,0 +1,208 @@
+"""Packaging: the sdist and wheel built from a clean clone, installed into a fresh venv outside the
+checkout, run `gitfs --version` and a mount; the man page and the completion follow the parser."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import importlib.metadata
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import gitfs
+
+ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "git-odbfs"
+
+
+def test_man_page_and_completion_are_current():
+    done = subprocess.run([sys.executable, ROOT / "scripts" / "make_docs.py", "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def complete(*words: str) -> list[str]:
+    """What the bash completion offers for the last of words."""
+    script = (f"source {ROOT / 'docs' / 'completion' / 'gitfs'}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+              f"COMP_CWORD={len(words) - 1}; _gitfs; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion():
+    assert complete("gitfs", "") == ["mount", "umount", "status", "list", "resolve", "-h", "--help", "--version"]
+    assert complete("gitfs", "st") == ["status"]
+    assert complete("gitfs", "mount", "--ca") == ["--cache-size"]
+    assert complete("gitfs", "mount", "-o", "ro,allow_o") == ["ro,allow_other"]
+    assert complete("gitfs", "umount", "-") == ["-h", "--help", "-z", "--lazy"]
+    assert complete("gitfs", "mount", "/us") == ["/usr"]
+
+
+def test_man_page_renders():
+    done = subprocess.run(["man", "--warnings", "-l", str(ROOT / "docs" / "gitfs.1")], capture_output=True,
+                          text=True, env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING="0"))
+    assert done.returncode == 0
+    assert done.stderr == "", done.stderr
+    for words in ("gitfs umount", "SIGQUIT", "READY=1", "--cache-size", "nonempty"):
+        assert words in done.stdout
+
+
+# -- build, install, run --------------------------------------------------------------------------
+
+
+def wheel_of_installed(name: str, dest: Path) -> Path:
+    """A wheel made of an installed distribution's own files (its RECORD): the shared venv's
+    pyfuse3 (patched and compiled by scripts/bootstrap) goes into the fresh venv without a
+    rebuild, which would need the network and a minute of compiling."""
+    dist = importlib.metadata.distribution(name)
+    info = dist.read_text("WHEEL")
+    tag = next(line.split(": ", 1)[1] for line in info.splitlines() if line.startswith("Tag: "))
+    path = dest / f"{name}-{dist.version}-{tag}.whl"
+    record = io.StringIO()
+    rows = csv.writer(record, lineterminator="\n")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as whl:
+        for file in dist.files:
+            arcname = str(file)
+            if (arcname.startswith("..") or "__pycache__" in arcname
+                    or file.name in ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")):
+                continue
+            data = file.locate().read_bytes()
+            whl.writestr(arcname, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.writerow([arcname, f"sha256={digest}", len(data)])
+        record_name = f"{name}-{dist.version}.dist-info/RECORD"
+        rows.writerow([record_name, "", ""])
+        whl.writestr(record_name, record.getvalue())
+    return path
+
+
+def run(argv, **kw) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
+    assert done.returncode == 0, f"{' '.join(map(str, argv))}: {done.stdout}{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(venv, dist directory) once: a clean clone of HEAD, built into an sdist and a wheel (the
+    wheel built from the sdist, which proves the sdist complete), installed into a fresh venv."""
+    tmp = tmp_path_factory.mktemp("packaging")
+    source, dist, wheels, venv = tmp / "source", tmp / "dist", tmp / "wheels", tmp / "venv"
+    wheels.mkdir()
+    run(["git", "clone", "-q", "--no-hardlinks", ROOT, source])
+    wheel_of_installed("pyfuse3", wheels)
+    # Outside the checkout: no PYTHONPATH, and a working directory that holds no gitfs.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run([sys._base_executable, "-m", "venv", venv], env=env, cwd=tmp)
+    pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
+    run([*pip, "install", "build"], env=env, cwd=tmp)
+    run([venv / "bin" / "python", "-m", "build", "--outdir", dist, source], env=env, cwd=tmp)
+    (wheel,) = dist.glob("*.whl")
+    run([*pip, "install", "--find-links", wheels, wheel], env=env, cwd=tmp)
+    return venv, dist, env
+
+
+def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
+    _, dist, _ = installed
+    (wheel,) = dist.glob("*.whl")
+    assert wheel.name.startswith(f"git_odbfs-{gitfs.__version__}-")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.endswith((".c", ".h"))], "C sources in the wheel"
+    assert not [n for n in names if n.startswith(("tests/", "scripts/", "fixtures/"))]
+    assert any(n.startswith("odb/_delta") and n.endswith(".so") for n in names), "no C accelerator built"
+    data = f"git_odbfs-{gitfs.__version__}.data/data/share/"
+    assert data + "man/man1/gitfs.1" in names and data + "bash-completion/completions/gitfs" in names
+    metadata = zipfile.ZipFile(wheel).read(f"git_odbfs-{gitfs.__version__}.dist-info/METADATA").decode()
+    for field in ("Name: git-odbfs", f"Version: {gitfs.__version__}", "License-Expression: MIT",
+                  "Requires-Python: >=3.11", "Classifier: Operating System :: POSIX :: Linux",
+                  "Requires-Dist: pyfuse3", "Requires-Dist: trio"):
+        assert field in metadata
+    assert f"git_odbfs-{gitfs.__version__}.dist-info/licenses/LICENSE" in names
+
+
+def test_the_sdist_is_the_whole_project(installed):
+    _, dist, _ = installed
+    (sdist,) = dist.glob("*.tar.gz")
+    top = f"git_odbfs-{gitfs.__version__}/"
+    names = {n.removeprefix(top) for n in tarfile.open(sdist).getnames()}
+    tracked = subprocess.run(["git", "-C", ROOT, "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    wanted = [n for n in tracked if not n.startswith(".gitignore")]
+    assert [n for n in wanted if n not in names] == []
+
+
+def test_the_installed_command_runs_and_mounts(installed, fixture_repo, fuse_available, tmp_path):
+    venv, _, env = installed
+    gitfs_bin = venv / "bin" / "gitfs"
+    version = run([gitfs_bin, "--version"], env=env, cwd="/").stdout.splitlines()
+    assert version[0] == f"gitfs {gitfs.__version__}"
+    assert "C delta accelerator: yes" in version
+    assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in version
+    where = run([venv / "bin" / "python", "-c", "import gitfs, odb, importlib.metadata as m; "
+                 f"print(gitfs.__file__, odb.__file__, m.version('{DISTRIBUTION}'))"], env=env, cwd="/").stdout.split()
+    assert all(p.startswith(str(venv)) for p in where[:2]) and where[2] == gitfs.__version__
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    repo = fixture_repo("bare")
+    run([gitfs_bin, "mount", "--log-file", tmp_path / "log", repo.path, mnt], env=env, cwd="/")
+    try:
+        head = repo.git.rev_parse("HEAD")
+        assert (mnt / head[:2] / head[2:]).read_bytes() == repo.git.read(head)[1]
+    finally:
+        run([gitfs_bin, "umount", mnt], env=env, cwd="/")
+    page = run(["man", "-w", "gitfs"], env=dict(env, PATH=f"{venv / 'bin'}:{env['PATH']}"), cwd="/").stdout.strip()
+    assert page == str(venv / "share" / "man" / "man1" / "gitfs.1")
+    assert (venv / "share" / "bash-completion" / "completions" / "gitfs").is_file()
+
+
+def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fuse_available, tmp_path):
+    """No compiler for our extension and stock pyfuse3 from the index (what `pip install git-odbfs`
+    gives a user): the build warns, --version says both, and every object of a delta fixture is
+    served right. (pyfuse3 is compiled by pip here unless its wheel cache has it: up to a minute.)"""
+    venv, dist, env = installed
+    source = dist.parent / "source"
+    done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", tmp_path / "dist", source],
+               env=dict(env, CC="/bin/false"), cwd=tmp_path)
+    assert "WARNING: the C delta accelerator (odb/_delta.c) could not be built" in done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
+    plain = tmp_path / "venv"
+    run([sys._base_executable, "-m", "venv", plain], env=env, cwd=tmp_path)
+    run([plain / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", wheel],
+        env=env, cwd=tmp_path)
+    version = run([plain / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout.splitlines()
+    assert "C delta accelerator: no" in version
+    assert any(line.startswith("no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no") for line in version)
+    repo = fixture_repo("ofs-delta")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    run([plain / "bin" / "gitfs", "mount", "--log-file", tmp_path / "log", repo.path, mnt], env=env, cwd="/")
+    try:
+        for oid, kind, data in repo.git.contents(repo.git.ids()):
+            assert (mnt / oid[:2] / oid[2:]).read_bytes() == data
+    finally:
+        run([plain / "bin" / "gitfs", "umount", mnt], env=env, cwd="/")
+    assert "the C delta accelerator (odb/_delta.c) is not built" in (tmp_path / "log").read_text()
+
+
+@pytest.mark.skipif(os.environ.get("GITFS_TEST_PYFUSE3_BUILD") != "1",
+                    reason="compiles pyfuse3 from source (about 70 s): set GITFS_TEST_PYFUSE3_BUILD=1")
+def test_install_pyfuse3_patches_any_venv(installed, tmp_path):
+    """The README's command for a venv outside the checkout (pipx's, say)."""
+    _, dist, env = installed
+    venv = tmp_path / "venv"
+    run([sys._base_executable, "-m", "venv", venv], env=env, cwd=tmp_path)
+    (wheel,) = dist.glob("*.whl")
+    run([venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", wheel],
+        env=env, cwd=tmp_path)
+    run([dist.parent / "source" / "scripts" / "install-pyfuse3", venv / "bin" / "python"], env=env, cwd=tmp_path)
+    version = run([venv / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout
+    assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in version
