@@ -1,55 +1,78 @@
-"""Inode numbers: stable from the id, reserved ranges kept, collisions given a spare inode."""
+"""Inode numbering: derived from ids with no table, collisions moved, dynamic nodes counted."""
 
 from __future__ import annotations
 
-from gitfs.inodes import FIRST_OBJECT_INODE, ROOT_INODE, InodeTable, bucket_inode, bucket_of_inode, natural_inode
+import pytest
+
+from gitfs.inodes import (
+    DYNAMIC,
+    FIRST_OBJECT_INODE,
+    ROOT_INODE,
+    DynamicInodes,
+    MovedInodes,
+    bucket_inode,
+    bucket_of_inode,
+    inode_prefix,
+    natural_inode,
+    shares_inode,
+)
 
 
-def test_reserved_inodes():
-    assert ROOT_INODE == 1
-    assert [bucket_of_inode(bucket_inode(b)) for b in range(256)] == list(range(256))
-    assert bucket_of_inode(ROOT_INODE) is None
-    assert bucket_of_inode(bucket_inode(255) + 1) is None
-    assert bucket_inode(255) < FIRST_OBJECT_INODE
+def test_fixed_inodes_do_not_overlap():
+    buckets = {bucket_inode(b) for b in range(256)} | {bucket_inode(b, alias=True) for b in range(256)}
+    assert len(buckets) == 512 and ROOT_INODE not in buckets
+    assert max(buckets) < FIRST_OBJECT_INODE
+    assert all(bucket_of_inode(bucket_inode(b)) == b == bucket_of_inode(bucket_inode(b, True)) for b in range(256))
+    assert bucket_of_inode(ROOT_INODE) is None and bucket_of_inode(FIRST_OBJECT_INODE) is None
 
 
-def test_natural_inode_is_the_top_63_bits():
-    oid = bytes.fromhex("5a0bde0b1c" + "00" * 15)
-    assert natural_inode(oid) == int("5a0bde0b1c000000", 16) >> 1
-    assert natural_inode(b"\xff" * 20) == (1 << 63) - 1
+def test_natural_inode_leads_back_to_its_id():
+    oid = bytes.fromhex("5a0bde0b1c" + "7" * 30)
+    inode = natural_inode(oid)
+    assert inode < 1 << 63
+    assert inode >> 55 == oid[0]  # the top byte names the bucket
+    assert oid.startswith(inode_prefix(inode)[:7])
+    assert shares_inode(oid, inode)
+    assert not shares_inode(bytes.fromhex("5a0bde0b1c" + "8" * 30), inode)
 
 
-def test_collision_gets_a_spare_inode_and_keeps_it():
-    table = InodeTable()
-    a = bytes.fromhex("77" * 8 + "00" * 12)
-    b = bytes.fromhex("77" * 8 + "01" * 12)  # same top 64 bits
-    ia = table.inode_for(a)
-    table.remember(ia, a)
-    ib = table.inode_for(b)
-    assert ia == natural_inode(a) and ib != ia
-    assert bucket_inode(255) < ib < FIRST_OBJECT_INODE
-    table.remember(ib, b)
-    assert table.oid_of(ia) == a and table.oid_of(ib) == b
-    assert table.inode_for(b) == ib  # stable for the life of the mount
-    table.forget(ia, 1)
-    assert table.oid_of(ia) is None and table.oid_of(ib) == b
+def test_moved_inodes_retire_the_natural_one():
+    moved = MovedInodes()
+    a = bytes.fromhex("ab" * 7 + "cd" + "00" * 12)
+    b = bytes.fromhex("ab" * 7 + "cd" + "11" * 12)
+    natural = natural_inode(a)
+    assert natural == natural_inode(b)
+    assert moved.inode_for(a) == natural and not moved
+    ia, ib = moved.move(a), moved.move(b)
+    assert ia != ib and ia < FIRST_OBJECT_INODE and ib < FIRST_OBJECT_INODE
+    assert moved.move(a) == ia and moved.inode_for(a) == ia  # stable
+    assert moved.oid_of(ia) == a and moved.oid_of(ib) == b
+    assert moved.retired(natural)
+    assert moved.ids_in_bucket(0xAB) == [a, b] and moved.ids_in_bucket(0xAC) == []
 
 
-def test_ids_in_the_reserved_range_are_moved():
-    table = InodeTable()
-    low = bytes(20)
-    inode = table.inode_for(low)
-    assert bucket_inode(255) < inode < FIRST_OBJECT_INODE
-
-
-def test_lookup_counts():
-    table = InodeTable()
-    oid = bytes.fromhex("ab" * 20)
-    inode = table.inode_for(oid)
-    for _ in range(3):
-        table.remember(inode, oid)
-    table.forget(inode, 2)
-    assert table.oid_of(inode) == oid
+def test_dynamic_inodes_live_while_the_kernel_holds_them():
+    table = DynamicInodes()
+    node = ("tree", b"\x01" * 20)
+    inode = table.inode_for(node)
+    assert inode & DYNAMIC
+    assert table.inode_for(node) == inode and table.node_of(inode) == node
+    table.remember(inode)
+    table.remember(inode)
     table.forget(inode, 1)
-    assert table.oid_of(inode) is None and len(table) == 0
-    table.forget(inode, 1)  # an unknown inode is ignored
+    assert table.node_of(inode) == node
+    table.forget(inode, 1)
+    assert table.node_of(inode) is None and len(table) == 0
+    # A node handed out but never sent to the kernel is dropped without a forget.
+    other = table.inode_for(("tree", b"\x02" * 20))
+    table.drop_unheld(other)
+    assert len(table) == 0
+    # A fresh node gets a fresh inode: the kernel may still be forgetting the old one.
+    assert table.inode_for(node) != inode
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_forget_of_unknown_inodes_is_harmless(count):
+    table = DynamicInodes()
+    table.forget(DYNAMIC | 12345, count)
+    assert len(table) == 0
