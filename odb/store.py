@@ -10,7 +10,8 @@ from typing import Iterator, NamedTuple
 from .delta_chain import ChainReader, Location
 from .errors import AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound
 from .loose import LooseObjects
-from .oid import KINDS, ObjectFormat, is_hex, parse_oid
+from .kinds import KINDS, Kind
+from .oid import ObjectFormat, Prefix, is_hex, parse_oid
 from .pack_backend import PackBackend
 from .repository import find_objects_dir, object_format, read_alternates
 
@@ -84,9 +85,9 @@ class ObjectsDir:
     def nonempty_buckets(self) -> set[int]:
         return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
 
-    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str) -> set[str]:
-        out = {r.hex() for r in self.packs.prefix_matches(raw_prefix, hex_prefix, MAX_CANDIDATES)}
-        out.update(h for h in self.loose.hex_in_bucket(int(hex_prefix[:2], 16)) if h.startswith(hex_prefix))
+    def prefix_matches(self, prefix: Prefix) -> set[str]:
+        out = {r.hex() for r in self.packs.prefix_matches(prefix, MAX_CANDIDATES)}
+        out.update(h for h in self.loose.hex_in_bucket(prefix.first_byte) if h.startswith(prefix.hex))
         return out
 
 
@@ -256,7 +257,7 @@ class Store:
         if entry.base_id is not None:
             base = entry.base_id.hex()
         elif entry.base_offset >= 0:
-            base_raw = loc.pack.index.id_at_offset(entry.base_offset)
+            base_raw = loc.source.packs.id_at_offset(loc.pack, entry.base_offset)
             base = base_raw.hex() if base_raw is not None else None
         return ObjectInfo(kind, size, label + loc.pack.name, loc.offset, base)
 
@@ -273,7 +274,7 @@ class Store:
                 code, size, chunks = opened
                 return ObjectStream(KINDS[code], size, chunks)
             entry = loc.pack.entry(loc.offset)
-            if entry.type < 6:
+            if not Kind(entry.type).is_delta:
                 return ObjectStream(kind, size, loc.pack.iter_inflate(entry))
         kind, data = self._read_at(raw, loc)
         return ObjectStream(kind, len(data), (data,))
@@ -284,7 +285,8 @@ class Store:
 
     # -- listing ---------------------------------------------------------------
 
-    def iter_bucket(self, first_byte: int) -> list[str]:
+    def list_bucket(self, first_byte: int) -> list[str]:
+        """The sorted, de-duplicated hex ids whose first byte is first_byte."""
         if not 0 <= first_byte <= 255:
             raise ValueError("a bucket is a byte, 0 to 255")
         found = [ids for ids in (d.ids_in_bucket(first_byte) for d in self._dirs) if ids]
@@ -293,6 +295,8 @@ class Store:
             # duplicates in C and sorting a sorted list is linear.
             return sorted(dict.fromkeys(found[0]))
         return sorted(set().union(*found))
+
+    iter_bucket = list_bucket  # the older name: it always returned a list
 
     def nonempty_buckets(self) -> list[int]:
         """The first bytes that at least one object has: the root listing, without listing ids."""
@@ -303,7 +307,7 @@ class Store:
 
     def __iter__(self) -> Iterator[str]:
         for b in range(256):
-            yield from self.iter_bucket(b)
+            yield from self.list_bucket(b)
 
     def resolve_prefix(self, prefix: str) -> str:
         prefix = prefix.lower()
@@ -318,11 +322,11 @@ class Store:
             raise AmbiguousPrefix(prefix, sorted(found))
         return found.pop()
 
-    def _prefix_matches(self, prefix: str) -> set[str]:
-        raw_prefix = bytes.fromhex(prefix[: len(prefix) & ~1])
+    def _prefix_matches(self, digits: str) -> set[str]:
+        prefix = Prefix.from_hex(digits)
         found: set[str] = set()
         for d in self._dirs:
-            found |= d.prefix_matches(raw_prefix, prefix)
+            found |= d.prefix_matches(prefix)
         return found
 
     # -- upkeep ----------------------------------------------------------------
