@@ -216,6 +216,7 @@ class MidxSource(IdSource):
             pos = self.midx.position_at_offset(pack_id, offset)
         except CorruptObject as e:
             log.warning("not using the reverse index of a multi-pack-index: %s", e)
+            self.midx.drop_reverse_index()  # warned once; the packs' own reverse indexes answer
             return None
         return None if pos is None else self.midx.ids.id_at(pos)
 

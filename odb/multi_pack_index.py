@@ -133,7 +133,6 @@ class MultiPackIndex:
         # git then builds its own: the rest of the file is still good.
         ridx_start, ridx_end = chunks.get(RIDX, (0, 0))
         self._ridx = ridx_start if ridx_end - ridx_start == 4 * n and n else None
-        self.ridx_ignored = RIDX in chunks and self._ridx is None and n > 0
 
     @property
     def count(self) -> int:
@@ -162,6 +161,9 @@ class MultiPackIndex:
     @property
     def has_reverse_index(self) -> bool:
         return self._ridx is not None
+
+    def drop_reverse_index(self) -> None:
+        self._ridx = None
 
     def position_at_offset(self, pack_id: int, offset: int) -> int | None:
         """The position of the object this index serves from pack_id at offset, found through

@@ -164,6 +164,18 @@ def make_midx_chain_compacted(repo: FormatRepo, variant: int) -> None:
     require(len(pnam) == 2 and pnam != sorted(pnam), "the compacted layer's PNAM out of sorted order")
 
 
+def make_midx_chain_bitmap(repo: FormatRepo, variant: int) -> None:
+    """A chain of 3 layers, each with its bitmap, so each with a RIDX chunk whose positions count
+    from the layers below it."""
+    for b in range(3):
+        batch(repo, 900 + b)
+        repo.repack("-d")
+        repo.git("multi-pack-index", "write", "--incremental", "--bitmap")
+    layers = chain_layers(repo)
+    require(len(layers) == 3, "a chain of 3 layers")
+    require(all("RIDX" in midx_chunks(layer_file(repo, n)) for n in layers), "a RIDX chunk in every layer")
+
+
 def make_rev(repo: FormatRepo, variant: int) -> None:
     """One pack of OFS deltas with its .rev file, no multi-pack-index."""
     for b in range(3):
@@ -243,6 +255,7 @@ FIXTURES = {
                              make_midx_chain_compacted, "sha1"),
     "midx-chain-sha256": ("SHA-256 incremental multi-pack-index chain of 3 layers, a pack outside, loose",
                           make_midx_chain, "sha256"),
+    "midx-chain-bitmap": ("chain of 3 layers, each with a bitmap and a RIDX chunk", make_midx_chain_bitmap, "sha1"),
     "rev": ("one pack of OFS deltas with its .rev reverse index", make_rev, "sha1"),
     "rev-sha256": ("SHA-256: one pack of OFS deltas with its .rev reverse index", make_rev, "sha256"),
     "midx-ridx": ("multi-pack-index v2 with a bitmap: RIDX and BTMP chunks, preferred pack in the middle",
