@@ -19,7 +19,7 @@ from typing import NamedTuple
 from .errors import CorruptObject
 from .id_sources import ChainSource, IdSource, MidxSource, PackHealth, PackSource
 from .mapped_file import file_identity
-from .midx_chain import load_chain, read_chain
+from .midx_chain import CHAIN_DIR, load_chain, read_chain
 from .multi_pack_index import MultiPackIndex, read_checksum
 from .oid import ObjectFormat, Prefix
 from .pack import Pack
@@ -72,7 +72,7 @@ class Snapshot:
         for source in self.sources:
             hit = source.find(raw)
             if hit is not None:
-                if source.movable:
+                if source.movable and self.sources[self.n_fixed] is not source:
                     self._to_front(source)
                 return hit
         return None
@@ -80,8 +80,7 @@ class Snapshot:
     def _to_front(self, source: IdSource) -> None:
         # A racing reader may rebuild from the same tuple: either result holds every source.
         sources, k = self.sources, self.n_fixed
-        if sources[k] is not source:
-            self.sources = sources[:k] + (source,) + tuple(s for s in sources[k:] if s is not source)
+        self.sources = sources[:k] + (source,) + tuple(s for s in sources[k:] if s is not source)
 
 
 class PackBackend:
@@ -102,8 +101,13 @@ class PackBackend:
 
     def refresh(self) -> bool:
         with self._lock:
-            packs, packs_changed = self._scan_packs()
-            midx, midx_changed = self._check_midx()
+            try:
+                names = os.listdir(self.dir)
+            except OSError:
+                names = []
+            present = set(names)
+            packs, packs_changed = self._scan_packs(names, present)
+            midx, midx_changed = self._check_midx(present)
             if not (packs_changed or midx_changed):
                 return False
             gone = [p for p in self._mapped if packs.get(p.name) is not p]
@@ -117,12 +121,7 @@ class PackBackend:
             pack.unmap()
         return True
 
-    def _scan_packs(self) -> tuple[dict, bool]:
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            names = []
-        present = set(names)
+    def _scan_packs(self, names: list[str], present: set[str]) -> tuple[dict, bool]:
         ids = {}
         for name in names:
             # A .pack without its .idx is still being written by git; wait for the index.
@@ -152,7 +151,7 @@ class PackBackend:
             return None
         return file_identity(p), file_identity(i)
 
-    def _check_midx(self) -> tuple[MidxInUse, bool]:
+    def _check_midx(self, present: set[str]) -> tuple[MidxInUse, bool]:
         """The multi-pack-index to use (a plain one, a chain, or none: plain pack scanning),
         and whether that changed.
 
@@ -160,7 +159,9 @@ class PackBackend:
         load (load_multi_pack_index). Each reloads only when what it was read from changed.
         """
         plain_path = os.path.join(self.dir, MIDX_NAME)
-        state = (read_checksum(plain_path, self.format), read_chain(self.dir, self.format))
+        # The directory listing says which exist: no open is tried for what is not there.
+        state = (read_checksum(plain_path, self.format) if MIDX_NAME in present else None,
+                 read_chain(self.dir, self.format) if CHAIN_DIR in present else None)
         if state == self._midx_state:
             return self._snap.midx, False
         self._midx_state = state
