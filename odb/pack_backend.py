@@ -185,7 +185,8 @@ class PackBackend:
         layers = []
         for index in midx.layers:
             covered.update(name[:-4] + ".pack" for name in index.pack_names)
-            layers.append(MidxSource(index, tuple(packs.get(name[:-4] + ".pack") for name in index.pack_names), health))
+            named = tuple(packs.get(name[:-4] + ".pack") for name in index.pack_names)
+            layers.append(MidxSource(index, named, health))
         fixed: tuple[IdSource, ...] = ()
         if midx.chained:
             fixed = (ChainSource(tuple(reversed(layers))),)

@@ -74,7 +74,8 @@ def batch(repo: FormatRepo, seed: int, commits: int = 3) -> None:
         lines = text.splitlines(keepends=True)
         lines[(seed + 5 * i) % len(lines)] = f"edited in commit {i} of batch {seed}\n"
         text = "".join(lines)
-        repo.commit(f"batch {seed}, commit {i}", {"main.txt": text, f"batch-{seed}/file-{i}.txt": small_text(seed * 10 + i)})
+        files = {"main.txt": text, f"batch-{seed}/file-{i}.txt": small_text(seed * 10 + i)}
+        repo.commit(f"batch {seed}, commit {i}", files)
 
 
 def pack_names(repo: FormatRepo) -> list[str]:
@@ -255,7 +256,8 @@ FIXTURES = {
                              make_midx_chain_compacted, "sha1"),
     "midx-chain-sha256": ("SHA-256 incremental multi-pack-index chain of 3 layers, a pack outside, loose",
                           make_midx_chain, "sha256"),
-    "midx-chain-bitmap": ("chain of 3 layers, each with a bitmap and a RIDX chunk", make_midx_chain_bitmap, "sha1"),
+    "midx-chain-bitmap": ("chain of 3 layers, each with a bitmap and a RIDX chunk",
+                          make_midx_chain_bitmap, "sha1"),
     "rev": ("one pack of OFS deltas with its .rev reverse index", make_rev, "sha1"),
     "rev-sha256": ("SHA-256: one pack of OFS deltas with its .rev reverse index", make_rev, "sha256"),
     "midx-ridx": ("multi-pack-index v2 with a bitmap: RIDX and BTMP chunks, preferred pack in the middle",
@@ -287,7 +289,8 @@ def write_answers(repo: FormatRepo, dest: Path) -> None:
     run = repo.git_run_bytes
     objects = run("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)")
     (dest / "objects.txt").write_bytes(objects)
-    (dest / "deltas.txt").write_bytes(run("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(deltabase)"))
+    deltas = run("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(deltabase)")
+    (dest / "deltas.txt").write_bytes(deltas)
     ids = [line.split()[0] for line in objects.decode().splitlines()]
     batch_out = run("cat-file", "--batch", input="".join(f"{oid}\n" for oid in ids).encode())
     lines, pos = [], 0

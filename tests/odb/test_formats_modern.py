@@ -11,11 +11,12 @@ import pytest
 
 import damage
 import odb
-from format_fixtures import (
+from format_fixtures import (  # noqa: F401 - format_copy is a pytest fixture
     FORMAT_NAMES,
     Answers,
     chain_names,
     check_against_answers,
+    format_copy,
     layer_path,
     repo_path,
     stored_once,
@@ -115,3 +116,18 @@ def test_cruft_keep_promisor_and_bitmap_files_are_there():
     assert {".keep", ".promisor"} <= suffixes("keep-promisor")
     assert ".bitmap" in suffixes("bitmap") and ".bitmap" in suffixes("midx-ridx")
     assert all(".rev" in suffixes(n) for n in FORMAT_NAMES)
+
+
+def test_midx_v2_naming_a_pack_twice_is_ignored(format_copy, caplog):
+    """Version 2 lets PNAM be in any order, so the v1 order check no longer catches a repeated
+    name: it is refused on its own, and the packs' own indexes serve every object."""
+    repo = format_copy("midx-v2")
+    path = repo / "objects" / "pack" / "multi-pack-index"
+    m = damage.Midx.read(path)
+    names = m.pack_names()
+    m.set_chunk(b"PNAM", damage.encode_pnam([names[0], names[0]]))
+    m.write(path)
+    with odb.open(repo) as store:
+        assert damage.midx_layers(store) == 0
+        check_against_answers(store, Answers.load("midx-v2"))
+    assert any("named twice" in w for w in warnings(caplog))
