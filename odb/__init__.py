@@ -8,7 +8,7 @@
     info = store.locate(oid)        # ObjectInfo(kind, size, source, offset, delta_base)
     stream = store.open_stream(oid) # ObjectStream: .kind .size .read(n) .close(); big blobs inflate as read
     full = store.resolve_prefix("5a0bd")     # >= 4 hex digits; AmbiguousPrefix / ObjectNotFound
-    store.iter_bucket(0x5a)         # sorted, de-duplicated hex ids whose first byte is 0x5a
+    store.list_bucket(0x5a)         # sorted, de-duplicated hex ids whose first byte is 0x5a (alias iter_bucket)
     store.nonempty_buckets()        # sorted first bytes that hold at least one object
     iter(store)                     # every hex id once, sorted
     store.refresh(bucket=None)      # re-check the sources (one loose bucket if given); True if changed

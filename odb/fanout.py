@@ -7,6 +7,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 
+from .oid import Prefix
+
 # Buckets holding more ids than this get a second-level fanout (by the second byte) the
 # first time they are searched: a lookup is then one C-level find over a handful of ids
 # instead of a dozen Python-level bisect steps. Smaller buckets bisect; they are short.
@@ -106,20 +108,16 @@ class SortedIds:
             p = buf.find(raw, p + 1, end)
         return None if p < 0 else (p - start) // stride
 
-    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str, limit: int) -> Iterator[bytes]:
-        """Ids starting with hex_prefix (an odd digit count is allowed), at most `limit` of them.
-
-        raw_prefix holds the whole bytes of the prefix; an odd last digit is checked in hex.
-        """
-        if not raw_prefix:
-            raise ValueError("prefix needs at least two hex digits")
-        i = self.lower_bound(raw_prefix)
+    def prefix_matches(self, prefix: Prefix, limit: int) -> Iterator[bytes]:
+        """Ids that start with prefix (an odd digit count is allowed), at most `limit` of them."""
+        raw = prefix.raw
+        i = self.lower_bound(raw)
         found = 0
         while i < self.count and found < limit:
             candidate = self.id_at(i)
-            if not candidate.startswith(raw_prefix):
+            if not candidate.startswith(raw):
                 return
-            if candidate.hex().startswith(hex_prefix):
+            if prefix.matches(candidate):
                 found += 1
                 yield candidate
             i += 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ObjectNotFound
+from .kinds import KINDS  # noqa: F401 - re-exported: the names of whole-object codes
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,6 @@ SHA1 = ObjectFormat("sha1", 20, 1)
 SHA256 = ObjectFormat("sha256", 32, 2)
 FORMATS = {f.name: f for f in (SHA1, SHA256)}
 
-KINDS = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
-
-
 def parse_oid(oid, fmt: ObjectFormat) -> bytes:
     """Turns a hex string or raw bytes into raw bytes of the format's length.
 
@@ -59,3 +58,30 @@ def parse_oid(oid, fmt: ObjectFormat) -> bytes:
 
 def is_hex(s: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+class Prefix(NamedTuple):
+    """An abbreviated id, parsed once: its hex digits and the whole bytes they spell.
+
+    An odd last digit is a half byte that raw cannot hold; `matches` checks it in hex.
+    """
+
+    hex: str  # lower-case, at least two digits
+    raw: bytes  # the first len(hex) // 2 bytes
+
+    @classmethod
+    def from_hex(cls, digits: str) -> Prefix:
+        """Digits already checked to be hex (2 or more of them); case does not matter."""
+        digits = digits.lower()
+        if len(digits) < 2:
+            raise ValueError("a prefix needs at least two hex digits")
+        return cls(digits, binascii.unhexlify(digits[: len(digits) & ~1]))
+
+    @property
+    def first_byte(self) -> int:
+        return self.raw[0]
+
+    def matches(self, raw_id: bytes) -> bool:
+        if not raw_id.startswith(self.raw):
+            return False
+        return len(self.hex) % 2 == 0 or raw_id.hex().startswith(self.hex)

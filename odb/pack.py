@@ -10,12 +10,14 @@ import zlib
 from typing import NamedTuple
 
 from .errors import CorruptObject
+from .kinds import Kind
 from .mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from .oid import ObjectFormat
 from .pack_index import PackIndex
 
-OFS_DELTA = 6
-REF_DELTA = 7
+# Plain ints: entry types are compared with these once per entry parsed or walked.
+OFS_DELTA = int(Kind.OFS_DELTA)
+REF_DELTA = int(Kind.REF_DELTA)
 # Deflate cannot expand more than about 1032:1, so a size claimed beyond that
 # for the compressed bytes left in the file is a lie; refusing it up front keeps
 # memory bounded by what is on disk, never by what a header says.
@@ -50,7 +52,7 @@ _new = tuple.__new__
 
 class Entry(NamedTuple):
     offset: int
-    type: int  # 1-4 a whole object, 6 OFS_DELTA, 7 REF_DELTA
+    type: int  # a Kind code: 1-4 a whole object, 6 OFS_DELTA, 7 REF_DELTA
     size: int  # inflated size of this entry's data (for a delta: the delta's own size)
     data_offset: int  # where the zlib stream starts
     base_offset: int  # OFS_DELTA: the base entry's offset; otherwise -1

@@ -1,4 +1,5 @@
-"""The packs of one objects directory: multi-pack-index first, then the packs it does not cover.
+"""The packs of one objects directory: the multi-pack-index (or its chain) first, then the packs
+it does not cover, each one id source (id_sources.py); refresh, and what a damaged index falls back to.
 
 Follows libgit2's odb_pack design with its later fixes: packs open lazily, the
 multi-pack-index reloads only when its size or trailing checksum changes, a bad
@@ -13,12 +14,14 @@ import os
 import resource
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import CorruptObject
+from .id_sources import ChainSource, IdSource, MidxSource, PackHealth, PackSource
 from .mapped_file import file_identity
+from .midx_chain import CHAIN_DIR, load_chain, read_chain
 from .multi_pack_index import MultiPackIndex, read_checksum
-from .oid import ObjectFormat
+from .oid import ObjectFormat, Prefix
 from .pack import Pack
 from .refused_paths import stat_nofollow
 
@@ -39,14 +42,46 @@ def open_pack_limit() -> int:
     return max(4, min(MAX_MAPPED_PACKS, soft // 8))
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What one refresh saw. Readers take the current snapshot and never see it change."""
+class MidxInUse(NamedTuple):
+    """The multi-pack-index a snapshot reads: none, a plain one, or a chain's layers."""
 
-    midx: MultiPackIndex | None = None
-    midx_packs: tuple = ()  # Pack or None per midx pack id
-    unindexed: tuple = ()  # packs the midx does not name
-    packs: dict = field(default_factory=dict)  # pack file name -> Pack
+    layers: tuple[MultiPackIndex, ...] = ()  # base first
+    chained: bool = False
+
+
+class Snapshot:
+    """What one refresh saw. Readers take the current snapshot; only its pack order changes.
+
+    `sources` is the lookup order: the multi-pack-index or chain (if one is usable), then one
+    source per pack it does not cover, the pack that answered last first (git's MRU of packs).
+    """
+
+    __slots__ = ("sources", "packs", "health", "midx", "n_fixed", "find")
+
+    def __init__(self, sources: tuple = (), packs: dict | None = None, health: PackHealth | None = None,
+                 midx: MidxInUse | None = None):
+        self.sources: tuple[IdSource, ...] = sources
+        self.packs: dict[str, Pack] = packs if packs is not None else {}  # pack file name -> Pack
+        self.health = health if health is not None else PackHealth()
+        self.midx = midx if midx is not None else MidxInUse()
+        self.n_fixed = 1 if self.midx.layers else 0  # sources that keep their place: the midx
+        # With one source (a multi-pack-index over every pack, or a single pack), a lookup is
+        # that source's own find: no loop, no call in between. This is the per-object hot path.
+        self.find = sources[0].find if len(sources) == 1 else self._find_in_turn
+
+    def _find_in_turn(self, raw: bytes) -> tuple[Pack, int] | None:
+        for source in self.sources:
+            hit = source.find(raw)
+            if hit is not None:
+                if source.movable and self.sources[self.n_fixed] is not source:
+                    self._to_front(source)
+                return hit
+        return None
+
+    def _to_front(self, source: IdSource) -> None:
+        # A racing reader may rebuild from the same tuple: either result holds every source.
+        sources, k = self.sources, self.n_fixed
+        self.sources = sources[:k] + (source,) + tuple(s for s in sources[k:] if s is not source)
 
 
 class PackBackend:
@@ -55,11 +90,10 @@ class PackBackend:
         self.format = fmt
         self._lock = threading.Lock()
         self._snap = Snapshot()
-        self._midx_state = None  # (size, checksum) of the loaded multi-pack-index file
+        # find(raw) -> (Pack, offset) | None: the current snapshot's lookup, bound at refresh.
+        self.find = self._snap.find
+        self._midx_state = None  # what the loaded multi-pack-index (or chain) was read from
         self._pack_ids: dict[str, tuple] = {}  # pack name -> identity of its .pack and .idx
-        self._bad: dict[str, tuple] = {}  # pack name -> identity when it failed, warned once
-        self._denied: dict[str, tuple] = {}  # pack name -> identity when its .pack was unreadable
-        self._last_found: Pack | None = None
         self._mapped: OrderedDict[Pack, None] = OrderedDict()  # least recently used first
         self.max_mapped = open_pack_limit()
         self.refresh()
@@ -68,26 +102,27 @@ class PackBackend:
 
     def refresh(self) -> bool:
         with self._lock:
-            packs, packs_changed = self._scan_packs()
-            midx, midx_changed = self._check_midx()
+            try:
+                names = os.listdir(self.dir)
+            except OSError:
+                names = []
+            present = set(names)
+            packs, packs_changed = self._scan_packs(names, present)
+            midx, midx_changed = self._check_midx(present)
             if not (packs_changed or midx_changed):
                 return False
             gone = [p for p in self._mapped if packs.get(p.name) is not p]
             for pack in gone:
                 del self._mapped[pack]
-            self._snap = self._build_snapshot(midx, packs)
+            self._snap = snap = self._build_snapshot(midx, packs)
+            self.find = snap.find
         # A pack git deleted or replaced is closed now, not when the LRU gets to it: its
         # disk space is only freed once nothing here holds it open or mapped.
         for pack in gone:
             pack.unmap()
         return True
 
-    def _scan_packs(self) -> tuple[dict, bool]:
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            names = []
-        present = set(names)
+    def _scan_packs(self, names: list[str], present: set[str]) -> tuple[dict, bool]:
         ids = {}
         for name in names:
             # A .pack without its .idx is still being written by git; wait for the index.
@@ -117,30 +152,56 @@ class PackBackend:
             return None
         return file_identity(p), file_identity(i)
 
-    def _check_midx(self) -> tuple[MultiPackIndex | None, bool]:
-        path = os.path.join(self.dir, MIDX_NAME)
-        state = read_checksum(path, self.format)
-        # Reload only when size or checksum differ from what is loaded.
+    def _check_midx(self, present: set[str]) -> tuple[MidxInUse, bool]:
+        """The multi-pack-index to use (a plain one, a chain, or none: plain pack scanning),
+        and whether that changed.
+
+        git reads the plain multi-pack-index first and the chain only when that fails to
+        load (load_multi_pack_index). Each reloads only when what it was read from changed.
+        """
+        plain_path = os.path.join(self.dir, MIDX_NAME)
+        # The directory listing says which exist: no open is tried for what is not there.
+        state = (read_checksum(plain_path, self.format) if MIDX_NAME in present else None,
+                 read_chain(self.dir, self.format) if CHAIN_DIR in present else None)
         if state == self._midx_state:
             return self._snap.midx, False
         self._midx_state = state
-        if state is None:
-            return None, True
-        try:
-            return MultiPackIndex(path, self.format), True
-        except (CorruptObject, OSError, ValueError) as e:
-            # Gone since it was stat'ed: git replaced or deleted it, an everyday race.
-            level = logging.DEBUG if isinstance(e, FileNotFoundError) else logging.WARNING
-            log.log(level, "ignoring the multi-pack-index, scanning packs instead: %s", e)
-            return None, True
+        plain, chain = state
+        if plain is not None:
+            try:
+                return MidxInUse((MultiPackIndex(plain_path, self.format),)), True
+            except (CorruptObject, OSError, ValueError) as e:
+                # Gone since it was stat'ed: git replaced or deleted it, an everyday race.
+                level = logging.DEBUG if isinstance(e, FileNotFoundError) else logging.WARNING
+                log.log(level, "ignoring the multi-pack-index: %s", e)
+        if chain is not None:
+            try:
+                return MidxInUse(load_chain(self.dir, self.format, chain), chained=True), True
+            except (CorruptObject, OSError, ValueError) as e:
+                log.warning("ignoring the multi-pack-index chain, scanning its packs instead: %s", e)
+        return MidxInUse(), True
 
-    def _build_snapshot(self, midx, packs: dict) -> Snapshot:
-        if midx is None:
-            return Snapshot(None, (), tuple(packs.values()), packs)
-        covered = {name[:-4] + ".pack" for name in midx.pack_names}
-        midx_packs = tuple(packs.get(name[:-4] + ".pack") for name in midx.pack_names)
-        unindexed = tuple(p for name, p in packs.items() if name not in covered)
-        return Snapshot(midx, midx_packs, unindexed, packs)
+    def _build_snapshot(self, midx: MidxInUse, packs: dict) -> Snapshot:
+        old = self._snap
+        health = PackHealth((p for p in old.health.bad if packs.get(p.name) is p),
+                            (p for p in old.health.denied if packs.get(p.name) is p))
+        covered: set[str] = set()
+        layers = []
+        for index in midx.layers:
+            covered.update(name[:-4] + ".pack" for name in index.pack_names)
+            named = tuple(packs.get(name[:-4] + ".pack") for name in index.pack_names)
+            layers.append(MidxSource(index, named, health))
+        fixed: tuple[IdSource, ...] = ()
+        if midx.chained:
+            fixed = (ChainSource(tuple(reversed(layers))),)
+        elif layers:
+            fixed = (layers[0],)
+        # Packs keep their lookup order across refreshes; new ones go last.
+        rank = {s.pack: k for k, s in enumerate(old.sources) if isinstance(s, PackSource)}
+        others = sorted((p for name, p in packs.items() if name not in covered),
+                        key=lambda p: rank.get(p, len(rank)))
+        sources = fixed + tuple(PackSource(p, health, self._touch) for p in others)
+        return Snapshot(sources, packs, health, midx)
 
     def _mapped_one(self, pack: Pack) -> None:
         with self._lock:
@@ -159,159 +220,45 @@ class PackBackend:
 
     # -- lookups -------------------------------------------------------------
 
-    def _usable(self, pack: Pack) -> bool:
-        """Opens a pack on first use; a broken one is skipped (warned once) until it changes.
+    @property
+    def sources(self) -> tuple[IdSource, ...]:
+        """The id sources in lookup order (for tests and diagnostics)."""
+        return self._snap.sources
 
-        Opening checks the .idx and the .pack against each other (object count, trailer), so a
-        pack whose data disagrees with its index is neither listed nor found, whichever way in.
-        """
-        if pack.name in self._bad:
-            if self._bad[pack.name] == self._pack_ids.get(pack.name):
-                return False
-            del self._bad[pack.name]
-        if self._denied.get(pack.name, False) == self._pack_ids.get(pack.name):
-            return True
-        try:
-            pack.check()
-            return True
-        except PermissionError as e:
-            if e.filename == pack.pack_path:
-                # Its .idx is readable, its data is not: its objects are listed and found, and
-                # reading one says permission denied (odb.AccessDenied), as its mode shows.
-                log.debug("pack %s: %s", pack.name, e)
-                self._denied[pack.name] = self._pack_ids.get(pack.name)
-                return True
-            log.warning("skipping pack %s: %s", pack.name, e)
-        except (CorruptObject, OSError, ValueError) as e:
-            # A pack deleted since the scan (repack, gc, a .tmp- pack renamed) is an everyday race.
-            level = logging.DEBUG if isinstance(e, FileNotFoundError) else logging.WARNING
-            log.log(level, "skipping pack %s: %s", pack.name, e)
-        self._bad[pack.name] = self._pack_ids.get(pack.name)
-        return False
-
-    def find(self, raw: bytes) -> tuple[Pack, int] | None:
-        snap = self._snap
-        broken_hit = False
-        if snap.midx is not None:
-            i = snap.midx.ids.find(raw)
-            if i is not None:
-                hit = snap.midx.entry_at(i)
-                if hit is not None:
-                    pack = snap.midx_packs[hit[0]]
-                    # pack.checked and no pack marked bad: _usable's answer, without the call.
-                    if pack is not None and (pack.checked and not self._bad or self._usable(pack)) \
-                            and pack.contains_offset(hit[1]):
-                        return pack, hit[1]
-                broken_hit = True
-        found = self._find_in(snap.unindexed, raw, remember=True)
-        if found is None and broken_hit:
-            # The midx names the object but its entry is unusable: ask the packs' own
-            # indexes, as if the midx did not exist.
-            found = self._find_in([p for p in snap.midx_packs if p is not None], raw, remember=False)
+    def prefix_matches(self, prefix: Prefix, limit: int) -> set[bytes]:
+        found: set[bytes] = set()
+        for source in self._snap.sources:
+            found.update(source.prefix_matches(prefix, limit))
         return found
-
-    def _find_in(self, packs, raw: bytes, remember: bool) -> tuple[Pack, int] | None:
-        last = self._last_found
-        if remember and last is not None and last in packs and self._usable(last):
-            off = last.index.find_offset(raw)
-            if off is not None:
-                self._touch(last)
-                return last, off
-        for pack in packs:
-            if (remember and pack is last) or not self._usable(pack):
-                continue
-            off = pack.index.find_offset(raw)
-            if off is not None:
-                if remember:
-                    self._last_found = pack
-                self._touch(pack)
-                return pack, off
-        return None
-
-    def _id_tables(self):
-        """Every sorted id table that answers for this backend, with a filter for dead midx packs."""
-        snap = self._snap
-        tables = []
-        if snap.midx is not None:
-            tables.append(snap.midx.ids)
-        for pack in snap.unindexed:
-            if self._usable(pack):
-                tables.append(pack.index.ids)
-        return tables
-
-    def nonempty_buckets(self) -> set[int]:
-        """First bytes that some table lists, from the fanouts alone."""
-        snap = self._snap
-        if snap.midx is not None and not all(self._alive(snap)):
-            # Rare: a named pack is gone or broken, so the midx fanout over-counts.
-            return {b for b in range(256) if self.ids_in_bucket(b)}
-        out = set()
-        for table in self._id_tables():
-            fanout = table.fanout
-            out.update(b for b in range(256) if fanout[b] > (fanout[b - 1] if b else 0))
-        return out
-
-    def ids_in_bucket(self, first_byte: int) -> list[bytes]:
-        snap = self._snap
-        out = []
-        if snap.midx is not None:
-            out.extend(self._live_midx_ids(snap, first_byte))
-        for pack in snap.unindexed:
-            if self._usable(pack):
-                out.extend(pack.index.ids.ids_in_bucket(first_byte))
-        return out
 
     def bucket_block(self, first_byte: int) -> bytes:
-        """What ids_in_bucket lists, concatenated; with one healthy multi-pack-index and no
-        other pack (the usual case), a slice of the midx itself."""
-        snap = self._snap
-        if snap.midx is not None and not snap.unindexed and all(self._alive(snap)):
-            return snap.midx.ids.bucket_block(first_byte)
-        return b"".join(self.ids_in_bucket(first_byte))
+        """The raw ids of the bucket, concatenated (duplicates possible); with one healthy
+        multi-pack-index and no other pack (the usual case), a slice of the midx itself."""
+        sources = self._snap.sources
+        if len(sources) == 1:
+            return sources[0].bucket_block(first_byte)
+        return b"".join([s.bucket_block(first_byte) for s in sources])
 
     def single_table(self) -> bool:
-        """Whether bucket_block is one index's slice (sorted, each id once), not a concatenation."""
-        snap = self._snap
-        return (snap.midx is not None and not snap.unindexed) or (snap.midx is None and len(snap.unindexed) <= 1)
+        """Whether bucket_block is one sorted table's slice (each id once), not a concatenation."""
+        sources = self._snap.sources
+        return not sources or (len(sources) == 1 and sources[0].sorted_block)
 
-    def _alive(self, snap: Snapshot) -> list[bool]:
-        """Per midx pack id: whether that pack can still be read."""
-        return [p is not None and self._usable(p) for p in snap.midx_packs]
-
-    def _live_midx_ids(self, snap: Snapshot, first_byte: int) -> list[bytes]:
-        midx = snap.midx
-        ids = midx.ids.ids_in_bucket(first_byte)
-        alive = self._alive(snap)
-        if all(alive):
-            return ids
-        # Some named packs are gone or broken: list only the objects that can still be read.
-        lo, _ = midx.ids.bucket_range(first_byte)
-        out = []
-        for k, raw in enumerate(ids):
-            hit = midx.entry_at(lo + k)
-            if hit is not None and alive[hit[0]]:
-                out.append(raw)
+    def nonempty_buckets(self) -> set[int]:
+        """First bytes that some source lists, from the fanouts alone when nothing is broken."""
+        out: set[int] = set()
+        for source in self._snap.sources:
+            out |= source.nonempty_buckets()
         return out
 
-    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str, limit: int) -> set[bytes]:
-        snap = self._snap
-        found = set()
-        if snap.midx is not None:
-            midx = snap.midx
-            matches = midx.ids.prefix_matches(raw_prefix, hex_prefix, limit)
-            alive = self._alive(snap)
-            if all(alive):
-                found.update(matches)
-            else:
-                # As listings do: an object whose pack is gone is no candidate.
-                for raw in matches:
-                    hit = midx.entry_at(midx.ids.find(raw))
-                    if hit is not None and alive[hit[0]]:
-                        found.add(raw)
-        for pack in snap.unindexed:
-            if self._usable(pack):
-                found.update(pack.index.ids.prefix_matches(raw_prefix, hex_prefix, limit))
-        return found
+    def id_at_offset(self, pack: Pack, offset: int) -> bytes | None:
+        """The id of the entry of `pack` at `offset`: from a multi-pack-index's reverse index when
+        one serves that entry, else from the pack's own (its .rev file, or one built)."""
+        for source in self._snap.sources[: self._snap.n_fixed]:
+            raw = source.id_at_offset(pack, offset)
+            if raw is not None:
+                return raw
+        return pack.index.id_at_offset(offset)
 
     def pack_names(self) -> list[str]:
         return sorted(self._snap.packs)

@@ -1,15 +1,17 @@
-"""Pack index (.idx) files, versions 1 and 2: id -> offset in the matching .pack."""
+"""Pack index (.idx) files, versions 1 and 2: id -> offset in the matching .pack, and back."""
 
 from __future__ import annotations
 
+import logging
 import struct
-from array import array
-from bisect import bisect_right
 
 from .errors import CorruptObject
 from .fanout import SortedIds, parse_fanout
 from .mapped_file import map_file
 from .oid import ObjectFormat
+from .reverse_index import BuiltReverseIndex, ReverseIndexFile
+
+log = logging.getLogger("odb")
 
 V2_MAGIC = b"\xfftOc"
 FANOUT_BYTES = 1024
@@ -22,7 +24,8 @@ class PackIndex:
         self.path = path
         self.format = fmt
         self.buf, self.stat = map_file(path)
-        self._reverse: tuple[array, array] | None = None
+        self._rev_file: ReverseIndexFile | bool | None = None  # None: not tried; False: none usable
+        self._built: BuiltReverseIndex | None = None
         if self.buf[:4] == V2_MAGIC:
             self._open_v2()
         else:
@@ -94,22 +97,43 @@ class PackIndex:
         i = self.ids.find(raw)
         return None if i is None else self.offset_at(i)
 
-    def id_at_offset(self, offset: int) -> bytes | None:
-        """The id of the entry starting at `offset` (for naming OFS_DELTA bases)."""
-        offsets, positions = self._reverse_index()
-        k = bisect_right(offsets, offset) - 1
-        if k >= 0 and offsets[k] == offset:
-            return self.ids.id_at(positions[k])
-        return None
+    @property
+    def rev_path(self) -> str:
+        return self.path[: -len(".idx")] + ".rev"
 
-    def _reverse_index(self) -> tuple[array, array]:
+    def id_at_offset(self, offset: int) -> bytes | None:
+        """The id of the entry starting at `offset` (for naming OFS_DELTA bases): through the
+        pack's .rev file when it has a valid one, else a reverse index built on first use."""
+        pos = None
+        rev = self._rev_file if self._rev_file is not None else self._open_rev_file()
+        if rev:
+            try:
+                pos = rev.position_of(offset)
+            except CorruptObject as e:
+                log.warning("ignoring a damaged reverse index: %s", e)
+                self._rev_file = False
+        if pos is None:
+            # A miss through the file is confirmed by the built table: a damaged file can
+            # only lose entries, and a miss is rare (an offset no entry starts at).
+            pos = self._built_reverse().position_of(offset)
+        return None if pos is None else self.ids.id_at(pos)
+
+    def _open_rev_file(self) -> ReverseIndexFile | bool:
+        try:
+            rev = ReverseIndexFile(self.rev_path, self.format, self.count, self.pack_checksum, self.offset_at)
+        except FileNotFoundError:
+            rev = False
+        except (CorruptObject, OSError) as e:
+            log.warning("ignoring the reverse index, building one instead: %s", e)
+            rev = False
+        self._rev_file = rev
+        return rev
+
+    def _built_reverse(self) -> BuiltReverseIndex:
         # Built on first use only (xattrs ask for it), never at open: O(n log n).
-        if self._reverse is None:
-            n = self.count
-            offs = [self.offset_at(i) for i in range(n)]
-            order = sorted(range(n), key=offs.__getitem__)
-            self._reverse = (array("Q", (offs[i] for i in order)), array("I", order))
-        return self._reverse
+        if self._built is None:
+            self._built = BuiltReverseIndex(self.count, self.offset_at)
+        return self._built
 
     def close(self) -> None:
         close = getattr(self.buf, "close", None)

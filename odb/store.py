@@ -12,9 +12,10 @@ from . import refused_paths
 from .access import Access, AccessRules
 from .delta_chain import ChainReader, Location
 from .errors import AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError, display_path
+from .kinds import KINDS, Kind
 from .loose import DIR_FLAGS, LooseObjects
 from .mapped_file import Descriptor
-from .oid import KINDS, ObjectFormat, is_hex, parse_oid
+from .oid import ObjectFormat, Prefix, is_hex, parse_oid
 from .pack_backend import PackBackend
 from .refused_paths import SelfReference, resolve
 from .repository import discover, read_alternates
@@ -140,9 +141,9 @@ class ObjectsDir:
     def nonempty_buckets(self) -> set[int]:
         return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
 
-    def prefix_matches(self, raw_prefix: bytes, hex_prefix: str) -> set[str]:
-        out = {r.hex() for r in self.packs.prefix_matches(raw_prefix, hex_prefix, MAX_CANDIDATES)}
-        out.update(h for h in self.loose.hex_in_bucket(int(hex_prefix[:2], 16)) if h.startswith(hex_prefix))
+    def prefix_matches(self, prefix: Prefix) -> set[str]:
+        out = {r.hex() for r in self.packs.prefix_matches(prefix, MAX_CANDIDATES)}
+        out.update(h for h in self.loose.hex_in_bucket(prefix.first_byte) if h.startswith(prefix.hex))
         return out
 
 
@@ -414,7 +415,7 @@ class Store:
         if entry.base_id is not None:
             base = entry.base_id.hex()
         elif entry.base_offset >= 0:
-            base_raw = loc.pack.index.id_at_offset(entry.base_offset)
+            base_raw = loc.source.packs.id_at_offset(loc.pack, entry.base_offset)
             base = base_raw.hex() if base_raw is not None else None
         return ObjectInfo(kind, size, label + loc.pack.name, loc.offset, base)
 
@@ -431,7 +432,7 @@ class Store:
                 code, size, chunks = opened
                 return ObjectStream(KINDS[code], size, chunks)
             entry = loc.pack.entry(loc.offset)
-            if entry.type < 6:
+            if not Kind(entry.type).is_delta:
                 return ObjectStream(kind, size, loc.pack.iter_inflate(entry))
         kind, data = self._read_at(raw, loc)
         return ObjectStream(kind, len(data), (data,))
@@ -462,11 +463,13 @@ class Store:
         # dict.fromkeys drops duplicates in C, and sorting a nearly sorted list is linear.
         return b"".join(sorted(dict.fromkeys(ids)))
 
-    def iter_bucket(self, first_byte: int) -> list[str]:
+    def list_bucket(self, first_byte: int) -> list[str]:
         """The bucket's hex ids, sorted, each once."""
         block = self.bucket_ids(first_byte).hex()
         n = self.format.hex_len
         return [block[i : i + n] for i in range(0, len(block), n)]
+
+    iter_bucket = list_bucket  # the older name: it always returned a list
 
     def nonempty_buckets(self) -> list[int]:
         """The first bytes that at least one object has: the root listing, without listing ids."""
@@ -477,7 +480,7 @@ class Store:
 
     def __iter__(self) -> Iterator[str]:
         for b in range(256):
-            yield from self.iter_bucket(b)
+            yield from self.list_bucket(b)
 
     def resolve_prefix(self, prefix: str) -> str:
         prefix = prefix.lower()
@@ -492,11 +495,11 @@ class Store:
             raise AmbiguousPrefix(prefix, sorted(found))
         return found.pop()
 
-    def _prefix_matches(self, prefix: str) -> set[str]:
-        raw_prefix = bytes.fromhex(prefix[: len(prefix) & ~1])
+    def _prefix_matches(self, digits: str) -> set[str]:
+        prefix = Prefix.from_hex(digits)
         found: set[str] = set()
         for d in self._dirs:
-            found |= d.prefix_matches(raw_prefix, prefix)
+            found |= d.prefix_matches(prefix)
         return found
 
     # -- upkeep ----------------------------------------------------------------

@@ -362,7 +362,17 @@ def midx_loaded(store) -> bool:
     The one place the tests look inside odb: a damage test that only checked the objects
     would pass just as well if odb never loaded any midx.
     """
-    return store._dirs[0].packs._snap.midx is not None
+    return bool(store._dirs[0].packs._snap.midx.layers)
+
+
+def midx_layers(store) -> int:
+    """How many multi-pack-index layers the store's own objects directory reads through:
+    0 (plain pack scanning), 1 (a multi-pack-index), or the length of a chain."""
+    return len(store._dirs[0].packs._snap.midx.layers)
+
+
+def midx_chained(store) -> bool:
+    return store._dirs[0].packs._snap.midx.chained
 
 
 # ---- the damage matrix: multi-pack-index cases that must make odb ignore the midx -----------------

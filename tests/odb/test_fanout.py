@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from odb.fanout import SUBFANOUT_MIN, SortedIds
+from odb.oid import Prefix
 
 
 def table(ids: list[bytes], stride: int) -> SortedIds:
@@ -70,5 +71,5 @@ def test_prefix_matches_in_a_crowded_bucket():
         for digits in (4, 5, 6, 9):
             hex_prefix = raw.hex()[:digits]
             want = [r for r in ids if r.hex().startswith(hex_prefix)]
-            got = list(t.prefix_matches(bytes.fromhex(hex_prefix[: digits & ~1]), hex_prefix, 1000))
+            got = list(t.prefix_matches(Prefix.from_hex(hex_prefix), 1000))
             assert got == want
