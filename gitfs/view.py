@@ -20,6 +20,7 @@ way: request -> view -> store (odb) -> source -> bytes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -109,6 +110,7 @@ class MountView:
         self._latest_bytes = 0
         self._speculative: BucketListing | None = None
         self._recent: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._sweeping = self._sweep_wanted = False
         self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -130,22 +132,52 @@ class MountView:
             return
         self._generation = generation
         self.cache.clear()
-        if self.kernel_cache is not None and self._latest:
-            self.pool.submit(Job(hp.SIZES, local=self._forget_vanished(list(self._latest.values()))))
+        self._sweep_wanted = True
+        self._start_sweep()
 
-    def _forget_vanished(self, listings):
+    def _start_sweep(self) -> None:
+        """The kernel keeps names, attributes and pages of objects for an hour: when objects may
+        have vanished, those it may hold (listed, or looked up by name) are checked, and the
+        gone ones forgotten. One sweep at a time, in the lowest lane; a change seen meanwhile
+        sweeps again after it."""
+        if self.kernel_cache is None or self._sweeping or not self._sweep_wanted:
+            return
+        self._sweeping, self._sweep_wanted = True, False
+        token = trio.lowlevel.current_trio_token()
+        listings, recent = list(self._latest.values()), list(self._recent.items())
+
         def sweep() -> None:
-            """Worker thread: the kernel forgets the entries of objects that are gone."""
-            for listing in listings:
+            try:
+                self._forget_vanished(listings, recent)
+            finally:
                 try:
-                    now = set(self._split(self.store.bucket_ids(listing.bucket)))
-                except (odb.OdbError, OSError):
-                    continue
-                for k in range(listing.count):
-                    oid = listing.oid(k)
-                    if oid not in now:
-                        self._forget_object(listing.bucket, oid, listing.inodes[k])
-        return sweep
+                    token.run_sync_soon(self._sweep_done)
+                except trio.RunFinishedError:
+                    pass
+        self.pool.submit(Job(hp.AHEAD, local=sweep))
+
+    def _sweep_done(self) -> None:
+        self._sweeping = False
+        self._start_sweep()
+
+    def _forget_vanished(self, listings, recent) -> None:
+        """Worker thread: the kernel forgets the entries of objects that are gone."""
+        for listing in listings:
+            try:
+                now = set(self._split(self.store.bucket_ids(listing.bucket)))
+            except (odb.OdbError, OSError):
+                continue
+            for k in range(listing.count):
+                oid = listing.oid(k)
+                if oid not in now:
+                    self._forget_object(listing.bucket, oid, listing.inodes[k])
+        for inode, oid in recent:
+            try:
+                self.store.read_size(oid)
+            except odb.ObjectNotFound:
+                self._forget_object(oid[0], oid, inode)
+            except (odb.OdbError, OSError):
+                pass
 
     def _forget_object(self, bucket: int, oid: bytes, inode: int) -> None:
         self.kernel_cache.forget(bucket_inode(bucket), oid[1:].hex().encode(), inode)
@@ -293,8 +325,20 @@ class MountView:
         if self.is_directory(inode):
             return self.dir_attr(inode)
         oid = await self.oid_of(inode)
-        size = await self._in_thread(self.store.read_size, oid)
+        with self._forgotten_if_gone(inode, oid):
+            size = await self._in_thread(self.store.read_size, oid)
         return self.object_attr(inode, size)
+
+    @contextlib.contextmanager
+    def _forgotten_if_gone(self, inode: int, oid: bytes):
+        """An object the kernel knows turned out to be gone: it must forget it at once, or
+        `stat` would go on finding it (and its pages) for the hour it keeps entries."""
+        try:
+            yield
+        except odb.ObjectNotFound:
+            if self.kernel_cache is not None:
+                self._forget_object(oid[0], oid, inode)
+            raise
 
     # -- directories ------------------------------------------------------------------------
 
@@ -402,7 +446,8 @@ class MountView:
                 self._streams.move_to_end(oid)
                 return await stream.read(offset, size)
             self.counts["loads_waited"] += 1
-            data = await self.loads.get(oid)
+            with self._forgotten_if_gone(inode, oid):
+                data = await self.loads.get(oid)
             if data is None:  # too big to hold: streamed
                 return await self._stream(oid).read(offset, size)
         if offset == 0:

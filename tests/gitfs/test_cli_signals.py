@@ -22,8 +22,8 @@ def detached_mount(repo: Path, mnt: Path, log: Path) -> tuple[int, list[int]]:
     done = run_gitfs("mount", "--log-file", str(log), str(repo), str(mnt))
     assert done.returncode == 0, done.stderr
     pid = mount_status(mnt)["pid"]
+    assert wait_until(lambda: len(children_of(pid)) == daemon.HELPERS), ps_lines(children_of(pid))
     helpers = children_of(pid)
-    assert len(helpers) == daemon.LOAD_PROCESSES + daemon.SIZE_PROCESSES, ps_lines(helpers)
     return pid, helpers
 
 
