@@ -26,6 +26,8 @@ as_user mount "$REPO" "$WORK/mnt"
 as_user status --json
 as_user resolve "$WORK/mnt" "$PREFIX"
 as_user umount "$WORK/mnt"
+# The daemon logs its last line once it has shut down, a moment after the unmount.
+for _ in $(seq 100); do grep -qs unmounted "$HOME/.local/state/gitfs/gitfs.log" && break; sleep 0.1; done
 grep -c " $WORK/mnt " /proc/self/mountinfo || true
 """
 
