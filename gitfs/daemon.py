@@ -55,9 +55,6 @@ class Session:
         store.refuse_under(mountpoint)
         config = hp.StoreConfig(repository, store.verify, tuple(sys.path), (mountpoint,))
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
-        if not no_open:
-            log.info("pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch "
-                     "is not applied): files are opened the ordinary way")
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
         self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel())
@@ -158,6 +155,9 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
         session.close()
         raise
     log.info("mounted %s on %s", repository, mountpoint)
+    if not session.operations.no_open:
+        log.info("files are opened the ordinary way: %s", "GITFS_PLAIN_OPEN=1" if features.reads_by_inode()
+                 else "pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch is not applied)")
     if not features.features()["c_delta"]:
         log.warning("the C delta accelerator (odb/_delta.c) is not built: deltas are applied in pure "
                     "Python, several times slower (see gitfs --version)")

@@ -229,7 +229,7 @@ class MountView:
                 raise no_entry()
             if self._buckets is not None:
                 self._buckets.add(bucket)
-        return self.dir_attr(bucket_inode(bucket, alias=not name.islower()))
+        return self.dir_attr(bucket_inode(bucket, alias=name != name.lower()))
 
     def _bucket_exists(self, bucket: int) -> bool:
         self.store.refresh(bucket)
@@ -247,7 +247,7 @@ class MountView:
         size, inode = await self._in_thread(self._size_and_inode, oid)
         self._remember(inode, oid)
         attr = self.object_attr(inode, size)
-        if abbreviated or not name.islower():
+        if abbreviated or name != name.lower():
             # A new object can make a short name ambiguous at any time; and the kernel must not
             # take another spelling's dentry for the canonical one.
             attr.timeout = 0
