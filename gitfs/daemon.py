@@ -10,6 +10,8 @@ import sys
 import pyfuse3
 import trio
 
+import odb
+
 from . import features, logs, status, systemd
 from . import helper_protocol as hp
 from .operations import GitOperations, PyfuseKernel
@@ -57,7 +59,7 @@ class Session:
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
-        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel())
+        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:
@@ -174,6 +176,17 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     log.info("unmounted %s (%s)", mountpoint, session.summary())
     logs.flush_repeats(everything=True)
     return 0
+
+
+def open_refs(store):
+    """The repository's refs for .refs and .tree; None for a bare objects directory."""
+    if store.git_dir is None:
+        return None
+    try:
+        return odb.RefStore(store.git_dir, store.common_dir, store.format)
+    except (odb.OdbError, OSError) as e:
+        log.warning("no .refs or .tree: cannot read the refs (%s)", e)
+        return None
 
 
 def fuse_device() -> int:

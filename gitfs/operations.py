@@ -10,6 +10,7 @@ Without the patch the mount opens files the ordinary way, through a handle that 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
@@ -19,7 +20,7 @@ import pyfuse3
 
 from .errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode
-from .listings import BucketListing
+from .listings import BucketListing, RootListing
 from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
@@ -85,7 +86,12 @@ class GitOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def forget(self, inode_list):
-        pass  # object inodes come from their ids: nothing is held per inode
+        for inode, count in inode_list:
+            self.view.forget(inode, count)
+
+    @fuse_errors
+    async def readlink(self, inode, ctx):
+        return await self.view.readlink(inode)
 
     @fuse_errors
     async def getattr(self, inode, ctx=None):
@@ -107,6 +113,9 @@ class GitOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         if isinstance(listing, BucketListing):
             await self._readdir_bucket(listing, start_id, token)
+            return
+        if not isinstance(listing, RootListing):
+            await self._readdir_namespace(listing, start_id, token)
             return
         for i in range(start_id, len(listing.buckets)):
             b = listing.buckets[i]
@@ -143,6 +152,21 @@ class GitOperations(pyfuse3.Operations):
                 i = stop
         finally:
             self.view.replied(listing, i)
+
+    async def _readdir_namespace(self, listing, start: int, token) -> None:
+        navigation = self.view.navigation
+        sent = start
+        try:
+            async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
+                async for k, name, attr in entries:
+                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1):
+                        navigation.unsent(attr.inode)
+                        return
+                    navigation.sent(attr.inode)
+                    sent = k + 1
+        finally:
+            if hasattr(listing, "replied"):
+                self.view.replied(listing, sent)
 
     @fuse_errors
     async def releasedir(self, fh):
