@@ -33,7 +33,7 @@ class Listing:
     """What every directory of objects holds: the entries' raw ids (one block), inodes, and sizes
     as the helpers read them. Read-ahead (gitfs/read_ahead.py) follows any of them."""
 
-    __slots__ = ("uid", "block", "raw_len", "count", "generation", "inodes", "sizes", "errors",
+    __slots__ = ("uid", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
                  "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
 
     def __init__(self, block: bytes, raw_len: int, generation: int, inodes: array):
@@ -44,6 +44,7 @@ class Listing:
         self.generation = generation  # the store's generation when listed
         self.inodes = inodes
         self.sizes = array("q", [UNKNOWN]) * self.count
+        self.access = array("H", [0]) * self.count  # which of the view's Access values applies
         self.errors: dict[int, Exception] = {}  # index -> why its size could not be read
         self.filled = 0  # sizes known so far, from the front
         self.replied = 0  # entries sent to the kernel so far: it knows their inodes
@@ -67,10 +68,11 @@ class Listing:
     def batches(self) -> list[tuple[int, int]]:
         return [(i, min(i + SIZE_BATCH, self.count)) for i in range(0, self.count, SIZE_BATCH)]
 
-    def fill(self, start: int, sizes: array, errors: dict) -> None:
-        """Worker thread: the sizes of entries start.. (len(sizes) of them) are known."""
+    def fill(self, start: int, sizes: array, errors: dict, access: array) -> None:
+        """Worker thread: the sizes (and Access indexes) of entries start.. are known."""
         stop = start + len(sizes)
         self.sizes[start:stop] = sizes
+        self.access[start:stop] = access
         for k, error in errors.items():
             self.errors[start + k] = error
         with self._lock:
@@ -100,7 +102,7 @@ class Listing:
     @property
     def nbytes(self) -> int:
         """Roughly what the listing holds in memory."""
-        return len(self.block) + 16 * self.count
+        return len(self.block) + 18 * self.count
 
 
 

@@ -69,7 +69,9 @@ class Navigation:
 
     # -- attributes --------------------------------------------------------------------------
 
-    def attr(self, inode: int, node, size: int = 0):
+    def attr(self, inode: int, node, size: int = 0, access=None):
+        """What the kernel is told of a node. Files show the Access of the file holding their
+        blob (who may read it), executables with x where r is; directories the root's."""
         view = self.view
         if node is None or type(node) is RefsDir:
             attr = view.dir_attr(inode)  # refs change: short timeouts
@@ -80,33 +82,32 @@ class Navigation:
             attr = view.dir_attr(inode)
             attr.timeout = view.object_timeout  # a tree never changes
         elif type(node) is BlobLink:
-            attr = view.object_attr(inode, size)
+            attr = view.object_attr(inode, size, access)
             attr.mode = stat.S_IFLNK | 0o777
         else:
-            attr = view.object_attr(inode, size)
-            if node.executable:
-                attr.mode = stat.S_IFREG | 0o555
+            attr = view.object_attr(inode, size, access)
+            readable = attr.mode & 0o444
+            attr.mode = stat.S_IFREG | readable | (readable >> 2 if node.executable else 0)
         mtime = getattr(node, "mtime_ns", None)
         if mtime is not None:
             attr.mtime_ns = mtime
         return attr
 
-    def _size(self, node) -> int:
-        """Thread: what st_size shows for node."""
+    def _stat(self, node) -> tuple[int, object]:
+        """Thread: (st_size, odb.Access or None) for node."""
         if type(node) is RefLink:
             target = self.refs.target(node)
             if target is None:
                 raise odb.ObjectNotFound(node.name)
-            return len(target)
+            return len(target), None
         if type(node) in (BlobFile, BlobLink):
-            return self.view.store.read_size(node.blob)
-        return 0
+            return self.view.store.stat(node.blob)
+        return 0, None
 
-    async def _entry(self, node, parent: int | None = None):
-        """(inode, Attr) for a node about to be handed to the kernel; the caller counts it."""
+    async def _entry(self, node):
+        """The Attr of a node about to be handed to the kernel; the caller counts it."""
         inode = self.inodes.inode_for(node)
-        size = await self.view.in_thread(self._size, node)
-        return self.attr(inode, node, size)
+        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -143,7 +144,7 @@ class Navigation:
             return self.view.dir_attr(inode)
         if type(node) is RefLink and not await self.view.in_thread(self.refs.exists, node):
             raise no_entry()
-        return self.attr(inode, node, await self.view.in_thread(self._size, node))
+        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
 
     def forget(self, inode: int, count: int) -> None:
         self.inodes.forget(inode, count)
@@ -199,7 +200,7 @@ class Navigation:
             node = listing.nodes[k]
             inode = self.inodes.inode_for(node)
             size = listing.sizes[k]
-            attr = self.attr(inode, node, max(size, 0))
+            attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
             if size < 0 and type(node) in (BlobFile, BlobLink):
                 attr.timeout = 0  # its size could not be read: shown, never cached
             listing.inodes[k] = inode

@@ -15,6 +15,7 @@ import errno
 import itertools
 import logging
 import os
+import stat
 
 import pyfuse3
 
@@ -57,6 +58,11 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = attr.mtime_ns
     a.entry_timeout = a.attr_timeout = attr.timeout
     return a
+
+
+def _show_access(a: pyfuse3.EntryAttributes, access) -> None:
+    a.st_uid, a.st_gid, a.st_mode = access.uid, access.gid, stat.S_IFREG | access.mode
+    a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = access.mtime_ns
 
 
 class GitOperations(pyfuse3.Operations):
@@ -127,6 +133,7 @@ class GitOperations(pyfuse3.Operations):
         # (readdir_reply copies it), and sizes and inodes come from arrays.
         attrs = entry_attributes(self.view.object_attr(0, 0))
         reply, inodes, sizes, count = pyfuse3.readdir_reply, listing.inodes, listing.sizes, listing.count
+        access, accesses, shown = listing.access, self.view.accesses, -1
         skip = 2  # the name is the id without its bucket's two digits
         width = 2 * self.view.raw_len
         i = start
@@ -139,6 +146,9 @@ class GitOperations(pyfuse3.Operations):
                 for k in range(i, stop):
                     size = sizes[k]
                     if size >= 0:
+                        if access[k] != shown:  # objects of one pack share their Access
+                            shown = access[k]
+                            _show_access(attrs, accesses[shown])
                         attrs.st_ino = inodes[k]
                         attrs.st_size = size
                         attrs.st_blocks = (size + 511) >> 9

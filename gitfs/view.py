@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import stat
+import threading
 import time
 from array import array
 from dataclasses import dataclass
@@ -119,8 +120,12 @@ class MountView:
         self._sweeping = self._sweep_wanted = False
         self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
-        self._uid, self._gid = os.getuid(), os.getgid()
-        self._time_ns = time.time_ns()
+        # Who may see what (default_permissions): the repository's owners and modes, as odb
+        # reads them (odb/access.py). accesses[0] is what an object shows before its own is read.
+        self.root_access = store.root_access()
+        self.accesses = [self.root_access._replace(mode=self.root_access.mode & 0o444)]
+        self._access_ids = {self.accesses[0]: 0}
+        self._access_lock = threading.Lock()
         self.navigation = Navigation(self, refs) if refs is not None else None
         self.counts = collections.Counter()
 
@@ -196,13 +201,27 @@ class MountView:
 
     # -- attributes -------------------------------------------------------------------------
 
-    def dir_attr(self, inode: int) -> Attr:
-        return Attr(inode, stat.S_IFDIR | 0o555, 0, self._uid, self._gid, self._time_ns, 2,
-                    DIRECTORY_TIMEOUT, DIRECTORY_BLOCK)
+    def access_id(self, access) -> int:
+        """A small number for an odb.Access (a listing holds one per entry). Worker threads."""
+        known = self._access_ids.get(access)
+        if known is None:
+            with self._access_lock:
+                known = self._access_ids.get(access)
+                if known is None:
+                    known = self._access_ids[access] = len(self.accesses)
+                    self.accesses.append(access)
+        return known
 
-    def object_attr(self, inode: int, size: int) -> Attr:
-        return Attr(inode, stat.S_IFREG | 0o444, size, self._uid, self._gid, self._time_ns, 1,
-                    OBJECT_TIMEOUT, FILE_BLOCK)
+    def dir_attr(self, inode: int) -> Attr:
+        """The root, a bucket, a namespace directory: they show the objects directory (odb's
+        root_access: its owner, group and mode, masked by what the path to it allows)."""
+        a = self.root_access
+        return Attr(inode, stat.S_IFDIR | a.mode, 0, a.uid, a.gid, a.mtime_ns, 2, DIRECTORY_TIMEOUT, DIRECTORY_BLOCK)
+
+    def object_attr(self, inode: int, size: int, access=None) -> Attr:
+        """An object file: it shows the file that holds the object (its pack, its loose file)."""
+        a = access or self.accesses[0]
+        return Attr(inode, stat.S_IFREG | a.mode, size, a.uid, a.gid, a.mtime_ns, 1, OBJECT_TIMEOUT, FILE_BLOCK)
 
     def broken_attr(self, inode: int) -> Attr:
         # Listed so that the damage is visible, but never cached: the next lookup asks again.
@@ -260,9 +279,9 @@ class MountView:
         if abbreviated:
             hex_id = await self._resolve_abbreviation(hex_id)
         oid = bytes.fromhex(hex_id)
-        size, inode = await self.in_thread(self._size_and_inode, oid)
+        size, access, inode = await self.in_thread(self._stat_and_inode, oid)
         self._remember(inode, oid)
-        attr = self.object_attr(inode, size)
+        attr = self.object_attr(inode, size, access)
         if abbreviated or name != name.lower():
             # A new object can make a short name ambiguous at any time; and the kernel must not
             # take another spelling's dentry for the canonical one.
@@ -283,15 +302,16 @@ class MountView:
                 self._ambiguous.popitem(last=False)
             raise
 
-    def _size_and_inode(self, oid: bytes) -> tuple[int, int]:
-        """Thread: the object's size, and its inode (moved if another id shares its natural one)."""
-        size = self.store.read_size(oid)
+    def _stat_and_inode(self, oid: bytes) -> tuple[int, object, int]:
+        """Thread: the object's size and Access, and its inode (moved if another id shares its
+        natural one)."""
+        size, access = self.store.stat(oid)
         inode = self.moved.inode_for(oid)
         if inode >= FIRST_OBJECT_INODE and not self._natural_is_unique(oid, inode):
             inode = self.moved.move(oid)
         elif inode < FIRST_OBJECT_INODE and inode == natural_inode(oid):
             inode = self.moved.move(oid)
-        return size, inode
+        return size, access, inode
 
     def _natural_is_unique(self, oid: bytes, inode: int) -> bool:
         listing = self._latest.get(oid[0])
@@ -354,8 +374,8 @@ class MountView:
             return self.dir_attr(inode)
         oid = await self.oid_of(inode)
         with self._forgotten_if_gone(inode, oid):
-            size = await self.in_thread(self.store.read_size, oid)
-        return self.object_attr(inode, size)
+            size, access = await self.in_thread(self.store.stat, oid)
+        return self.object_attr(inode, size, access)
 
     @contextlib.contextmanager
     def _forgotten_if_gone(self, inode: int, oid: bytes):
@@ -385,6 +405,7 @@ class MountView:
 
     def _list_root(self) -> list[int]:
         self.store.refresh()
+        self.root_access = self.store.root_access()  # a chmod shows from the next root listing
         return self.store.nonempty_buckets()
 
     async def _list_bucket(self, bucket: int) -> BucketListing:
@@ -451,13 +472,18 @@ class MountView:
 
     def _sizes_read(self, listing: BucketListing, start: int):
         def done(header: hp.SizesRead, payload) -> None:
-            sizes = array("q")
-            sizes.frombytes(payload)
+            count = len(payload) // 10  # an int64 size and a uint16 Access index per entry
+            sizes, access = array("q"), array("H")
+            sizes.frombytes(payload[: 8 * count])
+            access.frombytes(payload[8 * count :])
+            ids = [self.access_id(a) for a in header.accesses]
+            if ids != list(range(len(ids))):
+                access = array("H", [ids[a] if a < len(ids) else 0 for a in access])
             for k, error in header.errors.items():
                 # An object pruned between the listing and its size read is git gc at work.
                 level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
                 log.log(level, "listing %s: %s", listing.oid(start + k).hex(), error)
-            listing.fill(start, sizes, header.errors)
+            listing.fill(start, sizes, header.errors, access)
         return done
 
     def replied(self, listing: BucketListing, upto: int) -> None:

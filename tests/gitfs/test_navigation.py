@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import odb
 from mounting import git_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,11 @@ def walk(root: Path) -> dict[str, tuple]:
 
 
 def git_tree(repo: Path, rev: str) -> dict[str, tuple]:
+    """What the mount should show of rev's tree. Modes: what the repository lets through (the
+    fixtures live in a 0700 directory), read bits for files, x with them for executables and
+    directories."""
+    shown = odb.open(repo).root_access().mode
+    readable = shown & 0o444
     out = {}
     for line in git_bytes(repo, "ls-tree", "-r", "-t", "-l", "-z", rev).split(b"\0"):
         if not line:
@@ -105,14 +111,12 @@ def git_tree(repo: Path, rev: str) -> dict[str, tuple]:
         meta, path = line.split(b"\t", 1)
         mode, kind, oid, size = meta.decode().split()
         path = path.decode("utf-8", "surrogateescape")
-        if mode == "040000":
-            out[path] = ("dir", 0o555, None, None)
-        elif mode == "160000":
-            out[path] = ("dir", 0o555, None, None)
+        if mode in ("040000", "160000"):
+            out[path] = ("dir", shown, None, None)
         elif mode == "120000":
             out[path] = ("link", 0o777, int(size), git_bytes(repo, "cat-file", "blob", oid).decode("utf-8", "surrogateescape"))
         else:
-            out[path] = ("file", 0o555 if mode == "100755" else 0o444, int(size), None)
+            out[path] = ("file", readable | (readable >> 2 if mode == "100755" else 0), int(size), None)
     return out
 
 

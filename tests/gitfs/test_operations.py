@@ -274,7 +274,7 @@ def test_unexpected_exception_is_eio_and_logged(store, make_ops, caplog, monkeyp
     def explode(oid):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(store, "read_size", explode)
+    monkeypatch.setattr(store, "stat", explode)
 
     async def go():
         with caplog.at_level(logging.ERROR, logger="gitfs"):
