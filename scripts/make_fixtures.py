@@ -503,6 +503,9 @@ def publish(dest: Path, build) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    # mkdtemp makes it 0700: as published, it is a repository everyone may read, as most are
+    # (the mount mirrors a repository's modes).
+    tmp.chmod(0o755)
     try:
         build(tmp, dest)
         try:
