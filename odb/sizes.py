@@ -7,7 +7,8 @@ import os
 from array import array
 from typing import NamedTuple
 
-from . import delta, delta_chain, pack as packs
+from . import delta, delta_chain
+from . import pack as pack_format
 from .errors import CorruptObject
 from .fanout import SUBFANOUT_MIN, SortedIds
 
@@ -117,8 +118,8 @@ def entries(index, found: array) -> tuple[array, array]:
 
 def _limits(raw_len: int) -> tuple:
     # Read at each call, so that the C path can never drift from the Python one (tests lower them).
-    return (raw_len, packs.HEADER_READ, packs.PREFIX_READ, delta_chain.DELTA_HEADER_BYTES,
-            delta.MAX_VARINT_BYTES, packs.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
+    return (raw_len, pack_format.HEADER_READ, pack_format.PREFIX_READ, delta_chain.DELTA_HEADER_BYTES,
+            delta.MAX_VARINT_BYTES, pack_format.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
             delta_chain.MAX_DELTA_RESULT)
 
 
