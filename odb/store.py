@@ -436,7 +436,7 @@ class Store:
         for k in sorted(careful):
             try:
                 out[k] = self.read_size(ids[k * n : (k + 1) * n])
-            except Exception as e:  # whatever read_size raises is the answer, carried whole
+            except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
                 errors[k] = e
         return out, errors
 
