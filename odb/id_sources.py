@@ -283,6 +283,27 @@ class ChainSource(IdSource):
                 return hit
         return None
 
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        # As find: each layer in turn is asked for the ids the layers above it lack.
+        located = Located.nowhere(len(ids) // n)
+        missing = range(len(located.which))
+        for layer in self.layers:
+            if not missing:
+                break
+            block = ids if len(missing) == len(located.which) else b"".join(ids[k * n : (k + 1) * n] for k in missing)
+            found = layer.locate_many(block, n)
+            first = len(located.packs)
+            located.packs.extend(found.packs)
+            still = []
+            for k, w, offset in zip(missing, found.which, found.offsets):
+                if w == MISSING:
+                    still.append(k)
+                else:
+                    located.which[k] = w + first if w >= 0 else w
+                    located.offsets[k] = offset
+            missing = still
+        return located
+
     def prefix_matches(self, prefix: Prefix, limit: int) -> list[bytes]:
         return [raw for layer in self.layers for raw in layer.prefix_matches(prefix, limit)]
 

@@ -24,7 +24,8 @@ from .multi_pack_index import MultiPackIndex, read_checksum
 from .oid import ObjectFormat, Prefix
 from .pack import Pack
 from .refused_paths import stat_nofollow
-from .sizes import MISSING, Located, find_each, locate_each
+from . import sizes
+from .sizes import MISSING, Located
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
@@ -85,11 +86,11 @@ class Snapshot:
         every id when the packs keep a most-recently-used order, go through find itself."""
         sources = self.sources
         if not sources or (len(sources) > 1 and sources[0].movable):
-            return locate_each(self.find, ids, n)
+            return sizes.locate_each(self.find, ids, n)
         located = sources[0].locate_many(ids, n)
         if len(sources) > 1:
             missing = [k for k, w in enumerate(located.which) if w == MISSING]
-            find_each(located, self.find, ids, n, missing)
+            sizes.find_each(located, self.find, ids, n, missing)
         return located
 
     def _to_front(self, source: IdSource) -> None:

@@ -19,6 +19,7 @@ import odb
 from odb import delta_chain, sizes
 from odb.fanout import SUBFANOUT_MIN, SortedIds
 from odb.pack import Pack
+from format_fixtures import FORMAT_NAMES, Answers, repo_path
 from size_check import BATCH, IMPLEMENTATIONS, available, batched, check_sizes, using
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,21 +88,54 @@ def test_nothing_asked_nothing_read(fixture_repo, implementation):
 # ---- the bulk path does the work ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["midx", "idx-v1", "idx-v2", "idx-v2-large", "ref-delta", "sha256", "alt-chain"])
-def test_only_loose_objects_go_through_read_size(fixture_repo, implementation, name, monkeypatch):
-    """Packed objects, whether under a multi-pack-index, in a pack outside it or in an alternate,
-    are answered in bulk; loose ones (and only those) take the careful path."""
-    repo = fixture_repo(name)
-    objects = repo.git.objects()
-    with odb.open(repo.path) as s:
+def asked_of_read_size(path, objects: dict, monkeypatch) -> tuple[list[str], set[str]]:
+    """(the ids read_sizes passed on to read_size, the loose ones) over every object."""
+    with odb.open(path) as s:
         loose = {oid for oid in objects if s.locate(oid).source.endswith("loose")}
         asked = []
         real = s.read_size
         monkeypatch.setattr(s, "read_size", lambda oid: asked.append(bytes(oid).hex()) or real(oid))
         ids = sorted(objects)
         assert batched(s, raw_ids(ids)) == [objects[oid][1] for oid in ids]
+    return asked, loose
+
+
+@pytest.mark.parametrize("name", ["midx", "idx-v1", "idx-v2", "idx-v2-large", "ref-delta", "sha256", "alt-chain"])
+def test_only_loose_objects_go_through_read_size(fixture_repo, implementation, name, monkeypatch):
+    """Packed objects, whether under a multi-pack-index, in a pack outside it or in an alternate,
+    are answered in bulk; loose ones (and only those) take the careful path."""
+    repo = fixture_repo(name)
+    objects = repo.git.objects()
+    asked, loose = asked_of_read_size(repo.path, objects, monkeypatch)
     assert sorted(asked) == sorted(loose)
     assert len(loose) < len(objects)
+
+
+@pytest.mark.parametrize("name", ["midx", "idx-v1", "idx-v2", "sha256", "midx-chain", "midx-chain-compacted",
+                                  "midx-chain-sha256", "midx-v2", "cruft"])
+def test_ids_are_looked_up_in_bulk(fixture_repo, implementation, name, monkeypatch):
+    """Only the ids that the first id source (a multi-pack-index, a chain of them, or a lone
+    pack) lacks are looked up one at a time, and none at all when it is the only source; packs
+    without a multi-pack-index keep git's most-recently-used order, one id at a time. The chains
+    and midx v2 come from the newest git, its answers stored beside them."""
+    if name in FORMAT_NAMES:
+        path, ids = repo_path(name), sorted(Answers.load(name).objects)
+    else:
+        path, ids = fixture_repo(name).path, fixture_repo(name).git.ids()
+    with odb.open(path) as s:
+        sources = s._dirs[0].packs.sources
+        lacking = [oid for oid in ids if sources[0].find(bytes.fromhex(oid)) is None]
+        one_by_one = []
+        real = sizes.find_each
+        monkeypatch.setattr(sizes, "find_each", lambda located, find, block, n, picks:
+                            one_by_one.extend(picks) or real(located, find, block, n, picks))
+        batched(s, raw_ids(ids))
+    if len(sources) == 1:
+        assert one_by_one == []
+    elif sources[0].movable:
+        assert len(one_by_one) == len(ids)
+    else:
+        assert len(one_by_one) == len(lacking) < len(ids)
 
 
 def test_a_pack_written_after_opening_is_found(repo_copy, implementation):
