@@ -410,7 +410,21 @@ class Store:
         n = self.format.raw_len
         count = len(ids) // n
         out = array("q", [-1]) * -(-len(ids) // n)
-        careful = list(range(count, len(out)))  # a short id at the end: read_size says what it is
+        careful = self._sizes_in_packs(ids, count, out)
+        careful.extend(range(count, len(out)))  # a short id at the end: read_size says what it is
+        errors: dict[int, Exception] = {}
+        for k in sorted(careful):
+            try:
+                out[k] = self.read_size(ids[k * n : (k + 1) * n])
+            except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
+                errors[k] = e
+        return out, errors
+
+    def _sizes_in_packs(self, ids: bytes, count: int, out: array) -> list[int]:
+        """Fills out with the sizes of the first count ids that packs answer in bulk, looking
+        in each objects directory in turn as _find does; returns the indexes left to read_size."""
+        n = self.format.raw_len
+        careful: list[int] = []
         pending, block = range(count), ids[: count * n]
         for d in self._dirs:
             if not pending:
@@ -419,8 +433,7 @@ class Store:
             got = sizes.entry_sizes(located, n)
             if len(pending) == count and min(got, default=0) >= 0:
                 out[:count] = got  # all found and read: the usual case
-                pending = ()
-                break
+                return careful
             missed = []
             for j, k in enumerate(pending):
                 if got[j] >= 0:
@@ -432,13 +445,7 @@ class Store:
             pending = missed
             block = b"".join([ids[k * n : (k + 1) * n] for k in missed])
         careful.extend(pending)
-        errors: dict[int, Exception] = {}
-        for k in sorted(careful):
-            try:
-                out[k] = self.read_size(ids[k * n : (k + 1) * n])
-            except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
-                errors[k] = e
-        return out, errors
+        return careful
 
     def _size_of(self, raw: bytes, loc: Location) -> int:
         return self._reader.size(loc)
