@@ -39,12 +39,12 @@ be64(const uint8_t *p)
     return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
-/* A writable buffer of n int64 items (an array('q')), or a ValueError. */
+/* A buffer of n aligned int64 items (an array('q')), or a ValueError. */
 static int
 check_int64s(const Py_buffer *b, Py_ssize_t n, const char *what)
 {
-    if (b->len != n * (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_Format(PyExc_ValueError, "%s must hold %zd int64 items", what, n);
+    if (b->len != n * (Py_ssize_t)sizeof(int64_t) || (uintptr_t)b->buf % sizeof(int64_t)) {
+        PyErr_Format(PyExc_ValueError, "%s must hold %zd aligned int64 items", what, n);
         return -1;
     }
     return 0;
@@ -78,12 +78,13 @@ positions(PyObject *module, PyObject *args)
                           &ids, &out))
         return NULL;
     PyObject *result = NULL;
-    const uint32_t *fan = (const uint32_t *)fanout.buf;
+    uint32_t fan[256];
     if (raw_len < 2 || raw_len > MAX_RAW_LEN || stride < raw_len || start < 0 || sub_min < 0
         || fanout.len != 256 * (Py_ssize_t)sizeof(uint32_t) || ids.len % raw_len) {
         PyErr_SetString(PyExc_ValueError, "bad id table layout");
         goto done;
     }
+    memcpy(fan, fanout.buf, sizeof(fan));
     uint64_t prev = 0;
     for (int b = 0; b < 256; b++) {
         if (fan[b] < prev) {
@@ -152,7 +153,9 @@ entries(PyObject *module, PyObject *args)
     PyObject *result = NULL;
     Py_ssize_t width = with_pack ? 8 : 4;
     Py_ssize_t count = in.len / (Py_ssize_t)sizeof(int64_t);
-    if (in.len % (Py_ssize_t)sizeof(int64_t) || base < 0 || stride < width || large_at < 0 || n_large < -1) {
+    if (check_int64s(&in, count, "positions") < 0)
+        goto done;
+    if (base < 0 || stride < width || large_at < 0 || n_large < -1) {
         PyErr_SetString(PyExc_ValueError, "bad entry table layout");
         goto done;
     }
@@ -419,7 +422,8 @@ read_limits(PyObject *t, struct limits *L)
     L->delta_expansion = (uint64_t)v[6];
     L->max_result = (uint64_t)v[7];
     if (L->raw_len < 1 || L->raw_len > MAX_RAW_LEN || L->header_read < 1 || L->header_read > MAX_HEADER_READ
-        || L->prefix_read < 1 || L->prefix_read > MAX_PREFIX_READ || L->delta_header > MAX_DELTA_HEADER
+        || L->prefix_read < 1 || L->prefix_read > MAX_PREFIX_READ || L->delta_header < 1
+        || L->delta_header > MAX_DELTA_HEADER
         || L->varint_bytes < 1 || L->varint_bytes > 9) {
         PyErr_SetString(PyExc_ValueError, "limits out of the range this accelerator supports");
         return -1;
@@ -480,7 +484,7 @@ entry_sizes(PyObject *module, PyObject *args)
     Py_ssize_t count = packs_in.len / (Py_ssize_t)sizeof(int64_t);
     if (read_limits(limits_tuple, &L) < 0)
         goto done;
-    if (packs_in.len % (Py_ssize_t)sizeof(int64_t) || check_int64s(&offsets_in, count, "offsets") < 0
+    if (check_int64s(&packs_in, count, "packs") < 0 || check_int64s(&offsets_in, count, "offsets") < 0
         || check_int64s(&out, count, "out") < 0)
         goto done;
     sources = PyMem_Calloc(n_sources ? (size_t)n_sources : 1, sizeof(*sources));

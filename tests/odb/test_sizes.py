@@ -397,6 +397,42 @@ def test_crafted_entries(tmp_path):
     assert got["result at the expansion limit"] == 11 * delta_chain.MAX_DELTA_EXPANSION
 
 
+def test_the_c_functions_refuse_what_would_read_out_of_bounds():
+    """Arguments that do not fit together (a fanout counting more ids than the table holds, one
+    that decreases, output arrays of the wrong length, limits beyond the C buffers) are a
+    ValueError or TypeError, never a read outside a buffer."""
+    c = sizes.compiled
+    if c is None:
+        pytest.skip("odb._sizes is not built")
+    ids = bytes(40)
+    out = array("q", [0, 0])
+    fanout = array("I", [2] * 256)
+    for args in [(bytes(39), 0, 20, 20, fanout, 64, ids, out),          # 2 ids need 40 bytes
+                 (bytes(40), 1, 20, 20, fanout, 64, ids, out),          # ... from its start
+                 (bytes(40), 0, 20, 20, array("I", [2] * 255 + [1]), 64, ids, out),  # decreasing
+                 (bytes(40), 0, 20, 20, array("I", [2] * 255), 64, ids, out),
+                 (bytes(40), 0, 20, 20, fanout, 64, ids, array("q", [0])),
+                 (bytes(40), 0, 20, 20, fanout, 64, ids[:-1], out),
+                 (bytes(40), 0, 19, 20, fanout, 64, ids, out)]:
+        with pytest.raises(ValueError):
+            c.positions(*args)
+    found, packs, offsets = array("q", [0, 5]), array("q", [0, 0]), array("q", [0, 0])
+    with pytest.raises(ValueError):
+        c.entries(bytes(44), found, 0, 8, True, 1, 0, -1, packs, offsets)  # entry 5 lies past the end
+    with pytest.raises(ValueError):
+        c.entries(bytes(48), found, 0, 8, True, 1, 40, 2, packs, offsets)  # LOFF past the end
+    limits = sizes._limits(20)
+    for bad in [(0, *limits[1:]), (20, 1 << 20, *limits[2:]), (*limits[:4], 10, *limits[5:]),
+                (20, 128, 1024, 0, *limits[4:]), limits[:7]]:
+        with pytest.raises(ValueError if len(bad) == 8 else TypeError):
+            c.entry_sizes([None], found, offsets, out, bad)
+    for source in [(b"x",), ("not a pack", 10), (-1, 10)]:
+        with pytest.raises((TypeError, ValueError)):
+            c.entry_sizes([source], array("q", [0, 0]), offsets, out, limits)
+    c.entry_sizes([None], found, offsets, out, limits)
+    assert list(out) == [-1, -1]
+
+
 def test_implementation_follows_the_environment():
     code = "from odb import sizes; print(sizes.IMPLEMENTATION)"
     env = dict(os.environ, GITFS_PURE_PYTHON="1")
