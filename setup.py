@@ -1,4 +1,4 @@
-"""Build hooks: the optional C delta accelerator, the man page and bash completion; all other
+"""Build hooks: the optional C accelerators, the man page and bash completion; all other
 metadata lives in pyproject.toml."""
 
 import sys
@@ -6,13 +6,21 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+# What each accelerator does without its C: the warning a failed build prints.
+FALLBACKS = {
+    "odb._delta": ("the C delta accelerator (odb/_delta.c)",
+                   "applies deltas in pure Python, several times\nslower"),
+    "odb._sizes": ("the C size accelerator (odb/_sizes.c)",
+                   "reads object sizes for listings (find -size,\nls -l) in pure Python, several times slower"),
+}
+
 WARNING = """
 **********************************************************************
-WARNING: the C delta accelerator (odb/_delta.c) could not be built:
+WARNING: {what} could not be built:
     {error}
-gitfs will work, but applies deltas in pure Python, several times
-slower. Install a C compiler and the Python headers (Debian: gcc
-python3-dev) and reinstall. `gitfs --version` says which is in use.
+gitfs will work, but {fallback}. Install a C compiler, the Python
+headers and zlib's (Debian: gcc python3-dev zlib1g-dev) and reinstall.
+`gitfs --version` says which is in use.
 **********************************************************************
 """
 
@@ -20,27 +28,33 @@ python3-dev) and reinstall. `gitfs --version` says which is in use.
 class OptionalBuildExt(build_ext):
     """A failed compile leaves the pure-Python path in place and says so on stderr, which is
     what pip shows with -v and `python -m build` always; `gitfs --version` and every mount
-    on a terminal say it again, since pip hides build output otherwise."""
+    on a terminal say it again, since pip hides build output otherwise. Each extension
+    builds (or fails) on its own: odb/_sizes.c also needs zlib's headers."""
 
     def run(self):
         try:
             super().run()
         except Exception as e:  # no compiler, no headers: distutils raises several kinds
-            self._warn(e)
+            for ext in self.extensions:
+                self._warn(ext, e)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as e:
-            self._warn(e)
+            self._warn(ext, e)
 
     @staticmethod
-    def _warn(error):
-        print(WARNING.format(error=error), file=sys.stderr)
+    def _warn(ext, error):
+        what, fallback = FALLBACKS[ext.name]
+        print(WARNING.format(what=what, error=error, fallback=fallback), file=sys.stderr)
 
 
 setup(
-    ext_modules=[Extension("odb._delta", ["odb/_delta.c"])],
+    ext_modules=[
+        Extension("odb._delta", ["odb/_delta.c"]),
+        Extension("odb._sizes", ["odb/_sizes.c"], libraries=["z"]),
+    ],
     cmdclass={"build_ext": OptionalBuildExt},
     # Generated from the argparse parser by scripts/make_docs (a test keeps them current).
     data_files=[

@@ -40,6 +40,12 @@ def delta_accelerated() -> bool:
     return delta.IMPLEMENTATION == "c"
 
 
+def sizes_accelerated() -> bool:
+    """odb/_sizes.c is built and in use: listings read object sizes in bulk in C."""
+    from odb import sizes
+    return sizes.IMPLEMENTATION == "c"
+
+
 @functools.cache
 def features() -> dict[str, str | bool]:
     return {
@@ -48,6 +54,7 @@ def features() -> dict[str, str | bool]:
         "libfuse": libfuse_version(),
         "trio": _version("trio"),
         "c_delta": delta_accelerated(),
+        "c_sizes": sizes_accelerated(),
         "no_open": reads_by_inode(),
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
@@ -62,6 +69,7 @@ def describe() -> list[str]:
     return [
         f"pyfuse3 {f['pyfuse3']}, libfuse {f['libfuse']}, trio {f['trio']}",
         f"C delta accelerator: {yes[f['c_delta']]}",
+        f"C size accelerator: {yes[f['c_sizes']]}",
         "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): "
         + ("yes" if f["no_open"] else "no (pyfuse3 lacks patches/pyfuse3-read-by-inode.patch; files are opened)"),
         f"page-cache push (notify_store): {yes[f['page_cache_push']]}",

@@ -5,6 +5,8 @@
     kind, data = store.read(oid)    # oid: hex str or raw bytes; kind: "commit" | "tree" | "blob" | "tag"
     kind, size = store.read_header(oid)      # no full inflation; deltas answer from their header
     size = store.read_size(oid)     # the size alone: a delta's chain is not walked for its type
+    sizes, errors = store.read_sizes(raw_ids)  # many at once (raw ids concatenated): array('q'), -1
+                                    # where errors (index -> exception) says why; in C if built
     info = store.locate(oid)        # ObjectInfo(kind, size, source, offset, delta_base)
     stream = store.open_stream(oid) # ObjectStream: .kind .size .read(n) .close(); big blobs inflate as read
     full = store.resolve_prefix("5a0bd")     # >= 4 hex digits; AmbiguousPrefix / ObjectNotFound

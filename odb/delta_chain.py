@@ -40,6 +40,31 @@ def _loose(loc: Location, read):
     return hit
 
 
+def packed_size(pack: Pack, offset: int) -> int:
+    """The size of the object whose entry is at offset: for a delta, the result size its own
+    header claims. odb/_sizes.c mirrors this, check for check, for many entries at once."""
+    entry, head = pack.header(offset)
+    if entry.type < OFS_DELTA:
+        return entry.size
+    return delta_result_size(pack, entry, head)
+
+
+def delta_result_size(pack: Pack, entry, head: bytes = b"") -> int:
+    try:
+        _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES, head))
+    except delta.DeltaError as e:
+        raise CorruptObject(pack.pack_path, entry.offset, f"bad delta header: {e}") from None
+    if result_size > entry.size * MAX_DELTA_EXPANSION:
+        raise CorruptObject(pack.pack_path, entry.offset,
+                            f"delta claims a {result_size}-byte result, more than its {entry.size} bytes can make")
+    if result_size > MAX_DELTA_RESULT:
+        # The read refuses it, so the size does too: a reader trusting st_size would
+        # otherwise try to allocate what a few hundred hostile bytes claim.
+        raise CorruptObject(pack.pack_path, entry.offset,
+                            f"delta result of {result_size} bytes is over the {MAX_DELTA_RESULT >> 20} MiB limit")
+    return result_size
+
+
 Finder = Callable[[bytes], "Location | None"]
 
 
@@ -116,7 +141,7 @@ class ChainReader:
         if entry.type < OFS_DELTA:
             self._remember([(self._kinds_of(pack), loc.offset)], entry.type)
             return entry.type, entry.size
-        return self.kind(loc, entry), self.delta_result_size(pack, entry, head)
+        return self.kind(loc, entry), delta_result_size(pack, entry, head)
 
     def size(self, loc: Location) -> int:
         """The object's size alone: for a delta, from its own header, without typing the chain
@@ -124,25 +149,7 @@ class ChainReader:
         pack = loc.pack
         if pack is None:
             return _loose(loc, loc.source.loose.read_header)[1]
-        entry, head = pack.header(loc.offset)
-        if entry.type < OFS_DELTA:
-            return entry.size
-        return self.delta_result_size(pack, entry, head)
-
-    def delta_result_size(self, pack: Pack, entry, head: bytes = b"") -> int:
-        try:
-            _, result_size, _ = delta.read_sizes(pack.inflate_prefix(entry, DELTA_HEADER_BYTES, head))
-        except delta.DeltaError as e:
-            raise CorruptObject(pack.pack_path, entry.offset, f"bad delta header: {e}") from None
-        if result_size > entry.size * MAX_DELTA_EXPANSION:
-            raise CorruptObject(pack.pack_path, entry.offset,
-                                f"delta claims a {result_size}-byte result, more than its {entry.size} bytes can make")
-        if result_size > MAX_DELTA_RESULT:
-            # The read refuses it, so the size does too: a reader trusting st_size would
-            # otherwise try to allocate what a few hundred hostile bytes claim.
-            raise CorruptObject(pack.pack_path, entry.offset,
-                                f"delta result of {result_size} bytes is over the {MAX_DELTA_RESULT >> 20} MiB limit")
-        return result_size
+        return packed_size(pack, loc.offset)
 
     def kind(self, loc: Location, entry) -> int:
         """The type of the whole object at the bottom of a delta chain, by headers only.

@@ -34,7 +34,7 @@ class SortedIds:
     once here, over "the id at position i".
     """
 
-    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count", "_sub")
+    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count", "_sub", "_fanout_array")
 
     def __init__(self, buf, start: int, stride: int, raw_len: int, fanout: tuple[int, ...]):
         self.buf = buf
@@ -44,6 +44,13 @@ class SortedIds:
         self.fanout = fanout
         self.count = fanout[255]
         self._sub: list[array | None] = [None] * 256
+        self._fanout_array: array | None = None
+
+    def fanout_array(self) -> array:
+        """The fanout as 256 native u32s: what odb/_sizes.c searches with."""
+        if self._fanout_array is None:
+            self._fanout_array = array("I", self.fanout)
+        return self._fanout_array
 
     def id_at(self, i: int) -> bytes:
         p = self.start + i * self.stride

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import struct
 
+from . import sizes
 from .errors import CorruptObject
 from .multi_pack_index import MultiPackIndex
 from .oid import Prefix
 from .pack import Pack
+from .sizes import MISSING, UNSURE, Located
 
 log = logging.getLogger("odb")
 _ENTRY = struct.Struct(">II").unpack_from  # an OOFF entry: pack id, offset
@@ -92,6 +94,11 @@ class IdSource:
         hit = self.find(raw)
         return None if hit is None else hit[0]
 
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        """What find says of each of the concatenated ids of n bytes, as one Located; UNSURE
+        where the careful path must look (a broken entry, a pack that cannot be read)."""
+        return sizes.locate_each(self.find, ids, n)
+
 
 class PackSource(IdSource):
     """One pack through its own .idx."""
@@ -113,6 +120,16 @@ class PackSource(IdSource):
             return None
         self._touch(pack)
         return pack, offset
+
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        pack = self.pack
+        if not (pack.checked or self.health.usable(pack)):
+            return Located.nowhere(len(ids) // n)
+        index = pack.index
+        which, offsets = sizes.entries(index, sizes.positions(index.ids, ids))
+        if max(which, default=MISSING) >= 0:
+            self._touch(pack)
+        return Located([pack], which, offsets)
 
     def prefix_matches(self, prefix: Prefix, limit: int) -> list[bytes]:
         if not self.health.usable(self.pack):
@@ -171,6 +188,19 @@ class MidxSource(IdSource):
         if pack is not None and (pack.checked or self.health.usable(pack)) and pack.contains_offset(offset):
             return pack, offset
         return self._find_in_packs(raw)
+
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        # find's steps for many ids at once; an entry find would look up in the packs' own
+        # indexes (broken, or in a pack that cannot be read) is left to the careful path.
+        which, offsets = sizes.entries(self.midx, sizes.positions(self.midx.ids, ids))
+        packs = self.packs
+        for j in set(which):
+            pack = packs[j] if j >= 0 else None
+            if j >= 0 and (pack is None or not (pack.checked or self.health.usable(pack))):
+                for k, w in enumerate(which):
+                    if w == j:
+                        which[k] = UNSURE
+        return Located(list(packs), which, offsets)
 
     def _find_in_packs(self, raw: bytes) -> tuple[Pack, int] | None:
         """The object through its packs' own indexes: its midx entry is unusable."""
@@ -252,6 +282,27 @@ class ChainSource(IdSource):
             if hit is not None:
                 return hit
         return None
+
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        # As find: each layer in turn is asked for the ids the layers above it lack.
+        located = Located.nowhere(len(ids) // n)
+        missing = range(len(located.which))
+        for layer in self.layers:
+            if not missing:
+                break
+            block = ids if len(missing) == len(located.which) else b"".join(ids[k * n : (k + 1) * n] for k in missing)
+            found = layer.locate_many(block, n)
+            first = len(located.packs)
+            located.packs.extend(found.packs)
+            still = []
+            for k, w, offset in zip(missing, found.which, found.offsets):
+                if w == MISSING:
+                    still.append(k)
+                else:
+                    located.which[k] = w + first if w >= 0 else w
+                    located.offsets[k] = offset
+            missing = still
+        return located
 
     def prefix_matches(self, prefix: Prefix, limit: int) -> list[bytes]:
         return [raw for layer in self.layers for raw in layer.prefix_matches(prefix, limit)]

@@ -152,6 +152,11 @@ class MultiPackIndex:
             return None
         return pack_id, offset
 
+    def entry_layout(self) -> tuple[int, int, bool, int, int, int]:
+        """Where entry_at reads, for odb/_sizes.c: (first entry, entry size, whether entries
+        start with a pack id, pack count, large offset table, its length or -1 without one)."""
+        return self.ooff, 8, True, len(self.pack_names), self._loff, self._n_large
+
     def find(self, raw: bytes) -> tuple[int, int] | None:
         i = self.ids.find(raw)
         return None if i is None else self.entry_at(i)

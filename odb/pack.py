@@ -222,6 +222,18 @@ class Pack:
                 return os.pread(desc.fd, max(0, min(n, self._data_end - offset)), offset)
             self._open()
 
+    def header_source(self) -> tuple[bytes | Descriptor, int]:
+        """What header() reads from, for reading many entries at once (odb/sizes.py): the small
+        file's bytes, or the descriptor (to be held across the reads), and where the data ends."""
+        while True:
+            small = self._small
+            if small is not None:
+                return small, self._data_end
+            desc = self._desc
+            if desc is not None:
+                return desc, self._data_end
+            self._open()
+
     # -- entries -------------------------------------------------------------
 
     def entry(self, offset: int) -> Entry:

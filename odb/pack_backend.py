@@ -24,6 +24,8 @@ from .multi_pack_index import MultiPackIndex, read_checksum
 from .oid import ObjectFormat, Prefix
 from .pack import Pack
 from .refused_paths import stat_nofollow
+from . import sizes
+from .sizes import MISSING, Located
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
@@ -77,6 +79,19 @@ class Snapshot:
                     self._to_front(source)
                 return hit
         return None
+
+    def locate_many(self, ids: bytes, n: int) -> Located:
+        """find for each of the concatenated ids of n bytes (see IdSource.locate_many). A first
+        source that keeps its place (a multi-pack-index) answers in bulk; the ids it lacks, and
+        every id when the packs keep a most-recently-used order, go through find itself."""
+        sources = self.sources
+        if not sources or (len(sources) > 1 and sources[0].movable):
+            return sizes.locate_each(self.find, ids, n)
+        located = sources[0].locate_many(ids, n)
+        if len(sources) > 1:
+            missing = [k for k, w in enumerate(located.which) if w == MISSING]
+            sizes.find_each(located, self.find, ids, n, missing)
+        return located
 
     def _to_front(self, source: IdSource) -> None:
         # A racing reader may rebuild from the same tuple: either result holds every source.
@@ -250,6 +265,10 @@ class PackBackend:
         for source in self._snap.sources:
             out |= source.nonempty_buckets()
         return out
+
+    def locate_many(self, ids: bytes) -> Located:
+        """Where each of the concatenated raw ids is, as find says (see Snapshot.locate_many)."""
+        return self._snap.locate_many(ids, self.format.raw_len)
 
     def id_at_offset(self, pack: Pack, offset: int) -> bytes | None:
         """The id of the entry of `pack` at `offset`: from a multi-pack-index's reverse index when

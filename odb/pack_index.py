@@ -93,6 +93,20 @@ class PackIndex:
             (off,) = struct.unpack_from(">Q", self.buf, self._large_at + 8 * k)
         return off
 
+    def entry_at(self, i: int) -> tuple[int, int] | None:
+        """(0, offset) of position i, as a multi-pack-index entry reads; None when its large
+        offset index is out of range."""
+        try:
+            return 0, self.offset_at(i)
+        except CorruptObject:
+            return None
+
+    def entry_layout(self) -> tuple[int, int, bool, int, int, int]:
+        """Where offset_at reads, for odb/_sizes.c (see MultiPackIndex.entry_layout)."""
+        if self.version == 1:
+            return FANOUT_BYTES, self.format.raw_len + 4, False, 1, 0, -1
+        return self._offsets_at, 4, False, 1, self._large_at, self._large
+
     def find_offset(self, raw: bytes) -> int | None:
         i = self.ids.find(raw)
         return None if i is None else self.offset_at(i)

@@ -6,9 +6,10 @@ import errno
 import logging
 import os
 import stat
+from array import array
 from typing import Iterator, NamedTuple
 
-from . import refused_paths
+from . import refused_paths, sizes
 from .access import Access, AccessRules
 from .delta_chain import ChainReader, Location
 from .errors import AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError, display_path
@@ -19,6 +20,7 @@ from .oid import ObjectFormat, Prefix, is_hex, parse_oid
 from .pack_backend import PackBackend
 from .refused_paths import SelfReference, resolve
 from .repository import discover, read_alternates
+from .sizes import MISSING
 
 log = logging.getLogger("odb")
 
@@ -394,6 +396,56 @@ class Store:
     def read_size(self, oid) -> int:
         """The object's size: read_header without the type, so a delta's chain is not walked."""
         return self._first_good(oid, self._size_of)
+
+    def read_sizes(self, ids: bytes) -> tuple[array, dict[int, Exception]]:
+        """The sizes of the objects whose raw ids are concatenated in ids, in order, each as
+        read_size gives it; -1 where the dict (index -> exception) holds what read_size raises.
+
+        Objects found in a pack that opens, whose headers read, are answered many at once
+        (odb/sizes.py, in C when it is built): what listings ask of every object. Anything
+        else (loose objects, damage, a miss, which refreshes) goes through read_size itself,
+        so that the answers are read_size's in every case.
+        """
+        ids = bytes(ids)
+        n = self.format.raw_len
+        count = len(ids) // n
+        out = array("q", [-1]) * -(-len(ids) // n)
+        careful = self._sizes_in_packs(ids, count, out)
+        careful.extend(range(count, len(out)))  # a short id at the end: read_size says what it is
+        errors: dict[int, Exception] = {}
+        for k in sorted(careful):
+            try:
+                out[k] = self.read_size(ids[k * n : (k + 1) * n])
+            except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
+                errors[k] = e
+        return out, errors
+
+    def _sizes_in_packs(self, ids: bytes, count: int, out: array) -> list[int]:
+        """Fills out with the sizes of the first count ids that packs answer in bulk, looking
+        in each objects directory in turn as _find does; returns the indexes left to read_size."""
+        n = self.format.raw_len
+        careful: list[int] = []
+        pending, block = range(count), ids[: count * n]
+        for d in self._dirs:
+            if not pending:
+                break
+            located = d.packs.locate_many(block)
+            got = sizes.entry_sizes(located, n)
+            if len(pending) == count and min(got, default=0) >= 0:
+                out[:count] = got  # all found and read: the usual case
+                return careful
+            missed = []
+            for j, k in enumerate(pending):
+                if got[j] >= 0:
+                    out[k] = got[j]
+                elif located.which[j] == MISSING and not d.loose.contains(ids[k * n : (k + 1) * n]):
+                    missed.append(k)  # the next objects directory may have it
+                else:
+                    careful.append(k)
+            pending = missed
+            block = b"".join([ids[k * n : (k + 1) * n] for k in missed])
+        careful.extend(pending)
+        return careful
 
     def _size_of(self, raw: bytes, loc: Location) -> int:
         return self._reader.size(loc)

@@ -18,6 +18,7 @@ import pytest
 
 import damage
 import odb
+from size_check import check_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS_DIR = ROOT / "fixtures" / "formats"
@@ -80,6 +81,7 @@ def check_against_answers(store: odb.Store, answers: Answers, *, gone: frozenset
     assert store.nonempty_buckets() == sorted(by_bucket)
     for bucket, ids in by_bucket.items():
         assert store.list_bucket(bucket) == ids
+    assert check_sizes(store, list(want)) == [size for _, size in want.values()]
     for oid, (kind, size) in want.items():
         assert store.read_header(oid) == (kind, size), oid
         assert store.read_size(oid) == size, oid

@@ -119,6 +119,7 @@ def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
     assert not [n for n in names if n.endswith((".c", ".h"))], "C sources in the wheel"
     assert not [n for n in names if n.startswith(("tests/", "scripts/", "fixtures/"))]
     assert any(n.startswith("odb/_delta") and n.endswith(".so") for n in names), "no C accelerator built"
+    assert any(n.startswith("odb/_sizes") and n.endswith(".so") for n in names), "no C size accelerator built"
     data = f"git_odbfs-{gitfs.__version__}.data/data/share/"
     assert data + "man/man1/gitfs.1" in names and data + "bash-completion/completions/gitfs" in names
     metadata = zipfile.ZipFile(wheel).read(f"git_odbfs-{gitfs.__version__}.dist-info/METADATA").decode()
@@ -145,6 +146,7 @@ def test_the_installed_command_runs_and_mounts(installed, fixture_repo, fuse_ava
     version = run([gitfs_bin, "--version"], env=env, cwd="/").stdout.splitlines()
     assert version[0] == f"gitfs {gitfs.__version__}"
     assert "C delta accelerator: yes" in version
+    assert "C size accelerator: yes" in version
     assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in version
     where = run([venv / "bin" / "python", "-c", "import gitfs, odb, importlib.metadata as m; "
                  f"print(gitfs.__file__, odb.__file__, m.version('{DISTRIBUTION}'))"], env=env, cwd="/").stdout.split()
@@ -172,6 +174,7 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
     done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", tmp_path / "dist", source],
                env=dict(env, CC="/bin/false"), cwd=tmp_path)
     assert "WARNING: the C delta accelerator (odb/_delta.c) could not be built" in done.stdout + done.stderr
+    assert "WARNING: the C size accelerator (odb/_sizes.c) could not be built" in done.stdout + done.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
     plain = tmp_path / "venv"
@@ -180,6 +183,7 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
         env=env, cwd=tmp_path)
     version = run([plain / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout.splitlines()
     assert "C delta accelerator: no" in version
+    assert "C size accelerator: no" in version
     assert any(line.startswith("no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no") for line in version)
     repo = fixture_repo("ofs-delta")
     mnt = tmp_path / "mnt"
@@ -191,6 +195,24 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
     finally:
         run([plain / "bin" / "gitfs", "umount", mnt], env=env, cwd="/")
     assert "the C delta accelerator (odb/_delta.c) is not built" in (tmp_path / "log").read_text()
+
+
+def test_each_accelerator_builds_on_its_own(installed, tmp_path):
+    """Without zlib's headers (here: a compiler that refuses odb/_sizes.c) the delta accelerator
+    is still built, and the warning names the size accelerator alone."""
+    venv, dist, env = installed
+    cc = tmp_path / "cc"
+    cc.write_text('#!/bin/sh\nfor a; do case "$a" in *_sizes.c) echo "zlib.h: No such file" >&2; exit 1;; esac; done\n'
+                  'exec gcc "$@"\n')
+    cc.chmod(0o755)
+    done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", tmp_path / "dist", dist.parent / "source"],
+               env=dict(env, CC=str(cc)), cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert "WARNING: the C size accelerator (odb/_sizes.c) could not be built" in output
+    assert "WARNING: the C delta accelerator" not in output
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    built = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
+    assert len(built) == 1 and built[0].startswith("odb/_delta"), built
 
 
 @pytest.mark.skipif(os.environ.get("GITFS_TEST_PYFUSE3_BUILD") != "1",

@@ -32,8 +32,9 @@ def shared(fixtures_root):
 
 
 def open_as(user: User, path: Path, *calls: str):
-    """Opens path as user and runs each call ("read OID", "read_size OID", "stat OID", "ids");
-    returns [the exception's class and message, or the result] per call (or for the open)."""
+    """Opens path as user and runs each call ("read OID", "read_size OID", "read_sizes OID",
+    "stat OID", "ids"); returns [the exception's class and message, or the result] per call (or
+    for the open)."""
     code = """
 import odb
 out = []
@@ -44,7 +45,13 @@ except odb.OdbError as e:
 for call in sys.argv[2:]:
     name, _, arg = call.partition(" ")
     try:
-        value = list(store) if name == "ids" else getattr(store, name)(arg)
+        if name == "read_sizes":
+            sizes, errors = store.read_sizes(bytes.fromhex(arg))
+            if errors:
+                raise errors[0]
+            value = sizes[0]
+        else:
+            value = list(store) if name == "ids" else getattr(store, name)(arg)
         out.append(["ok", len(value[1]) if name == "read" else value if name != "stat" else value[0]])
     except odb.OdbError as e:
         out.append([type(e).__name__, str(e)])
@@ -83,13 +90,13 @@ def test_unreadable_pack_reads_as_access_denied(shared, fixture_repo, which):
     locked = sorted(damage.ids_in(pack))
     git = fixture_repo("midx").git
     others = sorted(set(git.ids()) - set(locked))
-    calls = ["ids"] + [f"{c} {locked[0]}" for c in ("read", "read_size", "read_header", "stat")] + \
-        [f"read {o}" for o in others[:20]]
+    asked = ("read", "read_size", "read_sizes", "read_header", "stat")
+    calls = ["ids"] + [f"{c} {locked[0]}" for c in asked] + [f"read {o}" for o in others[:20]]
     results = open_as(NOBODY, repo, *calls)
     assert results[0] == ["ok", git.ids()]
-    for result in results[1:5]:
+    for result in results[1 : 1 + len(asked)]:
         assert result == ["AccessDenied", f"{pack}: permission denied"], result
-    assert all(r[0] == "ok" for r in results[5:]), results[5:]
+    assert all(r[0] == "ok" for r in results[1 + len(asked) :]), results[1 + len(asked) :]
 
 
 def test_unreadable_loose_object_reads_as_access_denied(shared, fixture_repo):
@@ -98,10 +105,11 @@ def test_unreadable_loose_object_reads_as_access_denied(shared, fixture_repo):
     oid = git.loose_ids()[0]
     path = repo / ".git" / "objects" / oid[:2] / oid[2:]
     path.chmod(0o400)
-    results = open_as(NOBODY, repo, *(f"{c} {oid}" for c in ("read", "read_size", "stat")), f"read {git.ids()[-1]}")
-    for result in results[:3]:
+    asked = ("read", "read_size", "read_sizes", "stat")
+    results = open_as(NOBODY, repo, *(f"{c} {oid}" for c in asked), f"read {git.ids()[-1]}")
+    for result in results[: len(asked)]:
         assert result == ["AccessDenied", f"{path}: permission denied"], result
-    assert results[3][0] == "ok" or git.ids()[-1] == oid
+    assert results[len(asked)][0] == "ok" or git.ids()[-1] == oid
 
 
 # ---- Access: what the mount shows ---------------------------------------------------------------

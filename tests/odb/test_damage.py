@@ -11,6 +11,7 @@ import pytest
 import damage
 from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
 import odb
+from size_check import check_sizes
 from damage import Midx
 from odb.multi_pack_index import MultiPackIndex
 
@@ -23,12 +24,14 @@ ids_in = damage.ids_in
 
 
 def check_store(store, truth, *, broken=frozenset(), gone=frozenset(), extra=frozenset()):
-    """Every intact object byte-exact; broken ones CorruptObject; gone ones not found nor listed.
+    """Every intact object byte-exact; broken ones CorruptObject; gone ones not found nor listed;
+    read_sizes answers as read_size does for each of them.
 
     extra: ids the test added (damaged objects git never had), which are listed too.
     """
     listed = set(store)
     assert listed == (set(truth) - set(gone)) | set(extra)
+    check_sizes(store, sorted(set(truth) | set(extra)))
     for oid, (kind, data) in truth.items():
         if oid in gone:
             with pytest.raises(odb.ObjectNotFound):

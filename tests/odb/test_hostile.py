@@ -18,6 +18,7 @@ import pytest
 import damage
 from limits import memory_limit, time_limit
 import odb
+from size_check import check_sizes
 from damage import PackBuilder, hash_object, insert_delta
 
 TB = 1 << 40
@@ -25,21 +26,25 @@ TB = 1 << 40
 
 def refused(store, oid: str, *, seconds: float = 10, memory: int = 32 << 20, text: str = "") -> odb.OdbError:
     """The object is refused with an OdbError by read, read_header and open_stream, in bounded time
-    and memory; returns the read() error."""
+    and memory; returns the read() error. read_sizes answers as read_size does."""
     with time_limit(seconds), memory_limit(memory):
         with pytest.raises(odb.OdbError) as e:
             store.read(oid)
         with pytest.raises(odb.OdbError):
             store.open_stream(oid).read()
+        check_sizes(store, [oid])
     assert text in str(e.value)
     return e.value
 
 
 def size_refused(store, oid: str) -> None:
-    """A header that lies about a size is CorruptObject for read_header and read_size alike."""
+    """A header that lies about a size is CorruptObject for read_header, read_size and read_sizes alike."""
     for call in (store.read_header, store.read_size):
         with time_limit(10), pytest.raises(odb.CorruptObject):
             call(oid)
+    with time_limit(10), memory_limit(1 << 20):
+        (answer,) = check_sizes(store, [oid])
+    assert answer[0] is odb.CorruptObject
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import odb
 from limits import time_limit
 from odb import refused_paths
 from odb.refused_paths import SelfReference, resolve
+from size_check import available, check_sizes, using
 
 IN_ACCESS, IN_OPEN = 0x1, 0x20
 
@@ -147,6 +148,8 @@ def test_loose_object_that_is_a_symlink_into_the_mount(repo_copy, mountpoint):
             for call in (store.read, store.read_size, store.read_header, store.stat, store.locate):
                 with pytest.raises(odb.CorruptObject, match="resolves into the mount itself"):
                     call(oid)
+            (answer,) = check_sizes(store, [oid])
+            assert answer[0] is odb.CorruptObject and "resolves into the mount itself" in answer[1]
             assert sorted(store) == ids  # listed: reading it says why it cannot be
             for other in ids:
                 if other != oid:
@@ -287,4 +290,7 @@ def test_refusal_costs_the_hot_path_nothing_it_can_avoid(fixture_repo, mountpoin
         for oid in ids:
             store.read(oid)
             store.read_size(oid)
+        for implementation in available():
+            with using(implementation):
+                store.read_sizes(b"".join(bytes.fromhex(oid) for oid in ids))
         assert calls == []
