@@ -196,23 +196,30 @@ def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> t
 
 
 def read_sizes(store, ids: bytes) -> tuple[array, dict, tuple, array]:
-    """(sizes, errors by index, the distinct Access values, which Access each id has)."""
-    n = store.format.raw_len
-    sizes, which = array("q"), array("H")
-    errors = {}
+    """(sizes, errors by index, the distinct Access values, which Access each id has): what
+    Store.stat_many says, with each Access sent once (objects of one pack share theirs)."""
+    try:
+        sizes, errors, of_each = store.stat_many(ids)
+    except Exception:  # a bug in the bulk path: each id on its own, so one fault stays one id's
+        sizes, errors, of_each = _stat_each(store, ids)
     accesses: dict = {}
-    stat = store.stat
+    index = accesses.setdefault
+    which = array("H", [0 if a is None else index(a, len(accesses)) for a in of_each])
+    return sizes, {k: _carried(e) for k, e in errors.items()}, tuple(accesses), which
+
+
+def _stat_each(store, ids: bytes) -> tuple[array, dict, list]:
+    n = store.format.raw_len
+    sizes, errors, of_each = array("q"), {}, []
     for k, i in enumerate(range(0, len(ids), n)):
         try:
-            size, access = stat(ids[i : i + n])
+            size, access = store.stat(ids[i : i + n])
         except Exception as e:
-            sizes.append(-1)
-            which.append(0)
-            errors[k] = _carried(e)
-            continue
+            size, access = -1, None
+            errors[k] = e
         sizes.append(size)
-        which.append(accesses.setdefault(access, len(accesses)))
-    return sizes, errors, tuple(accesses), which
+        of_each.append(access)
+    return sizes, errors, of_each
 
 
 def _carried(error: Exception) -> Exception:

@@ -406,23 +406,39 @@ class Store:
         else (loose objects, damage, a miss, which refreshes) goes through read_size itself,
         so that the answers are read_size's in every case.
         """
+        out, errors, _ = self._bulk(ids, None)
+        return out, errors
+
+    def stat_many(self, ids: bytes) -> tuple[array, dict[int, Exception], list]:
+        """read_sizes with each object's Access beside its size, as stat gives both: (sizes,
+        errors by index, Access by index, None where the size is an error)."""
+        return self._bulk(ids, self.stat)
+
+    def _bulk(self, ids: bytes, careful_call) -> tuple[array, dict[int, Exception], list]:
+        """Sizes (and, with careful_call = stat, Accesses) of many ids: bulk through the packs,
+        the rest one by one through read_size or stat, so the answers are theirs in every case."""
         ids = bytes(ids)
         n = self.format.raw_len
         count = len(ids) // n
         out = array("q", [-1]) * -(-len(ids) // n)
-        careful = self._sizes_in_packs(ids, count, out)
+        accesses: list = [None] * len(out) if careful_call is not None else []
+        careful = self._sizes_in_packs(ids, count, out, accesses)
         careful.extend(range(count, len(out)))  # a short id at the end: read_size says what it is
         errors: dict[int, Exception] = {}
         for k in sorted(careful):
             try:
-                out[k] = self.read_size(ids[k * n : (k + 1) * n])
+                if careful_call is None:
+                    out[k] = self.read_size(ids[k * n : (k + 1) * n])
+                else:
+                    out[k], accesses[k] = careful_call(ids[k * n : (k + 1) * n])
             except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
                 errors[k] = e
-        return out, errors
+        return out, errors, accesses
 
-    def _sizes_in_packs(self, ids: bytes, count: int, out: array) -> list[int]:
+    def _sizes_in_packs(self, ids: bytes, count: int, out: array, accesses: list) -> list[int]:
         """Fills out with the sizes of the first count ids that packs answer in bulk, looking
-        in each objects directory in turn as _find does; returns the indexes left to read_size."""
+        in each objects directory in turn as _find does, and accesses (when it is not empty)
+        with their packs' Access; returns the indexes left to read_size."""
         n = self.format.raw_len
         careful: list[int] = []
         pending, block = range(count), ids[: count * n]
@@ -431,13 +447,21 @@ class Store:
                 break
             located = d.packs.locate_many(block)
             got = sizes.entry_sizes(located, n)
+            of_pack = self._pack_accesses(located, got) if accesses else None
+            if of_pack is None and accesses:
+                careful.extend(pending)  # a pack's files do not stat: stat says why, one by one
+                return careful
             if len(pending) == count and min(got, default=0) >= 0:
                 out[:count] = got  # all found and read: the usual case
+                if accesses:
+                    accesses[:count] = [of_pack[j] for j in located.which]
                 return careful
             missed = []
             for j, k in enumerate(pending):
                 if got[j] >= 0:
                     out[k] = got[j]
+                    if accesses:
+                        accesses[k] = of_pack[located.which[j]]
                 elif located.which[j] == MISSING and not d.loose.contains(ids[k * n : (k + 1) * n]):
                     missed.append(k)  # the next objects directory may have it
                 else:
@@ -446,6 +470,18 @@ class Store:
             block = b"".join([ids[k * n : (k + 1) * n] for k in missed])
         careful.extend(pending)
         return careful
+
+    def _pack_accesses(self, located, got: array) -> list | None:
+        """The Access of each pack located names (by position), or None when one of them does
+        not stat (it vanished): the careful path then reports it."""
+        used = [j for j in set(located.which) if j >= 0]
+        out: list = [None] * len(located.packs)
+        try:
+            for j in used:
+                out[j] = self._access.for_pack(located.packs[j])
+        except OSError:
+            return None
+        return out
 
     def _size_of(self, raw: bytes, loc: Location) -> int:
         return self._reader.size(loc)

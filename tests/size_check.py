@@ -1,4 +1,4 @@
-"""Store.read_sizes against read_size, in each implementation of odb/sizes.py: the check that the
+"""Store.read_sizes against read_size (and stat_many against stat), in each implementation of odb/sizes.py: the check that the
 size, damage, hostile and fuzz tests share."""
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ def batched(store, raw_ids: list[bytes], batch: int = BATCH) -> list:
     return out
 
 
+def batched_stats(store, raw_ids: list[bytes], batch: int = BATCH) -> list:
+    """stat_many over raw_ids in batches, in answer()'s form of stat's answers."""
+    out = []
+    for i in range(0, len(raw_ids), batch):
+        chunk = raw_ids[i : i + batch]
+        got, errors, accesses = store.stat_many(b"".join(chunk))
+        assert len(got) == len(accesses) == len(chunk)
+        assert set(errors) == {k for k, a in enumerate(accesses) if a is None}
+        out += [(type(errors[k]), str(errors[k])) if k in errors else (got[k], accesses[k]) for k in range(len(chunk))]
+    return out
+
+
 def check_sizes(store, oids, *, batch: int = BATCH) -> list:
     """read_sizes of every id gives exactly what read_size gives (the size, or the same exception
     with the same message), in every implementation built; returns those answers. The C path
@@ -72,4 +84,10 @@ def check_sizes(store, oids, *, batch: int = BATCH) -> list:
     for implementation, answers in got.items():
         diff = [(raw.hex(), w, g) for raw, w, g in zip(raw_ids, want, answers) if w != g]
         assert not diff, f"{implementation}: read_sizes differs from read_size: {diff[:5]}"
+    want_stats = [answer(store.stat, raw) for raw in raw_ids]
+    for implementation in available():
+        with using(implementation):
+            stats = batched_stats(store, raw_ids, batch)
+        diff = [(raw.hex(), w, g) for raw, w, g in zip(raw_ids, want_stats, stats) if w != g]
+        assert not diff, f"{implementation}: stat_many differs from stat: {diff[:5]}"
     return want

@@ -85,8 +85,10 @@ def test_helpers_answer_loads_and_sizes_as_git_does(pool_of):
     contents = {oid: data for oid, _, data in repo.git.contents(ids)}
     for name, header, payload in got.answers:
         if name == "sizes":
-            sizes = memoryview(payload).cast("q").tolist()
+            sizes = memoryview(payload)[: 8 * len(ids)].cast("q").tolist()
+            which = memoryview(payload)[8 * len(ids) :].cast("H").tolist()
             assert sizes == [objects[h][1] for h in ids] and header.errors == {}
+            assert len(which) == len(ids) and set(which) == set(range(len(header.accesses)))
         else:
             assert header.error is None and payload == contents[name]
     assert pool.counts["helper"] == len(jobs) and not pool.counts["in-process"]
