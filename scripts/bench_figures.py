@@ -10,8 +10,16 @@ import sys
 from dataclasses import dataclass, field
 
 from bench_git import FIND_SIZE_LIMIT, batch_check_all, cat_file_batch
-from bench_mount import (FloorMount, FreshMount, count_files, find_larger_than_1k, grep_buckets, list_long,
-                         parse_ls, requests_during)
+from bench_mount import (
+    FloorMount,
+    FreshMount,
+    count_files,
+    find_larger_than_1k,
+    grep_buckets,
+    list_long,
+    parse_ls,
+    requests_during,
+)
 from bench_table import Row, count_row, info_row, limit_row, ratio_row
 
 SAMPLE_BUCKETS = 4  # buckets 00-03: grep
@@ -146,11 +154,11 @@ class Bench:
 
     def grep_once(self, mount, samples):
         (run, cpu, error), requests = requests_during(
-            mount, lambda: grep_buckets(mount, self.buckets, self.args.pattern))
+            mount, grep_buckets, mount, self.buckets, self.args.pattern)
         samples.add(run, cpu, requests, error)
 
     def find_once(self, mount, samples, expected, who):
-        (run, cpu, error), requests = requests_during(mount, lambda: find_larger_than_1k(mount))
+        (run, cpu, error), requests = requests_during(mount, find_larger_than_1k, mount)
         samples.add(run, cpu, requests, error)
         if run.lines != expected:
             samples.problems.append(f"{who} counted {run.lines}, git {expected} (size > {FIND_SIZE_LIMIT})")
@@ -231,6 +239,8 @@ class Bench:
         find = {False: Samples(), True: Samples()}
         again, facts = Samples(), {}
         for _ in range(self.args.repeat):
+            self.sample_git("batch")
+            self.sample_git("check")
             for levers in (False, True):
                 if self.buckets:
                     with FloorMount(self.repo, self.ids_path, levers) as mount:
@@ -265,7 +275,7 @@ class Bench:
     def levers_note(facts):
         levers = facts.get("levers") or {}
         used = [text for key, text in (("no_open", "no OPEN/RELEASE (open: ENOSYS)"),
-                                       ("push", "page-cache push of a bucket once read"),
+                                       ("push", "page-cache push ahead of a reader"),
                                        ("big_blocks", "1 MiB directory st_blksize"),
                                        ("reuse_attrs", "one attributes object per readdir")) if levers.get(key)]
         if levers and not levers.get("no_open"):
@@ -328,7 +338,7 @@ class Bench:
             with FreshMount(self.repo) as mount:
                 self.mount_times.append(mount.mount_seconds)
                 dirs = [os.path.join(mount.mountpoint, b) for b in buckets]
-                (run, cpu, error), requests = requests_during(mount, lambda: list_long(mount, dirs, out_path))
+                (run, cpu, error), requests = requests_during(mount, list_long, mount, dirs, out_path)
                 samples.add(run, cpu, requests, error)
                 listed, _ = parse_ls(out_path, single=dirs[0] if len(dirs) == 1 else None)
                 samples.problems += self.listing_problems(listed, mount.mountpoint, ids)

@@ -8,10 +8,11 @@ machine: the floor that gitfs's own figures can approach but not beat.
 Plain, it opens, reads and releases every file, as a filesystem does by default. With --levers
 (or the single levers --no-open, --push, --big-blocks, --reuse-attrs) it uses what gitfs uses:
 open answers ENOSYS so the kernel sends no OPEN and no RELEASE (only with a pyfuse3 that passes
-the inode to read(), patches/pyfuse3-read-by-inode.patch); the first read of a bucket's file
-pushes the rest of the bucket into the page cache (notify_store, from a thread of its own: on the
-trio thread it can wait for a page that a pending READ holds, which only the loop could answer);
-directories have a 1 MiB st_blksize (glibc sizes its getdents buffer from it, and the kernel its
+the inode to read(), patches/pyfuse3-read-by-inode.patch); once a file has been read, the bytes
+of the files after it in its bucket, and of every bucket listed after that, are pushed into the
+page cache as soon as readdir has sent their entries (notify_store, from a thread of its own: on
+the trio thread it can wait for a page that a pending READ holds, which only the loop could
+answer), skipping the files the reader has already passed, and never twice; directories have a 1 MiB st_blksize (glibc sizes its getdents buffer from it, and the kernel its
 READDIRPLUS requests); readdir fills one attributes object for every entry.
 
 Like gitfs, it answers getxattr(MOUNTPOINT, "user.gitfs.status") with JSON: pid, helpers (none),
@@ -83,14 +84,18 @@ def load(repo, ids_file):
 class Pusher(threading.Thread):
     """Pushes bytes into the page cache, off the trio thread (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, read_at):
         super().__init__(name="floor-push", daemon=True)
         self.items = queue.SimpleQueue()
         self.counts = collections.Counter()
+        self.read_at = read_at  # bucket -> the last entry read in it (written by the loop)
 
     def run(self):
         while (item := self.items.get()) is not None:
-            inode, data = item
+            bucket, k, inode, data = item
+            if self.read_at.get(bucket, -1) >= k:
+                self.counts["passed"] += 1  # read already: pushing it would only cost time
+                continue
             view = memoryview(data)
             try:
                 for offset in range(0, len(data), PUSH_CHUNK):
@@ -134,8 +139,10 @@ class MemoryFs(pyfuse3.Operations):
                 self.position.append((b, k))
         self.counts = {b: len(buckets[b]) for b in self.buckets}
         self.replied = collections.Counter()  # bucket -> entries readdir has sent (the kernel knows them)
-        self.ahead = {}  # bucket -> next entry to push, once a reader has started on the bucket
-        self.pusher = Pusher() if levers.push else None
+        self.ahead = {}  # bucket -> next entry to push
+        self.read_at = {}  # bucket -> the last entry read in it
+        self.reading = False  # a file has been read: listings are pushed as they are sent
+        self.pusher = Pusher(self.read_at) if levers.push else None
         if self.pusher:
             self.pusher.start()
 
@@ -201,8 +208,8 @@ class MemoryFs(pyfuse3.Operations):
         else:
             i = self.counts[bucket]
         self.replied[bucket] = max(self.replied[bucket], i)
-        if bucket in self.ahead:
-            self.push_ahead(bucket, self.ahead[bucket])
+        if self.reading and self.pusher:
+            self.push_ahead(bucket, 0)
 
     async def open(self, inode, flags, ctx):
         if self.levers.no_open:
@@ -214,6 +221,8 @@ class MemoryFs(pyfuse3.Operations):
         index = fh - FIRST_OBJECT_INODE
         if self.pusher and off == 0:
             bucket, k = self.position[index]
+            self.reading = True
+            self.read_at[bucket] = max(self.read_at.get(bucket, -1), k)
             self.push_ahead(bucket, k + 1)
         data = self.entries[index][2] or b""
         return data[off:off + size]
@@ -226,7 +235,7 @@ class MemoryFs(pyfuse3.Operations):
         for k in range(start, stop):
             data = self.entries[first + k - FIRST_OBJECT_INODE][2]
             if data:
-                self.pusher.items.put((first + k, data))
+                self.pusher.items.put((bucket, k, first + k, data))
         self.ahead[bucket] = max(start, stop)
 
     async def getxattr(self, inode, name, ctx):

@@ -350,10 +350,10 @@ def find_larger_than_1k(mount):
     return run, cpu, (first_line(run.stderr, "find failed") if run.status != 0 else None)
 
 
-def requests_during(mount, work):
-    """(work's result, the kernel requests the mount answered meanwhile by kind, or None)."""
+def requests_during(mount, work, *args):
+    """(work(*args), the kernel requests the mount answered meanwhile by kind, or None)."""
     before = mount.requests()
-    result = work()
+    result = work(*args)
     after = mount.requests()
     again = mount.requests()
     if before is None or after is None or again is None:

@@ -15,7 +15,7 @@ import random
 import subprocess
 from dataclasses import dataclass, field
 
-from bench_figures import LS_BUCKETS, RSS_LIMIT, Samples, best, bucket_label, mb
+from bench_figures import LS_BUCKETS, RSS_LIMIT, Samples, best, mb
 from bench_git import FIND_SIZE_LIMIT, GitError, cat_file_batch
 from bench_mount import FreshMount, find_larger_than_1k, list_long, parse_ls, read_files
 from bench_synthetic import synthetic_repository

@@ -58,6 +58,7 @@ def synthetic_repository(work, n, progress=print):
         raise GitError(f"{path} exists but is not a synthetic build of {n} blobs; remove it or choose --work")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f".synthetic-{n}-", dir=os.path.dirname(path))
+    os.chmod(scratch, 0o755)  # a repository as git init makes one, not mkdtemp's private directory
     progress(f"building {path}: {n} blobs by git fast-import")
     start = time.perf_counter()
     try:
@@ -84,7 +85,8 @@ def _is_build(path, n):
 
 def build(path, n):
     git(".", "init", "--quiet", "--bare", path)
-    for key, value in (("gc.auto", "0"), ("maintenance.auto", "false")):
+    # fastimport.unpackLimit 0: a small build (the tests') is packed too, not written loose.
+    for key, value in (("gc.auto", "0"), ("maintenance.auto", "false"), ("fastimport.unpackLimit", "0")):
         git(path, "config", key, value)
     proc = subprocess.Popen(["git", "-C", path, "fast-import", "--quiet", "--done", f"--max-pack-size={PACK_SIZE}"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -155,7 +155,7 @@ def measure_listing(bench, tree, component, samples):
         with FreshMount(bench.repo) as mount:
             bench.mount_times.append(mount.mount_seconds)
             root = tree_root(mount, component)
-            (run, cpu, error), requests = requests_during(mount, lambda: list_long(mount, [root], out_path, True))
+            (run, cpu, error), requests = requests_during(mount, list_long, mount, [root], out_path, True)
             samples.add(run, cpu, requests, error)
             listed, others = parse_ls(out_path)
             seen = {os.path.relpath(os.path.join(d, name), root): size
@@ -173,7 +173,7 @@ def measure_reading(bench, tree, component, paths_path, ids_path, samples):
         with FreshMount(bench.repo) as mount:
             bench.mount_times.append(mount.mount_seconds)
             root = tree_root(mount, component)
-            (run, cpu, error), requests = requests_during(mount, lambda: read_files(mount, root, paths_path))
+            (run, cpu, error), requests = requests_during(mount, read_files, mount, root, paths_path)
             samples.add(run, cpu, requests, error)
             if run_number == 0:
                 expected = git_digest(bench.repo, ids_path)
