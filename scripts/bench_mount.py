@@ -119,6 +119,18 @@ def memory_status(pid):
     return found
 
 
+def proportional_set(pid):
+    """{"Pss": bytes} of pid (its share of each page it maps), or {} if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return {"Pss": int(line.split()[1]) * 1024}
+    except OSError:
+        pass
+    return {}
+
+
 class MemoryWatch:
     """Samples the resident set of a process and its helpers while a workload runs.
 
@@ -215,10 +227,12 @@ class FreshMount:
         return [pid for pid in pids if isinstance(pid, int)]
 
     def resident(self):
-        """{"VmRSS", "RssAnon", "RssFile"} summed over processes() now, in bytes."""
-        total = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+        """{"VmRSS", "RssAnon", "RssFile", "Pss"} summed over processes() now, in bytes. The RSS
+        sum counts a page every process maps (the packs, the midx) once per process; the PSS sum
+        counts it once."""
+        total = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "Pss": 0}
         for pid in self.processes():
-            for key, value in memory_status(pid).items():
+            for key, value in (memory_status(pid) | proportional_set(pid)).items():
                 if key in total:
                     total[key] += value
         return total

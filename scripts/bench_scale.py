@@ -167,7 +167,8 @@ def add_rows(bench, main, big):
                                (f"{len(big.census.picked)} random reads", "rss_read", "the random reads")):
         big_rss, main_rss = _highest(getattr(big, attr)), _highest(getattr(main, attr))
         note = (f"VmRSS summed over the daemon and its helpers after {after} (anon {mb(big_rss.get('RssAnon'))}, "
-                f"file {mb(big_rss.get('RssFile'))}); {main.name}: {mb(main_rss.get('VmRSS'))}")
+                f"file {mb(big_rss.get('RssFile'))}; PSS {mb(big_rss.get('Pss'))}); "
+                f"{main.name}: {mb(main_rss.get('VmRSS'))} (PSS {mb(main_rss.get('Pss'))})")
         row = limit_row(f"(9) RSS after {label}, {big.name}", big_rss.get("VmRSS"), mb(big_rss.get("VmRSS")),
                         RSS_LIMIT, "<= 300 MB", note)
         bench.items.append(fail_on(row, problems))
