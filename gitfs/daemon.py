@@ -58,9 +58,14 @@ class Session:
         if not no_open:
             log.info("pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch "
                      "is not applied): files are opened the ordinary way")
-        self.pool = WorkerPool(store, config, HELPERS)
+        # The workers start once the FUSE session exists: their helpers inherit its descriptor.
+        self.pool = WorkerPool(store, config, HELPERS, start=False)
         self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel())
         self.operations = GitOperations(self.view, no_open=no_open)
+
+    def start(self) -> None:
+        """Once mounted: the workers and their helpers start, with the session's descriptor."""
+        self.pool.start(fuse_device())
 
     def close(self) -> None:
         """After the loop has ended: the workers stop before the store closes under them."""
@@ -68,8 +73,7 @@ class Session:
 
     def summary(self) -> str:
         view = self.view
-        ahead = {**view.ahead.counts, **(view.kernel_cache.counts if view.kernel_cache else {})}
-        counts = {**view.counts, **{f"{k} (read ahead)": v for k, v in ahead.items()}}
+        counts = {**view.counts, **{f"{k} (read ahead)": v for k, v in view.read_ahead_counts().items()}}
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no requests"
 
 
@@ -145,13 +149,14 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     except RuntimeError:
         session.close()
         raise MountError(f"FUSE refused to mount {mountpoint} with options {','.join(sorted(options))}") from None
-    if ready is not None:
-        try:
+    try:
+        session.start()
+        if ready is not None:
             ready()
-        except BaseException:
-            pyfuse3.close(unmount=True)
-            session.close()
-            raise
+    except BaseException:
+        pyfuse3.close(unmount=True)
+        session.close()
+        raise
     log.info("mounted %s on %s", repository, mountpoint)
     if not features.features()["c_delta"]:
         log.warning("the C delta accelerator (odb/_delta.c) is not built: deltas are applied in pure "
@@ -169,6 +174,17 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     log.info("unmounted %s (%s)", mountpoint, session.summary())
     logs.flush_repeats(everything=True)
     return 0
+
+
+def fuse_device() -> int:
+    """The FUSE session's descriptor (pyfuse3 keeps it private): the one open /dev/fuse."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "/dev/fuse":
+                return int(name)
+        except OSError:
+            continue
+    return -1
 
 
 def fuse_options(options: set[str]) -> set[str]:

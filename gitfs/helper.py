@@ -22,9 +22,11 @@ from array import array
 import odb
 from odb import refused_paths
 
-from . import helper_protocol as hp
+from . import fuse_notify, helper_protocol as hp
 
 _PR_SET_PDEATHSIG = 1
+# Objects up to this many places past the reader's last request are sent, not pushed.
+NEAR_READER = 8
 
 
 class _ForwardLogs(logging.Handler):
@@ -62,57 +64,135 @@ def _private_pipes() -> tuple[int, int]:
 
 
 class Helper:
-    def __init__(self, store, requests: int, answers: int):
+    """Serves requests by priority, item by item: a Push is as many items as it has objects, so
+    an urgent request sent meanwhile is served after the current object, not the whole batch."""
+
+    def __init__(self, store, requests: int, answers: int, device: int = -1):
         self.store = store
-        self._in = requests
+        self._in = hp.FrameReader(requests)
         self._out = answers
-        self._pending: list = []  # heap of (lane, seq, request)
+        self._device = device  # the FUSE session (-1: none), to push read-ahead into the page cache
+        self._pending: list = []  # heap of (lane, seq, item index, request)
+        self._claimed: set[tuple[int, int]] = set()  # (seq, index) a reader waits for: sent, not pushed
+        self._pushes: dict[int, list] = {}  # Push seq -> [items left, indexes pushed]
+        self._reader_at: dict[int, int] = {}  # listing -> the furthest position a reader asked for
         self._generation = 0
 
     def run(self) -> None:
         while True:
             if not self._pending:
-                self._take(*hp.read_frame(self._in))
-            while select.select([self._in], [], [], 0)[0]:
-                self._take(*hp.read_frame(self._in))
+                self._take(*self._in.read())
+            self._drain()
             if self._pending:  # a Bump alone leaves nothing to serve
-                self._serve(heapq.heappop(self._pending)[2])
+                _, _, index, request = heapq.heappop(self._pending)
+                self._serve(request, index)
+
+    def _drain(self) -> None:
+        """Takes in every request already sent, so that the most urgent is served next."""
+        while self._in.buffered() or select.select([self._in.fd], [], [], 0)[0]:
+            self._take(*self._in.read())
 
     def _take(self, message, payload) -> None:
         if type(message) is hp.Bump:
-            for k, (lane, seq, request) in enumerate(self._pending):
-                if seq == message.seq:
-                    self._pending[k] = (hp.URGENT, seq, request)
+            self._claimed.add((message.seq, message.index))
+            self._reader_is_at(message.where)
+            for k, (lane, seq, index, request) in enumerate(self._pending):
+                if seq == message.seq and index == message.index:
+                    self._pending[k] = (hp.URGENT, seq, index, request)
                     heapq.heapify(self._pending)
                     break
             return
         if type(message) is not hp.Request:
             raise hp.HelperGone(f"unexpected {type(message).__name__}")
-        heapq.heappush(self._pending, (message.lane, message.seq, message))
+        job = message.job
+        if type(job) is hp.Push:
+            self._pushes[message.seq] = [len(job.items), []]
+            for k in range(len(job.items)):
+                heapq.heappush(self._pending, (message.lane, message.seq, k, message))
+            if not job.items:
+                self._pushes.pop(message.seq)
+                hp.write_frame(self._out, hp.PushDone(message.seq, ()))
+            return
+        if message.lane == hp.URGENT and type(job) is hp.Load:
+            self._reader_is_at(job.where)
+        heapq.heappush(self._pending, (message.lane, message.seq, -1, message))
 
-    def _serve(self, request: hp.Request) -> None:
+    def _reader_is_at(self, where: tuple) -> None:
+        listing, position = where
+        if position >= 0 and position > self._reader_at.get(listing, -1):
+            self._reader_at[listing] = position
+
+    def _near_reader(self, where: tuple) -> bool:
+        """Whether a reader may be reading this object now or next: its READ would hold the pages
+        a push must write, and wait for this helper, which waits for the READ."""
+        listing, position = where
+        return position <= self._reader_at.get(listing, -1) + NEAR_READER
+
+    def _serve(self, request: hp.Request, index: int) -> None:
         if request.generation > self._generation:
             # The mount saw the repository change: so must this copy of the store, or it would
             # go on serving objects that git has pruned.
             self.store.refresh()
             self._generation = request.generation
-        header, payload = answer(self.store, request)
-        hp.write_frame(self._out, header, payload)
+        if type(request.job) is hp.Push:
+            self._push_item(request, index)
+            return
+        hp.write_frame(self._out, *answers(self.store, request)[0])
+
+    def _push_item(self, request: hp.Request, k: int) -> None:
+        oid, inode, size, where = request.job.items[k]
+        header, payload = load(self.store, request.seq, k, oid, request.job.max_size, size)
+        if payload and self._device >= 0:
+            # A reader may have claimed it while it was inflated: its READ then holds the pages
+            # a push would wait for, and it wants the bytes. Look just before pushing.
+            self._drain()
+            claimed = (request.seq, k) in self._claimed
+            if not claimed and not self._near_reader(where) and self._pushed(inode, payload):
+                header = None
+        self._claimed.discard((request.seq, k))
+        state = self._pushes[request.seq]
+        if header is None:
+            state[1].append(k)
+        else:
+            hp.write_frame(self._out, header, payload)
+        state[0] -= 1
+        if not state[0]:
+            del self._pushes[request.seq]
+            hp.write_frame(self._out, hp.PushDone(request.seq, tuple(state[1])))
+
+    def _pushed(self, inode: int, data) -> bool:
+        # A request claimed while this push waits on a page that the reader's READ holds: the
+        # mount does not wait for this answer for long (it reads the object itself), and the
+        # push goes on once that READ is answered.
+        try:
+            fuse_notify.store(self._device, inode, data)
+            return True
+        except OSError:
+            return False  # the kernel does not know the inode (yet): the mount keeps the bytes
 
 
-def answer(store, request: hp.Request) -> tuple[object, bytes]:
-    """(header, payload) answering one request: what a helper sends, and what the mount computes
-    itself when it has no helper."""
+def answers(store, request: hp.Request) -> list[tuple[object, bytes]]:
+    """The (header, payload) frames answering one request: what a helper sends, and what the
+    mount computes itself when it has no helper (which pushes nothing: every item's bytes)."""
     job = request.job
     if type(job) is hp.Load:
-        try:
-            if store.read_size(job.oid) > job.max_size:
-                return hp.Loaded(request.seq, too_big=True), b""
-            return hp.Loaded(request.seq), store.read(job.oid)[1]
-        except Exception as e:  # carried whole to the reader, who gets it as errno
-            return hp.Loaded(request.seq, error=_carried(e)), b""
+        return [load(store, request.seq, -1, job.oid, job.max_size, job.size)]
+    if type(job) is hp.Push:
+        out = [load(store, request.seq, k, item[0], job.max_size, item[2]) for k, item in enumerate(job.items)]
+        return out + [(hp.PushDone(request.seq, ()), b"")]
     sizes, errors = read_sizes(store, job.ids)
-    return hp.SizesRead(request.seq, errors), sizes.tobytes()
+    return [(hp.SizesRead(request.seq, errors), sizes.tobytes())]
+
+
+def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> tuple[hp.Loaded, bytes]:
+    try:
+        if size < 0:
+            size = store.read_size(oid)
+        if size > max_size:
+            return hp.Loaded(seq, index, too_big=True), b""
+        return hp.Loaded(seq, index), store.read(oid)[1]
+    except Exception as e:  # carried whole to the reader, who gets it as errno
+        return hp.Loaded(seq, index, error=_carried(e)), b""
 
 
 def read_sizes(store, ids: bytes) -> tuple[array, dict]:
@@ -146,12 +226,12 @@ def main() -> None:
     root.handlers[:] = [_ForwardLogs(answers)]
     root.setLevel(logging.INFO)
     try:
-        config, _ = hp.read_frame(requests)
+        config, _ = hp.FrameReader(requests).read()
         for path in config.refused:
             refused_paths.refuse(path)
         store = odb.open(config.repository, verify=config.verify)
         hp.write_frame(answers, hp.Ready(os.getpid()))
-        Helper(store, requests, answers).run()
+        Helper(store, requests, answers, config.device).run()
     except (hp.HelperGone, KeyboardInterrupt):
         pass  # the mount is gone or closed our pipe
     except Exception:  # a bug, or the repository vanished: the mount redoes our work itself

@@ -1,8 +1,9 @@
 """The typed messages between the mount and its helper processes, and how they are framed.
 
 A frame is a 12-byte head (header length, payload length), a pickled header (one of the message
-classes below) and a raw payload (an object's bytes, an array of sizes): the payload is never
-pickled, so a 30 MB object costs one copy into the pipe and one out of it. Errors travel whole,
+classes below, tuples, which pickle fast) and a raw payload (an object's bytes, an array of
+sizes): the payload is never pickled, so a 30 MB object costs one copy into the pipe and one out
+of it. Frames are read through a buffer, a few system calls for many small frames. Errors travel whole,
 as the exception objects odb raised (odb's errors pickle with all their fields).
 
 Both ends only ever unpickle what the other end of a private pipe wrote: the helper is our own
@@ -16,7 +17,7 @@ import pickle
 import select
 import struct
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _HEAD = struct.Struct(">IQ")
 # No header is anywhere near this; a larger length means the stream is out of step.
@@ -27,72 +28,91 @@ URGENT, SIZES, AHEAD = 0, 1, 2  # lanes, in priority order
 LANE_NAMES = ("urgent", "sizes", "ahead")
 
 
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
+class StoreConfig(NamedTuple):
     """What a helper needs to open the same store as the mount."""
 
     repository: str | bytes
     verify: bool
     sys_path: tuple[str, ...]
     refused: tuple[str, ...] = ()  # the mount point: never looked at (odb/refused_paths.py)
+    device: int = -1  # the FUSE session's descriptor, inherited: pushes go straight to the kernel
 
 
-@dataclass(frozen=True, slots=True)
-class Load:
+class Load(NamedTuple):
     """An object's bytes; objects above max_size come back as too_big (they are streamed)."""
 
     oid: bytes
     max_size: int
+    size: int = -1  # the size, when the mount knows it (a listing): no header read to check it
+    # (listing, position) of the object in the listing a reader walks: an urgent request tells
+    # the helper where the reader is, and pushes keep clear of it.
+    where: tuple = (0, -1)
 
 
-@dataclass(frozen=True, slots=True)
-class Sizes:
+class Push(NamedTuple):
+    """Read-ahead: objects to push into the kernel's page cache, in order. items are
+    (oid, inode, size, where). An item comes back as a Loaded(index=k) with its bytes when it
+    cannot be pushed (the kernel refused, a reader claimed it, a reader is near); the last answer
+    is a PushDone naming the items pushed."""
+
+    items: tuple
+    max_size: int
+
+
+class Sizes(NamedTuple):
     """The sizes of the objects whose raw ids are concatenated in ids."""
 
     ids: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     seq: int
     lane: int
     generation: int  # the mount's store generation: the helper refreshes when it is behind
     job: Load | Sizes
 
 
-@dataclass(frozen=True, slots=True)
-class Bump:
-    """A reader now waits for request seq, sent earlier in a lower lane: serve it next."""
+class Bump(NamedTuple):
+    """A reader now waits for request seq (item index of a Push), sent earlier in a lower lane:
+    serve it next, and send its bytes rather than push them (the reader's READ holds the pages a
+    push would wait for)."""
 
     seq: int
+    index: int = -1
+    where: tuple = (0, -1)  # where that reader is (see Load)
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(NamedTuple):
     """The helper's first frame: its store is open."""
 
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """The answer to a Load: the payload is the object's bytes unless too_big or error."""
+class Loaded(NamedTuple):
+    """An object's bytes (the payload) unless too_big or error: the answer to a Load, or to one
+    item of a Push (index >= 0)."""
 
     seq: int
+    index: int = -1
     too_big: bool = False
     error: Exception | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SizesRead:
+class PushDone(NamedTuple):
+    """The last answer to a Push: the items that went into the page cache."""
+
+    seq: int
+    pushed: tuple
+
+
+class SizesRead(NamedTuple):
     """The answer to Sizes: the payload is one int64 per id (-1 where errors has the reason)."""
 
     seq: int
     errors: dict
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+class LogLine(NamedTuple):
     """A log record of the helper, logged again by the mount (which owns the log)."""
 
     level: int
@@ -130,34 +150,78 @@ def write_frame(fd: int, header, payload=b"", deadline: float | None = None) -> 
                 n = 0
 
 
-def read_frame(fd: int, deadline: float | None = None) -> tuple[object, bytearray]:
-    """(header, payload) of the next frame; with a deadline, fd must be non-blocking."""
-    head = _read_exact(fd, _HEAD.size, deadline)
-    header_len, payload_len = _HEAD.unpack(head)
-    if header_len > MAX_HEADER or payload_len > MAX_PAYLOAD:
-        raise HelperGone(f"frame of {header_len} + {payload_len} bytes: the stream is out of step")
-    try:
-        header = pickle.loads(_read_exact(fd, header_len, deadline))
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as e:
-        raise HelperGone(f"unreadable frame: {e}") from None
-    return header, _read_exact(fd, payload_len, deadline)
+class FrameReader:
+    """Reads frames from fd through a buffer: small frames cost no system call of their own.
+    With a deadline, fd must be non-blocking."""
 
+    CHUNK = 1 << 16
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        if deadline is not None:
-            _wait(fd, select.POLLIN, deadline)
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._buf = bytearray()
+        self._pos = 0
+
+    def buffered(self) -> bool:
+        """Whether a whole frame head is already here (no need to wait on the descriptor)."""
+        return len(self._buf) - self._pos >= _HEAD.size
+
+    def read(self, deadline: float | None = None) -> tuple[object, bytearray]:
+        """(header, payload) of the next frame."""
+        header_len, payload_len = _HEAD.unpack(self._take(_HEAD.size, deadline))
+        if header_len > MAX_HEADER or payload_len > MAX_PAYLOAD:
+            raise HelperGone(f"frame of {header_len} + {payload_len} bytes: the stream is out of step")
         try:
-            k = os.readv(fd, [view[got:]])
-        except BlockingIOError:
-            continue
-        if k == 0:
-            raise HelperGone("pipe closed")
-        got += k
-    return buf
+            header = pickle.loads(self._take(header_len, deadline))
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as e:
+            raise HelperGone(f"unreadable frame: {e}") from None
+        return header, self._take(payload_len, deadline)
+
+    def _take(self, n: int, deadline: float | None) -> bytearray:
+        if len(self._buf) - self._pos < n and n - (len(self._buf) - self._pos) >= self.CHUNK:
+            return self._take_big(n, deadline)
+        while len(self._buf) - self._pos < n:
+            if self._pos:
+                del self._buf[: self._pos]
+                self._pos = 0
+            self._buf += self._recv(deadline)
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        return out
+
+    def _take_big(self, n: int, deadline: float | None) -> bytearray:
+        """A big payload: what is buffered, then the rest read straight into place."""
+        out = bytearray(n)
+        have = len(self._buf) - self._pos
+        out[:have] = memoryview(self._buf)[self._pos :]
+        self._buf.clear()
+        self._pos = 0
+        view = memoryview(out)
+        while have < n:
+            if deadline is not None:
+                _wait(self.fd, select.POLLIN, deadline)
+            try:
+                k = os.readv(self.fd, [view[have:]])
+            except BlockingIOError:
+                continue
+            if k == 0:
+                raise HelperGone("pipe closed")
+            have += k
+        return out
+
+    def _recv(self, deadline) -> bytes:
+        while True:
+            if deadline is not None:
+                _wait(self.fd, select.POLLIN, deadline)
+            try:
+                chunk = os.read(self.fd, self.CHUNK)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise HelperGone("pipe closed")
+            return chunk
 
 
 def _wait(fd: int, events: int, deadline: float) -> None:

@@ -8,6 +8,7 @@ batch from worker threads while readdir replies with the batches already filled.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 from array import array
@@ -17,6 +18,7 @@ import trio
 from .inodes import FIRST_OBJECT_INODE, MovedInodes
 
 SIZE_BATCH = 256  # ids per helper request for sizes
+_uids = itertools.count(1)
 UNKNOWN = -1
 
 
@@ -28,10 +30,11 @@ class RootListing:
 
 
 class BucketListing:
-    __slots__ = ("bucket", "block", "raw_len", "count", "generation", "inodes", "sizes", "errors",
+    __slots__ = ("uid", "bucket", "block", "raw_len", "count", "generation", "inodes", "sizes", "errors",
                  "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
 
     def __init__(self, bucket: int, block: bytes, raw_len: int, generation: int, moved: MovedInodes):
+        self.uid = next(_uids)  # names the listing to the helpers (where a reader is in it)
         self.bucket = bucket
         self.block = block
         self.raw_len = raw_len

@@ -12,13 +12,17 @@ for is promoted to urgent. A finished load nobody waits for goes to its `unclaim
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections import OrderedDict
 
 import trio
 
-from . import helper_protocol as hp
+from . import helper, helper_protocol as hp
 from .workers import Job
+
+# A reader waiting this long for a helper gets the object loaded in this process too.
+HEDGE_AFTER = 0.02
 
 
 class ObjectCache:
@@ -76,12 +80,13 @@ class ObjectCache:
 
 
 class _Loading:
-    __slots__ = ("oid", "job", "unclaimed", "waiters", "event", "finished", "data", "error")
+    __slots__ = ("oid", "job", "index", "unclaimed", "waiters", "event", "finished", "data", "error")
 
     def __init__(self, oid: bytes, unclaimed):
         self.oid = oid
         self.job: Job | None = None
-        self.unclaimed = unclaimed  # None for a load a reader asked for
+        self.index = -1  # its item in job's Push, if it is one
+        self.unclaimed = unclaimed  # None for a load a reader asked for (or claimed)
         self.waiters = 0
         self.event: trio.Event | None = None
         self.finished = False
@@ -92,19 +97,23 @@ class _Loading:
 class Loads:
     """The object loads in flight, one per id."""
 
-    def __init__(self, pool, cache: ObjectCache):
+    def __init__(self, pool, cache: ObjectCache, hedge_after: float = HEDGE_AFTER):
         self.pool = pool
         self.cache = cache
+        self.hedge_after = hedge_after
+        self.counts = collections.Counter()
         self._loading: dict[bytes, _Loading] = {}
         self._lock = threading.Lock()
         self._token: trio.lowlevel.TrioToken | None = None
 
-    def loading(self, oid: bytes) -> bool:
-        return oid in self._loading
+    def busy(self, oid: bytes) -> bool:
+        """Cached or being loaded: nothing to start for it."""
+        return oid in self._loading or oid in self.cache
 
-    async def get(self, oid: bytes):
+    async def get(self, oid: bytes, where: tuple = (0, -1)):
         """The object's bytes (cached, or loaded now), or None when it is too big to hold.
-        From the trio loop; raises what the load raised."""
+        From the trio loop; raises what the load raised. where: (listing, position) of the
+        object in the listing its reader walks, when known (see hp.Load)."""
         data = self.cache.get(oid)
         if data is not None:
             return data
@@ -113,39 +122,94 @@ class Loads:
         with self._lock:
             loading = self._loading.get(oid)
             if loading is None:
-                loading = self._start(oid, None, hp.URGENT)
+                loading = self._load(oid, None, hp.URGENT, where=where)
             elif loading.unclaimed is not None:
                 loading.unclaimed = None  # a reader claims it: deliver it here, not ahead
-                self.pool.promote(loading.job)
+                self.pool.promote(loading.job, index=loading.index, where=where)
             if not loading.finished:
                 loading.waiters += 1
                 if loading.event is None:
                     loading.event = trio.Event()
         if not loading.finished:
-            await loading.event.wait()
+            with trio.move_on_after(self.hedge_after):
+                await loading.event.wait()
+        if not loading.finished:
+            await self._hedge(loading)
         if loading.error is not None:
             raise loading.error
         return loading.data
 
-    def ahead(self, oid: bytes, unclaimed) -> bool:
-        """Starts a read-ahead load unless the object is cached or loading; unclaimed(data) runs in
-        a worker thread if no reader claimed it by the time it is loaded. True if started."""
-        if oid in self.cache:
-            return False
+    async def _hedge(self, loading: _Loading) -> None:
+        """A reader has waited long for a helper: the load is done here as well, and the first
+        answer serves. Besides tail latency, this breaks the one wait cycle of the design: a
+        helper pushing an object into the page cache waits for a page that this reader's READ
+        holds locked, and so cannot answer the READ itself."""
+        self.counts["hedged"] += 1
+        header, payload = await trio.to_thread.run_sync(helper.load, self.pool.store, 0, -1, loading.oid,
+                                                        self.cache.max_entry, -1)
+        self._done(loading, header, payload)
+
+    def ahead(self, oid: bytes, unclaimed, size: int = -1, where: tuple = (0, -1)) -> bool:
+        """Starts a read-ahead load of the object's bytes unless it is cached or loading; True if
+        started. unclaimed(data) runs in a worker thread if no reader claimed it by then. size:
+        the object's size if known (spares the helper a header read)."""
         with self._lock:
-            if oid in self._loading:
+            if self.busy(oid):
                 return False
-            self._start(oid, unclaimed, hp.AHEAD)
+            self._load(oid, unclaimed, hp.AHEAD, size, where)
         return True
 
-    def _start(self, oid: bytes, unclaimed, lane: int) -> _Loading:
-        loading = self._loading[oid] = _Loading(oid, unclaimed)
-        loading.job = Job(lane, hp.Load(oid, self.cache.max_entry), lambda h, p: self._done(loading, h, p))
+    def push(self, items) -> int:
+        """Starts read-ahead that helpers push into the page cache themselves: items are (oid,
+        inode, size, where, unclaimed); those cached or loading are left out. An item a helper
+        could not push comes back here, to unclaimed(data). Returns how many were started."""
+        with self._lock:
+            fresh = [item for item in items if not self.busy(item[0])]
+            if not fresh:
+                return 0
+            loadings = []
+            for k, (oid, _, _, _, unclaimed) in enumerate(fresh):
+                loading = self._loading[oid] = _Loading(oid, unclaimed)
+                loading.index = k
+                loadings.append(loading)
+            job = Job(hp.AHEAD, hp.Push(tuple(item[:4] for item in fresh), self.cache.max_entry),
+                      lambda h, p: self._push_answer(loadings, h, p))
+            for loading in loadings:
+                loading.job = job
+            self.pool.submit(job)
+        return len(fresh)
+
+    def _load(self, oid: bytes, unclaimed, lane: int, size: int = -1, where: tuple = (0, -1)) -> _Loading:
+        """Under the lock: a Load job for oid (a new loading, or one that needs its bytes again)."""
+        loading = self._loading.get(oid) or _Loading(oid, unclaimed)
+        self._loading[oid] = loading
+        loading.index = -1
+        loading.job = Job(lane, hp.Load(oid, self.cache.max_entry, size, where),
+                          lambda h, p: self._done(loading, h, p))
         self.pool.submit(loading.job)
         return loading
 
+    def _push_answer(self, loadings: list[_Loading], header, payload) -> None:
+        """Worker thread: an answer to a Push, for one item (its bytes) or for all (PushDone)."""
+        if type(header) is hp.Loaded:
+            self._done(loadings[header.index], header, payload)
+            return
+        for k in header.pushed:
+            loading = loadings[k]
+            with self._lock:
+                if loading.finished or loading.index != k:
+                    continue  # answered otherwise already (a hedge, or a reload)
+                if loading.unclaimed is None:
+                    # Pushed just before a reader claimed it: the reader's READ needs the bytes.
+                    self._load(loading.oid, None, hp.URGENT)
+                    continue
+                if self._loading.get(loading.oid) is loading:
+                    del self._loading[loading.oid]
+                loading.finished = True
+            self.counts["pushed"] += 1
+
     def _done(self, loading: _Loading, header: hp.Loaded, payload) -> None:
-        """Worker thread: the load finished."""
+        """Worker thread (or a hedge): the object's bytes, or why not."""
         # The payload is a fresh bytearray nobody else holds: kept as it is, never copied.
         data = None if header.too_big or header.error is not None else payload
         try:
@@ -157,7 +221,10 @@ class Loads:
 
     def _finish(self, loading: _Loading, data, error) -> None:
         with self._lock:
-            self._loading.pop(loading.oid, None)
+            if loading.finished:
+                return  # a hedge answered first
+            if self._loading.get(loading.oid) is loading:
+                del self._loading[loading.oid]
             loading.data, loading.error, loading.finished = data, error, True
             unclaimed = loading.unclaimed
         if unclaimed is not None:

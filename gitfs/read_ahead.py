@@ -24,6 +24,8 @@ log = logging.getLogger("gitfs")
 WINDOW = 128  # objects inflated ahead of the reader
 WINDOW_BYTES = 32 << 20
 TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed
+NEAR = 4  # objects this close behind the reader's last read are kept too, not pushed
+PUSH_BATCH = 16  # objects per helper request: one answer for all those pushed
 
 
 class AheadState:
@@ -70,6 +72,7 @@ class ReadAhead:
         state = listing.ahead
         stop = min(stop, listing.count, listing.filled)
         sizes, max_entry = listing.sizes, self.cache.max_entry
+        pushes = []
         k = start
         while k < stop:
             size = sizes[k]
@@ -78,9 +81,18 @@ class ReadAhead:
                 if budget < 0:
                     break
                 oid = listing.oid(k)
-                if self.loads.ahead(oid, self._unclaimed(listing, k, oid)):
-                    self.counts["ahead"] += 1
+                if not self.loads.busy(oid):
+                    unclaimed = self._unclaimed(listing, k, oid)
+                    # Helpers push into the page cache themselves what the kernel knows already.
+                    # Tripwires come back here, to be read, and so do the next few objects: a
+                    # reader that catches up with a push holds the pages it would write.
+                    if k < listing.replied and k % TRIPWIRE and k > state.last + NEAR:
+                        pushes.append((oid, listing.inodes[k], size, (listing.uid, k), unclaimed))
+                    elif self.loads.ahead(oid, unclaimed, size, (listing.uid, k)):
+                        self.counts["ahead"] += 1
             k += 1
+        for i in range(0, len(pushes), PUSH_BATCH):
+            self.counts["ahead"] += self.loads.push(pushes[i : i + PUSH_BATCH])
         state.until = max(state.until, k)
         return budget
 

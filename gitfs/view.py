@@ -439,6 +439,7 @@ class MountView:
     async def read(self, inode: int, offset: int, size: int):
         """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
         oid = await self.oid_of(inode)
+        listing, k = self._position(oid)
         data = self.cache.get(oid)
         if data is None:
             stream = self._streams.get(oid)
@@ -447,11 +448,12 @@ class MountView:
                 return await stream.read(offset, size)
             self.counts["loads_waited"] += 1
             with self._forgotten_if_gone(inode, oid):
-                data = await self.loads.get(oid)
+                data = await self.loads.get(oid, (listing.uid, k) if listing is not None else (0, -1))
             if data is None:  # too big to hold: streamed
                 return await self._stream(oid).read(offset, size)
-        if offset == 0:
-            self._after_first_read(oid)
+        if offset == 0 and listing is not None:
+            spec = self._speculative
+            self.ahead.after_read(listing, k, spec if spec is not None and spec.bucket > listing.bucket else None)
         end = offset + size
         if end >= len(data):
             # The kernel keeps the pages (objects never change); holding the bytes here as well
@@ -459,14 +461,14 @@ class MountView:
             self.cache.discard(oid)
         return memoryview(data)[offset:end]
 
-    def _after_first_read(self, oid: bytes) -> None:
+    def _position(self, oid: bytes) -> tuple[BucketListing | None, int]:
+        """Where oid is in the latest listing of its bucket: what read-ahead follows."""
         listing = self._latest.get(oid[0])
-        if listing is None:
-            return
-        k = listing.index_of(oid)
-        if k is not None:
-            spec = self._speculative
-            self.ahead.after_read(listing, k, spec if spec is not None and spec.bucket > listing.bucket else None)
+        if listing is not None:
+            k = listing.index_of(oid)
+            if k is not None:
+                return listing, k
+        return None, -1
 
     def _stream(self, oid: bytes) -> StreamedObject:
         stream = self._streams[oid] = StreamedObject(oid, self.store, self.limiter)
@@ -509,7 +511,15 @@ class MountView:
         """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts,
                            workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
-                           read_ahead={**self.ahead.counts, **(self.kernel_cache.counts if self.kernel_cache else {})})
+                           read_ahead=self.read_ahead_counts())
+
+    def read_ahead_counts(self) -> dict:
+        """What read-ahead did: loaded ahead, pushed by helpers or here, refused, hedged."""
+        counts = collections.Counter(self.ahead.counts)
+        counts.update({f"{k} by helpers" if k == "pushed" else k: v for k, v in self.loads.counts.items()})
+        if self.kernel_cache is not None:
+            counts.update(self.kernel_cache.counts)
+        return dict(counts)
 
     async def close(self) -> None:
         for stream in self._streams.values():

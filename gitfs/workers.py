@@ -56,16 +56,28 @@ class Job:
 
 
 class WorkerPool:
-    def __init__(self, store, config: hp.StoreConfig | None, workers: int, *, helpers: bool = True,
-                 deadline: float = DEADLINE):
+    def __init__(self, store, config: hp.StoreConfig | None, workers: int, *, deadline: float = DEADLINE,
+                 start: bool = True):
+        """config None: no helper processes, the worker threads do the work. start=False: the
+        threads (and helpers) start at start(), once the FUSE session exists."""
         self.store = store
         self.deadline = deadline
+        self.config = config
+        self._workers_wanted = max(1, workers)
         self._lanes = [collections.deque() for _ in hp.LANE_NAMES]
         self._cond = threading.Condition()
         self._stopped = False
         self._seq = 0
         self.counts = collections.Counter()  # what was done where, for the status and the log
-        self._workers = [Worker(self, i, config if helpers else None) for i in range(max(1, workers))]
+        self._workers: list[Worker] = []
+        if start:
+            self.start()
+
+    def start(self, device: int = -1) -> None:
+        """Starts the workers; their helpers inherit device, the FUSE session's descriptor."""
+        if self.config is not None and device >= 0:
+            self.config = self.config._replace(device=device)
+        self._workers = [Worker(self, i, self.config) for i in range(self._workers_wanted)]
         for w in self._workers:
             w.start()
 
@@ -88,21 +100,21 @@ class WorkerPool:
         for w in self._workers:
             w.wake(urgent)
 
-    def promote(self, job: Job, lane: int = hp.URGENT) -> None:
-        """Someone now waits for job, submitted in a lower lane: move it up to lane."""
+    def promote(self, job: Job, lane: int = hp.URGENT, index: int = -1, where: tuple = (0, -1)) -> None:
+        """Someone now waits for job (its item index, for a Push), submitted in a lower lane: move
+        it up to lane; a helper holding it already serves it next (hp.Bump)."""
         with self._cond:
-            if job.lane <= lane:
-                return
             queued = self._lanes[job.lane]
-            job.lane = lane
             if job.worker is None and job in queued:
-                queued.remove(job)
-                self._lanes[lane].append(job)
-                self._cond.notify()
+                if job.lane > lane:
+                    queued.remove(job)
+                    job.lane = lane
+                    self._lanes[lane].append(job)
+                    self._cond.notify()
                 return
             holder = job.worker if lane == hp.URGENT else None
         if holder is not None:
-            holder.bump(job)
+            holder.bump(job, index, where)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stops the workers and their helpers; queued work is dropped (the mount is ending)."""
@@ -145,10 +157,11 @@ class HelperProcess:
 
     def __init__(self, config: hp.StoreConfig):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in config.sys_path if p))
+        # Only the FUSE session's descriptor is inherited (to push into the page cache).
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from gitfs.helper import main; main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            close_fds=True, env=env, cwd="/")
+            close_fds=True, pass_fds=(config.device,) if config.device >= 0 else (), env=env, cwd="/")
         self.pid = self._proc.pid
         self.requests = self._proc.stdin.fileno()
         self.answers = self._proc.stdout.fileno()
@@ -161,10 +174,11 @@ class HelperProcess:
         try:
             hp.write_frame(self.requests, config, deadline=time.monotonic() + START_DEADLINE)
             deadline = time.monotonic() + START_DEADLINE
-            ready, _ = hp.read_frame(self.answers, deadline)
+            self.reader = hp.FrameReader(self.answers)
+            ready, _ = self.reader.read(deadline)
             while type(ready) is hp.LogLine:  # opening the store may warn (a bad index, say)
                 _relog(ready, self.pid)
-                ready, _ = hp.read_frame(self.answers, deadline)
+                ready, _ = self.reader.read(deadline)
             if type(ready) is not hp.Ready:
                 raise hp.HelperGone(f"started with {type(ready).__name__}")
         except hp.HelperGone:
@@ -221,9 +235,9 @@ class Worker(threading.Thread):
             except BlockingIOError:
                 pass  # a wake-up is pending already
 
-    def bump(self, job: Job) -> None:
+    def bump(self, job: Job, index: int, where: tuple) -> None:
         with self._bump_lock:
-            self._bumps.append(job)
+            self._bumps.append((job, index, where))
         self.wake(True)
 
     # -- the thread -----------------------------------------------------------------------------
@@ -266,8 +280,8 @@ class Worker(threading.Thread):
         if job.local is not None:
             _guarded(job.local)
             return
-        header, payload = helper.answer(self.pool.store, hp.Request(job.seq, job.lane, 0, job.request))
-        _guarded(job.done, header, payload)
+        for header, payload in helper.answers(self.pool.store, hp.Request(job.seq, job.lane, 0, job.request)):
+            _guarded(job.done, header, payload)
 
     def _work_remotely(self) -> None:
         try:
@@ -307,7 +321,13 @@ class Worker(threading.Thread):
         left = deadline - time.monotonic()
         if left <= 0:
             raise hp.HelperGone(f"no answer for {self.pool.deadline:.0f} s")
-        ready, _, _ = select.select([self.helper.answers, self._wake_r], [], [], left)
+        if self._bumps:
+            self._send_bumps()
+        reader = self.helper.reader
+        if reader.buffered():
+            ready = [self.helper.answers]
+        else:
+            ready, _, _ = select.select([self.helper.answers, self._wake_r], [], [], left)
         if self._wake_r in ready:
             try:
                 os.read(self._wake_r, 4096)
@@ -315,27 +335,31 @@ class Worker(threading.Thread):
                 pass
             self._send_bumps()
         if self.helper.answers in ready:
-            header, payload = hp.read_frame(self.helper.answers, time.monotonic() + self.pool.deadline)
+            header, payload = reader.read(time.monotonic() + self.pool.deadline)
             self._last_answer = time.monotonic()
             self._take_answer(header, payload)
 
     def _send_bumps(self) -> None:
         with self._bump_lock:
             bumps, self._bumps = self._bumps, []
-        for job in bumps:
+        for job, index, where in bumps:
             if job.seq in self._inflight:
-                hp.write_frame(self.helper.requests, hp.Bump(job.seq), deadline=time.monotonic() + self.pool.deadline)
+                hp.write_frame(self.helper.requests, hp.Bump(job.seq, index, where),
+                               deadline=time.monotonic() + self.pool.deadline)
 
     def _take_answer(self, header, payload) -> None:
         if type(header) is hp.LogLine:
             _relog(header, self.helper.pid)
             return
-        entry = self._inflight.pop(getattr(header, "seq", None), None)
+        seq = getattr(header, "seq", None)
+        entry = self._inflight.get(seq)
         if entry is None:
             raise hp.HelperGone(f"answer to a request it was not sent: {header!r}"[:200])
         job = entry[0]
-        job.worker = None
-        self.pool.counts["helper"] += 1
+        if type(header) is not hp.Loaded or header.index < 0:  # the last answer to its request
+            del self._inflight[seq]
+            job.worker = None
+            self.pool.counts["helper"] += 1
         _guarded(job.done, header, payload)
 
     def _lose_helper(self, error: hp.HelperGone) -> None:
