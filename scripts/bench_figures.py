@@ -57,13 +57,15 @@ class Samples:
     """What several runs of one workload gave: times, CPU, kernel requests, problems seen."""
 
     times: list = field(default_factory=list)
-    cpus: list = field(default_factory=list)
+    cpus: list = field(default_factory=list)  # the command's and the mount's processes' together
+    mount_cpus: list = field(default_factory=list)  # the mount's processes' alone
     requests: list = field(default_factory=list)  # {kind: count} per run, None if not counted
     problems: list = field(default_factory=list)
 
     def add(self, run, cpu, requests, error):
         self.times.append(run.seconds)
         self.cpus.append(cpu)
+        self.mount_cpus.append(None if cpu is None else cpu - run.cpu)
         self.requests.append(requests)
         if error:
             self.problems.append(error)
@@ -202,6 +204,9 @@ class Bench:
             worst = max(runs, key=lambda r: sum(r.values()))
             note = (f"{sum(worst.values()) / len(self.bucket_ids):.3f} requests per file ("
                     + requests_note(worst, len(self.bucket_ids)) + ")")
+        mount_cpu = best(self.warm.mount_cpus)
+        if mount_cpu is not None:
+            note += f"; the mount's processes used {mount_cpu:.2f} s of CPU meanwhile (best run)"
         self.items.append(Comparison(f"(6) grep -r {self.bucket_label} again, same mount", best(self.warm.times),
                                      best(self.warm.cpus), "batch", WARM_LIMIT, note, self.warm.problems))
 
@@ -331,21 +336,30 @@ class Bench:
         ids, _ = self.objects.in_buckets(buckets)
         ids_path = self.write_ids("ls-ids", ids)
         self.add_git_work("ls", lambda: cat_file_batch(self.repo, ids_path, check=True))
-        out_path = os.path.join(self.workdir, "ls-output")
-        samples = Samples()
+        samples, floor = Samples(), Samples()
         for _ in range(self.args.repeat):
             self.sample_git("ls")
             with FreshMount(self.repo) as mount:
                 self.mount_times.append(mount.mount_seconds)
-                dirs = [os.path.join(mount.mountpoint, b) for b in buckets]
-                (run, cpu, error), requests = requests_during(mount, list_long, mount, dirs, out_path)
-                samples.add(run, cpu, requests, error)
-                listed, _ = parse_ls(out_path, single=dirs[0] if len(dirs) == 1 else None)
-                samples.problems += self.listing_problems(listed, mount.mountpoint, ids)
+                self.ls_once(mount, samples, buckets, ids)
+            if "floor" in self.args.figures:
+                with FloorMount(self.repo, self.ids_path, levers=True) as mount:
+                    self.ls_once(mount, floor, buckets, ids)
         note = f"{len(ids)} entries, sizes equal to git's" if not samples.problems else f"{len(ids)} entries"
         note += "; git: --batch-check on the same ids" + self.readdir_note(samples)
         self.items.append(Comparison(f"(7) ls -l {label} (mount)", best(samples.times), best(samples.cpus), "ls",
                                      LS_LIMIT, note, samples.problems))
+        if floor.times:
+            self.items.append(Comparison(f"    floor, levers: ls -l {label}", best(floor.times), best(floor.cpus), "ls",
+                                         None, self.readdir_note(floor).lstrip("; "), floor.problems))
+
+    def ls_once(self, mount, samples, buckets, ids):
+        dirs = [os.path.join(mount.mountpoint, b) for b in buckets]
+        out_path = os.path.join(self.workdir, "ls-output")
+        (run, cpu, error), requests = requests_during(mount, list_long, mount, dirs, out_path)
+        samples.add(run, cpu, requests, error)
+        listed, _ = parse_ls(out_path, single=dirs[0] if len(dirs) == 1 else None)
+        samples.problems += self.listing_problems(listed, mount.mountpoint, ids)
 
     def listing_problems(self, listed, mountpoint, ids):
         """What differs between `ls -l` output and git's ids and sizes."""

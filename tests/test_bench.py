@@ -28,7 +28,7 @@ QUICK_ROWS = [
     "floor, levers: requests per object file", "floor, levers: grep again, same mount",
     "floor, plain: find -size +1k", "floor, levers: find -size +1k", "(3) mount to live", "(4) peak RSS (mount)",
     "(5) odb read 00-03", "(5) odb read_header all", "(5) odb.open", "(6) grep -r 00-03 again, same mount",
-    "(7) ls -l 00-0f (mount)", "(8) ", "(9) synthetic repository (2000 blobs)", "(9) mount to live, synthetic 2000",
+    "(7) ls -l 00-0f (mount)", "floor, levers: ls -l 00-0f", "(8) ", "(9) synthetic repository (2000 blobs)", "(9) mount to live, synthetic 2000",
     "(9) RSS after listing every bucket, synthetic 2000", "(9) RSS after 2 random reads, synthetic 2000",
     "(9) per ls -l entry, bare", "(9) per ls -l entry, synthetic 2000", "(9) per ls -l entry: synthetic 2000 / bare",
     "(9) per random read, bare", "(9) per random read, synthetic 2000", "(9) per random read: synthetic 2000 / bare",
