@@ -118,6 +118,31 @@ def code_version():
     return f"gitfs {head}" + (" with uncommitted changes" if dirty else "")
 
 
+def protocol_line():
+    try:
+        import pyfuse3
+    except ImportError:
+        return "pyfuse3 not importable: no mount figures"
+    patched = getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False)
+    return (f"pyfuse3 {pyfuse3.__version__}, no-open reads "
+            + ("available (read-by-inode patch)" if patched else "unavailable (pyfuse3 unpatched: files are opened)"))
+
+
+def cpu_times():
+    """(steal, total) jiffies of all CPUs since boot: a VM's steal time says how much its host took."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def print_footer(start):
+    steal, total = (now - then for now, then in zip(cpu_times(), start))
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(f"\nafter the runs: load average {load}; the host took {steal / max(total, 1):.0%} of this VM's CPU time "
+          "meanwhile (steal)")
+
+
 def print_header(repo, objects, bench):
     counts, objects_dir = describe_repository(repo)
     objects_dir = os.path.join(repo, objects_dir)
@@ -128,6 +153,7 @@ def print_header(repo, objects, bench):
     print(f"  buckets {bench.bucket_label}: {len(bench.bucket_ids)} objects, {bench.bucket_bytes / MIB:.1f} MiB inflated")
     print(f"machine: {machine_line()}")
     print(f"software: {git(repo, 'version').strip()}, Python {platform.python_version()}, {code_version()}")
+    print(f"kernel protocol: {protocol_line()}")
     print(f"page cache: {page_cache_line(objects_dir)}")
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])} (other processes share the CPUs)")
@@ -172,6 +198,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="gitfs-bench-") as workdir:
         bench = Bench(args, objects, workdir)
         print_header(args.repo, objects, bench)
+        start = cpu_times()
         try:
             run_figures(bench, args.figures)
         except GitError as error:
@@ -182,6 +209,7 @@ def main(argv=None):
             return 130
         rows = bench.rows()
         print(render(rows))
+        print_footer(start)
     return 1 if any(row.result == "FAIL" for row in rows) else 0
 
 
