@@ -10,6 +10,8 @@ import sys
 import pyfuse3
 import trio
 
+import odb
+
 from . import features, logs, status, systemd
 from . import helper_protocol as hp
 from .operations import GitOperations, PyfuseKernel
@@ -55,12 +57,9 @@ class Session:
         store.refuse_under(mountpoint)
         config = hp.StoreConfig(repository, store.verify, tuple(sys.path), (mountpoint,))
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
-        if not no_open:
-            log.info("pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch "
-                     "is not applied): files are opened the ordinary way")
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
-        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel())
+        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:
@@ -158,6 +157,9 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
         session.close()
         raise
     log.info("mounted %s on %s", repository, mountpoint)
+    if not session.operations.no_open:
+        log.info("files are opened the ordinary way: %s", "GITFS_PLAIN_OPEN=1" if features.reads_by_inode()
+                 else "pyfuse3 cannot serve reads without OPEN (patches/pyfuse3-read-by-inode.patch is not applied)")
     if not features.features()["c_delta"]:
         log.warning("the C delta accelerator (odb/_delta.c) is not built: deltas are applied in pure "
                     "Python, several times slower (see gitfs --version)")
@@ -174,6 +176,17 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     log.info("unmounted %s (%s)", mountpoint, session.summary())
     logs.flush_repeats(everything=True)
     return 0
+
+
+def open_refs(store):
+    """The repository's refs for .refs and .tree; None for a bare objects directory."""
+    if store.git_dir is None:
+        return None
+    try:
+        return odb.RefStore(store.git_dir, store.common_dir, store.format)
+    except (odb.OdbError, OSError) as e:
+        log.warning("no .refs or .tree: cannot read the refs (%s)", e)
+        return None
 
 
 def fuse_device() -> int:

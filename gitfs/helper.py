@@ -180,8 +180,8 @@ def answers(store, request: hp.Request) -> list[tuple[object, bytes]]:
     if type(job) is hp.Push:
         out = [load(store, request.seq, k, item[0], job.max_size, item[2]) for k, item in enumerate(job.items)]
         return out + [(hp.PushDone(request.seq, ()), b"")]
-    sizes, errors = read_sizes(store, job.ids)
-    return [(hp.SizesRead(request.seq, errors), sizes.tobytes())]
+    sizes, errors, accesses, which = read_sizes(store, job.ids)
+    return [(hp.SizesRead(request.seq, errors, accesses), sizes.tobytes() + which.tobytes())]
 
 
 def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> tuple[hp.Loaded, bytes]:
@@ -195,18 +195,24 @@ def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> t
         return hp.Loaded(seq, index, error=_carried(e)), b""
 
 
-def read_sizes(store, ids: bytes) -> tuple[array, dict]:
+def read_sizes(store, ids: bytes) -> tuple[array, dict, tuple, array]:
+    """(sizes, errors by index, the distinct Access values, which Access each id has)."""
     n = store.format.raw_len
-    sizes = array("q")
+    sizes, which = array("q"), array("H")
     errors = {}
-    read_size = store.read_size
+    accesses: dict = {}
+    stat = store.stat
     for k, i in enumerate(range(0, len(ids), n)):
         try:
-            sizes.append(read_size(ids[i : i + n]))
+            size, access = stat(ids[i : i + n])
         except Exception as e:
             sizes.append(-1)
+            which.append(0)
             errors[k] = _carried(e)
-    return sizes, errors
+            continue
+        sizes.append(size)
+        which.append(accesses.setdefault(access, len(accesses)))
+    return sizes, errors, tuple(accesses), which
 
 
 def _carried(error: Exception) -> Exception:

@@ -106,10 +106,13 @@ class PushDone(NamedTuple):
 
 
 class SizesRead(NamedTuple):
-    """The answer to Sizes: the payload is one int64 per id (-1 where errors has the reason)."""
+    """The answer to Sizes. The payload is one int64 size per id (-1 where errors has the
+    reason), then one uint16 per id: which of accesses (odb.Access: owner, group, mode, mtime
+    of the file that holds it) applies."""
 
     seq: int
     errors: dict
+    accesses: tuple = ()
 
 
 class LogLine(NamedTuple):

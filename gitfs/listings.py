@@ -29,19 +29,22 @@ class RootListing:
         self.buckets = buckets
 
 
-class BucketListing:
-    __slots__ = ("uid", "bucket", "block", "raw_len", "count", "generation", "inodes", "sizes", "errors",
+class Listing:
+    """What every directory of objects holds: the entries' raw ids (one block), inodes, and sizes
+    as the helpers read them. Read-ahead (gitfs/read_ahead.py) follows any of them."""
+
+    __slots__ = ("uid", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
                  "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
 
-    def __init__(self, bucket: int, block: bytes, raw_len: int, generation: int, moved: MovedInodes):
+    def __init__(self, block: bytes, raw_len: int, generation: int, inodes: array):
         self.uid = next(_uids)  # names the listing to the helpers (where a reader is in it)
-        self.bucket = bucket
         self.block = block
         self.raw_len = raw_len
         self.count = len(block) // raw_len
         self.generation = generation  # the store's generation when listed
-        self.inodes = _natural_inodes(block, raw_len)
+        self.inodes = inodes
         self.sizes = array("q", [UNKNOWN]) * self.count
+        self.access = array("H", [0]) * self.count  # which of the view's Access values applies
         self.errors: dict[int, Exception] = {}  # index -> why its size could not be read
         self.filled = 0  # sizes known so far, from the front
         self.replied = 0  # entries sent to the kernel so far: it knows their inodes
@@ -51,51 +54,25 @@ class BucketListing:
         self._lock = threading.Lock()
         self._event: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
-        inodes = self.inodes
-        if inodes and (inodes[0] < FIRST_OBJECT_INODE or moved or len(set(inodes)) != len(inodes)):
-            _apply_moves(self, moved)
 
     def oid(self, k: int) -> bytes:
         n = self.raw_len
         return self.block[k * n : (k + 1) * n]
 
-    def names(self, start: int, stop: int) -> bytes:
-        """Hex of entries start..stop, each 2 * raw_len digits (the name is all but the first 2)."""
-        n = self.raw_len
-        return self.block[start * n : stop * n].hex().encode()
-
-    def index_of(self, oid: bytes) -> int | None:
-        """The position of oid, by bisection of the block."""
-        k = self._lower_bound(oid)
-        return k if k < self.count and self.oid(k) == oid else None
-
-    def index_of_inode(self, inode: int) -> int | None:
-        """The position of the id whose natural inode this is (it starts with inode_prefix)."""
-        k = self._lower_bound((inode << 1).to_bytes(8, "big"))
-        for j in (k, k + 1):
-            if j < self.count and self.inodes[j] == inode:
-                return j
-        return None
-
-    def _lower_bound(self, key: bytes) -> int:
-        lo, hi, n, block, width = 0, self.count, self.raw_len, self.block, len(key)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if block[mid * n : mid * n + width] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+    def readable(self, k: int) -> bool:
+        """Whether entry k is a file whose bytes a reader reads (read-ahead's candidates)."""
+        return True
 
     # -- sizes, filled from worker threads ------------------------------------------------
 
     def batches(self) -> list[tuple[int, int]]:
         return [(i, min(i + SIZE_BATCH, self.count)) for i in range(0, self.count, SIZE_BATCH)]
 
-    def fill(self, start: int, sizes: array, errors: dict) -> None:
-        """Worker thread: the sizes of entries start.. (len(sizes) of them) are known."""
+    def fill(self, start: int, sizes: array, errors: dict, access: array) -> None:
+        """Worker thread: the sizes (and Access indexes) of entries start.. are known."""
         stop = start + len(sizes)
         self.sizes[start:stop] = sizes
+        self.access[start:stop] = access
         for k, error in errors.items():
             self.errors[start + k] = error
         with self._lock:
@@ -125,8 +102,47 @@ class BucketListing:
     @property
     def nbytes(self) -> int:
         """Roughly what the listing holds in memory."""
-        return len(self.block) + 16 * self.count
+        return len(self.block) + 18 * self.count
 
+
+
+class BucketListing(Listing):
+    __slots__ = ("bucket",)
+
+    def __init__(self, bucket: int, block: bytes, raw_len: int, generation: int, moved: MovedInodes):
+        super().__init__(block, raw_len, generation, _natural_inodes(block, raw_len))
+        self.bucket = bucket
+        inodes = self.inodes
+        if inodes and (inodes[0] < FIRST_OBJECT_INODE or moved or len(set(inodes)) != len(inodes)):
+            _apply_moves(self, moved)
+
+    def names(self, start: int, stop: int) -> bytes:
+        """Hex of entries start..stop, each 2 * raw_len digits (the name is all but the first 2)."""
+        n = self.raw_len
+        return self.block[start * n : stop * n].hex().encode()
+
+    def index_of(self, oid: bytes) -> int | None:
+        """The position of oid, by bisection of the block."""
+        k = self._lower_bound(oid)
+        return k if k < self.count and self.oid(k) == oid else None
+
+    def index_of_inode(self, inode: int) -> int | None:
+        """The position of the id whose natural inode this is (it starts with inode_prefix)."""
+        k = self._lower_bound((inode << 1).to_bytes(8, "big"))
+        for j in (k, k + 1):
+            if j < self.count and self.inodes[j] == inode:
+                return j
+        return None
+
+    def _lower_bound(self, key: bytes) -> int:
+        lo, hi, n, block, width = 0, self.count, self.raw_len, self.block, len(key)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if block[mid * n : mid * n + width] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
 _PREFIXES = {n: struct.Struct(f">Q{n - 8}x") for n in (20, 32)}
 

@@ -10,16 +10,18 @@ Without the patch the mount opens files the ordinary way, through a handle that 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
 import os
+import stat
 
 import pyfuse3
 
 from .errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode
-from .listings import BucketListing
+from .listings import BucketListing, RootListing
 from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
@@ -58,6 +60,11 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return a
 
 
+def _show_access(a: pyfuse3.EntryAttributes, access) -> None:
+    a.st_uid, a.st_gid, a.st_mode = access.uid, access.gid, stat.S_IFREG | access.mode
+    a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = access.mtime_ns
+
+
 class GitOperations(pyfuse3.Operations):
     """Root -> 256 fanout buckets -> one read-only file per object."""
 
@@ -85,7 +92,12 @@ class GitOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def forget(self, inode_list):
-        pass  # object inodes come from their ids: nothing is held per inode
+        for inode, count in inode_list:
+            self.view.forget(inode, count)
+
+    @fuse_errors
+    async def readlink(self, inode, ctx):
+        return await self.view.readlink(inode)
 
     @fuse_errors
     async def getattr(self, inode, ctx=None):
@@ -108,6 +120,9 @@ class GitOperations(pyfuse3.Operations):
         if isinstance(listing, BucketListing):
             await self._readdir_bucket(listing, start_id, token)
             return
+        if not isinstance(listing, RootListing):
+            await self._readdir_namespace(listing, start_id, token)
+            return
         for i in range(start_id, len(listing.buckets)):
             b = listing.buckets[i]
             if not pyfuse3.readdir_reply(token, b"%02x" % b, entry_attributes(self.view.dir_attr(bucket_inode(b))), i + 1):
@@ -118,6 +133,7 @@ class GitOperations(pyfuse3.Operations):
         # (readdir_reply copies it), and sizes and inodes come from arrays.
         attrs = entry_attributes(self.view.object_attr(0, 0))
         reply, inodes, sizes, count = pyfuse3.readdir_reply, listing.inodes, listing.sizes, listing.count
+        access, accesses, shown = listing.access, self.view.accesses, -1
         skip = 2  # the name is the id without its bucket's two digits
         width = 2 * self.view.raw_len
         i = start
@@ -130,6 +146,9 @@ class GitOperations(pyfuse3.Operations):
                 for k in range(i, stop):
                     size = sizes[k]
                     if size >= 0:
+                        if access[k] != shown:  # objects of one pack share their Access
+                            shown = access[k]
+                            _show_access(attrs, accesses[shown])
                         attrs.st_ino = inodes[k]
                         attrs.st_size = size
                         attrs.st_blocks = (size + 511) >> 9
@@ -143,6 +162,21 @@ class GitOperations(pyfuse3.Operations):
                 i = stop
         finally:
             self.view.replied(listing, i)
+
+    async def _readdir_namespace(self, listing, start: int, token) -> None:
+        navigation = self.view.navigation
+        sent = start
+        try:
+            async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
+                async for k, name, attr in entries:
+                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1):
+                        navigation.unsent(attr.inode)
+                        return
+                    navigation.sent(attr.inode)
+                    sent = k + 1
+        finally:
+            if hasattr(listing, "replied"):
+                self.view.replied(listing, sent)
 
     @fuse_errors
     async def releasedir(self, fh):

@@ -35,7 +35,7 @@ def check_mountpoint(path: str, nonempty: bool) -> None:
     except PermissionError:
         raise UsageError(f"mountpoint {path}: permission denied") from None
     except OSError as e:
-        if e.errno == errno.ENOTCONN:
+        if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
             raise UsageError(dead_mount_advice(path)) from None
         raise UsageError(f"mountpoint {path}: {e.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):

@@ -126,7 +126,9 @@ def _judge(answer: dict | None) -> tuple[str, dict]:
     if answer is None:
         return "not responding", {}
     code = answer.get("errno")
-    if code == errno.ENOTCONN:
+    # ENOTCONN: the daemon is gone. ECONNABORTED: it died while this probe's request was queued
+    # (its helpers, which hold the session too, went a moment later).
+    if code in (errno.ENOTCONN, errno.ECONNABORTED):
         return "dead", {}
     if code in (errno.EACCES, errno.EPERM):
         # Without allow_other, FUSE lets nobody but the mounting user in, not even for a stat.

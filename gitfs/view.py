@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import stat
+import threading
 import time
 from array import array
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from .inodes import (
 )
 from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
+from .navigation import NAMES as NAMESPACES, Navigation
 from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
@@ -69,6 +71,7 @@ AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from mem
 AMBIGUOUS_KEPT = 1024
 RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
+NAVIGATION_XATTRS = (b"user.git.commit",)  # a submodule's commit
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -92,7 +95,11 @@ def no_entry(what: str = "") -> FileNotFoundError:
 
 
 class MountView:
-    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None):
+    object_timeout = OBJECT_TIMEOUT
+    directory_timeout = DIRECTORY_TIMEOUT
+
+    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None, refs=None):
+        """refs: an odb.RefStore for the .refs and .tree namespaces (None: the objects only)."""
         self.store = store
         self.pool = pool
         self.kernel = kernel
@@ -113,11 +120,16 @@ class MountView:
         self._sweeping = self._sweep_wanted = False
         self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
-        self._uid, self._gid = os.getuid(), os.getgid()
-        self._time_ns = time.time_ns()
+        # Who may see what (default_permissions): the repository's owners and modes, as odb
+        # reads them (odb/access.py). accesses[0] is what an object shows before its own is read.
+        self.root_access = store.root_access()
+        self.accesses = [self.root_access._replace(mode=self.root_access.mode & 0o444)]
+        self._access_ids = {self.accesses[0]: 0}
+        self._access_lock = threading.Lock()
+        self.navigation = Navigation(self, refs) if refs is not None else None
         self.counts = collections.Counter()
 
-    async def _in_thread(self, fn, *args):
+    async def in_thread(self, fn, *args):
         try:
             return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
         finally:
@@ -189,13 +201,27 @@ class MountView:
 
     # -- attributes -------------------------------------------------------------------------
 
-    def dir_attr(self, inode: int) -> Attr:
-        return Attr(inode, stat.S_IFDIR | 0o555, 0, self._uid, self._gid, self._time_ns, 2,
-                    DIRECTORY_TIMEOUT, DIRECTORY_BLOCK)
+    def access_id(self, access) -> int:
+        """A small number for an odb.Access (a listing holds one per entry). Worker threads."""
+        known = self._access_ids.get(access)
+        if known is None:
+            with self._access_lock:
+                known = self._access_ids.get(access)
+                if known is None:
+                    known = self._access_ids[access] = len(self.accesses)
+                    self.accesses.append(access)
+        return known
 
-    def object_attr(self, inode: int, size: int) -> Attr:
-        return Attr(inode, stat.S_IFREG | 0o444, size, self._uid, self._gid, self._time_ns, 1,
-                    OBJECT_TIMEOUT, FILE_BLOCK)
+    def dir_attr(self, inode: int) -> Attr:
+        """The root, a bucket, a namespace directory: they show the objects directory (odb's
+        root_access: its owner, group and mode, masked by what the path to it allows)."""
+        a = self.root_access
+        return Attr(inode, stat.S_IFDIR | a.mode, 0, a.uid, a.gid, a.mtime_ns, 2, DIRECTORY_TIMEOUT, DIRECTORY_BLOCK)
+
+    def object_attr(self, inode: int, size: int, access=None) -> Attr:
+        """An object file: it shows the file that holds the object (its pack, its loose file)."""
+        a = access or self.accesses[0]
+        return Attr(inode, stat.S_IFREG | a.mode, size, a.uid, a.gid, a.mtime_ns, 1, OBJECT_TIMEOUT, FILE_BLOCK)
 
     def broken_attr(self, inode: int) -> Attr:
         # Listed so that the damage is visible, but never cached: the next lookup asks again.
@@ -204,13 +230,22 @@ class MountView:
         return attr
 
     def is_directory(self, inode: int) -> bool:
+        if self._navigates(inode):
+            return self.navigation.is_directory(inode)
         return inode == ROOT_INODE or bucket_of_inode(inode) is not None
+
+    def _navigates(self, inode: int) -> bool:
+        return self.navigation is not None and self.navigation.owns(inode)
 
     # -- names ------------------------------------------------------------------------------
 
     async def lookup(self, parent: int, name: bytes) -> Attr:
         if parent == ROOT_INODE:
+            if name in NAMESPACES and self.navigation is not None:
+                return await self.navigation.lookup_root(name)
             return await self._lookup_bucket(name)
+        if self._navigates(parent):
+            return await self.navigation.lookup(parent, name)
         bucket = bucket_of_inode(parent)
         if bucket is None:
             if self.is_directory(parent):
@@ -225,11 +260,11 @@ class MountView:
         if self._buckets is None or bucket not in self._buckets:
             # A bucket that was empty at the last root listing may hold a new pack's objects:
             # as for any miss, refresh once before saying no.
-            if not await self._in_thread(self._bucket_exists, bucket):
+            if not await self.in_thread(self._bucket_exists, bucket):
                 raise no_entry()
             if self._buckets is not None:
                 self._buckets.add(bucket)
-        return self.dir_attr(bucket_inode(bucket, alias=not name.islower()))
+        return self.dir_attr(bucket_inode(bucket, alias=name != name.lower()))
 
     def _bucket_exists(self, bucket: int) -> bool:
         self.store.refresh(bucket)
@@ -244,10 +279,10 @@ class MountView:
         if abbreviated:
             hex_id = await self._resolve_abbreviation(hex_id)
         oid = bytes.fromhex(hex_id)
-        size, inode = await self._in_thread(self._size_and_inode, oid)
+        size, access, inode = await self.in_thread(self._stat_and_inode, oid)
         self._remember(inode, oid)
-        attr = self.object_attr(inode, size)
-        if abbreviated or not name.islower():
+        attr = self.object_attr(inode, size, access)
+        if abbreviated or name != name.lower():
             # A new object can make a short name ambiguous at any time; and the kernel must not
             # take another spelling's dentry for the canonical one.
             attr.timeout = 0
@@ -258,7 +293,7 @@ class MountView:
         if remembered is not None and remembered[0] > time.monotonic():
             raise remembered[1]
         try:
-            return await self._in_thread(self.store.resolve_prefix, prefix)
+            return await self.in_thread(self.store.resolve_prefix, prefix)
         except odb.AmbiguousPrefix as e:
             # A reader retrying an ambiguous name in a loop gets the answer from memory, and the
             # log is not flooded with one line per try.
@@ -267,15 +302,16 @@ class MountView:
                 self._ambiguous.popitem(last=False)
             raise
 
-    def _size_and_inode(self, oid: bytes) -> tuple[int, int]:
-        """Thread: the object's size, and its inode (moved if another id shares its natural one)."""
-        size = self.store.read_size(oid)
+    def _stat_and_inode(self, oid: bytes) -> tuple[int, object, int]:
+        """Thread: the object's size and Access, and its inode (moved if another id shares its
+        natural one)."""
+        size, access = self.store.stat(oid)
         inode = self.moved.inode_for(oid)
         if inode >= FIRST_OBJECT_INODE and not self._natural_is_unique(oid, inode):
             inode = self.moved.move(oid)
         elif inode < FIRST_OBJECT_INODE and inode == natural_inode(oid):
             inode = self.moved.move(oid)
-        return size, inode
+        return size, access, inode
 
     def _natural_is_unique(self, oid: bytes, inode: int) -> bool:
         listing = self._latest.get(oid[0])
@@ -313,7 +349,7 @@ class MountView:
             k = listing.index_of_inode(inode)
             if k is not None:
                 return listing.oid(k)
-        found = await self._in_thread(self._ids_with_inode, inode)
+        found = await self.in_thread(self._ids_with_inode, inode)
         if len(found) != 1:
             for oid in found:
                 self.moved.move(oid)  # a collision met only now: neither id keeps this inode
@@ -321,13 +357,25 @@ class MountView:
         self._remember(inode, found[0])
         return found[0]
 
+    def forget(self, inode: int, count: int) -> None:
+        # Object inodes come from their ids: nothing is held for them. Namespace nodes are.
+        if self._navigates(inode):
+            self.navigation.forget(inode, count)
+
+    async def readlink(self, inode: int) -> bytes:
+        if not self._navigates(inode):
+            raise OSError(errno.EINVAL, "not a symlink")
+        return await self.navigation.readlink(inode)
+
     async def getattr(self, inode: int) -> Attr:
+        if self._navigates(inode):
+            return await self.navigation.getattr(inode)
         if self.is_directory(inode):
             return self.dir_attr(inode)
         oid = await self.oid_of(inode)
         with self._forgotten_if_gone(inode, oid):
-            size = await self._in_thread(self.store.read_size, oid)
-        return self.object_attr(inode, size)
+            size, access = await self.in_thread(self.store.stat, oid)
+        return self.object_attr(inode, size, access)
 
     @contextlib.contextmanager
     def _forgotten_if_gone(self, inode: int, oid: bytes):
@@ -345,9 +393,11 @@ class MountView:
     async def open_dir(self, inode: int):
         """A snapshot of the directory: re-reading a directory refreshes the view."""
         if inode == ROOT_INODE:
-            buckets = await self._in_thread(self._list_root)
+            buckets = await self.in_thread(self._list_root)
             self._buckets = set(buckets)
             return RootListing(buckets)
+        if self._navigates(inode):
+            return await self.navigation.open_dir(inode)
         bucket = bucket_of_inode(inode)
         if bucket is None:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
@@ -355,6 +405,7 @@ class MountView:
 
     def _list_root(self) -> list[int]:
         self.store.refresh()
+        self.root_access = self.store.root_access()  # a chmod shows from the next root listing
         return self.store.nonempty_buckets()
 
     async def _list_bucket(self, bucket: int) -> BucketListing:
@@ -368,20 +419,20 @@ class MountView:
             spec = None
         after = self._next_bucket(bucket)
         generation = self.store.generation
-        block, next_block = await self._in_thread(self._snapshot_bucket, bucket, spec is None, after)
+        block, next_block = await self.in_thread(self._snapshot_bucket, bucket, spec is None, after)
         changed = self.store.generation != generation
         if block is None and changed:
-            block = await self._in_thread(self.store.bucket_ids, bucket)
+            block = await self.in_thread(self.store.bucket_ids, bucket)
         if block is None:
             listing = spec
-            self._read_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
+            self.read_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
         else:
             listing = BucketListing(bucket, block, self.raw_len, self.store.generation, self.moved)
-            self._read_sizes(listing, hp.SIZES)
+            self.read_sizes(listing, hp.SIZES)
         self._keep_latest(listing)
         if next_block is not None and not changed:
             self._speculative = BucketListing(after, next_block, self.raw_len, self.store.generation, self.moved)
-            self._read_sizes(self._speculative, hp.AHEAD)
+            self.read_sizes(self._speculative, hp.AHEAD)
         return listing
 
     def _snapshot_bucket(self, bucket: int, need_ids: bool, after: int | None):
@@ -407,7 +458,7 @@ class MountView:
             _, dropped = self._latest.popitem(last=False)
             self._latest_bytes -= dropped.nbytes
 
-    def _read_sizes(self, listing: BucketListing, lane: int) -> None:
+    def read_sizes(self, listing: BucketListing, lane: int) -> None:
         if listing.size_jobs is not None:
             if lane == hp.SIZES:
                 for job in listing.size_jobs:
@@ -421,13 +472,18 @@ class MountView:
 
     def _sizes_read(self, listing: BucketListing, start: int):
         def done(header: hp.SizesRead, payload) -> None:
-            sizes = array("q")
-            sizes.frombytes(payload)
+            count = len(payload) // 10  # an int64 size and a uint16 Access index per entry
+            sizes, access = array("q"), array("H")
+            sizes.frombytes(payload[: 8 * count])
+            access.frombytes(payload[8 * count :])
+            ids = [self.access_id(a) for a in header.accesses]
+            if ids != list(range(len(ids))):
+                access = array("H", [ids[a] if a < len(ids) else 0 for a in access])
             for k, error in header.errors.items():
                 # An object pruned between the listing and its size read is git gc at work.
                 level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
                 log.log(level, "listing %s: %s", listing.oid(start + k).hex(), error)
-            listing.fill(start, sizes, header.errors)
+            listing.fill(start, sizes, header.errors, access)
         return done
 
     def replied(self, listing: BucketListing, upto: int) -> None:
@@ -438,8 +494,14 @@ class MountView:
 
     async def read(self, inode: int, offset: int, size: int):
         """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
-        oid = await self.oid_of(inode)
-        listing, k = self._position(oid)
+        if self._navigates(inode):
+            oid, listing, k = self.navigation.file(inode)
+        else:
+            oid = await self.oid_of(inode)
+            listing, k = self._position(oid)
+        return await self._read_object(inode, oid, listing, k, offset, size)
+
+    async def _read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
         data = self.cache.get(oid)
         if data is None:
             stream = self._streams.get(oid)
@@ -453,7 +515,8 @@ class MountView:
                 return await self._stream(oid).read(offset, size)
         if offset == 0 and listing is not None:
             spec = self._speculative
-            self.ahead.after_read(listing, k, spec if spec is not None and spec.bucket > listing.bucket else None)
+            follows = type(listing) is BucketListing and spec is not None and spec.bucket > listing.bucket
+            self.ahead.after_read(listing, k, spec if follows else None)
         end = offset + size
         if end >= len(data):
             # The kernel keeps the pages (objects never change); holding the bytes here as well
@@ -482,7 +545,12 @@ class MountView:
     async def xattr(self, inode: int, name: bytes) -> bytes:
         if inode == ROOT_INODE and name == STATUS_XATTR:
             return self.status()
-        if name not in XATTRS or self.is_directory(inode):
+        if self._navigates(inode) and name in NAVIGATION_XATTRS:
+            value = self.navigation.extra_xattrs(inode).get(name)
+            if value is None:
+                raise OSError(errno.ENODATA, "no such attribute")
+            return value
+        if name not in XATTRS or (self.is_directory(inode) and not self._navigates(inode)):
             # security.selinux and system.posix_acl_access come with every `ls -l` entry: they
             # are answered here, without touching the store.
             raise OSError(errno.ENODATA, "no such attribute")
@@ -494,12 +562,21 @@ class MountView:
     async def xattr_names(self, inode: int) -> list[bytes]:
         if inode == ROOT_INODE:
             return [STATUS_XATTR]
+        if self._navigates(inode):
+            return list(self.navigation.extra_xattrs(inode)) + list(await self._xattr_values(inode))
         if self.is_directory(inode):
             return []
         return list(await self._xattr_values(inode))
 
     async def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
-        info = await self._in_thread(self.store.locate, await self.oid_of(inode))
+        """user.git.* of the object an inode shows (under .tree: its blob or tree)."""
+        if self._navigates(inode):
+            oid = self.navigation.object_of(inode)
+            if oid is None:
+                return {}
+        else:
+            oid = await self.oid_of(inode)
+        info = await self.in_thread(self.store.locate, oid)
         values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
         if info.offset is not None:
             values[b"user.git.offset"] = str(info.offset).encode()

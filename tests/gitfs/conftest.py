@@ -20,9 +20,9 @@ def mount(fuse_available, tmp_path):
     """mount(repo, *options) -> Mount; unmounted (and its log checked) at the end of the test."""
     made = []
 
-    def make(repo: Path, *extra: str) -> Mount:
+    def make(repo: Path, *extra: str, env: dict | None = None) -> Mount:
         n = len(made)
-        m = Mount(repo, tmp_path / f"mnt{n}", tmp_path / f"gitfs{n}.log", *extra)
+        m = Mount(repo, tmp_path / f"mnt{n}", tmp_path / f"gitfs{n}.log", *extra, env=env)
         made.append(m)
         return m
 

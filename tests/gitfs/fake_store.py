@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import os
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class FakeStore:
         self._lock = threading.Lock()
         self._dirty = False
         self.generation = 0
+        # What the files and the objects directory would show (odb.Access).
+        self.access = odb.Access(os.getuid(), os.getgid(), 0o444, 1_500_000_000 * 10**9)
+        self.directory_access = odb.Access(os.getuid(), os.getgid(), 0o555, 1_400_000_000 * 10**9)
 
     @classmethod
     def from_git(cls, git_dir: str) -> "FakeStore":
@@ -105,6 +109,13 @@ class FakeStore:
     def read_size(self, oid):
         self.calls.append("read_size")
         return len(self._get(oid)[1])
+
+    def stat(self, oid):
+        self.calls.append("stat")
+        return len(self._get(oid)[1]), self.access
+
+    def root_access(self):
+        return self.directory_access
 
     def locate(self, oid):
         kind, data = self._get(oid)

@@ -22,9 +22,9 @@ def gitfs_argv(*args: str) -> list[str]:
     return [PYTHON, "-m", "gitfs", *args]
 
 
-def run_gitfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_gitfs(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(gitfs_argv(*args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=ENV)
+                          stdin=subprocess.DEVNULL, env=dict(ENV, **(env or {})))
 
 
 def mounted(path: Path) -> bool:
@@ -54,12 +54,12 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
 class Mount:
     """A detached gitfs mount of a repository, as a user starts it."""
 
-    def __init__(self, repo: Path, mountpoint: Path, log_file: Path, *extra: str):
+    def __init__(self, repo: Path, mountpoint: Path, log_file: Path, *extra: str, env: dict | None = None):
         self.repo = repo
         self.path = mountpoint
         self.log_file = log_file
         mountpoint.mkdir(parents=True, exist_ok=True)
-        done = run_gitfs("mount", *extra, "--log-file", str(log_file), str(repo), str(mountpoint))
+        done = run_gitfs("mount", *extra, "--log-file", str(log_file), str(repo), str(mountpoint), env=env)
         if done.returncode != 0:
             raise RuntimeError(f"gitfs mount failed ({done.returncode}): {done.stderr.strip()}")
         assert mounted(mountpoint), "gitfs mount exited 0 but the mount is not live"

@@ -1,0 +1,141 @@
+"""What the kernel asks of a real mount, and what the mount puts in its page cache.
+
+The mount counts the requests it gets by kind (user.gitfs.status); these tests hold it to the
+protocol the serving layer is built around: no OPEN, RELEASE or FLUSH per file, bytes pushed into
+the page cache that are exactly git's, helpers that may stop or die without a reader noticing,
+and memory bounded by --cache-size whatever is open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mounting import git_for
+
+PER_FILE_LIMIT = 1.1  # kernel requests per object file during a grep of a fresh mount
+
+
+def status(m) -> dict:
+    return json.loads(os.getxattr(m.path, "user.gitfs.status"))
+
+
+def object_files(m) -> list[Path]:
+    return [m.path / b / name for b in sorted(os.listdir(m.path)) for name in sorted(os.listdir(m.path / b))]
+
+
+def grep_all(m, timeout: float = 120) -> None:
+    subprocess.run(["grep", "-r", "-q", "pattern that is in no object", str(m.path)], timeout=timeout)
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_grep_costs_about_one_request_per_file_and_pushes_git_s_bytes(fixtures_root, mount):
+    repo = fixtures_root / "ambiguous"
+    git = git_for(repo)
+    m = mount(repo)
+    assert status(m)["features"]["no_open"], "these tests need the patched pyfuse3 (scripts/bootstrap builds it)"
+    before = status(m)["requests"]
+    grep_all(m)
+    after = status(m)
+    requests = {k: v - before.get(k, 0) for k, v in after["requests"].items() if k != "loads_waited"}
+    files = len(git.objects())
+    # One OPEN for the whole mount (it answers ENOSYS), then none; no RELEASE, at most one FLUSH.
+    assert requests.get("open", 0) <= 1 and requests.get("release", 0) == 0 and requests.get("flush", 0) <= 1, requests
+    assert sum(requests.values()) <= PER_FILE_LIMIT * files, (requests, files)
+    assert after["read_ahead"].get("pushed by helpers", 0) + after["read_ahead"].get("pushed", 0) > files // 4
+    # Everything read again is git's, byte for byte, and comes from the page cache: most of it
+    # is what read-ahead pushed there, and the kernel asks (almost) nothing.
+    reads = after["requests"].get("read", 0)
+    contents = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
+    for path in object_files(m):
+        assert path.read_bytes() == contents[path.parent.name + path.name], path
+    assert status(m)["requests"].get("read", 0) - reads <= files // 100 + 2
+
+
+def test_without_no_open_files_are_opened_the_ordinary_way(fixtures_root, mount):
+    repo = fixtures_root / "midx"
+    git = git_for(repo)
+    m = mount(repo, env={"GITFS_PLAIN_OPEN": "1"})
+    contents = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
+    for path in object_files(m):
+        assert path.read_bytes() == contents[path.parent.name + path.name], path
+    requests = status(m)["requests"]
+    assert requests["open"] >= len(contents) and requests.get("release", 0) >= len(contents) - 5
+    assert "files are opened the ordinary way" in m.log()
+
+
+@pytest.mark.parametrize("how", [signal.SIGSTOP, signal.SIGKILL])
+def test_reads_complete_when_a_helper_stops_or_dies(fixtures_root, mount, how):
+    repo = fixtures_root / "ambiguous"
+    git = git_for(repo)
+    m = mount(repo)
+    deadline = time.monotonic() + 20
+    while len(status(m)["helpers"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    victim = status(m)["helpers"][0]
+    os.kill(victim, how)
+    t = time.monotonic()
+    contents = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
+    for path in object_files(m):
+        assert path.read_bytes() == contents[path.parent.name + path.name], path
+    assert time.monotonic() - t < 60
+    assert not alive(victim)  # killed and reaped, not left stopped or as a zombie
+    assert status(m)["workers"]["helpers-replaced"] >= 1
+    assert "replacing it" in m.log()
+
+
+@pytest.fixture(scope="module")
+def big_blobs_repo(tmp_path_factory):
+    """300 distinct 512 KiB blobs (compressible, so the pack stays small), in the one pack that
+    fast-import writes (a repack would drop them: nothing refers to them)."""
+    from make_fixtures import Repo
+
+    path = tmp_path_factory.mktemp("big") / "blobs.git"
+    repo = Repo(path, bare=True)
+    stream = bytearray()
+    for k in range(300):
+        data = (b"%06d " % k) * (512 * 1024 // 7) + b"\n"
+        stream += b"blob\ndata %d\n" % len(data) + data + b"\n"
+    repo.git("fast-import", "--quiet", input=bytes(stream))
+    return path
+
+
+@pytest.mark.parametrize("plain_open", [False, True])
+def test_memory_is_bounded_by_the_cache_size_whatever_is_open(big_blobs_repo, mount, plain_open):
+    m = mount(big_blobs_repo, "--cache-size", "16M", env={"GITFS_PLAIN_OPEN": "1"} if plain_open else None)
+    daemon = status(m)["pid"]
+    base = rss(daemon)
+    files = [open(p, "rb") for p in object_files(m)]
+    try:
+        assert len(files) == 300
+        for f in files:
+            assert len(f.read()) == 512 * 1024 // 7 * 7 + 1
+        # 150 MiB was read and every file is still open: what the daemon holds is bounded by
+        # its cache (16 MiB) and what it always has, not by what is open.
+        assert status(m)["cache"]["bytes"] <= 16 << 20
+        assert rss(daemon) - base < (16 << 20) + (48 << 20), (base, rss(daemon))
+    finally:
+        for f in files:
+            f.close()

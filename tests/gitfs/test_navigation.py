@@ -1,0 +1,231 @@
+"""MNT/.refs and MNT/.tree/<rev> through a real mount, compared with git."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import odb
+from mounting import git_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def refs_repo(fixtures_root):
+    return fixtures_root / "refs"
+
+
+def refs_git(repo):
+    return git_for(repo)
+
+
+def git_lines(repo: Path, *args: str) -> list[str]:
+    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
+    return out.decode("utf-8", "surrogateescape").splitlines()
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
+
+
+def shown(refname: str) -> str:
+    return refname.removeprefix("refs/")
+
+
+def test_refs_are_symlinks_to_their_objects(refs_repo, mount):
+    m = mount(refs_repo)
+    refs = m.path / ".refs"
+    listed = {}
+    for line in git_lines(refs_repo, "for-each-ref", "--format=%(refname) %(objectname) %(symref)"):
+        name, oid, *symref = line.split(" ")
+        listed[shown(name)] = (oid, symref[0] if symref and symref[0] else None)
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(refs):
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(refs))
+            assert path.is_symlink(), rel
+            seen.add(rel)
+    assert "HEAD" in seen
+    seen.discard("HEAD")
+    assert seen == set(listed)
+    for name, (oid, symref) in listed.items():
+        link = refs / name
+        target = os.readlink(link)
+        assert not target.startswith("/"), (name, target)  # relative, so the mount can move
+        if symref is None:
+            assert target.endswith(f"{oid[:2]}/{oid[2:]}"), (name, target)
+        else:  # a symbolic ref links to the ref it names
+            assert os.path.normpath(os.path.join(os.path.dirname(name), target)) == shown(symref)
+        assert link.read_bytes() == git_bytes(refs_repo, "cat-file", git_lines(refs_repo, "cat-file", "-t", oid)[0], oid)
+    head = git_lines(refs_repo, "symbolic-ref", "HEAD")[0]
+    assert os.readlink(refs / "HEAD") == shown(head)
+    assert (refs / "HEAD").read_bytes() == (refs / shown(head)).read_bytes()
+
+
+def test_neither_namespace_is_listed_in_the_root(refs_repo, mount):
+    m = mount(refs_repo)
+    names = os.listdir(m.path)
+    assert ".refs" not in names and ".tree" not in names
+    assert os.listdir(m.path / ".tree") == []
+    files = subprocess.run(["find", str(m.path), "-type", "f"], capture_output=True, text=True, check=True)
+    assert len(files.stdout.split()) == len(git_for(refs_repo).objects())
+
+
+def walk(root: Path) -> dict[str, tuple]:
+    """path -> (kind, mode bits, size, target or None), as the mount shows them."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = os.lstat(path)
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", 0o777, st.st_size, os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), None, None)
+            else:
+                out[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_size, None)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(Path(dirpath) / d)]
+    return out
+
+
+def git_tree(repo: Path, rev: str) -> dict[str, tuple]:
+    """What the mount should show of rev's tree. Modes: what the repository lets through (the
+    fixtures live in a 0700 directory), read bits for files, x with them for executables and
+    directories."""
+    shown = odb.open(repo).root_access().mode
+    readable = shown & 0o444
+    out = {}
+    for line in git_bytes(repo, "ls-tree", "-r", "-t", "-l", "-z", rev).split(b"\0"):
+        if not line:
+            continue
+        meta, path = line.split(b"\t", 1)
+        mode, kind, oid, size = meta.decode().split()
+        path = path.decode("utf-8", "surrogateescape")
+        if mode in ("040000", "160000"):
+            out[path] = ("dir", shown, None, None)
+        elif mode == "120000":
+            out[path] = ("link", 0o777, int(size), git_bytes(repo, "cat-file", "blob", oid).decode("utf-8", "surrogateescape"))
+        else:
+            out[path] = ("file", readable | (readable >> 2 if mode == "100755" else 0), int(size), None)
+    return out
+
+
+@pytest.mark.parametrize("rev", ["HEAD", "main", "v1.0", "heads:feature:x", "light-tree"])
+def test_a_revision_s_tree_is_git_s_tree(refs_repo, mount, rev):
+    m = mount(refs_repo)
+    git_rev = rev.replace(":", "/")
+    assert walk(m.path / ".tree" / rev) == git_tree(refs_repo, git_rev)
+    for line in git_bytes(refs_repo, "ls-tree", "-r", "-z", git_rev).split(b"\0"):
+        if not line or not line.startswith((b"100644", b"100755")):
+            continue
+        meta, path = line.split(b"\t", 1)
+        oid = meta.split()[2].decode()
+        assert (m.path / ".tree" / rev / os.fsdecode(path)).read_bytes() == git_bytes(refs_repo, "cat-file", "blob", oid)
+
+
+def test_entries_carry_the_committer_date(refs_repo, mount):
+    m = mount(refs_repo)
+    date = int(git_lines(refs_repo, "log", "-1", "--format=%ct", "HEAD")[0])
+    for path in (m.path / ".tree" / "HEAD", m.path / ".tree" / "HEAD" / "README"):
+        assert int(os.stat(path).st_mtime) == date
+
+
+def test_grep_of_a_snapshot_finds_what_git_grep_finds(refs_repo, mount):
+    m = mount(refs_repo)
+    for pattern in ("a", "navigate", "notes"):
+        done = subprocess.run(["grep", "-rl", pattern, "."], cwd=m.path / ".tree" / "main",
+                              capture_output=True, text=True)
+        found = sorted(p.removeprefix("./") for p in done.stdout.split())
+        wanted = sorted(p.split(":", 1)[1] for p in git_lines(refs_repo, "grep", "-l", pattern, "main"))
+        assert found == wanted, pattern
+
+
+def test_submodules_are_empty_directories_naming_their_commit(refs_repo, mount):
+    m = mount(refs_repo)
+    for line in git_bytes(refs_repo, "ls-tree", "-r", "-z", "HEAD").split(b"\0"):
+        if line.startswith(b"160000"):
+            meta, path = line.split(b"\t", 1)
+            sub = m.path / ".tree" / "HEAD" / os.fsdecode(path)
+            assert sub.is_dir() and os.listdir(sub) == []
+            assert os.getxattr(sub, "user.git.commit").decode() == meta.split()[2].decode()
+            break
+    else:
+        pytest.fail("the refs fixture has no submodule")
+
+
+def test_objects_xattrs_apply_under_tree(refs_repo, mount):
+    m = mount(refs_repo)
+    readme = m.path / ".tree" / "HEAD" / "README"
+    oid = git_lines(refs_repo, "rev-parse", "HEAD:README")[0]
+    assert os.getxattr(readme, "user.git.type") == b"blob"
+    plain = m.path / oid[:2] / oid[2:]
+    assert os.getxattr(readme, "user.git.source") == os.getxattr(plain, "user.git.source")
+
+
+def test_bad_revisions(refs_repo, mount, fixtures_root):
+    m = mount(refs_repo)
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path / ".tree" / "no-such-branch")
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path / ".tree" / "blob-tag")  # a tag of a blob has no tree
+    ids = sorted(git_for(refs_repo).objects())
+    prefix = next(a[:4] for a, b in zip(ids, ids[1:]) if a[:4] == b[:4])
+    try:
+        git_lines(refs_repo, "rev-parse", "--verify", "-q", f"{prefix}^{{tree}}")
+        pytest.skip("git settles this prefix by type")
+    except subprocess.CalledProcessError:
+        pass
+    with pytest.raises(OSError) as e:
+        os.stat(m.path / ".tree" / prefix)
+    assert e.value.errno == errno.ENOTUNIQ
+    assert prefix in m.log()
+
+
+def test_deep_and_wide_trees(refs_repo, mount):
+    m = mount(refs_repo)
+    top = m.path / ".tree" / "huge"
+    deep = top / "deep" / "/".join(["d"] * 100)
+    assert (deep / "d").is_dir()
+    wide = os.listdir(top / "wide")
+    assert len(wide) == 100_000 and wide[0] == "f000000" and wide[-1] == "f099999"
+    assert (top / "wide" / "f054321").read_bytes() == b"shared by every wide entry\n"
+    path = top / "deep"
+    for _ in range(999):
+        path = path / "d"
+    assert (path / "leaf.txt").read_bytes() == b"shared by every wide entry\n"
+
+
+def test_refs_follow_the_repository(repo_copy, mount):
+    repo = repo_copy("refs")
+    m = mount(repo.path)
+    head = git_lines(repo.path, "rev-parse", "HEAD")[0]
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "refs/heads/brand-new", head], check=True)
+    assert "brand-new" in os.listdir(m.path / ".refs" / "heads")
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "-d", "refs/heads/brand-new"], check=True)
+    time.sleep(1.2)  # the kernel keeps a ref's entry for a second
+    assert "brand-new" not in os.listdir(m.path / ".refs" / "heads")
+    with pytest.raises(FileNotFoundError):
+        os.readlink(m.path / ".refs" / "heads" / "brand-new")
+
+
+def test_reftable_refs_are_the_newest_git_s(mount):
+    repo = ROOT / "fixtures" / "refs" / "reftable"
+    answers = json.loads((ROOT / "fixtures" / "refs" / "reftable.json").read_text())
+    m = mount(repo)
+    refs = m.path / ".refs"
+    names = {str(p.relative_to(refs)) for p in refs.rglob("*") if p.is_symlink()}
+    wanted = {shown(line.split(" ")[2]) for line in answers["for_each_ref"]} | {"HEAD"}
+    assert wanted <= names
+    for line in answers["for_each_ref"]:
+        oid, kind, name, *symref = line.split(" ")
+        assert (refs / shown(name)).read_bytes() == (m.path / oid[:2] / oid[2:]).read_bytes()

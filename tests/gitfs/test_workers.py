@@ -1,0 +1,170 @@
+"""The worker pool and its helper processes: answers, priorities, deadlines, dead and stopped helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+import odb
+from gitfs import helper_protocol as hp
+from gitfs.workers import Job, WorkerPool
+
+
+class Collector:
+    """Job callbacks that record (name, header, payload) in completion order."""
+
+    def __init__(self):
+        self.answers = []
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+
+    def callback(self, name):
+        def done(header, payload):
+            with self.done:
+                self.answers.append((name, header, bytes(payload)))
+                self.done.notify_all()
+        return done
+
+    def wait(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while len(self.answers) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{len(self.answers)} of {count} answers after {timeout} s"
+                self.done.wait(left)
+
+
+@pytest.fixture
+def pool_of(fixture_repo):
+    pools = []
+
+    def make(name: str, workers: int = 1, deadline: float = 5.0, repository=None):
+        repo = fixture_repo(name)
+        store = odb.open(repo.path)
+        config = hp.StoreConfig(str(repository or repo.path), False, tuple(sys.path))
+        pool = WorkerPool(store, config, workers, deadline=deadline)
+        pools.append(pool)
+        wait_for(lambda: len(pool.helper_pids()) == workers, 20)
+        return pool, repo
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie: a reaped helper is gone from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_helpers_answer_loads_and_sizes_as_git_does(pool_of):
+    pool, repo = pool_of("midx", workers=2)
+    objects = repo.git.objects()
+    ids = sorted(objects)[:60]
+    got = Collector()
+    jobs = [Job(hp.AHEAD, hp.Load(bytes.fromhex(h), 1 << 30), got.callback(h)) for h in ids]
+    jobs.append(Job(hp.SIZES, hp.Sizes(b"".join(bytes.fromhex(h) for h in ids)), got.callback("sizes")))
+    pool.submit(*jobs)
+    got.wait(len(jobs), 30)
+    contents = {oid: data for oid, _, data in repo.git.contents(ids)}
+    for name, header, payload in got.answers:
+        if name == "sizes":
+            sizes = memoryview(payload).cast("q").tolist()
+            assert sizes == [objects[h][1] for h in ids] and header.errors == {}
+        else:
+            assert header.error is None and payload == contents[name]
+    assert pool.counts["helper"] == len(jobs) and not pool.counts["in-process"]
+
+
+def test_a_push_without_a_session_sends_every_item_back(pool_of):
+    pool, repo = pool_of("bare")
+    ids = sorted(repo.git.objects())[:10]
+    got = Collector()
+    items = tuple((bytes.fromhex(h), 1 << 40 | k, -1, (1, k)) for k, h in enumerate(ids))
+    pool.submit(Job(hp.AHEAD, hp.Push(items, 1 << 30), got.callback("push")))
+    got.wait(len(ids) + 1, 30)
+    *loaded, (_, last, _) = got.answers
+    assert last == hp.PushDone(last.seq, ())
+    contents = {oid: data for oid, _, data in repo.git.contents(ids)}
+    assert {ids[h.index]: p for _, h, p in loaded} == contents
+
+
+def test_errors_come_back_whole(pool_of):
+    pool, _ = pool_of("bare")
+    got = Collector()
+    missing = bytes(range(20))
+    pool.submit(Job(hp.URGENT, hp.Load(missing, 1 << 30), got.callback("x")))
+    got.wait(1, 30)
+    error = got.answers[0][1].error
+    assert type(error) is odb.ObjectNotFound and error.oid == missing.hex()
+
+
+def test_urgent_work_does_not_wait_behind_read_ahead(pool_of):
+    pool, repo = pool_of("ambiguous")
+    ids = sorted(repo.git.objects())
+    got = Collector()
+    pool.submit(*[Job(hp.AHEAD, hp.Load(bytes.fromhex(h), 1 << 30), got.callback("ahead")) for h in ids[:600]])
+    got.wait(5, 30)  # the helper is busy with read-ahead now
+    pool.submit(Job(hp.URGENT, hp.Load(bytes.fromhex(ids[-1]), 1 << 30), got.callback("urgent")))
+    got.wait(601, 60)
+    position = [name for name, _, _ in got.answers].index("urgent")
+    # It overtakes nearly all of the 595 queued: at most the window in flight goes first.
+    assert position < 5 + 10, position
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_a_lost_helper_is_replaced_and_its_work_done_here(pool_of, how):
+    pool, repo = pool_of("midx", deadline=1.0)
+    (victim,) = pool.helper_pids()
+    os.kill(victim, signal.SIGSTOP if how == "stopped" else signal.SIGKILL)
+    ids = sorted(repo.git.objects())[:40]
+    got = Collector()
+    t = time.monotonic()
+    pool.submit(*[Job(hp.URGENT, hp.Load(bytes.fromhex(h), 1 << 30), got.callback(h)) for h in ids])
+    got.wait(len(ids), 20)
+    assert time.monotonic() - t < 10
+    contents = {oid: data for oid, _, data in repo.git.contents(ids)}
+    assert {name: payload for name, _, payload in got.answers} == contents
+    assert pool.counts["helpers-replaced"] == 1
+    assert not alive(victim)  # killed and reaped, even when it was stopped
+    wait_for(lambda: pool.helper_pids() and pool.helper_pids() != [victim], 30)  # a new one
+
+
+def test_without_helpers_the_threads_do_the_work(fixture_repo):
+    repo = fixture_repo("bare")
+    store = odb.open(repo.path)
+    config = hp.StoreConfig("/nonexistent/repository", False, tuple(sys.path))
+    pool = WorkerPool(store, config, 1)
+    try:
+        ids = sorted(repo.git.objects())[:5]
+        got = Collector()
+        pool.submit(*[Job(hp.URGENT, hp.Load(bytes.fromhex(h), 1 << 30), got.callback(h)) for h in ids])
+        got.wait(len(ids), 30)
+        contents = {oid: data for oid, _, data in repo.git.contents(ids)}
+        assert {name: payload for name, _, payload in got.answers} == contents
+        assert pool.helper_pids() == []
+    finally:
+        pool.close()
+
+
+def test_closing_leaves_no_helper_behind(pool_of):
+    pool, _ = pool_of("bare", workers=2)
+    pids = pool.helper_pids()
+    pool.close()
+    assert not any(alive(pid) for pid in pids)
