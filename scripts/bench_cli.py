@@ -1,4 +1,4 @@
-"""scripts/bench: time gitfs and odb against git on one repository and print one table (issue 5)."""
+"""scripts/bench: time gitfs and odb against git on one repository and print one table (issues 5, 10, 13)."""
 
 import argparse
 import datetime
@@ -10,11 +10,18 @@ import tempfile
 
 from bench_figures import Bench
 from bench_git import GitError, describe_repository, git, list_objects
+from bench_libraries import figure_odb
 from bench_mount import MountError
 from bench_prepare import prepare
+from bench_scale import figure_scale
+from bench_synthetic import default_work
 from bench_table import Row, render
+from bench_tree import figure_tree
 
-FIGURES = {"1": "grep", "2": "find", "3": "mount", "4": "rss", "5": "odb", "floor": "floor"}
+FIGURES = {"1": "grep", "2": "find", "3": "mount", "4": "rss", "5": "odb", "6": "warm", "7": "ls", "8": "tree",
+           "9": "scale", "floor": "floor"}
+DEFAULT_FIGURES = "1,2,3,4,5,6,7,8"
+MOUNT_FIGURES = {"grep", "find", "mount", "rss", "warm", "ls", "tree", "scale"}
 DEFAULT_PATTERN = "gitfs-bench-pattern-that-matches-nothing"
 OTHER_PYTHON = "/work/bench/venv/bin/python"
 MIB = 2**20
@@ -23,22 +30,40 @@ MIB = 2**20
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
-        description="Time gitfs (grep -r, find -size, mount, RSS) and the odb library against git.",
+        description="Time gitfs (grep -r, find -size, ls -l, .tree, mount, RSS, kernel requests) and the odb "
+                    "library against git on the same objects, and print one table of ratios and targets.",
+        epilog="Figures: (1) grep -r over buckets 00-03 on a fresh mount, against cat-file --batch, and the kernel "
+               "requests per object file it took (from the mount's user.gitfs.status); (2) find -type f -size +1k "
+               "over every object, against --batch-all-objects --batch-check; (3) gitfs mount to a live mount; "
+               "(4) peak RSS of the mount's processes during (1) and (2); (5) odb reading 00-03 and every header "
+               "(pygit2, dulwich beside it when --other-python has them); (6) the grep of (1) again on the same "
+               "mount; (7) ls -l of buckets 00-0f, against --batch-check on the same ids; (8) ls -lR .tree/REV "
+               "against ls-tree -r -l, and every file of it read in path order against cat-file --batch (n/a "
+               "when the mount has no .tree); (9) with --synthetic N: mount, ls -l 00-0f, find over every bucket, "
+               "N/1000 random reads and the RSS after them, on an N-blob repository and on REPO. A count or "
+               "byte that differs from git's makes the row FAIL and the exit status 1.",
     )
     parser.add_argument("repo", metavar="REPO", help="repository to measure (bare or not); with --prepare, the copy to create")
     parser.add_argument("--prepare", metavar="SRC", help="first create REPO from SRC: bare copy, repack -a -d --max-pack-size, multi-pack-index write")
     parser.add_argument("--ref", help="with --prepare: copy only this branch or tag's history (default: every ref)")
     parser.add_argument("--max-pack-size", default="100m", help="with --prepare: git repack --max-pack-size (default 100m)")
-    parser.add_argument("--only", default="1,2,3,4,5", help="figures to run, by number or name: 1 grep, 2 find, 3 mount, 4 rss, 5 odb; 'prepare' to stop after --prepare")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept (default 3)")
-    parser.add_argument("--floor", action="store_true", help="also time (1) and (2) through a minimal pyfuse3 filesystem serving git's answers from memory")
+    parser.add_argument("--only", default=DEFAULT_FIGURES, help="figures to run, by number or name: 1 grep, 2 find, 3 mount, 4 rss, 5 odb, 6 warm, 7 ls, 8 tree, 9 scale, floor; 'prepare' to stop after --prepare (default 1-8; --floor and --synthetic add theirs)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure, each on a fresh mount; the best is kept (default 3)")
+    parser.add_argument("--floor", action="store_true", help="also time (1), (2) and (6) through a minimal pyfuse3 filesystem serving git's answers from memory, plain (open/read/release) and with gitfs's protocol levers (no open, page-cache push, 1 MiB directory blocks, reused attributes), with its kernel requests per object file")
+    parser.add_argument("--synthetic", type=int, metavar="N", help="also run (9): build (once) a repository of N blobs with git fast-import in 100 MB packs under a multi-pack-index, and measure the mount at that scale against REPO")
+    parser.add_argument("--work", default=default_work(), help=f"where --synthetic keeps its repositories, as synthetic-N.git (default {default_work()})")
+    parser.add_argument("--rev", help="revision for (8), as git names it; its .tree name writes '/' as ':' (default HEAD, or the newest ref when HEAD is unborn)")
     parser.add_argument("--pattern", default=DEFAULT_PATTERN, help="grep pattern (default matches nothing, so every byte is read)")
     parser.add_argument("--other-python", default=OTHER_PYTHON, help=f"interpreter with pygit2/dulwich, kept out of the project venv (default {OTHER_PYTHON})")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.synthetic is not None and args.synthetic < 1:
+        parser.error("--synthetic must be at least 1")
     if args.floor:
         args.only += ",floor"
+    if args.synthetic:
+        args.only += ",scale"
     args.figures = set()
     for item in args.only.split(","):
         item = item.strip()
@@ -48,6 +73,8 @@ def parse_args(argv):
         if name not in FIGURES.values():
             parser.error(f"--only: unknown figure {item!r}")
         args.figures.add(name)
+    if "scale" in args.figures and not args.synthetic:
+        parser.error("figure 9 (scale) needs --synthetic N")
     return args
 
 
@@ -91,6 +118,31 @@ def code_version():
     return f"gitfs {head}" + (" with uncommitted changes" if dirty else "")
 
 
+def protocol_line():
+    try:
+        import pyfuse3
+    except ImportError:
+        return "pyfuse3 not importable: no mount figures"
+    patched = getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False)
+    return (f"pyfuse3 {pyfuse3.__version__}, no-open reads "
+            + ("available (read-by-inode patch)" if patched else "unavailable (pyfuse3 unpatched: files are opened)"))
+
+
+def cpu_times():
+    """(steal, total) jiffies of all CPUs since boot: a VM's steal time says how much its host took."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def print_footer(start):
+    steal, total = (now - then for now, then in zip(cpu_times(), start))
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(f"\nafter the runs: load average {load}; the host took {steal / max(total, 1):.0%} of this VM's CPU time "
+          "meanwhile (steal)")
+
+
 def print_header(repo, objects, bench):
     counts, objects_dir = describe_repository(repo)
     objects_dir = os.path.join(repo, objects_dir)
@@ -101,6 +153,7 @@ def print_header(repo, objects, bench):
     print(f"  buckets {bench.bucket_label}: {len(bench.bucket_ids)} objects, {bench.bucket_bytes / MIB:.1f} MiB inflated")
     print(f"machine: {machine_line()}")
     print(f"software: {git(repo, 'version').strip()}, Python {platform.python_version()}, {code_version()}")
+    print(f"kernel protocol: {protocol_line()}")
     print(f"page cache: {page_cache_line(objects_dir)}")
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])} (other processes share the CPUs)")
@@ -110,18 +163,21 @@ def print_header(repo, objects, bench):
 
 def run_figures(bench, figures):
     """Runs the chosen figures in table order; a mount that cannot start skips the mount figures."""
-    steps = [("grep", bench.figure_grep), ("find", bench.figure_find), ("floor", bench.figure_floor),
-             ("mount", bench.figure_mount),
-             ("rss", bench.figure_rss), ("odb", bench.figure_odb)]
-    for name, step in steps:
-        if name not in figures:
+    # (6) is measured on the mounts of (1), and listed after (5).
+    steps = [({"grep", "warm"}, bench.figure_grep), ({"find"}, bench.figure_find), ({"floor"}, bench.figure_floor),
+             ({"mount"}, bench.figure_mount), ({"rss"}, bench.figure_rss), ({"odb"}, lambda: figure_odb(bench)),
+             ({"warm"}, bench.figure_warm), ({"ls"}, bench.figure_ls), ({"tree"}, lambda: figure_tree(bench)),
+             ({"scale"}, lambda: figure_scale(bench))]
+    for names, step in steps:
+        if not names & figures:
             continue
         try:
             step()
         except MountError as error:
+            name = min(names & figures)
             bench.items.append(Row(f"({_number(name)}) {name}", result="n/a", note=str(error)))
             # Without a mount, the later mount figures would fail the same way.
-            figures = figures - {"grep", "find", "mount", "rss"}
+            figures = figures - MOUNT_FIGURES
 
 
 def _number(name):
@@ -142,6 +198,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="gitfs-bench-") as workdir:
         bench = Bench(args, objects, workdir)
         print_header(args.repo, objects, bench)
+        start = cpu_times()
         try:
             run_figures(bench, args.figures)
         except GitError as error:
@@ -152,6 +209,7 @@ def main(argv=None):
             return 130
         rows = bench.rows()
         print(render(rows))
+        print_footer(start)
     return 1 if any(row.result == "FAIL" for row in rows) else 0
 
 

@@ -58,7 +58,7 @@ def list_objects(repo):
 
 @dataclass
 class Run:
-    """One timed command: wall seconds, exit status, stdout lines (if counted), stderr, peak RSS."""
+    """One timed command: wall seconds, exit status, stdout lines and bytes (if counted), stderr, peak RSS."""
 
     seconds: float
     status: int
@@ -66,30 +66,38 @@ class Run:
     stderr: str
     max_rss: int  # bytes, from the kernel's accounting of the finished process
     cpu: float  # user + system seconds of the process
+    bytes: int | None = None
 
 
-def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False):
-    """Run cmd and drain its stdout (counting lines, or into /dev/null)."""
+def timed_stream(cmd, stdin_path=None, cwd=None, env=None, count_lines=False, stdout_path=None):
+    """Run cmd and drain its stdout: counting lines and bytes through a pipe, into stdout_path,
+    or into /dev/null."""
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
-    stdout = subprocess.PIPE if count_lines else subprocess.DEVNULL
+    if stdout_path:
+        stdout = open(stdout_path, "wb")
+    else:
+        stdout = subprocess.PIPE if count_lines else subprocess.DEVNULL
     try:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, env=env)
-        lines = None
-        if count_lines:
-            lines = 0
+        lines = size = None
+        if count_lines and not stdout_path:
+            lines = size = 0
             while chunk := proc.stdout.read(1 << 16):
                 lines += chunk.count(b"\n")
+                size += len(chunk)
         err = proc.stderr.read()
         # wait4 rather than wait: it also reports the child's peak RSS.
         _, wait_status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
         return Run(seconds, proc.returncode, lines, err.decode(errors="replace"), usage.ru_maxrss * 1024,
-                   usage.ru_utime + usage.ru_stime)
+                   usage.ru_utime + usage.ru_stime, size)
     finally:
         if stdin_path:
             stdin.close()
+        if stdout_path:
+            stdout.close()
 
 
 def _checked(run, what):
@@ -98,10 +106,11 @@ def _checked(run, what):
     return run
 
 
-def cat_file_batch(repo, ids_path):
-    """`git cat-file --batch` over the ids in ids_path, output discarded."""
-    cmd = ["git", "-C", repo, "cat-file", "--batch"]
-    return _checked(timed_stream(cmd, stdin_path=ids_path), "git cat-file --batch")
+def cat_file_batch(repo, ids_path, check=False):
+    """`git cat-file --batch` (or --batch-check) over the ids in ids_path, output discarded."""
+    option = "--batch-check" if check else "--batch"
+    cmd = ["git", "-C", repo, "cat-file", option]
+    return _checked(timed_stream(cmd, stdin_path=ids_path), f"git cat-file {option}")
 
 
 def batch_check_all(repo):

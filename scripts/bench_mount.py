@@ -1,5 +1,6 @@
-"""Benchmark mount side: start a fresh gitfs mount, run a command through it, read its peak RSS."""
+"""Benchmark mount side: start a fresh gitfs mount, run a command through it, read its counters and RSS."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,14 @@ from bench_git import timed_stream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNMOUNT_WAIT_S = 10.0
+STATUS_XATTR = "user.gitfs.status"
+# The kernel's requests, by the name of the pyfuse3 handler that answers them; the status of a
+# gitfs mount counts other events beside them (loads waited for, inodes forgotten).
+KERNEL_REQUESTS = frozenset((
+    "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink", "rmdir", "symlink",
+    "rename", "link", "open", "read", "write", "flush", "release", "fsync", "opendir", "readdir",
+    "releasedir", "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr", "removexattr", "access",
+    "create"))
 
 
 class MountError(Exception):
@@ -97,17 +106,29 @@ def tree_cpu_seconds(pid):
 
 
 def memory_status(pid):
-    """VmHWM, RssAnon and RssFile of pid in bytes (missing ones absent)."""
+    """VmHWM, VmRSS, RssAnon and RssFile of pid in bytes (missing ones absent)."""
     found = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key in ("VmHWM", "RssAnon", "RssFile"):
+                if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
                     found[key] = int(value.split()[0]) * 1024
     except OSError:
         pass
     return found
+
+
+def proportional_set(pid):
+    """{"Pss": bytes} of pid (its share of each page it maps), or {} if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return {"Pss": int(line.split()[1]) * 1024}
+    except OSError:
+        pass
+    return {}
 
 
 class MemoryWatch:
@@ -180,9 +201,41 @@ class FreshMount:
         if not os.path.ismount(self.mountpoint):
             self._remove_mountpoint()
             raise MountError("gitfs mount exited 0 but the mountpoint is not a mount")
-        self.pid = find_daemon(self.mountpoint)
+        status = self.status()
+        self.pid = status.get("pid") if status else find_daemon(self.mountpoint)
         self._watch = MemoryWatch(self.pid) if self.pid else None
         return self
+
+    def status(self):
+        """What the mount says of itself (user.gitfs.status of its root), or None."""
+        try:
+            return json.loads(os.getxattr(self.mountpoint, STATUS_XATTR))
+        except (OSError, ValueError):
+            return None
+
+    def requests(self):
+        """Kernel requests the mount has answered so far, by kind, or None if it does not say."""
+        status = self.status()
+        if not status or not isinstance(status.get("requests"), dict):
+            return None
+        return {k: v for k, v in status["requests"].items() if k in KERNEL_REQUESTS}
+
+    def processes(self):
+        """Pids of the mount's processes: the daemon and the helpers it names in its status."""
+        status = self.status() or {}
+        pids = [status.get("pid", self.pid)] + list(status.get("helpers") or ())
+        return [pid for pid in pids if isinstance(pid, int)]
+
+    def resident(self):
+        """{"VmRSS", "RssAnon", "RssFile", "Pss"} summed over processes() now, in bytes. The RSS
+        sum counts a page every process maps (the packs, the midx) once per process; the PSS sum
+        counts it once."""
+        total = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "Pss": 0}
+        for pid in self.processes():
+            for key, value in (memory_status(pid) | proportional_set(pid)).items():
+                if key in total:
+                    total[key] += value
+        return total
 
     def cpu(self):
         return tree_cpu_seconds(self.pid) if self.pid else None
@@ -226,20 +279,25 @@ class FreshMount:
 
 
 class FloorMount(FreshMount):
-    """The in-memory pyfuse3 filesystem of bench_floor.py, for the floor rows of (1) and (2)."""
+    """The in-memory pyfuse3 filesystem of bench_floor.py, for the floor rows of (1) and (2);
+    levers: with gitfs's protocol levers (no open, page-cache push, 1 MiB directory blocks,
+    reused attributes)."""
 
     LOAD_WAIT_S = 300.0
 
-    def __init__(self, repo, ids_path):
+    def __init__(self, repo, ids_path, levers=False):
         super().__init__(repo)
         self.ids_path = ids_path
+        self.levers = levers
         self.proc = None
 
     def __enter__(self):
         self.mountpoint = tempfile.mkdtemp(prefix="gitfs-bench-floor-")
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_floor.py")
-        self.proc = subprocess.Popen([sys.executable, script, self.repo, self.mountpoint, self.ids_path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = [sys.executable, script, *(["--levers"] if self.levers else []), self.repo, self.mountpoint,
+               self.ids_path]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
         deadline = time.monotonic() + self.LOAD_WAIT_S
         while not os.path.ismount(self.mountpoint):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -304,3 +362,52 @@ def find_larger_than_1k(mount):
     cmd = ["find", mount.mountpoint, "-type", "f", "-size", "+1k"]
     run, cpu = through_mount(mount, lambda: timed_stream(cmd, count_lines=True))
     return run, cpu, (first_line(run.stderr, "find failed") if run.status != 0 else None)
+
+
+def requests_during(mount, work, *args):
+    """(work(*args), the kernel requests the mount answered meanwhile by kind, or None)."""
+    before = mount.requests()
+    result = work(*args)
+    after = mount.requests()
+    again = mount.requests()
+    if before is None or after is None or again is None:
+        return result, None
+    # Reading the status is a request or two of its own (os.getxattr retries with a bigger buffer
+    # when the value is longer than its first one): what one read costs is taken off.
+    delta = {k: v - before.get(k, 0) - (again.get(k, 0) - v) for k, v in after.items()}
+    return result, {k: v for k, v in delta.items() if v}
+
+
+def list_long(mount, paths, out_path, recursive=False):
+    """`ls -l` (or `ls -lR`) of paths, output to out_path: (Run, cpu, error line or None)."""
+    cmd = ["ls", "-lR" if recursive else "-l", "--", *paths]
+    env = dict(os.environ, LC_ALL="C")
+    run, cpu = through_mount(mount, lambda: timed_stream(cmd, env=env, stdout_path=out_path))
+    return run, cpu, (first_line(run.stderr, "ls failed") if run.status != 0 else None)
+
+
+def read_files(mount, cwd, paths_file, count=False):
+    """`xargs -0 cat` of the NUL-separated paths in paths_file (relative to cwd), in their order:
+    (Run, with the bytes read in .bytes when count, cpu, error line or None)."""
+    cmd = ["xargs", "-0", "-r", "-a", paths_file, "cat", "--"]
+    run, cpu = through_mount(mount, lambda: timed_stream(cmd, cwd=cwd, count_lines=count))
+    return run, cpu, (first_line(run.stderr, "cat failed") if run.status != 0 else None)
+
+
+def parse_ls(path, single=None):
+    """{directory: {name: size}} of the regular files in `ls -l`/`ls -lR` output of absolute paths
+    (LC_ALL=C, not a tty, so names are printed as they are), and the count of directories and
+    symlinks; single names the directory when ls was given only one and printed no header."""
+    files, others, current = {}, 0, single
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\n")
+            if line.startswith(b"/") and line.endswith(b":"):
+                current = os.fsdecode(line[:-1])
+                continue
+            if line.startswith(b"-"):
+                fields = line.split(None, 8)  # mode links user group size month day time name
+                files.setdefault(current, {})[os.fsdecode(fields[8])] = int(fields[4])
+            elif line[:1] in (b"d", b"l"):
+                others += 1
+    return files, others

@@ -35,6 +35,15 @@ def limit_row(figure, value, shown, limit, target, note="", strict=False):
     return Row(figure, shown, "-", "-", target, "PASS" if ok else "MISS", note)
 
 
+def count_row(figure, value, limit, note=""):
+    """A row for a count per unit (kernel requests per file): PASS when value <= limit; no limit: info."""
+    if value is None:
+        return Row(figure, "-", "-", "-", "-" if limit is None else f"<= {limit}", "n/a", note)
+    if limit is None:
+        return Row(figure, f"{value:.3f}", "-", "-", "-", "info", note)
+    return Row(figure, f"{value:.3f}", "-", "-", f"<= {limit}", "PASS" if value <= limit else "MISS", note)
+
+
 def info_row(figure, ours_s, git_s, note=""):
     """A row with no target (another library, shown for comparison)."""
     ratio = f"{ours_s / git_s:.2f}" if ours_s is not None and git_s else "-"
