@@ -329,7 +329,7 @@ def test_forget_holds_nothing_for_objects(store, make_ops):
     run(go)
 
 
-def test_xattrs(store, make_ops):
+def test_xattrs(store, make_ops, caplog):
     ops = make_ops(store)
     loose = next(h for h in sorted(store.objects) if h[-1] in "01234567")
     packed = next(h for h in sorted(store.objects) if h[-1] not in "01234567")
@@ -351,6 +351,7 @@ def test_xattrs(store, make_ops):
                 await ops.getxattr(p.st_ino, name, None)
             assert fuse_errno(e) == (pyfuse3.ENOATTR if name.startswith(b"user.") else errno.ENOTSUP)
         assert store.calls == []
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # answers, not faults
         status = json.loads(await ops.getxattr(ROOT_INODE, b"user.gitfs.status", None))
         assert status["pid"] == os.getpid() and status["cache"]["limit"] == 256 << 20
         assert status["requests"]["getxattr"] >= 5
