@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,17 @@ import pytest
 # helpers beside this file (mounting, fake_store) are imported by name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mounting import Mount  # noqa: E402
+from mounting import Mount, abort_connection  # noqa: E402
+
+# A test's mounts are aborted if it runs longer: a hung mount fails its test, never the suite.
+MOUNT_TEST_DEADLINE = 240.0
 
 
 @pytest.fixture
 def mount(fuse_available, tmp_path):
     """mount(repo, *options) -> Mount; unmounted (and its log checked) at the end of the test."""
     made = []
+    expired = []
 
     def make(repo: Path, *extra: str, env: dict | None = None) -> Mount:
         n = len(made)
@@ -26,7 +31,18 @@ def mount(fuse_available, tmp_path):
         made.append(m)
         return m
 
-    yield make
+    def expire() -> None:
+        # Whatever the test waits on in the mount now fails (ECONNABORTED) instead of hanging.
+        expired.extend(m.path for m in made if abort_connection(m.path))
+
+    watchdog = threading.Timer(MOUNT_TEST_DEADLINE, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield make
+    finally:
+        watchdog.cancel()
+    assert not expired, f"test ran over {MOUNT_TEST_DEADLINE:.0f} s: aborted the FUSE connections of {expired}"
     for m in made:
         m.unmount()
         assert "Traceback" not in m.log(), m.log()

@@ -156,3 +156,32 @@ def test_ls_l_asks_attributes_once_per_filesystem_not_per_entry(fixtures_root, m
     # The attributes of user.* are still there.
     oid = sorted(git.objects())[0]
     assert os.getxattr(m.path / oid[:2] / oid[2:], "user.git.type").decode() == git.objects()[oid][0]
+
+
+def test_a_hung_mount_is_aborted_and_its_readers_set_free(fixtures_root, mount):
+    """What the suite does with a mount that hangs (tests/gitfs/conftest.py's deadline, and an
+    unmount that does not return): it aborts that connection alone, and every process blocked
+    on it gets an error (ECONNABORTED for a request in flight) instead of waiting forever."""
+    from mounting import abort_connection, connection_of, mounted
+
+    repo = fixtures_root / "midx"
+    m = mount(repo)
+    other = mount(repo)
+    oid = sorted(git_for(repo).objects())[0]
+    daemon = status(m)["pid"]
+    os.kill(daemon, signal.SIGSTOP)  # the mount now answers nothing
+    try:
+        reader = subprocess.Popen(["cat", str(m.path / oid[:2] / oid[2:])],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            reader.wait(timeout=1)  # blocked on the stopped daemon
+        assert connection_of(m.path) != connection_of(other.path)
+        assert abort_connection(m.path)
+        assert reader.wait(timeout=10) != 0
+        error = reader.stderr.read()
+        assert "connection abort" in error or "not connected" in error, error  # ECONNABORTED, ENOTCONN
+        assert not mounted(m.path)
+        assert status(other)["pid"] != daemon  # the other mount is untouched and still answers
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+        os.kill(daemon, signal.SIGTERM)
