@@ -120,7 +120,7 @@ def git_tree(repo: Path, rev: str) -> dict[str, tuple]:
     return out
 
 
-@pytest.mark.parametrize("rev", ["HEAD", "main", "v1.0", "heads:feature:x", "light-tree"])
+@pytest.mark.parametrize("rev", ["HEAD", "main", "v1.0", "heads:feature:x", "light-tree", "names"])
 def test_a_revision_s_tree_is_git_s_tree(refs_repo, mount, rev):
     m = mount(refs_repo)
     git_rev = rev.replace(":", "/")
