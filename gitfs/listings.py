@@ -55,6 +55,8 @@ class Listing:
         self._event: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
 
+    walk_from_start = False  # whether a first read at the first file means a walk (trees)
+
     def oid(self, k: int) -> bytes:
         n = self.raw_len
         return self.block[k * n : (k + 1) * n]

@@ -18,13 +18,18 @@ import odb
 
 from . import helper_protocol as hp
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .listings import SIZE_BATCH
 from .refs_view import RefLink, RefsDir, RefsView
 from .tree_view import BlobFile, BlobLink, Gitlink, TreeDir, TreeListing, TreeView
 
 REFS_INODE = FIRST_NAMESPACE_INODE
 TREES_INODE = FIRST_NAMESPACE_INODE + 1
 NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
-TREE_LISTINGS_KEPT = 32  # recent tree listings, for read-ahead in a walk
+# A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
+# walk parses each tree and reads its sizes once; files map to their place in a listing, which
+# read-ahead follows.
+TREE_LISTING_BYTES = 32 << 20
+FILES_PLACED = 1 << 16
 
 
 class EntriesListing:
@@ -46,7 +51,9 @@ class Navigation:
         self.refs = RefsView(refs, view.store.format)
         self.trees = TreeView(view.store, refs)
         self.inodes = DynamicInodes()
-        self._listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()
+        self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
+        self._tree_listings_bytes = 0
+        self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
 
     @staticmethod
     def owns(inode: int) -> bool:
@@ -106,8 +113,38 @@ class Navigation:
 
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        inode = self.inodes.inode_for(node)
-        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
+        found = (0, None) if type(node) in (TreeDir, Gitlink, RefsDir) else await self.view.in_thread(self._stat, node)
+        return self.attr(self.inodes.inode_for(node), node, *found)
+
+    async def _listed(self, listing: TreeListing, k: int):
+        """The Attr of entry k of a tree listing about to be handed to the kernel: from the
+        listing's sizes, or read on its own while they are not in (a lookup in a wide directory
+        does not wait for the sizes of every entry before it)."""
+        node = listing.nodes[k]
+        if k >= listing.filled and type(node) in (BlobFile, BlobLink):
+            size, access = await self.view.in_thread(self._stat, node)
+            attr = self.attr(self.inodes.inode_for(node), node, size, access)
+        else:
+            attr = self._listed_attr(listing, k, self.inodes.inode_for(node))
+        self._place(listing, k, attr.inode)
+        return attr
+
+    def _listed_attr(self, listing: TreeListing, k: int, inode: int):
+        node, size = listing.nodes[k], listing.sizes[k]
+        attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
+        if size < 0 and type(node) in (BlobFile, BlobLink):
+            attr.timeout = 0  # its size could not be read: shown, never cached
+        return attr
+
+    def _place(self, listing: TreeListing, k: int, inode: int) -> None:
+        """The kernel is about to know entry k by inode: read-ahead may push to it, and reads
+        of it find where they are in the walk."""
+        listing.inodes[k] = inode
+        if type(listing.nodes[k]) is BlobFile:
+            self._files[inode] = (listing, k)
+            self._files.move_to_end(inode)
+            if len(self._files) > FILES_PLACED:
+                self._files.popitem(last=False)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -127,10 +164,11 @@ class Navigation:
                 raise no_entry()
             attr = await self._entry(found)
         elif type(node) is TreeDir:
-            found = await self.view.in_thread(self.trees.child, node, parent, name)
-            if found is None:
+            listing = await self._tree_listing(parent, node)
+            k = listing.position_of(name)
+            if k is None:
                 raise no_entry()
-            attr = await self._entry(found)
+            attr = await self._listed(listing, k)
         elif type(node) is Gitlink:
             raise no_entry()
         else:
@@ -148,6 +186,11 @@ class Navigation:
 
     def forget(self, inode: int, count: int) -> None:
         self.inodes.forget(inode, count)
+        if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
+            self._files.pop(inode, None)
+            listing = self._tree_listings.pop(inode, None)
+            if listing is not None:
+                self._tree_listings_bytes -= listing.nbytes
 
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
@@ -173,12 +216,34 @@ class Navigation:
             return EntriesListing(entries)
         if type(node) is not TreeDir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        entries = await self.view.in_thread(self.trees.entries, node, inode)
-        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+        return await self._tree_listing(inode, node)
+
+    async def _tree_listing(self, inode: int, node: TreeDir) -> TreeListing:
+        """The directory's listing: the kept one, unless a refresh has seen the repository
+        change since (its files' sizes and modes are those of the objects' holding files)."""
+        listing = self._tree_listings.get(inode)
+        if listing is not None and listing.generation == self.view.store.generation:
+            self._tree_listings.move_to_end(inode)
+            return listing
+        listing = await self.view.in_thread(self._list_tree, node, inode)
         self.view.read_sizes(listing, hp.SIZES)
-        self._listings[listing.uid] = listing
-        while len(self._listings) > TREE_LISTINGS_KEPT:
-            self._listings.popitem(last=False)
+        old = self._tree_listings.pop(inode, None)
+        if old is not None:
+            self._tree_listings_bytes -= old.nbytes
+        self._tree_listings[inode] = listing
+        self._tree_listings_bytes += listing.nbytes
+        while self._tree_listings_bytes > TREE_LISTING_BYTES and len(self._tree_listings) > 1:
+            _, dropped = self._tree_listings.popitem(last=False)
+            self._tree_listings_bytes -= dropped.nbytes
+        return listing
+
+    def _list_tree(self, node: TreeDir, inode: int) -> TreeListing:
+        """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
+        waits for it is spared a round trip to a helper."""
+        entries = self.trees.entries(node, inode)
+        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+        if listing.count <= SIZE_BATCH:
+            self.view.read_sizes_here(listing)
         return listing
 
     async def entries(self, listing, start: int):
@@ -197,14 +262,8 @@ class Navigation:
         while k < listing.count:
             if k >= listing.filled:
                 await listing.wait_filled(k)
-            node = listing.nodes[k]
-            inode = self.inodes.inode_for(node)
-            size = listing.sizes[k]
-            attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
-            if size < 0 and type(node) in (BlobFile, BlobLink):
-                attr.timeout = 0  # its size could not be read: shown, never cached
-            listing.inodes[k] = inode
-            listing.positions[inode] = k
+            attr = self._listed_attr(listing, k, self.inodes.inode_for(listing.nodes[k]))
+            self._place(listing, k, attr.inode)
             yield k, listing.names[k], attr
             k += 1
 
@@ -222,11 +281,8 @@ class Navigation:
         if type(node) is not BlobFile:
             raise IsADirectoryError(errno.EISDIR, "not a file") if self.is_directory(inode) else \
                 OSError(errno.EINVAL, "not a regular file")
-        for listing in reversed(self._listings.values()):
-            k = listing.positions.get(inode)
-            if k is not None:
-                return node.blob, listing, k
-        return node.blob, None, -1
+        listing, k = self._files.get(inode, (None, -1))
+        return node.blob, listing, k
 
     def object_of(self, inode: int) -> bytes | None:
         """The object behind a node, for its user.git.* attributes."""

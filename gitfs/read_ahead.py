@@ -56,7 +56,7 @@ class ReadAhead:
         # it inflate objects nobody reads. A tripwire or a walk that came from the previous
         # bucket counts as one.
         if previous < 0:
-            walking = k == 0 and state.until > 0
+            walking = (k == 0 and state.until > 0) or (listing.walk_from_start and k == listing.first_file)
         else:
             walking = 0 < k - previous <= TRIPWIRE + 1
         if not walking or state.until >= k + 1 + WINDOW:
@@ -71,12 +71,12 @@ class ReadAhead:
     def _schedule(self, listing, start: int, stop: int, budget: int) -> int:
         state = listing.ahead
         stop = min(stop, listing.count, listing.filled)
-        sizes, max_entry = listing.sizes, self.cache.max_entry
+        sizes, max_entry, readable = listing.sizes, self.cache.max_entry, listing.readable
         pushes = []
         k = start
         while k < stop:
             size = sizes[k]
-            if 0 <= size <= max_entry:
+            if 0 <= size <= max_entry and readable(k):  # a tree's subtrees and links are not read
                 budget -= size
                 if budget < 0:
                     break

@@ -60,23 +60,38 @@ class Gitlink(NamedTuple):
 
 class TreeListing(Listing):
     """A tree directory's entries, in git's order: names, nodes, and (as the helpers read them)
-    sizes. Inodes are given out as readdir sends the entries."""
+    sizes. One listing serves the directory's lookups and readdirs alike; inodes are given out
+    as they are sent (readdir) or looked up."""
 
-    __slots__ = ("names", "nodes", "positions")
+    __slots__ = ("_by_name", "first_file", "names", "nodes")
+
+    # A reader that starts at a tree's first file walks it (cat in path order, cp -r, tar):
+    # read-ahead starts there, without waiting for a second read.
+    walk_from_start = True
 
     def __init__(self, entries: list[tuple[bytes, object]], raw_len: int, generation: int):
         block = b"".join(_oid_of(node) for _, node in entries)
         super().__init__(block, raw_len, generation, array("Q", [0]) * len(entries))
         self.names = [name for name, _ in entries]
         self.nodes = [node for _, node in entries]
-        self.positions: dict[int, int] = {}  # inode -> entry, for read-ahead
+        self._by_name: dict[bytes, int] | None = None  # built at the first lookup
+        self.first_file = next((k for k, node in enumerate(self.nodes) if type(node) is BlobFile), -1)
 
     def readable(self, k: int) -> bool:
         return type(self.nodes[k]) is BlobFile
 
+    def position_of(self, name: bytes) -> int | None:
+        """The entry called name, or None."""
+        if self._by_name is None:
+            # entries() left out bad names and kept the first of repeated ones: so does this.
+            self._by_name = {}
+            for k, entry_name in enumerate(self.names):
+                self._by_name.setdefault(entry_name, k)
+        return self._by_name.get(name)
+
     @property
     def nbytes(self) -> int:
-        return len(self.block) + 120 * self.count
+        return len(self.block) + 200 * self.count  # nodes, names, and the index by name
 
 
 def _oid_of(node) -> bytes:
