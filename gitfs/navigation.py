@@ -169,6 +169,7 @@ class Navigation:
             if k is None:
                 raise no_entry()
             attr = await self._listed(listing, k)
+            self.view.ahead.looked_up(listing, k)
         elif type(node) is Gitlink:
             raise no_entry()
         else:

@@ -68,6 +68,10 @@ class TreeListing(Listing):
     # A reader that starts at a tree's first file walks it (cat in path order, cp -r, tar):
     # read-ahead starts there, without waiting for a second read.
     walk_from_start = True
+    # Its files are mostly looked up one by one, just before they are read, so read-ahead cannot
+    # push them (the kernel does not know them yet): their READs want the bytes in this process,
+    # where a helper would only add a pickle and a pipe copy for each.
+    loads_here = True
 
     def __init__(self, entries: list[tuple[bytes, object]], raw_len: int, generation: int):
         block = b"".join(_oid_of(node) for _, node in entries)

@@ -417,7 +417,7 @@ def names_commit(submodule: str) -> list[bytes]:
              b"back\\slash": b"\\", b'quote"d': b'"', b"star*?[x]": b"*", b"empty": b"",
              b"d i r/-x/ f": b"deep\n"}
     for i in range(NAMES_MANY):
-        files[b"many/%s%04d" % (b"-" * (i % 3) + b"n" * (i % 40), i)] = b"x" * (i % 97)
+        files[b"many/%s%04d" % (b"-" * (i % 3) + b"n" * (i % 40), i)] = b"%d\n" % i + b"x" * (i % 97)
     changes = [b"M 100644 inline %s\ndata %d\n%s\n" % (quoted(name), len(data), data) for name, data in files.items()]
     changes.append(b"M 100755 inline %s\ndata 3\nrun\n" % quoted(b".run me"))
     changes.append(b"M 120000 inline %s\ndata 10\n.gitignore\n" % quoted(b".dot link"))
