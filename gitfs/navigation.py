@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import collections
 import errno
+import logging
 import stat
+import threading
 
 import odb
 
@@ -20,7 +22,19 @@ from . import helper_protocol as hp
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
 from .listings import SIZE_BATCH
 from .refs_view import RefLink, RefsDir, RefsView
-from .tree_view import BlobFile, BlobLink, Gitlink, TreeDir, TreeListing, TreeView
+from .tree_view import (
+    BlobFile,
+    BlobLink,
+    Gitlink,
+    PreparedTree,
+    TreeDir,
+    TreeListing,
+    TreeView,
+    nodes_of,
+)
+from .workers import Job
+
+log = logging.getLogger("gitfs")
 
 REFS_INODE = FIRST_NAMESPACE_INODE
 TREES_INODE = FIRST_NAMESPACE_INODE + 1
@@ -30,6 +44,10 @@ NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
 # read-ahead follows.
 TREE_LISTING_BYTES = 32 << 20
 FILES_PLACED = 1 << 16
+# A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
+# files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
+PREPARE_AHEAD = 128  # subtrees of one directory
+PREPARED_KEPT = 1024  # trees
 
 
 class EntriesListing:
@@ -54,6 +72,8 @@ class Navigation:
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
         self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
+        self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
+        self._prepared_lock = threading.Lock()
 
     @staticmethod
     def owns(inode: int) -> bool:
@@ -226,8 +246,14 @@ class Navigation:
         if listing is not None and listing.generation == self.view.store.generation:
             self._tree_listings.move_to_end(inode)
             return listing
-        listing = await self.view.in_thread(self._list_tree, node, inode)
+        with self._prepared_lock:
+            prepared = self._prepared.pop(node.tree, None)
+        if prepared is not None and prepared.generation == self.view.store.generation and len(prepared.entries) <= SIZE_BATCH:
+            listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
+        else:
+            listing = await self.view.in_thread(self._list_tree, node, inode)
         self.view.read_sizes(listing, hp.SIZES)
+        self._prepare_subtrees(listing)
         old = self._tree_listings.pop(inode, None)
         if old is not None:
             self._tree_listings_bytes -= old.nbytes
@@ -237,6 +263,46 @@ class Navigation:
             _, dropped = self._tree_listings.popitem(last=False)
             self._tree_listings_bytes -= dropped.nbytes
         return listing
+
+    def _listing(self, entries, prepared: PreparedTree) -> TreeListing:
+        listing = TreeListing(entries, self.view.raw_len, prepared.generation)
+        listing.size_jobs = []  # read_sizes has nothing left to ask
+        listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
+        return listing
+
+    def _prepare_subtrees(self, listing: TreeListing) -> None:
+        """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
+        wanted = []
+        with self._prepared_lock:
+            for node in listing.nodes:
+                if type(node) is TreeDir and node.tree not in self._prepared:
+                    self._prepared[node.tree] = None
+                    wanted.append(node.tree)
+                    if len(wanted) == PREPARE_AHEAD:
+                        break
+        if wanted:
+            self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
+
+    def _prepare(self, trees: list[bytes]) -> None:
+        """Worker thread: PreparedTree of each tree (a damaged one is left to its listing,
+        which reports it)."""
+        for oid in trees:
+            prepared = None
+            try:
+                generation = self.view.store.generation
+                entries = self.trees.usable(oid)
+                if len(entries) <= SIZE_BATCH:
+                    prepared = PreparedTree(entries, *self.view.sizes_here(b"".join(e.oid for e in entries)), generation)
+            except (odb.OdbError, OSError) as e:
+                log.debug("tree %s not read ahead: %s", oid.hex(), e)
+            with self._prepared_lock:
+                if prepared is None:
+                    self._prepared.pop(oid, None)
+                elif oid in self._prepared:  # not taken by a listing meanwhile
+                    self._prepared[oid] = prepared
+                    self._prepared.move_to_end(oid)
+                while len(self._prepared) > PREPARED_KEPT:
+                    self._prepared.popitem(last=False)
 
     def _list_tree(self, node: TreeDir, inode: int) -> TreeListing:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that

@@ -141,23 +141,36 @@ class TreeView:
                 self._trees_bytes -= len(old.data)
         return tree
 
-    def child(self, directory: TreeDir, inode: int, name: bytes):
-        """The node name is in directory (whose inode is inode), or None."""
-        entry = self.tree(directory.tree).find(name)
-        if entry is None or odb.tree.name_problem(name):
-            return None
-        return _node(entry, inode, directory.mtime_ns)
+    def usable(self, oid: bytes) -> list[odb.tree.TreeEntry]:
+        """A tree's entries in git's order, bad names left out (and logged)."""
+        def skipped(name: bytes, reason: str) -> None:
+            log.warning("tree %s: entry %r left out: %s", oid.hex(), name, reason)
+        return list(self.tree(oid).entries(skipped))
 
     def entries(self, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
         """(name, node) of each entry of the directory, in git's order; bad names left out."""
-        def skipped(name: bytes, reason: str) -> None:
-            log.warning("tree %s: entry %r left out: %s", directory.tree.hex(), name, reason)
-        tree = self.tree(directory.tree)
-        return [(e.name, _node(e, inode, directory.mtime_ns)) for e in tree.entries(skipped)]
+        return nodes_of(self.usable(directory.tree), directory, inode)
 
     def link_target(self, link: BlobLink) -> bytes:
         kind, data = self.store.read(link.blob)
         return bytes(data)
+
+
+class PreparedTree(NamedTuple):
+    """A tree's usable entries and their sizes, read ahead of its listing (no inode in them:
+    the directory's comes when the kernel looks it up)."""
+
+    entries: list
+    sizes: array
+    errors: dict
+    access: array  # indexes into the view's Access values
+    generation: int  # the store's, when read
+
+
+def nodes_of(entries, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
+    """(name, node) of a directory's entries, the directory's inode being inode."""
+    mtime = directory.mtime_ns
+    return [(e.name, _node(e, inode, mtime)) for e in entries]
 
 
 def _node(entry, parent: int, mtime_ns: int | None):
