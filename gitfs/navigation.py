@@ -48,6 +48,9 @@ FILES_PLACED = 1 << 16
 # files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
 PREPARE_AHEAD = 128  # subtrees of one directory
 PREPARED_KEPT = 1024  # trees
+# A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
+# one would hold up other requests meanwhile (about a millisecond per thousand entries).
+PREPARED_ENTRIES = 2048
 
 
 class EntriesListing:
@@ -248,7 +251,7 @@ class Navigation:
             return listing
         with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
-        if prepared is not None and prepared.generation == self.view.store.generation and len(prepared.entries) <= SIZE_BATCH:
+        if prepared is not None and prepared.generation == self.view.store.generation:
             listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
         else:
             listing = await self.view.in_thread(self._list_tree, node, inode)
@@ -291,7 +294,7 @@ class Navigation:
             try:
                 generation = self.view.store.generation
                 entries = self.trees.usable(oid)
-                if len(entries) <= SIZE_BATCH:
+                if len(entries) <= PREPARED_ENTRIES:
                     prepared = PreparedTree(entries, *self.view.sizes_here(b"".join(e.oid for e in entries)), generation)
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
