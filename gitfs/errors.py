@@ -62,10 +62,11 @@ def fuse_errors(handler):
             log.error("%s: %s", _describe(name, args), e)
             raise pyfuse3.FUSEError(errno.EIO) from None
         except OSError as e:
-            # The view says "no such entry", "not a directory", "no such attribute" with the
-            # errno of the built-in OSError subclasses; an I/O error on the repository keeps its
-            # own errno (EACCES stays EACCES), and anything without one is EIO.
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENODATA):
+            # The view says "no such entry", "not a directory", "no such attribute", "no
+            # attributes of that namespace" with these errnos, which are answers, not faults;
+            # an I/O error on the repository keeps its own errno (EACCES stays EACCES), and
+            # anything without one is EIO.
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENODATA, errno.ENOTSUP):
                 log.error("%s: %s", _describe(name, args), e)
             raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         except Exception:

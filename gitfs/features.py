@@ -13,13 +13,16 @@ from . import __version__
 @functools.cache
 def libfuse_version() -> str:
     """libfuse's own version string (fuse_pkgversion), or "unknown" if the library cannot be loaded."""
-    name = ctypes.util.find_library("fuse3") or "libfuse3.so.3"
-    try:
-        lib = ctypes.CDLL(name)
-        lib.fuse_pkgversion.restype = ctypes.c_char_p
-        return lib.fuse_pkgversion().decode()
-    except (OSError, AttributeError):
-        return "unknown"
+    # The soname pyfuse3 links against loads without a search; find_library runs `ldconfig -p`
+    # (a subprocess, tens of milliseconds of every mount's start), so it is only the fallback.
+    for name in ("libfuse3.so.3", None):
+        try:
+            lib = ctypes.CDLL(name or ctypes.util.find_library("fuse3") or "libfuse3.so")
+            lib.fuse_pkgversion.restype = ctypes.c_char_p
+            return lib.fuse_pkgversion().decode()
+        except (OSError, AttributeError):
+            continue
+    return "unknown"
 
 
 def _version(dist: str) -> str:

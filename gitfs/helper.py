@@ -242,7 +242,7 @@ def main() -> None:
         config, _ = hp.FrameReader(requests).read()
         for path in config.refused:
             refused_paths.refuse(path)
-        store = odb.open(config.repository, verify=config.verify)
+        store = odb.open(config.repository, verify=config.verify, cache_size=config.cache_size)
         hp.write_frame(answers, hp.Ready(os.getpid()))
         Helper(store, requests, answers, config.device).run()
     except (hp.HelperGone, KeyboardInterrupt):

@@ -36,6 +36,7 @@ class StoreConfig(NamedTuple):
     sys_path: tuple[str, ...]
     refused: tuple[str, ...] = ()  # the mount point: never looked at (odb/refused_paths.py)
     device: int = -1  # the FUSE session's descriptor, inherited: pushes go straight to the kernel
+    cache_size: int = 96 << 20  # the helper's delta base cache (odb.open's cache_size)
 
 
 class Load(NamedTuple):

@@ -129,11 +129,13 @@ class GitOperations(pyfuse3.Operations):
                 return
 
     async def _readdir_bucket(self, listing: BucketListing, start: int, token) -> None:
-        # The hot loop of `find` and `ls -l`: one attributes object serves every entry
-        # (readdir_reply copies it), and sizes and inodes come from arrays.
-        attrs = entry_attributes(self.view.object_attr(0, 0))
+        # The hot loop of `find` and `ls -l`: one attributes object per Access (objects of one
+        # pack share theirs, and ids interleave the packs) serves every entry that has it
+        # (readdir_reply copies it); sizes and inodes come from arrays.
+        template = self.view.object_attr(0, 0)
+        shown: dict[int, pyfuse3.EntryAttributes] = {}
         reply, inodes, sizes, count = pyfuse3.readdir_reply, listing.inodes, listing.sizes, listing.count
-        access, accesses, shown = listing.access, self.view.accesses, -1
+        access, accesses = listing.access, self.view.accesses
         skip = 2  # the name is the id without its bucket's two digits
         width = 2 * self.view.raw_len
         i = start
@@ -146,13 +148,13 @@ class GitOperations(pyfuse3.Operations):
                 for k in range(i, stop):
                     size = sizes[k]
                     if size >= 0:
-                        if access[k] != shown:  # objects of one pack share their Access
-                            shown = access[k]
-                            _show_access(attrs, accesses[shown])
-                        attrs.st_ino = inodes[k]
-                        attrs.st_size = size
-                        attrs.st_blocks = (size + 511) >> 9
-                        entry = attrs
+                        entry = shown.get(access[k])
+                        if entry is None:
+                            entry = shown[access[k]] = entry_attributes(template)
+                            _show_access(entry, accesses[access[k]])
+                        entry.st_ino = inodes[k]
+                        entry.st_size = size
+                        entry.st_blocks = (size + 511) >> 9
                     else:
                         entry = entry_attributes(self.view.broken_attr(inodes[k]))
                     at = (k - i) * width

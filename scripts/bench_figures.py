@@ -282,7 +282,8 @@ class Bench:
         used = [text for key, text in (("no_open", "no OPEN/RELEASE (open: ENOSYS)"),
                                        ("push", "page-cache push ahead of a reader"),
                                        ("big_blocks", "1 MiB directory st_blksize"),
-                                       ("reuse_attrs", "one attributes object per readdir")) if levers.get(key)]
+                                       ("reuse_attrs", "one attributes object per readdir"),
+                                       ("not_supported", "ENOTSUP outside user.*")) if levers.get(key)]
         if levers and not levers.get("no_open"):
             used.append("no-open unavailable: pyfuse3 lacks the read-by-inode patch")
         pushes = facts.get("read_ahead") or {}

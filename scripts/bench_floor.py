@@ -13,7 +13,9 @@ of the files after it in its bucket, and of every bucket listed after that, are 
 page cache as soon as readdir has sent their entries (notify_store, from a thread of its own: on
 the trio thread it can wait for a page that a pending READ holds, which only the loop could
 answer), skipping the files the reader has already passed, and never twice; directories have a 1 MiB st_blksize (glibc sizes its getdents buffer from it, and the kernel its
-READDIRPLUS requests); readdir fills one attributes object for every entry.
+READDIRPLUS requests); readdir fills one attributes object for every entry; getxattr of a name
+outside user.* answers ENOTSUP, which ls remembers for the filesystem (two requests per `ls -l`
+instead of two per entry).
 
 Like gitfs, it answers getxattr(MOUNTPOINT, "user.gitfs.status") with JSON: pid, helpers (none),
 requests (kernel requests by kind), levers (those in effect) and read_ahead (pushes).
@@ -57,6 +59,7 @@ class Levers:
     push: bool = False
     big_blocks: bool = False
     reuse_attrs: bool = False
+    not_supported: bool = False  # ENOTSUP outside user.*, which ls remembers per filesystem
 
 
 def load(repo, ids_file):
@@ -241,7 +244,9 @@ class MemoryFs(pyfuse3.Operations):
     async def getxattr(self, inode, name, ctx):
         if inode == ROOT and name == STATUS_XATTR:
             return json.dumps(self.status()).encode()
-        raise pyfuse3.FUSEError(errno.ENODATA)  # as gitfs answers security.* at once
+        if self.levers.not_supported and not name.startswith(b"user."):
+            raise pyfuse3.FUSEError(errno.ENOTSUP)  # as gitfs answers security.* and system.*
+        raise pyfuse3.FUSEError(errno.ENODATA)
 
     def status(self):
         return {"pid": os.getpid(), "helpers": [], "requests": dict(self.requests),
@@ -258,22 +263,24 @@ def parse_args(argv):
     parser.add_argument("repo")
     parser.add_argument("mountpoint")
     parser.add_argument("ids_file", help="ids whose bytes are served (the others read as empty)")
-    parser.add_argument("--levers", action="store_true", help="all four levers below")
+    parser.add_argument("--levers", action="store_true", help="all five levers below")
     parser.add_argument("--no-open", action="store_true", help="open answers ENOSYS (needs the patched pyfuse3)")
     parser.add_argument("--push", action="store_true", help="push a bucket's bytes into the page cache once it is read")
     parser.add_argument("--big-blocks", action="store_true", help="st_blksize 1 MiB for directories, 128 KiB for files")
     parser.add_argument("--reuse-attrs", action="store_true", help="one attributes object for all entries of a readdir")
+    parser.add_argument("--not-supported", action="store_true", help="getxattr outside user.* answers ENOTSUP (ls -l then stops asking)")
     return parser.parse_args(argv)
 
 
 def main(argv):
     args = parse_args(argv[1:])
     levers = Levers(no_open=args.levers or args.no_open, push=args.levers or args.push,
-                    big_blocks=args.levers or args.big_blocks, reuse_attrs=args.levers or args.reuse_attrs)
+                    big_blocks=args.levers or args.big_blocks, reuse_attrs=args.levers or args.reuse_attrs,
+                    not_supported=args.levers or args.not_supported)
     if levers.no_open and not getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False):
         # Without the patch every READ would arrive with fh 0 and no inode: open files instead.
         print("bench_floor.py: pyfuse3 lacks the read-by-inode patch; files are opened", file=sys.stderr)
-        levers = Levers(False, levers.push, levers.big_blocks, levers.reuse_attrs)
+        levers = Levers(False, levers.push, levers.big_blocks, levers.reuse_attrs, levers.not_supported)
     fs = MemoryFs(*load(args.repo, args.ids_file), levers)
     pyfuse3.init(fs, args.mountpoint, {"ro", "fsname=bench-floor", "subtype=benchfloor", "default_permissions"})
     try:

@@ -139,3 +139,20 @@ def test_memory_is_bounded_by_the_cache_size_whatever_is_open(big_blobs_repo, mo
     finally:
         for f in files:
             f.close()
+
+
+def test_ls_l_asks_attributes_once_per_filesystem_not_per_entry(fixtures_root, mount):
+    """ls -l asks security.selinux and system.posix_acl_access of each entry unless the
+    filesystem says it has none of that kind (ENOTSUP), which ls remembers per device."""
+    repo = fixtures_root / "ambiguous"
+    git = git_for(repo)
+    m = mount(repo)
+    before = status(m)["requests"].get("getxattr", 0)
+    out = subprocess.run(["ls", "-lR", str(m.path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("-r")]
+    assert len(lines) == len(git.objects())
+    assert status(m)["requests"].get("getxattr", 0) - before <= 4
+    # The attributes of user.* are still there.
+    oid = sorted(git.objects())[0]
+    assert os.getxattr(m.path / oid[:2] / oid[2:], "user.git.type").decode() == git.objects()[oid][0]
