@@ -55,6 +55,9 @@ class Listing:
         self._event: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
 
+    walk_from_start = False  # whether a first read at the first file means a walk (trees)
+    loads_here = False  # whether read-ahead the kernel cannot take yet is loaded in this process
+
     def oid(self, k: int) -> bytes:
         n = self.raw_len
         return self.block[k * n : (k + 1) * n]

@@ -12,19 +12,45 @@ from __future__ import annotations
 
 import collections
 import errno
+import logging
 import stat
+import threading
 
 import odb
 
 from . import helper_protocol as hp
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .listings import SIZE_BATCH
 from .refs_view import RefLink, RefsDir, RefsView
-from .tree_view import BlobFile, BlobLink, Gitlink, TreeDir, TreeListing, TreeView
+from .tree_view import (
+    BlobFile,
+    BlobLink,
+    Gitlink,
+    PreparedTree,
+    TreeDir,
+    TreeListing,
+    TreeView,
+    nodes_of,
+)
+from .workers import Job
+
+log = logging.getLogger("gitfs")
 
 REFS_INODE = FIRST_NAMESPACE_INODE
 TREES_INODE = FIRST_NAMESPACE_INODE + 1
 NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
-TREE_LISTINGS_KEPT = 32  # recent tree listings, for read-ahead in a walk
+# A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
+# walk parses each tree and reads its sizes once; files map to their place in a listing, which
+# read-ahead follows.
+TREE_LISTING_BYTES = 32 << 20
+FILES_PLACED = 1 << 16
+# A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
+# files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
+PREPARE_AHEAD = 128  # subtrees of one directory
+PREPARED_KEPT = 1024  # trees
+# A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
+# one would hold up other requests meanwhile (about a millisecond per thousand entries).
+PREPARED_ENTRIES = 2048
 
 
 class EntriesListing:
@@ -46,7 +72,11 @@ class Navigation:
         self.refs = RefsView(refs, view.store.format)
         self.trees = TreeView(view.store, refs)
         self.inodes = DynamicInodes()
-        self._listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()
+        self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
+        self._tree_listings_bytes = 0
+        self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
+        self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
+        self._prepared_lock = threading.Lock()
 
     @staticmethod
     def owns(inode: int) -> bool:
@@ -106,8 +136,38 @@ class Navigation:
 
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        inode = self.inodes.inode_for(node)
-        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
+        found = (0, None) if type(node) in (TreeDir, Gitlink, RefsDir) else await self.view.in_thread(self._stat, node)
+        return self.attr(self.inodes.inode_for(node), node, *found)
+
+    async def _listed(self, listing: TreeListing, k: int):
+        """The Attr of entry k of a tree listing about to be handed to the kernel: from the
+        listing's sizes, or read on its own while they are not in (a lookup in a wide directory
+        does not wait for the sizes of every entry before it)."""
+        node = listing.nodes[k]
+        if k >= listing.filled and type(node) in (BlobFile, BlobLink):
+            size, access = await self.view.in_thread(self._stat, node)
+            attr = self.attr(self.inodes.inode_for(node), node, size, access)
+        else:
+            attr = self._listed_attr(listing, k, self.inodes.inode_for(node))
+        self._place(listing, k, attr.inode)
+        return attr
+
+    def _listed_attr(self, listing: TreeListing, k: int, inode: int):
+        node, size = listing.nodes[k], listing.sizes[k]
+        attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
+        if size < 0 and type(node) in (BlobFile, BlobLink):
+            attr.timeout = 0  # its size could not be read: shown, never cached
+        return attr
+
+    def _place(self, listing: TreeListing, k: int, inode: int) -> None:
+        """The kernel is about to know entry k by inode: read-ahead may push to it, and reads
+        of it find where they are in the walk."""
+        listing.inodes[k] = inode
+        if type(listing.nodes[k]) is BlobFile:
+            self._files[inode] = (listing, k)
+            self._files.move_to_end(inode)
+            if len(self._files) > FILES_PLACED:
+                self._files.popitem(last=False)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -127,10 +187,12 @@ class Navigation:
                 raise no_entry()
             attr = await self._entry(found)
         elif type(node) is TreeDir:
-            found = await self.view.in_thread(self.trees.child, node, parent, name)
-            if found is None:
+            listing = await self._tree_listing(parent, node)
+            k = listing.position_of(name)
+            if k is None:
                 raise no_entry()
-            attr = await self._entry(found)
+            attr = await self._listed(listing, k)
+            self.view.ahead.looked_up(listing, k)
         elif type(node) is Gitlink:
             raise no_entry()
         else:
@@ -148,6 +210,11 @@ class Navigation:
 
     def forget(self, inode: int, count: int) -> None:
         self.inodes.forget(inode, count)
+        if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
+            self._files.pop(inode, None)
+            listing = self._tree_listings.pop(inode, None)
+            if listing is not None:
+                self._tree_listings_bytes -= listing.nbytes
 
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
@@ -173,12 +240,80 @@ class Navigation:
             return EntriesListing(entries)
         if type(node) is not TreeDir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        entries = await self.view.in_thread(self.trees.entries, node, inode)
-        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+        return await self._tree_listing(inode, node)
+
+    async def _tree_listing(self, inode: int, node: TreeDir) -> TreeListing:
+        """The directory's listing: the kept one, unless a refresh has seen the repository
+        change since (its files' sizes and modes are those of the objects' holding files)."""
+        listing = self._tree_listings.get(inode)
+        if listing is not None and listing.generation == self.view.store.generation:
+            self._tree_listings.move_to_end(inode)
+            return listing
+        with self._prepared_lock:
+            prepared = self._prepared.pop(node.tree, None)
+        if prepared is not None and prepared.generation == self.view.store.generation:
+            listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
+        else:
+            listing = await self.view.in_thread(self._list_tree, node, inode)
         self.view.read_sizes(listing, hp.SIZES)
-        self._listings[listing.uid] = listing
-        while len(self._listings) > TREE_LISTINGS_KEPT:
-            self._listings.popitem(last=False)
+        self._prepare_subtrees(listing)
+        old = self._tree_listings.pop(inode, None)
+        if old is not None:
+            self._tree_listings_bytes -= old.nbytes
+        self._tree_listings[inode] = listing
+        self._tree_listings_bytes += listing.nbytes
+        while self._tree_listings_bytes > TREE_LISTING_BYTES and len(self._tree_listings) > 1:
+            _, dropped = self._tree_listings.popitem(last=False)
+            self._tree_listings_bytes -= dropped.nbytes
+        return listing
+
+    def _listing(self, entries, prepared: PreparedTree) -> TreeListing:
+        listing = TreeListing(entries, self.view.raw_len, prepared.generation)
+        listing.size_jobs = []  # read_sizes has nothing left to ask
+        listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
+        return listing
+
+    def _prepare_subtrees(self, listing: TreeListing) -> None:
+        """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
+        wanted = []
+        with self._prepared_lock:
+            for node in listing.nodes:
+                if type(node) is TreeDir and node.tree not in self._prepared:
+                    self._prepared[node.tree] = None
+                    wanted.append(node.tree)
+                    if len(wanted) == PREPARE_AHEAD:
+                        break
+        if wanted:
+            self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
+
+    def _prepare(self, trees: list[bytes]) -> None:
+        """Worker thread: PreparedTree of each tree (a damaged one is left to its listing,
+        which reports it)."""
+        for oid in trees:
+            prepared = None
+            try:
+                generation = self.view.store.generation
+                entries = self.trees.usable(oid)
+                if len(entries) <= PREPARED_ENTRIES:
+                    prepared = PreparedTree(entries, *self.view.sizes_here(b"".join(e.oid for e in entries)), generation)
+            except (odb.OdbError, OSError) as e:
+                log.debug("tree %s not read ahead: %s", oid.hex(), e)
+            with self._prepared_lock:
+                if prepared is None:
+                    self._prepared.pop(oid, None)
+                elif oid in self._prepared:  # not taken by a listing meanwhile
+                    self._prepared[oid] = prepared
+                    self._prepared.move_to_end(oid)
+                while len(self._prepared) > PREPARED_KEPT:
+                    self._prepared.popitem(last=False)
+
+    def _list_tree(self, node: TreeDir, inode: int) -> TreeListing:
+        """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
+        waits for it is spared a round trip to a helper."""
+        entries = self.trees.entries(node, inode)
+        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+        if listing.count <= SIZE_BATCH:
+            self.view.read_sizes_here(listing)
         return listing
 
     async def entries(self, listing, start: int):
@@ -197,14 +332,8 @@ class Navigation:
         while k < listing.count:
             if k >= listing.filled:
                 await listing.wait_filled(k)
-            node = listing.nodes[k]
-            inode = self.inodes.inode_for(node)
-            size = listing.sizes[k]
-            attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
-            if size < 0 and type(node) in (BlobFile, BlobLink):
-                attr.timeout = 0  # its size could not be read: shown, never cached
-            listing.inodes[k] = inode
-            listing.positions[inode] = k
+            attr = self._listed_attr(listing, k, self.inodes.inode_for(listing.nodes[k]))
+            self._place(listing, k, attr.inode)
             yield k, listing.names[k], attr
             k += 1
 
@@ -222,11 +351,8 @@ class Navigation:
         if type(node) is not BlobFile:
             raise IsADirectoryError(errno.EISDIR, "not a file") if self.is_directory(inode) else \
                 OSError(errno.EINVAL, "not a regular file")
-        for listing in reversed(self._listings.values()):
-            k = listing.positions.get(inode)
-            if k is not None:
-                return node.blob, listing, k
-        return node.blob, None, -1
+        listing, k = self._files.get(inode, (None, -1))
+        return node.blob, listing, k
 
     def object_of(self, inode: int) -> bytes | None:
         """The object behind a node, for its user.git.* attributes."""

@@ -159,6 +159,31 @@ class Loads:
             self._load(oid, unclaimed, hp.AHEAD, size, where)
         return True
 
+    def ahead_here(self, items) -> int:
+        """Starts read-ahead loads done in this process, by one worker thread for all of items
+        ((oid, size, unclaimed)); those cached or loading are left out. Returns how many were
+        started. For objects whose bytes a READ will want here: a helper would only add a pickle
+        and a pipe copy for each, and the inflating runs without the GIL."""
+        with self._lock:
+            fresh = [item for item in items if not self.busy(item[0])]
+            if not fresh:
+                return 0
+            loadings = []
+            for oid, size, unclaimed in fresh:
+                loading = self._loading[oid] = _Loading(oid, unclaimed)
+                loadings.append((loading, size))
+            job = Job(hp.AHEAD, local=lambda: self._load_here(loadings))
+            for loading, _ in loadings:
+                loading.job = job
+            self.pool.submit(job)
+        return len(fresh)
+
+    def _load_here(self, loadings) -> None:
+        """Worker thread: the loads of ahead_here, in order; one a hedge answered is skipped."""
+        for loading, size in loadings:
+            if not loading.finished:
+                self._done(loading, *helper.load(self.pool.store, 0, -1, loading.oid, self.cache.max_entry, size))
+
     def push(self, items) -> int:
         """Starts read-ahead that helpers push into the page cache themselves: items are (oid,
         inode, size, where, unclaimed); those cached or loading are left out. An item a helper

@@ -56,7 +56,7 @@ class ReadAhead:
         # it inflate objects nobody reads. A tripwire or a walk that came from the previous
         # bucket counts as one.
         if previous < 0:
-            walking = k == 0 and state.until > 0
+            walking = (k == 0 and state.until > 0) or (listing.walk_from_start and k == listing.first_file)
         else:
             walking = 0 < k - previous <= TRIPWIRE + 1
         if not walking or state.until >= k + 1 + WINDOW:
@@ -68,15 +68,27 @@ class ReadAhead:
             nxt = next_listing.ahead = next_listing.ahead or AheadState()
             self._schedule(next_listing, nxt.until, stop - listing.count, budget)
 
+    def looked_up(self, listing, k: int) -> None:
+        """The loop: entry k was looked up. A lookup of a tree's first file is most often a walk
+        about to read it (cat in path order): its bytes and the next ones are loaded now, before
+        its READ comes, and the read-ahead window is then already open."""
+        if not listing.walk_from_start or k != listing.first_file:
+            return
+        state = listing.ahead
+        if state is None:
+            state = listing.ahead = AheadState()
+        if state.until <= k:
+            self._schedule(listing, k, k + 1 + WINDOW, WINDOW_BYTES)
+
     def _schedule(self, listing, start: int, stop: int, budget: int) -> int:
         state = listing.ahead
         stop = min(stop, listing.count, listing.filled)
-        sizes, max_entry = listing.sizes, self.cache.max_entry
-        pushes = []
+        sizes, max_entry, readable = listing.sizes, self.cache.max_entry, listing.readable
+        pushes, here = [], []
         k = start
         while k < stop:
             size = sizes[k]
-            if 0 <= size <= max_entry:
+            if 0 <= size <= max_entry and readable(k):  # a tree's subtrees and links are not read
                 budget -= size
                 if budget < 0:
                     break
@@ -88,11 +100,17 @@ class ReadAhead:
                     # reader that catches up with a push holds the pages it would write.
                     if k < listing.replied and k % TRIPWIRE and k > state.last + NEAR:
                         pushes.append((oid, listing.inodes[k], size, (listing.uid, k), unclaimed))
+                    elif listing.loads_here:
+                        here.append((oid, size, unclaimed))
                     elif self.loads.ahead(oid, unclaimed, size, (listing.uid, k)):
                         self.counts["ahead"] += 1
             k += 1
         for i in range(0, len(pushes), PUSH_BATCH):
             self.counts["ahead"] += self.loads.push(pushes[i : i + PUSH_BATCH])
+        # The first few come in small jobs: the reader wants them soonest, and a job is done
+        # whole before its loads are answered.
+        for i, j in zip([0, *range(NEAR, len(here), PUSH_BATCH)], [*range(NEAR, len(here), PUSH_BATCH), len(here)]):
+            self.counts["ahead"] += self.loads.ahead_here(here[i:j]) if i < j else 0
         state.until = max(state.until, k)
         return budget
 

@@ -60,23 +60,42 @@ class Gitlink(NamedTuple):
 
 class TreeListing(Listing):
     """A tree directory's entries, in git's order: names, nodes, and (as the helpers read them)
-    sizes. Inodes are given out as readdir sends the entries."""
+    sizes. One listing serves the directory's lookups and readdirs alike; inodes are given out
+    as they are sent (readdir) or looked up."""
 
-    __slots__ = ("names", "nodes", "positions")
+    __slots__ = ("_by_name", "first_file", "names", "nodes")
+
+    # A reader that starts at a tree's first file walks it (cat in path order, cp -r, tar):
+    # read-ahead starts there, without waiting for a second read.
+    walk_from_start = True
+    # Its files are mostly looked up one by one, just before they are read, so read-ahead cannot
+    # push them (the kernel does not know them yet): their READs want the bytes in this process,
+    # where a helper would only add a pickle and a pipe copy for each.
+    loads_here = True
 
     def __init__(self, entries: list[tuple[bytes, object]], raw_len: int, generation: int):
         block = b"".join(_oid_of(node) for _, node in entries)
         super().__init__(block, raw_len, generation, array("Q", [0]) * len(entries))
         self.names = [name for name, _ in entries]
         self.nodes = [node for _, node in entries]
-        self.positions: dict[int, int] = {}  # inode -> entry, for read-ahead
+        self._by_name: dict[bytes, int] | None = None  # built at the first lookup
+        self.first_file = next((k for k, node in enumerate(self.nodes) if type(node) is BlobFile), -1)
 
     def readable(self, k: int) -> bool:
         return type(self.nodes[k]) is BlobFile
 
+    def position_of(self, name: bytes) -> int | None:
+        """The entry called name, or None."""
+        if self._by_name is None:
+            # entries() left out bad names and kept the first of repeated ones: so does this.
+            self._by_name = {}
+            for k, entry_name in enumerate(self.names):
+                self._by_name.setdefault(entry_name, k)
+        return self._by_name.get(name)
+
     @property
     def nbytes(self) -> int:
-        return len(self.block) + 120 * self.count
+        return len(self.block) + 200 * self.count  # nodes, names, and the index by name
 
 
 def _oid_of(node) -> bytes:
@@ -122,23 +141,36 @@ class TreeView:
                 self._trees_bytes -= len(old.data)
         return tree
 
-    def child(self, directory: TreeDir, inode: int, name: bytes):
-        """The node name is in directory (whose inode is inode), or None."""
-        entry = self.tree(directory.tree).find(name)
-        if entry is None or odb.tree.name_problem(name):
-            return None
-        return _node(entry, inode, directory.mtime_ns)
+    def usable(self, oid: bytes) -> list[odb.tree.TreeEntry]:
+        """A tree's entries in git's order, bad names left out (and logged)."""
+        def skipped(name: bytes, reason: str) -> None:
+            log.warning("tree %s: entry %r left out: %s", oid.hex(), name, reason)
+        return list(self.tree(oid).entries(skipped))
 
     def entries(self, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
         """(name, node) of each entry of the directory, in git's order; bad names left out."""
-        def skipped(name: bytes, reason: str) -> None:
-            log.warning("tree %s: entry %r left out: %s", directory.tree.hex(), name, reason)
-        tree = self.tree(directory.tree)
-        return [(e.name, _node(e, inode, directory.mtime_ns)) for e in tree.entries(skipped)]
+        return nodes_of(self.usable(directory.tree), directory, inode)
 
     def link_target(self, link: BlobLink) -> bytes:
         kind, data = self.store.read(link.blob)
         return bytes(data)
+
+
+class PreparedTree(NamedTuple):
+    """A tree's usable entries and their sizes, read ahead of its listing (no inode in them:
+    the directory's comes when the kernel looks it up)."""
+
+    entries: list
+    sizes: array
+    errors: dict
+    access: array  # indexes into the view's Access values
+    generation: int  # the store's, when read
+
+
+def nodes_of(entries, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
+    """(name, node) of a directory's entries, the directory's inode being inode."""
+    mtime = directory.mtime_ns
+    return [(e.name, _node(e, inode, mtime)) for e in entries]
 
 
 def _node(entry, parent: int, mtime_ns: int | None):

@@ -34,7 +34,7 @@ import trio
 
 import odb
 
-from . import helper_protocol as hp
+from . import helper, helper_protocol as hp
 from .inodes import (
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -469,6 +469,22 @@ class MountView:
             jobs.append(Job(lane, hp.Sizes(listing.block[start * self.raw_len : stop * self.raw_len]),
                             self._sizes_read(listing, start)))
         self.pool.submit(*jobs)
+
+    def read_sizes_here(self, listing) -> None:
+        """Thread: a small listing's sizes, read in this process rather than by the helpers
+        (read_sizes then has nothing left to ask)."""
+        listing.size_jobs = []
+        listing.fill(0, *self.sizes_here(listing.block))
+
+    def sizes_here(self, block: bytes) -> tuple[array, dict, array]:
+        """Thread: (sizes, errors by index, Access index of each) of the ids in block."""
+        sizes, errors, accesses, which = helper.read_sizes(self.store, block)
+        ids = [self.access_id(a) for a in accesses]
+        n = self.raw_len
+        for k, error in errors.items():
+            level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
+            log.log(level, "listing %s: %s", block[k * n : (k + 1) * n].hex(), error)
+        return sizes, errors, array("H", [ids[a] if a < len(ids) else 0 for a in which])
 
     def _sizes_read(self, listing: BucketListing, start: int):
         def done(header: hp.SizesRead, payload) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -379,8 +380,9 @@ def requests_during(mount, work, *args):
 
 
 def list_long(mount, paths, out_path, recursive=False):
-    """`ls -l` (or `ls -lR`) of paths, output to out_path: (Run, cpu, error line or None)."""
-    cmd = ["ls", "-lR" if recursive else "-l", "--", *paths]
+    """`ls -lA` (or `ls -lAR`) of paths, output to out_path: (Run, cpu, error line or None).
+    -A: without it ls leaves out names starting with "." (.gitignore, .github/), which git lists."""
+    cmd = ["ls", "-lAR" if recursive else "-lA", "--", *paths]
     env = dict(os.environ, LC_ALL="C")
     run, cpu = through_mount(mount, lambda: timed_stream(cmd, env=env, stdout_path=out_path))
     return run, cpu, (first_line(run.stderr, "ls failed") if run.status != 0 else None)
@@ -392,6 +394,11 @@ def read_files(mount, cwd, paths_file, count=False):
     cmd = ["xargs", "-0", "-r", "-a", paths_file, "cat", "--"]
     run, cpu = through_mount(mount, lambda: timed_stream(cmd, cwd=cwd, count_lines=count))
     return run, cpu, (first_line(run.stderr, "cat failed") if run.status != 0 else None)
+
+
+# mode links user group size month day time, then one space and the name as it is: split()
+# would eat a name's leading spaces.
+LS_LINE = re.compile(rb"(?:\S+ +){4}(?P<size>\d+) +(?:\S+ +){2}\S+ (?P<name>.*)", re.DOTALL)
 
 
 def parse_ls(path, single=None):
@@ -406,8 +413,8 @@ def parse_ls(path, single=None):
                 current = os.fsdecode(line[:-1])
                 continue
             if line.startswith(b"-"):
-                fields = line.split(None, 8)  # mode links user group size month day time name
-                files.setdefault(current, {})[os.fsdecode(fields[8])] = int(fields[4])
+                fields = LS_LINE.match(line)
+                files.setdefault(current, {})[os.fsdecode(fields["name"])] = int(fields["size"])
             elif line[:1] in (b"d", b"l"):
                 others += 1
     return files, others

@@ -48,7 +48,8 @@ FIXTURES = {
     "ambiguous": "4000 small blobs, half packed, half loose, so 4- and 5-hex prefixes collide",
     "bigblob": "multi-MB blobs: one loose, one packed whole, one packed as a delta",
     "refs": "refs to navigate: packed and loose (loose winning), symrefs, tags of tags/trees/blobs, "
-            "a linked worktree, executables, symlinks, a submodule, 1000-deep and 100k-wide trees",
+            "a linked worktree, executables, symlinks, a submodule, 1000-deep and 100k-wide trees, "
+            "a branch of names that listings get wrong (names)",
 }
 
 
@@ -394,6 +395,37 @@ def fast_import_commit(ref: str, mark: int, when: int, message: str, changes: li
     return out + changes + [b"\n"]
 
 
+NAMES_MANY = 1500  # entries of names:many/, so that a listing takes many readdir pages
+
+
+def quoted(path: bytes) -> bytes:
+    """A path as fast-import reads it in quotes (C-style), so any byte but NUL survives."""
+    out = bytearray(b'"')
+    for byte in path:
+        out += b"\\%03o" % byte if byte < 32 or byte > 126 or byte in b'"\\' else bytes([byte])
+    return bytes(out + b'"')
+
+
+def names_commit(submodule: str) -> list[bytes]:
+    """refs/heads/names: a root commit whose tree has the names a listing may get wrong (dot
+    files and directories, spaces at either end, leading dashes, non-ASCII and non-UTF-8 bytes,
+    shell and ls metacharacters), a symlink and a submodule among them, and one wide directory."""
+    files = {b".gitignore": b"*.o\n", b".github/workflows/ci.yml": b"on: push\n", b".hidden/.inner": b"",
+             b" leading space": b"1", b"trailing space ": b"22", b"two  spaces": b"333", b"-dash": b"-\n",
+             b"--double-dash": b"--\n", "\u00fcn\u00efc\u00f8d\u00e9.txt".encode(): "\u00e9\n".encode(),
+             b"latin1-\xe9": b"not utf-8\n", b"tab\there": b"\t", b"colon:name": b":",
+             b"back\\slash": b"\\", b'quote"d': b'"', b"star*?[x]": b"*", b"empty": b"",
+             b"d i r/-x/ f": b"deep\n"}
+    for i in range(NAMES_MANY):
+        files[b"many/%s%04d" % (b"-" * (i % 3) + b"n" * (i % 40), i)] = b"%d\n" % i + b"x" * (i % 97)
+    changes = [b"M 100644 inline %s\ndata %d\n%s\n" % (quoted(name), len(data), data) for name, data in files.items()]
+    changes.append(b"M 100755 inline %s\ndata 3\nrun\n" % quoted(b".run me"))
+    changes.append(b"M 120000 inline %s\ndata 10\n.gitignore\n" % quoted(b".dot link"))
+    changes.append(b"M 160000 %s %s\n" % (submodule.encode(), quoted(b".sub module")))
+    changes.append(b"M 160000 %s %s\n" % (submodule.encode(), quoted(b"many/-sub")))
+    return fast_import_commit("refs/heads/names", 5, 100_000, "names a listing may get wrong", changes)
+
+
 def make_refs(path: Path, final: Path) -> None:
     """Everything the .refs and .tree namespaces show, in one work tree (the layout is in FIXTURES)."""
     repo = Repo(path)
@@ -464,6 +496,7 @@ def make_refs(path: Path, final: Path) -> None:
     write_trees(repo, [wide, *deep, root])
     huge = repo.git("commit-tree", tree_id(root).hex(), "-p", fourth, "-m", "huge trees").strip()
     repo.git("update-ref", "refs/heads/huge", huge)
+    fast_import(repo, names_commit(first))
     stream = []
     for i in range(MANY_COMMITS):
         changes = [b"M 100644 inline counter.txt\ndata %d\n%d\n" % (len(str(i)) + 1, i)]

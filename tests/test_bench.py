@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,18 @@ def test_the_checks_against_git_catch_a_wrong_size_and_wrong_bytes(demo_repo, tm
     assert " FAIL " not in rows["(8) ls -lR .tree/HEAD (mount)"]
     assert " FAIL " in rows["(8) read every file of .tree/HEAD (mount)"]
     assert "contents differ" in rows["(8) read every file of .tree/HEAD (mount)"]
+
+
+def test_the_tree_checks_see_every_name_git_lists(fuse_available, fixture_repo, tmp_path, monkeypatch, capsys):
+    """(8) on a real mount of names git lists and `ls -lR` or a split on spaces would lose: dot
+    files and directories, spaces at either end, leading dashes, non-UTF-8 bytes, a symlink and
+    submodules among them, and a 1500-entry directory. Its checks find git's paths, sizes and bytes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where FreshMount makes its mount point
+    code, rows = run_bench([str(fixture_repo("refs").path), "--only", "8", "--repeat", "1", "--rev", "names"], capsys)
+    listing, reading = rows["(8) ls -lR .tree/names (mount)"], rows["(8) read every file of .tree/names (mount)"]
+    assert " FAIL " not in listing and "paths and sizes equal to git's" in listing, listing
+    assert " FAIL " not in reading and "bytes equal to git's" in reading, reading
+    assert list(tmp_path.glob("gitfs-bench-*")) == [], "a mount point was left behind"
 
 
 def test_a_mount_without_tree_gives_na_rows(demo_repo, tmp_path, monkeypatch, capsys):

@@ -120,7 +120,7 @@ def git_tree(repo: Path, rev: str) -> dict[str, tuple]:
     return out
 
 
-@pytest.mark.parametrize("rev", ["HEAD", "main", "v1.0", "heads:feature:x", "light-tree"])
+@pytest.mark.parametrize("rev", ["HEAD", "main", "v1.0", "heads:feature:x", "light-tree", "names"])
 def test_a_revision_s_tree_is_git_s_tree(refs_repo, mount, rev):
     m = mount(refs_repo)
     git_rev = rev.replace(":", "/")
@@ -229,3 +229,26 @@ def test_reftable_refs_are_the_newest_git_s(mount):
     for line in answers["for_each_ref"]:
         oid, kind, name, *symref = line.split(" ")
         assert (refs / shown(name)).read_bytes() == (m.path / oid[:2] / oid[2:]).read_bytes()
+
+
+def requests(mountpoint: Path) -> dict[str, int]:
+    return json.loads(os.getxattr(mountpoint, "user.gitfs.status"))["requests"]
+
+
+def test_a_walk_in_path_order_is_read_ahead(refs_repo, mount):
+    """cat of a tree's files in path order, each looked up just before it is read (no readdir):
+    the first lookup starts read-ahead, so that hardly any READ waits for an object to load."""
+    m = mount(refs_repo)
+    top = m.path / ".tree" / "names" / "many"
+    paths = []
+    for line in git_bytes(refs_repo, "ls-tree", "-z", "names:many").split(b"\0"):
+        if line.startswith(b"100644"):
+            paths.append(os.fsdecode(line.split(b"\t", 1)[1]))
+    before = requests(m.path)
+    subprocess.run(["xargs", "-0", "cat", "--"], input="\0".join(paths).encode(), cwd=top,
+                   stdout=subprocess.DEVNULL, check=True)
+    after = requests(m.path)
+    waited = after.get("loads_waited", 0) - before.get("loads_waited", 0)
+    reads = after.get("read", 0) - before.get("read", 0)
+    assert len(paths) == 1500 and reads > 1000
+    assert waited <= len(paths) // 20, (waited, reads)
