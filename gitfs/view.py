@@ -500,6 +500,11 @@ class MountView:
                 level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
                 log.log(level, "listing %s: %s", listing.oid(start + k).hex(), error)
             listing.fill(start, sizes, header.errors, access)
+            if listing.filled == listing.count:
+                # The jobs hold copies of the ids and, through this callback, the listing: a
+                # cycle the collector would free only at its next full pass (at 10M objects,
+                # hundreds of MB of listings in between).
+                listing.size_jobs = ()
         return done
 
     def replied(self, listing: BucketListing, upto: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import struct
 from array import array
 from bisect import bisect_left
@@ -13,6 +14,7 @@ from .oid import Prefix
 # first time they are searched: a lookup is then one C-level find over a handful of ids
 # instead of a dozen Python-level bisect steps. Smaller buckets bisect; they are short.
 SUBFANOUT_MIN = 64
+RESIDENT_BUDGET = 16 << 20  # bytes of a mapped table read in bulk before it gives its pages back
 
 
 def parse_fanout(buf, offset: int) -> tuple[int, ...] | None:
@@ -34,7 +36,7 @@ class SortedIds:
     once here, over "the id at position i".
     """
 
-    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count", "_sub", "_fanout_array")
+    __slots__ = ("buf", "start", "stride", "raw_len", "fanout", "count", "_sub", "_fanout_array", "_touched")
 
     def __init__(self, buf, start: int, stride: int, raw_len: int, fanout: tuple[int, ...]):
         self.buf = buf
@@ -45,6 +47,7 @@ class SortedIds:
         self.count = fanout[255]
         self._sub: list[array | None] = [None] * 256
         self._fanout_array: array | None = None
+        self._touched = 0  # bytes read in bulk since the mapping last gave its pages back
 
     def fanout_array(self) -> array:
         """The fanout as 256 native u32s: what odb/_sizes.c searches with."""
@@ -137,6 +140,19 @@ class SortedIds:
     def bucket_block(self, first_byte: int) -> bytes:
         """The bucket's ids, concatenated: for a packed table, one slice of the file."""
         lo, hi = self.bucket_range(first_byte)
+        self.touched((hi - lo) * self.stride)
         if self.stride == self.raw_len:
             return self.buf[self.start + lo * self.stride : self.start + hi * self.stride]
         return b"".join(self.id_at(i) for i in range(lo, hi))
+
+    def touched(self, nbytes: int) -> None:
+        """Bulk reads (whole buckets, many lookups) walk the whole table in time: a mapped table
+        hands its pages back to the page cache (MADV_DONTNEED: the next touch maps them again,
+        from memory) once about RESIDENT_BUDGET bytes were read, so a walk over every bucket of
+        a 10M-object midx (280 MB of ids and offsets) does not keep all of it in each process's
+        RSS. The whole mapping is released: the file's other tables are read in step."""
+        self._touched += nbytes
+        if self._touched > RESIDENT_BUDGET:
+            self._touched = 0
+            if isinstance(self.buf, mmap.mmap):
+                self.buf.madvise(mmap.MADV_DONTNEED)

@@ -85,6 +85,7 @@ def positions(table: SortedIds, ids: bytes) -> array:
     n = table.raw_len
     count = len(ids) // n
     out = _int64s(count)
+    table.touched(count * 2 * table.stride)  # a lookup reads about two ids' pages' worth (second-level fanout)
     c = accelerator
     if c is not None:
         c.positions(table.buf, table.start, table.stride, n, table.fanout_array(), SUBFANOUT_MIN, ids, out)

@@ -5,11 +5,13 @@ for packed tables (.idx v2, multi-pack-index) and interleaved ones (.idx v1)."""
 from __future__ import annotations
 
 import bisect
+import mmap
 import random
 import struct
 
 import pytest
 
+from odb import fanout as fanout_module
 from odb.fanout import SUBFANOUT_MIN, SortedIds
 from odb.oid import Prefix
 
@@ -73,3 +75,31 @@ def test_prefix_matches_in_a_crowded_bucket():
             want = [r for r in ids if r.hex().startswith(hex_prefix)]
             got = list(t.prefix_matches(Prefix.from_hex(hex_prefix), 1000))
             assert got == want
+
+
+class RecordingMap(mmap.mmap):
+    """A real mapping that remembers its madvise calls."""
+
+    def madvise(self, *args):
+        self.advised = getattr(self, "advised", []) + [args]
+        return super().madvise(*args)
+
+
+def test_a_mapped_table_gives_its_pages_back_after_bulk_reads(tmp_path, monkeypatch):
+    """Walking every bucket touches the whole table: past the budget the mapping is released
+    (MADV_DONTNEED), and what it answers after that is unchanged."""
+    rng = random.Random(5)
+    ids = sorted({rng.randbytes(20) for _ in range(3000)})
+    fanout = tuple(bisect.bisect_right([i[0] for i in ids], b) for b in range(256))
+    path = tmp_path / "table"
+    path.write_bytes(b"".join(ids))
+    monkeypatch.setattr(fanout_module, "RESIDENT_BUDGET", 16 * 1024)
+    with open(path, "rb") as f:
+        buf = RecordingMap(f.fileno(), 0, prot=mmap.PROT_READ)
+    table = SortedIds(buf, 0, 20, 20, fanout)
+    blocks = [table.bucket_block(b) for b in range(256)]  # 60 KB read in bulk
+    assert getattr(buf, "advised", None) and set(buf.advised) == {(mmap.MADV_DONTNEED,)}, getattr(buf, "advised", None)
+    assert b"".join(blocks) == b"".join(ids)
+    assert [table.bucket_block(b) for b in range(256)] == blocks
+    assert all(table.find(i) == k for k, i in enumerate(ids))
+    buf.close()
