@@ -6,6 +6,7 @@ import mmap
 import os
 import struct
 import threading
+import weakref
 import zlib
 from typing import NamedTuple
 
@@ -36,6 +37,9 @@ STREAM_RELEASE = 32 << 20
 # (shared delta bases) do not trigger releases. Reading buckets 00-03 of the benchmark
 # repository took the same time at 8 and 16 MiB, with 37 MB less peak RSS at 8.
 RESIDENT_BUDGET = 8 << 20
+# The same for all packs of the process together: random reads over a repository of many
+# packs (11 in a 10M-object one) would otherwise keep up to RESIDENT_BUDGET of each.
+PROCESS_BUDGET = 24 << 20
 WINDOW_SHIFT = 16
 # An entry header is at most 1 + 9 size bytes + 10 offset bytes or an id (32 bytes).
 MAX_ENTRY_HEADER = 48
@@ -332,19 +336,26 @@ class Pack:
 
     def _touch(self, start: int, stop: int) -> None:
         windows = self._windows
+        before = self._resident
         for w in range(start >> WINDOW_SHIFT, ((stop - 1) >> WINDOW_SHIFT) + 1):
             if w < len(windows) and not windows[w]:
                 windows[w] = 1
                 self._resident += 1
+        if self._resident == before:
+            return
         if self._resident << WINDOW_SHIFT > RESIDENT_BUDGET:
             self._release_all()
+        _resident_packs.add(self, self._resident - before)
 
     def _release_all(self) -> None:
         buf = self._buf
         self._windows = bytearray(len(self._windows))
         self._resident = 0
         if isinstance(buf, mmap.mmap):
-            buf.madvise(mmap.MADV_DONTNEED)
+            try:
+                buf.madvise(mmap.MADV_DONTNEED)
+            except ValueError:
+                pass  # closed meanwhile (another thread, the LRU of open packs): nothing is mapped
 
     def _inflate_rest(self, d, out: bytes, pos: int, size: int) -> bytes:
         # Only unusual encoders get here: the stream is longer than zlib's own bound.
@@ -413,3 +424,31 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         if have != size or not d.eof:
             raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
+
+
+class _ResidentPacks:
+    """The packs of this process holding touched windows, against PROCESS_BUDGET: past it, all
+    of them hand their pages back. Counts are approximate under threads (a lost increment only
+    delays a release); the set itself is changed under a lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._packs: dict[int, weakref.ref] = {}
+        self._windows = 0
+
+    def add(self, pack: Pack, windows: int) -> None:
+        self._windows += windows
+        known = self._packs.get(id(pack))
+        if known is None or known() is not pack:  # (an id may be reused once a pack is gone)
+            with self._lock:
+                self._packs[id(pack)] = weakref.ref(pack)
+        if self._windows << WINDOW_SHIFT > PROCESS_BUDGET:
+            with self._lock:
+                packs, self._packs, self._windows = list(self._packs.values()), {}, 0
+            for ref in packs:
+                held = ref()
+                if held is not None:
+                    held._release_all()
+
+
+_resident_packs = _ResidentPacks()

@@ -84,3 +84,29 @@ def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
             packs = {p for d in store._dirs for p in d.packs._snap.packs.values()}
             live = sum(len(p.kinds) for p in packs if p.kinds_epoch is reader._kinds_epoch)
             assert live <= 16 + 1, oid
+
+
+def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
+    """Past PROCESS_BUDGET of windows touched across all packs, every pack holding some hands its
+    pages back, not only the one that crossed the line; a pack that is gone is skipped."""
+    from odb import pack as pack_module
+
+    class Held:
+        released = 0
+
+        def _release_all(self):
+            self.released += 1
+
+    monkeypatch.setattr(pack_module, "PROCESS_BUDGET", 10 << pack_module.WINDOW_SHIFT)
+    resident = pack_module._ResidentPacks()
+    packs = [Held() for _ in range(4)]
+    gone = Held()
+    resident.add(gone, 1)
+    del gone
+    for k in range(9):
+        resident.add(packs[k % 4], 1)
+    assert [p.released for p in packs] == [0, 0, 0, 0]  # 10 windows: at the budget, not past it
+    resident.add(packs[0], 1)
+    assert [p.released for p in packs] == [1, 1, 1, 1]
+    resident.add(packs[1], 3)
+    assert [p.released for p in packs] == [1, 1, 1, 1]  # counting starts again after a release
