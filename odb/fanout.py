@@ -76,6 +76,7 @@ class SortedIds:
             if hi - lo <= SUBFANOUT_MIN:
                 return None
             p = self.start + lo * self.stride
+            self.touched((hi - lo) * self.stride)  # the whole bucket is read, once
             second = self.buf[p + 1 : p + (hi - lo) * self.stride : self.stride]
             sub = array("I", [lo + bisect_left(second, b) for b in range(256)])
             sub.append(hi)
@@ -126,6 +127,7 @@ class SortedIds:
     def prefix_matches(self, prefix: Prefix, limit: int) -> Iterator[bytes]:
         """Ids that start with prefix (an odd digit count is allowed), at most `limit` of them."""
         raw = prefix.raw
+        self.touched(FIND_TOUCH)
         i = self.lower_bound(raw)
         found = 0
         while i < self.count and found < limit:
