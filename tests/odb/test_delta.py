@@ -7,7 +7,6 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import threading
 import tracemalloc
 import zlib
@@ -21,7 +20,6 @@ from damage import varint
 from odb import delta
 from odb.delta import DeltaError, apply_delta_python, read_sizes
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 IMPLEMENTATIONS = [pytest.param(apply_delta_python, id="python")]
 if delta.apply_delta_c is not None:
@@ -453,21 +451,6 @@ def test_threads_get_their_own_results(apply):
     for t in threads:
         t.join()
     assert not failures
-
-
-def test_implementation_follows_the_environment():
-    code = "from odb import delta; print(delta.IMPLEMENTATION)"
-    env = dict(os.environ, GITFS_PURE_PYTHON="1")
-    forced = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
-    assert forced.stdout.strip() == "python"
-    env.pop("GITFS_PURE_PYTHON")
-    default = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
-                             capture_output=True, text=True, check=True)
-    assert default.stdout.strip() == ("c" if delta.apply_delta_c else "python")
-
-
-# ---- real deltas written by git ----
 
 
 def git(cwd, *args, **kw):

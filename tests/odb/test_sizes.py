@@ -3,14 +3,10 @@ read_size's answers whatever the ids, and the C loops step for step against the 
 
 from __future__ import annotations
 
-import os
 import random
 import struct
-import subprocess
-import sys
 import zlib
 from array import array
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +18,6 @@ from odb.pack import Pack
 from format_fixtures import FORMAT_NAMES, Answers, repo_path
 from size_check import BATCH, IMPLEMENTATIONS, available, batched, check_sizes, using
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -431,18 +426,6 @@ def test_the_c_functions_refuse_what_would_read_out_of_bounds():
             c.entry_sizes([source], array("q", [0, 0]), offsets, out, limits)
     c.entry_sizes([None], found, offsets, out, limits)
     assert list(out) == [-1, -1]
-
-
-def test_implementation_follows_the_environment():
-    code = "from odb import sizes; print(sizes.IMPLEMENTATION)"
-    env = dict(os.environ, GITFS_PURE_PYTHON="1")
-    forced = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
-    assert forced.stdout.strip() == "python"
-    env.pop("GITFS_PURE_PYTHON")
-    default = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
-                             capture_output=True, text=True, check=True)
-    assert default.stdout.strip() == ("c" if sizes.compiled else "python")
 
 
 def test_batches_of_the_mount_cover_a_bucket(fixture_repo, implementation):
