@@ -95,6 +95,9 @@ def detach_and_serve(store, repository: str, mountpoint: str, options: set[str],
         code = serve(store, repository, mountpoint, options, cache_size,
                      ready=lambda: announce_live(log_destination, write_end), close_fds=(write_end,))
     except BaseException as e:  # the parent needs one line, whatever happened
+        if not isinstance(e, MountError):
+            # After the mount was live nobody reads the pipe: the log must say it.
+            log.exception("the mount process failed")
         report_failure(write_end, e)
         code = 1
     os._exit(code)
@@ -175,8 +178,11 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
         session.close()
         return 1
     pyfuse3.close(unmount=True)
-    session.close()
-    store.close()
+    try:
+        session.close()
+        store.close()
+    except Exception:  # unmounted already: say what failed after it, and still say it is done
+        log.exception("closing the store after the unmount failed")
     log.info("unmounted %s (%s)", mountpoint, session.summary())
     logs.flush_repeats(everything=True)
     return 0

@@ -127,6 +127,8 @@ class WorkerPool:
             w.wake(True)
         for w in self._workers:
             w.join(timeout)
+            if not w.is_alive():
+                w.close_pipe()
 
     def helper_pids(self) -> list[int]:
         return [w.helper.pid for w in self._workers if w.helper is not None]
@@ -222,6 +224,7 @@ class Worker(threading.Thread):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._pipe_lock = threading.Lock()
         self._bumps: list[Job] = []
         self._bump_lock = threading.Lock()
 
@@ -230,10 +233,13 @@ class Worker(threading.Thread):
     def wake(self, urgent: bool) -> None:
         """Interrupts a wait on the helper's answers, when new work could be sent to it."""
         if self._inflight and (urgent or len(self._inflight) < WINDOW):
-            try:
-                os.write(self._wake_w, b"!")
-            except BlockingIOError:
-                pass  # a wake-up is pending already
+            with self._pipe_lock:
+                if self._wake_w < 0:
+                    return  # closed: the thread has ended
+                try:
+                    os.write(self._wake_w, b"!")
+                except BlockingIOError:
+                    pass  # a wake-up is pending already
 
     def bump(self, job: Job, index: int, where: tuple) -> None:
         with self._bump_lock:
@@ -254,8 +260,17 @@ class Worker(threading.Thread):
         finally:
             if self.helper is not None:
                 self.helper.close(timeout=5.0)
+
+    def close_pipe(self) -> None:
+        """Once the thread has ended: its wake-up pipe goes. (Closing it in the thread raced
+        with wake() from the pool's close(): a write to a closed descriptor, or to whatever
+        file had taken its number since.)"""
+        with self._pipe_lock:
+            if self._wake_r < 0:
+                return  # closed already (the pool may be closed twice)
             os.close(self._wake_r)
             os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
     def _start_helper(self) -> None:
         try:

@@ -170,3 +170,24 @@ def test_closing_leaves_no_helper_behind(pool_of):
     pids = pool.helper_pids()
     pool.close()
     assert not any(alive(pid) for pid in pids)
+
+
+def test_a_wake_up_after_closing_writes_nowhere(pool_of):
+    """wake() may come from any thread while the pool closes: once a worker has ended, its pipe
+    is closed and wake() does nothing (it once wrote to a closed descriptor, or to the file that
+    had taken its number, and the mount's shutdown failed before saying it had unmounted)."""
+    pool, repo = pool_of("bare", workers=2)
+    got = Collector()
+    ids = sorted(repo.git.objects())
+    pool.submit(*[Job(hp.AHEAD, hp.Load(bytes.fromhex(h), 1 << 30), got.callback(h)) for h in ids])
+    workers = list(pool._workers)
+    pool.close()
+    spare = os.open(os.devnull, os.O_RDONLY)  # takes the lowest free number, a closed pipe's maybe
+    try:
+        for w in workers:
+            w._inflight[0] = None  # as if work were still out: wake() would write
+            w.wake(True)
+            w._inflight.clear()
+    finally:
+        os.close(spare)
+    pool.close()  # twice is harmless
