@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_checks import running
 from mounting import git_for
 
 PER_FILE_LIMIT = 1.1  # kernel requests per object file during a grep of a fresh mount
@@ -41,13 +42,6 @@ def rss(pid: int) -> int:
                 return int(line.split()[1]) * 1024
     return 0
 
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_grep_costs_about_one_request_per_file_and_pushes_git_s_bytes(fixtures_root, mount):
@@ -101,7 +95,7 @@ def test_reads_complete_when_a_helper_stops_or_dies(fixtures_root, mount, how):
     for path in object_files(m):
         assert path.read_bytes() == contents[path.parent.name + path.name], path
     assert time.monotonic() - t < 60
-    assert not alive(victim)  # killed and reaped, not left stopped or as a zombie
+    assert not running(victim)  # killed and reaped, not left stopped or as a zombie
     assert status(m)["workers"]["helpers-replaced"] >= 1
     assert "replacing it" in m.log()
 

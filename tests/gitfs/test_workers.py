@@ -14,6 +14,8 @@ import odb
 from gitfs import helper_protocol as hp
 from gitfs.workers import Job, WorkerPool
 
+from cli_checks import running
+
 
 class Collector:
     """Job callbacks that record (name, header, payload) in completion order."""
@@ -62,15 +64,6 @@ def wait_for(predicate, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie: a reaped helper is gone from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_helpers_answer_loads_and_sizes_as_git_does(pool_of):
@@ -144,7 +137,7 @@ def test_a_lost_helper_is_replaced_and_its_work_done_here(pool_of, how):
     contents = {oid: data for oid, _, data in repo.git.contents(ids)}
     assert {name: payload for name, _, payload in got.answers} == contents
     assert pool.counts["helpers-replaced"] == 1
-    assert not alive(victim)  # killed and reaped, even when it was stopped
+    assert not running(victim)  # killed and reaped, even when it was stopped
     wait_for(lambda: pool.helper_pids() and pool.helper_pids() != [victim], 30)  # a new one
 
 
@@ -169,7 +162,7 @@ def test_closing_leaves_no_helper_behind(pool_of):
     pool, _ = pool_of("bare", workers=2)
     pids = pool.helper_pids()
     pool.close()
-    assert not any(alive(pid) for pid in pids)
+    assert not any(running(pid) for pid in pids)
 
 
 def test_a_wake_up_after_closing_writes_nowhere(pool_of):
