@@ -22,15 +22,32 @@ class FakeInfo:
 
 
 class FakeStream:
-    def __init__(self, kind: str, data: bytes, log: list):
+    """odb.ObjectStream's interface over bytes, in pieces of CHUNK, logging opens, forks and
+    the bytes it hands out."""
+
+    CHUNK = 4096
+
+    def __init__(self, kind: str, data: bytes, log: list, offset: int = 0, event: str = "open"):
         self.kind = kind
         self.size = len(data)
-        self._file = io.BytesIO(data)
+        self._data = data
+        self.offset = offset
         self._log = log
-        log.append("open")
+        log.append(event)
+
+    def read_chunk(self) -> bytes:
+        out = self._data[self.offset : self.offset + self.CHUNK]
+        self.offset += len(out)
+        self._log.append(("inflated", len(out)))
+        return out
 
     def read(self, n: int = -1) -> bytes:
-        return self._file.read(n)
+        out = self._data[self.offset :] if n < 0 else self._data[self.offset : self.offset + n]
+        self.offset += len(out)
+        return out
+
+    def fork(self) -> "FakeStream":
+        return FakeStream(self.kind, self._data, self._log, self.offset, "fork")
 
     def close(self) -> None:
         self._log.append("close")
