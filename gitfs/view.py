@@ -145,9 +145,16 @@ class MountView:
         if generation == self._generation:
             return
         self._generation = generation
+        self._follow_repository()
         self.cache.clear()
         self._sweep_wanted = True
         self._start_sweep()
+
+    def _follow_repository(self) -> None:
+        """After the store followed a moved repository, the refs are read there too."""
+        refs = self.navigation.refs.refs if self.navigation is not None else None
+        if refs is not None and self.store.git_dir is not None and refs.git_dir != self.store.git_dir:
+            refs.relocate(self.store.git_dir, self.store.common_dir)
 
     def _start_sweep(self) -> None:
         """The kernel keeps names, attributes and pages of objects for an hour: when objects may
@@ -605,9 +612,16 @@ class MountView:
 
     def status(self) -> bytes:
         """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
+        try:
+            self.store.follow_moves()  # (one stat while nothing moved)
+        except odb.RepositoryGone:
+            pass  # store.gone says why
+        self._check_generation()
+        repository = {"path": self.store.git_dir or self.store.objects_dir, "gone": self.store.gone}
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts,
                            workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
-                           read_ahead=self.read_ahead_counts(), streams=self._streams.status())
+                           read_ahead=self.read_ahead_counts(), streams=self._streams.status(),
+                           repository_now=repository)
 
     def read_ahead_counts(self) -> dict:
         """What read-ahead did: loaded ahead, pushed by helpers or here, refused, hedged."""

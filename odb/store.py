@@ -11,8 +11,10 @@ from typing import Iterator, NamedTuple
 
 from . import refused_paths, sizes
 from .access import Access, AccessRules
+from .anchor import Anchor
 from .delta_chain import ChainReader, Location
-from .errors import AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError, display_path
+from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError,
+                     RepositoryGone, display_path)
 from .inflation import CHUNK, Inflation
 from .kinds import KINDS, Kind
 from .loose import DIR_FLAGS, LooseObjects
@@ -234,6 +236,12 @@ class Store:
         except PermissionError as e:
             raise AccessDenied(e.filename or objects_dir) from None
         self._dirs = [main] + self._open_alternates(objects_dir, fmt, list(alternates))
+        self._main = main
+        # The directories, held open: a repository renamed while open is followed (odb/anchor.py).
+        self._anchors = {name: _anchor(path) for name, path in
+                         (("objects_dir", objects_dir), ("git_dir", git_dir), ("common_dir", common_dir))
+                         if path is not None}
+        self.gone: str | None = None  # why, once the repository was deleted under the store
         self._reader = ChainReader(self._find, cache_size)
         # Bumped by every refresh that saw a change: what callers compare to tell whether
         # anything they derived from the store (listings, cached bytes) may be stale.
@@ -630,8 +638,9 @@ class Store:
 
     def refresh(self, bucket: int | None = None) -> bool:
         """Re-checks packs, the multi-pack-index and loose objects (only those of `bucket`
-        when one is given); True if anything changed. Cheap: stats, no reading."""
-        changed = False
+        when one is given); True if anything changed. Cheap: stats, no reading.
+        RepositoryGone if the repository was deleted; one that was moved is followed."""
+        changed = self.follow_moves()
         if bucket is None:
             self._access.forget()  # owners and modes may have changed; a listing asks again
         for d in list(self._dirs):
@@ -646,14 +655,57 @@ class Store:
             self.generation += 1
         return changed
 
+    def follow_moves(self) -> bool:
+        """Reads the repository where it is now, if it was moved (one stat when it was not)."""
+        if self.gone is not None:
+            raise RepositoryGone(self.gone)
+        anchor = self._anchors.get("objects_dir")
+        if anchor is None:
+            return False
+        try:
+            new = anchor.moved()
+            if new is None:
+                return False
+            for name in ("git_dir", "common_dir"):
+                if name in self._anchors and self._anchors[name].moved() is not None:
+                    setattr(self, name, self._anchors[name].path)
+        except RepositoryGone as e:
+            self.gone = str(e)
+            log.error("the repository is gone: %s; nothing more can be read", e)
+            raise
+        old = self._main
+        self._main = ObjectsDir(new, self.format, "")
+        if old._confined is not None:
+            self._main.confine()
+        self._dirs = [self._main if d is old else d for d in self._dirs]
+        log.warning("the repository moved: %s is now %s", display_path(self.objects_dir), display_path(new))
+        self.objects_dir = new
+        return True
+
+    def held_path(self) -> str | None:
+        """A path that leads to this repository wherever it is moved, for as long as this
+        process lives: /proc/PID/fd/N of the directory it holds (None if it holds none).
+        Another process of the same user opens the same store there (odb.open)."""
+        anchor = self._anchors.get("git_dir") or self._anchors.get("objects_dir")
+        return anchor.proc_path() if anchor is not None else None
+
     def close(self) -> None:
         self._reader.cache.clear()
+        for anchor in self._anchors.values():
+            anchor.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _anchor(path: str) -> Anchor | None:
+    try:
+        return Anchor(path)
+    except OSError:  # (a bare objects directory has no git dir to hold, nor needs one)
+        return None
 
 
 def _real_or_none(path: str) -> str | None:
