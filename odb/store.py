@@ -376,7 +376,11 @@ class Store:
     def _each_location(self, raw: bytes, action):
         locs = self._locations(raw)
         loc = next(locs, None)
-        if loc is None and self.refresh():
+        if loc is None:
+            # Look again whatever refresh() says: another thread may have refreshed between the
+            # lookup above and this one, and then this one sees no change (git rescans and
+            # retries the same way before it calls an object missing).
+            self.refresh()
             locs = self._locations(raw)
             loc = next(locs, None)
         if loc is None:
@@ -619,7 +623,8 @@ class Store:
         if not MIN_PREFIX <= len(prefix) <= self.format.hex_len or not is_hex(prefix):
             raise ObjectNotFound(prefix)
         found = self._prefix_matches(prefix)
-        if not found and self.refresh():
+        if not found:
+            self.refresh()  # and look again whatever it says (see _each_location)
             found = self._prefix_matches(prefix)
         if not found:
             raise ObjectNotFound(prefix)
