@@ -79,23 +79,30 @@ class MountView:
         self.mnt = Path(mnt)
         self.browsing = browse
 
-    def browse(self) -> None:
-        """Lists every .refs directory and reads each ref; lists .tree/HEAD two levels deep and
-        reads its first files. Names that vanish meanwhile (git deleted a ref) are skipped."""
-        for top, dirs, files in os.walk(self.mnt / ".refs"):
-            for name in files:
+    def browse(self, timed) -> None:
+        """Lists every .refs directory and reads each ref; lists .tree/HEAD and reads or lists
+        its first 50 entries; each operation through timed(what, fn, *args). Names that vanish
+        meanwhile (git deleted a ref) are skipped."""
+        pending = [self.mnt / ".refs"]
+        while pending:
+            top = pending.pop()
+            for entry in timed(f"list {top}", lambda p: list(os.scandir(p)), top):
+                path = Path(entry.path)
                 try:
-                    (Path(top) / name).read_bytes()
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(path)
+                    else:
+                        timed(f"read {path}", path.read_bytes)
                 except FileNotFoundError:
                     pass
         tree = self.mnt / ".tree" / "HEAD"
         try:
-            for entry in sorted(os.listdir(tree))[:50]:
+            for entry in sorted(timed(f"list {tree}", os.listdir, tree))[:50]:
                 path = tree / entry
-                if path.is_dir():
-                    os.listdir(path)
+                if timed(f"stat {path}", path.is_dir):
+                    timed(f"list {path}", os.listdir, path)
                 elif path.is_file():
-                    path.read_bytes()
+                    timed(f"read {path}", path.read_bytes)
         except FileNotFoundError:
             pass
 
@@ -176,7 +183,7 @@ class Reader(threading.Thread):
         for bucket in buckets:
             if getattr(self.view, "browsing", False):
                 try:
-                    self.timed("browse .refs and .tree", self.view.browse)
+                    self.view.browse(self.timed)
                 except OSError as e:
                     self.bad.append(f"browse: {errno.errorcode.get(e.errno, e.errno)} {e}")
             try:
