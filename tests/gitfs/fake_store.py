@@ -60,6 +60,7 @@ class FakeStore:
         self.format = fmt
         self.objects = dict(objects)
         self.corrupt: set[str] = set()  # ids whose read raises CorruptObject
+        self.denied: set[str] = set()  # ids whose read raises AccessDenied (a file odb may not read)
         self.calls: list[str] = []
         self.stream_log: list[str] = []
         self._ids = sorted(self.objects)
@@ -106,6 +107,8 @@ class FakeStore:
         hex_id = self._hex(oid)
         if hex_id in self.corrupt:
             raise odb.CorruptObject("fake.pack", 12, "flipped bytes", oid=hex_id)
+        if hex_id in self.denied:
+            raise odb.AccessDenied(f"objects/{hex_id[:2]}/{hex_id[2:]}")
         try:
             return self.objects[hex_id]
         except KeyError:
@@ -172,6 +175,14 @@ class FakeStore:
 
     def __iter__(self):
         return iter(list(self._ids))
+
+    # Where the repository is (odb/anchor.py): this one never moves.
+    objects_dir = "/fake/objects"
+    git_dir = None
+    gone = None
+
+    def follow_moves(self) -> bool:
+        return False
 
     def refresh(self, bucket: int | None = None) -> bool:
         with self._lock:

@@ -268,6 +268,24 @@ def test_corrupt_object_is_eio_on_read_and_logged(store, make_ops, caplog):
     run(go)
 
 
+def test_a_file_the_mount_may_not_read_is_eacces_not_eio(store, make_ops, caplog):
+    """odb.AccessDenied is an OdbError, but it says what errno does: the repository keeps the
+    file from this process (errors.py promises that EACCES stays EACCES)."""
+    ops = make_ops(store)
+    denied = blob_id(BLOBS[5])
+
+    async def go():
+        attrs = await lookup_object(ops, denied)
+        store.denied.add(denied)
+        with caplog.at_level(logging.ERROR, logger="gitfs"):
+            with pytest.raises(pyfuse3.FUSEError) as e:
+                await ops.read(attrs.st_ino, 0, 4096)
+        assert fuse_errno(e) == errno.EACCES
+        assert "permission denied" in caplog.text
+
+    run(go)
+
+
 def test_unexpected_exception_is_eio_and_logged(store, make_ops, caplog, monkeypatch):
     ops = make_ops(store)
 
