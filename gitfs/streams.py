@@ -118,6 +118,8 @@ class StreamedObject:
                 best = c
         if best is not None:
             return best
+        if not self._points:  # closed (evicted) under this read: cannot happen while it holds a cursor
+            raise OSError(errno.EIO, f"stream of {self.oid.hex()} was closed")
         k = bisect.bisect_right([p.offset for p in self._points], off) - 1
         cursor = _Cursor(self._points[k].fork())
         self._counts["cursors"] += 1
