@@ -62,6 +62,10 @@ class Session:
         # it even after it was renamed (odb/anchor.py).
         config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path), (mountpoint,),
                                 cache_size=DELTA_BASE_CACHE // HELPERS)
+        if os.environ.get("GITFS_HELPERS") == "0":
+            # No helper processes: the worker threads read in this process, through odb's engine
+            # where it is built (it reads without the GIL). A measuring switch (issue 18).
+            config = None
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
