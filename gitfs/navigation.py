@@ -20,6 +20,7 @@ import odb
 
 from . import helper_protocol as hp
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .lfs_view import LfsFile, LfsView
 from .listings import SIZE_BATCH
 from .log_view import LogDir, LogLink, LogListing, LogView, chunk_after, entry_name, link_target
 from .refs_view import RefLink, RefsDir, RefsView
@@ -75,12 +76,16 @@ class Navigation:
         self.refs = RefsView(refs, view.store.format)
         self.trees = TreeView(view.store, refs)
         self.logs = LogView(view.store, refs)
+        self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
         self.inodes = DynamicInodes()
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
         self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
         self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
         self._prepared_lock = threading.Lock()
+
+    def enable_lfs(self, common_dir: str) -> None:
+        self.lfs = LfsView(self.view.store, common_dir)
 
     @staticmethod
     def owns(inode: int) -> bool:
@@ -141,6 +146,8 @@ class Navigation:
             return self.view.store.stat(node.blob)
         if type(node) is LogLink:
             return len(link_target(node.commit)), None
+        if type(node) is LfsFile:
+            return node.pointer.size, self.view.store.stat(node.blob)[1]
         return 0, None
 
     async def _entry(self, node):
@@ -164,6 +171,8 @@ class Navigation:
 
     def _listed_attr(self, listing: TreeListing, k: int, inode: int):
         node, size = listing.nodes[k], listing.sizes[k]
+        if type(node) is LfsFile:
+            size = node.pointer.size
         attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
         if size < 0 and type(node) in (BlobFile, BlobLink):
             attr.timeout = 0  # its size could not be read: shown, never cached
@@ -274,12 +283,13 @@ class Navigation:
             return listing
         with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
-        if prepared is not None and prepared.generation == self.view.store.generation:
+        if prepared is not None and prepared.generation == self.view.store.generation and self.lfs is None:
             listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
         else:
             listing = await self.view.in_thread(self._list_tree, node, inode)
         self.view.read_sizes(listing, hp.SIZES)
-        self._prepare_subtrees(listing)
+        if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
+            self._prepare_subtrees(listing)
         old = self._tree_listings.pop(inode, None)
         if old is not None:
             self._tree_listings_bytes -= old.nbytes
@@ -334,6 +344,8 @@ class Navigation:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
         waits for it is spared a round trip to a helper."""
         entries = self.trees.entries(node, inode)
+        if self.lfs is not None:
+            entries = self.lfs.mark(entries)
         listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
         if listing.count <= SIZE_BATCH:
             self.view.read_sizes_here(listing)
@@ -397,10 +409,15 @@ class Navigation:
         listing, k = self._files.get(inode, (None, -1))
         return node.blob, listing, k
 
+    def lfs_file(self, inode: int) -> LfsFile | None:
+        """The LfsFile an inode shows (its reads come from the LFS object), or None."""
+        node = self.node(inode)
+        return node if type(node) is LfsFile else None
+
     def object_of(self, inode: int) -> bytes | None:
         """The object behind a node, for its user.git.* attributes."""
         node = self.node(inode)
-        if type(node) in (BlobFile, BlobLink):
+        if type(node) in (BlobFile, BlobLink, LfsFile):
             return node.blob
         if type(node) is TreeDir:
             return node.tree
@@ -414,5 +431,7 @@ class Navigation:
         node = self.node(inode)
         if type(node) is Gitlink:
             return {b"user.git.commit": node.commit.hex().encode()}
+        if self.lfs is not None and type(node) in (BlobFile, LfsFile):
+            return self.lfs.xattrs(node)
         return {}
 
