@@ -330,6 +330,8 @@ def _dwim_log(refs: RefStore, name: str) -> tuple[str, bytes] | None:
 
 def _at(refs: RefStore, log_name: str, current: bytes, selector: str, rev: str) -> bytes:
     """refs.c read_ref_at: the value of log_name n updates ago, or at a date."""
+    if selector.isdigit() and len(selector) > 18:
+        raise BadRevision(rev, f"@{{{selector[:12]}...}}: too large a count or date")
     entries = read_reflog(refs, log_name)
     if entries is None:
         entries = []
