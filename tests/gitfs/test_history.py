@@ -52,7 +52,7 @@ def git_files(repo: Path, tree: str) -> dict[str, bytes]:
 
 # component in .tree -> what git reads ("" where ":" simply stands for "/")
 TREE_COMPONENTS = {
-    "main~3": "main~3", "main^2": "main^2", "main~43^2": "main~43^2", "main~42^3": "main~42^3",
+    "main~3": "main~3", "main~41^2": "main~41^2", "main~41^3": "main~41^3", "main~42^2~1": "main~42^2~1",
     "heads:main~1": "heads/main~1", "v1.0-outer^{}": "v1.0-outer^{}", "v1.0-outer~1": "v1.0-outer~1",
     "tree-tag^{tree}": "tree-tag^{tree}", "main@{2}": "main@{2}", "HEAD@{4}": "HEAD@{4}",
     "@{-1}": "@{-1}", "@{-2}": "@{-2}", "@{-3}^": "@{-3}^", ":fix": ":/fix", ":^linear 3": ":/^linear 3",
@@ -65,6 +65,7 @@ TREE_COMPONENTS = {
 def test_tree_expressions_are_rev_parse(history, mount, component):
     rev = TREE_COMPONENTS[component]
     tree = rev_parse(history, rev + "^{tree}") if not rev.startswith(":/") else rev_parse(history, rev) + "^{tree}"
+    assert tree is not None, rev
     m = mount(history)
     top = m.path / ".tree" / component
     assert files_of(top) == git_files(history, tree)
@@ -93,7 +94,7 @@ def test_unknown_and_bad_expressions(history, mount):
 
 def test_resolve_reads_revisions_as_rev_parse(history, mount):
     m = mount(history)
-    for rev in ("main~2", "v1.0-outer^{}", "HEAD@{4}", "@{-1}", ":/fix", "main^2", "tree-tag^{tree}"):
+    for rev in ("main~2", "v1.0-outer^{}", "HEAD@{4}", "@{-1}", ":/fix", "main~41^3", "tree-tag^{tree}"):
         done = run_gitfs("resolve", str(m.path), rev)
         assert (done.returncode, done.stdout.strip()) == (0, rev_parse(history, rev)), rev
     done = run_gitfs("resolve", str(m.path), "main@{1000}")
@@ -112,7 +113,7 @@ def test_an_ambiguous_abbreviation_is_enotuniq(history, mount):
 
 
 LOG_REVS = {"main": "main", "v1.0-outer": "v1.0-outer", "feature": "feature", "heads:main~3": "heads/main~3",
-            "main@{2}": "main@{2}", ":fix": ":/fix", "main^2": "main^2"}
+            "main@{2}": "main@{2}", ":fix": ":/fix", "main~41^3": "main~41^3"}
 
 
 @pytest.mark.parametrize("component", sorted(LOG_REVS))
