@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hash every object as it is read; a mismatch gives EIO")
     completes(mount.add_argument(
         "-o", dest="options", metavar="OPT[,OPT...]", action="append", default=[],
-        help="FUSE mount options, e.g. -o allow_other; -o nonempty mounts over a non-empty directory"),
+        help="FUSE mount options, e.g. -o allow_other; -o nonempty mounts over a non-empty directory; "
+             "-o lfs shows the content of Git LFS pointers under .tree"),
         "fuse-option")
 
     umount = commands.add_parser(
