@@ -377,20 +377,20 @@ class Navigation:
             k += 1
 
     async def _log_entries(self, listing: LogListing, start: int):
-        """Entries of a history as far as it is walked, walking on (in a thread) when readdir
-        gets to its end: the first answer waits for FIRST_CHUNK commits, not for all."""
+        """Entries of a history as far as it is walked, after walking one more chunk (in a
+        thread) if readdir is at its end. One chunk per request, and a reply shorter than the
+        kernel's buffer: the kernel hands what it got to getdents and asks again, so the first
+        entries are out after FIRST_CHUNK commits, however long the history (an empty reply is
+        the end)."""
         walk, k = listing.walk, start
-        while True:
-            if k >= len(walk) and not walk.done:
-                await self.view.in_thread(walk.extend, k + chunk_after(k))
-            stop = len(walk)
-            if k >= stop:
-                return
-            while k < stop:
-                oid = walk.oid(k)
-                node = LogLink(oid, walk.seconds[k] * 1_000_000_000)
-                yield k, entry_name(k, oid), self.attr(self.inodes.inode_for(node), node, len(link_target(oid)))
-                k += 1
+        if k >= len(walk) and not walk.done:
+            await self.view.in_thread(walk.extend, k + chunk_after(k))
+        stop = len(walk)
+        while k < stop:
+            oid = walk.oid(k)
+            node = LogLink(oid, walk.seconds[k] * 1_000_000_000)
+            yield k, entry_name(k, oid), self.attr(self.inodes.inode_for(node), node, len(link_target(oid)))
+            k += 1
 
     def sent(self, inode: int) -> None:
         self.inodes.remember(inode)
