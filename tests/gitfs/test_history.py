@@ -101,15 +101,27 @@ def test_resolve_reads_revisions_as_rev_parse(history, mount):
     assert done.returncode != 0 and "only" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
-def test_an_ambiguous_abbreviation_is_enotuniq(history, mount):
-    ids = sorted(git_for(history).objects())
-    prefix = next((a[:4] for a, b in zip(ids, ids[1:]) if a[:4] == b[:4]), None)
-    if prefix is None or rev_parse(history, prefix + "~0") is not None:
-        pytest.skip("no 4-digit prefix that git refuses before ~")
-    m = mount(history)
+def test_abbreviations_in_log_as_rev_parse_commit(fixtures_root, mount):
+    """A 4-digit prefix of two commits is ENOTUNIQ with the candidates logged; one shared by a
+    commit and other objects names the commit, as `git rev-parse <prefix>^{commit}` settles it."""
+    repo = fixtures_root / "refs"
+    kinds = {}
+    for line in git_lines(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)"):
+        oid, kind = line.split()
+        kinds.setdefault(oid[:4], []).append((oid, kind))
+    two_commits = next(p for p, objs in sorted(kinds.items()) if sum(k == "commit" for _, k in objs) >= 2)
+    settled = next(p for p, objs in sorted(kinds.items())
+                   if len(objs) >= 2 and sum(k == "commit" for _, k in objs) == 1
+                   and not any(k == "tag" for _, k in objs))
+    assert rev_parse(repo, two_commits + "^{commit}") is None
+    commit = rev_parse(repo, settled + "^{commit}")
+    m = mount(repo)
     with pytest.raises(OSError) as e:
-        os.stat(m.path / ".log" / (prefix + "~0"))
-    assert e.value.errno in (errno.ENOTUNIQ, errno.ENOENT)
+        os.stat(m.path / ".log" / two_commits)
+    assert e.value.errno == errno.ENOTUNIQ
+    assert all(oid in m.log() for oid, _ in kinds[two_commits])
+    first = sorted(os.listdir(m.path / ".log" / settled))[0]
+    assert first == f"0000000-{commit[:12]}"
 
 
 LOG_REVS = {"main": "main", "v1.0-outer": "v1.0-outer", "feature": "feature", "heads:main~3": "heads/main~3",
