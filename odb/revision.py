@@ -36,11 +36,11 @@ Reached through a commit, Revision carries the commit and its committer date (fo
 
 As one path component (`.tree/<rev>`, `.log/<rev>`), since "/" cannot be in one:
   - ":" stands for "/" (`.tree/feature:x` is `feature/x`, `.tree/refs:tags:v1.0~2`), except
-    inside `{...}` (`.tree/main@{2020-01-01 10:00:00}` keeps its colons);
+    inside `@{...}` and `^{...}` (`.tree/main@{2020-01-01 10:00:00}` keeps its colons);
   - a component that starts with ":" is git's `:/<text>`, the rest taken as it is
     (`.tree/:fix the parser` is `:/fix the parser`).
-No ref name can contain ":" (check_refname_format forbids it) and none starts with "/", so
-every name that worked before keeps its meaning.
+No ref name can contain ":", "@{" or "^" (check_refname_format forbids them) and none starts
+with "/", so every name that worked before keeps its meaning.
 """
 
 from __future__ import annotations
@@ -129,28 +129,32 @@ class Expression(NamedTuple):
 # -- path components ----------------------------------------------------------------------------
 
 
+def _braced(text: str) -> list[bool]:
+    """For each character: is it inside git's "@{...}" or "^{...}"? A ref name holds neither
+    "@{" nor "^", so its own "{" never counts, and the mapping stays one to one for them."""
+    inside, out = False, []
+    for i, c in enumerate(text):
+        if not inside and c == "{" and i and text[i - 1] in "@^":
+            inside = True
+        out.append(inside)
+        if inside and c == "}":
+            inside = False
+    return out
+
+
 def encode_component(rev: str) -> str:
     """A ref name (or any revision) as one path component of `.tree/`."""
     if rev.startswith(":/"):
         return ":" + rev[2:]
-    out, depth = [], 0
-    for c in rev:
-        depth += c == "{"
-        depth -= c == "}" and depth > 0
-        out.append(SLASH_IN_COMPONENT if c == "/" and not depth else c)
-    return "".join(out)
+    return "".join(SLASH_IN_COMPONENT if c == "/" and not braced else c for c, braced in zip(rev, _braced(rev)))
 
 
 def decode_component(component: str) -> str:
     """The revision one path component spells (the rule is in the module's docstring)."""
     if component.startswith(SLASH_IN_COMPONENT):
         return ":/" + component[1:]
-    out, depth = [], 0
-    for c in component:
-        depth += c == "{"
-        depth -= c == "}" and depth > 0
-        out.append("/" if c == SLASH_IN_COMPONENT and not depth else c)
-    return "".join(out)
+    return "".join("/" if c == SLASH_IN_COMPONENT and not braced else c
+                   for c, braced in zip(component, _braced(component)))
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -212,13 +216,7 @@ def parse(rev: str) -> Expression:
 
 
 def _outside_braces(rev: str) -> str:
-    out, depth = [], 0
-    for c in rev:
-        depth += c == "{"
-        if not depth:
-            out.append(c)
-        depth -= c == "}" and depth > 0
-    return "".join(out)
+    return "".join(c for c, braced in zip(rev, _braced(rev)) if not braced)
 
 
 # -- resolving ----------------------------------------------------------------------------------

@@ -162,3 +162,6 @@ def test_path_components(repo, objects, refs):
         assert ours(objects, refs, decode_component(component)) == rev_parse(repo, rev), component
     for ref in refs.list():  # every ref name keeps its component
         assert decode_component(encode_component(ref.name)) == ref.name
+    for name in ("refs/heads/a{b/c", "refs/heads/x}/y", "refs/tags/{v}/1"):  # braces of ref names are theirs
+        component = encode_component(name)
+        assert "/" not in component and decode_component(component) == name
