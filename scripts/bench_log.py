@@ -8,6 +8,8 @@ are checked against git's ids in git's order.
 
 import os
 
+from odb.revision import encode_component
+
 from bench_figures import Comparison, Samples, best
 from bench_git import GitError, git, timed_stream
 from bench_mount import FreshMount, first_line, through_mount
@@ -41,7 +43,7 @@ def figure_log(bench):
     except GitError as e:
         bench.items.append(Row("(10) .log", result="n/a", note=str(e)))
         return
-    component = rev.replace("/", ":")
+    component = encode_component(rev)  # as .log names it: ":" for "/" in a ref name
     label = f".log/{component}"
     bench.progress(f"(10) ls -U {label} | head and ls {label}, through fresh mounts")
     quoted = rev.replace("'", "'\\''")
