@@ -7,6 +7,7 @@ are checked against git's ids in git's order.
 """
 
 import os
+import time
 
 from odb.revision import encode_component
 
@@ -51,6 +52,16 @@ def figure_log(bench):
         ["sh", "-c", f"git -C \"$1\" rev-list --first-parent '{quoted}' | head -n {HEAD_LINES}", "sh", repo]))
     bench.add_git_work("rev-list", lambda: timed_stream(["git", "-C", repo, "rev-list", "--first-parent", rev]))
     names = expected_names(ids)
+    firsts = []  # seconds from opendir to the first entry, in this process, on a fresh mount
+    for _ in range(bench.args.repeat):
+        with FreshMount(repo) as mount:
+            bench.mount_times.append(mount.mount_seconds)
+            start = time.perf_counter()
+            with os.scandir(os.path.join(mount.mountpoint, ".log", component)) as entries:
+                entry = next(entries, None)
+            firsts.append(time.perf_counter() - start)
+            if entry is None or entry.name != names[0]:
+                firsts[-1] = None
     out_path = os.path.join(bench.workdir, "log-ls")
     for first, work, samples in ((True, "rev-list-head", Samples()), (False, "rev-list", Samples())):
         for _ in range(bench.args.repeat):
@@ -68,5 +79,11 @@ def figure_log(bench):
         what = f"ls -U {label} | head" if first else f"ls {label}"
         git_what = f"rev-list --first-parent {rev}" + (f" | head -n {HEAD_LINES}" if first else "")
         note = f"{len(ids)} commits" + ("; names equal to git's" if not samples.problems else "") + f"; git: {git_what}"
+        if first:
+            shown = [t for t in firsts if t is not None]
+            note += (f"; first entry {best(shown) * 1e3:.0f} ms after opendir (os.scandir)" if len(shown) == len(firsts)
+                     else "; FIRST ENTRY WRONG")
+            if len(shown) != len(firsts):
+                samples.problems.append("the first entry of os.scandir is not git's newest commit")
         bench.items.append(Comparison(f"(10) {what} (mount)", best(samples.times), best(samples.cpus), work, None,
                                       note, samples.problems))
