@@ -13,6 +13,7 @@ import collections
 import threading
 from typing import NamedTuple
 
+import odb
 from odb.lfs import MAX_POINTER, LfsObjects, LfsPointer, parse_pointer
 
 from .tree_view import BlobFile
@@ -49,7 +50,7 @@ class LfsView:
             name, node = entries[k]
             try:
                 kind, data = self.store.read(node.blob)
-            except Exception:  # its listing reports a damaged blob when it is read
+            except (odb.OdbError, OSError):  # shown as it is; a read reports the damage
                 continue
             pointer = parse_pointer(bytes(data))
             if pointer is None:

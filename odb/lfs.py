@@ -74,13 +74,13 @@ class LfsObjects:
     def find(self, pointer: LfsPointer) -> LfsObject:
         path = self.path(pointer.oid)
         try:
-            st = os.stat(path)
+            # Opened as every repository file is: no FIFO, no symlink into the mount itself.
+            fd, st = open_stat(path)
+            os.close(fd)
         except FileNotFoundError:
             return LfsObject(None, f"object not in the repository: {path}")
         except OSError as e:
-            return LfsObject(None, f"object unreadable: {path}: {e.strerror}")
-        if not os.path.isfile(path):
-            return LfsObject(None, f"object is not a regular file: {path}")
+            return LfsObject(None, f"object unreadable: {path}: {e.strerror or e}")
         if st.st_size != pointer.size:
             return LfsObject(None, f"object has {st.st_size} bytes, the pointer says {pointer.size}: {path}")
         return LfsObject(path, None)

@@ -51,7 +51,14 @@ def reflog_exists(refs, name: str) -> bool:
     if not check_refname(name):
         return False
     path = reflog_path(refs, name)
-    return path is not None and os.path.isfile(path)
+    if path is None:
+        return False
+    try:
+        fd, _ = open_stat(path)  # a regular file, never a symlink into the mount
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def read_reflog(refs, name: str) -> list[ReflogEntry] | None:
@@ -97,10 +104,10 @@ def parse_line(line: bytes, hex_len: int) -> ReflogEntry | None:
         return None
     stamp, _, tail = rest[email_end + 2:].partition(b" ")
     zone, _, message = tail.partition(b"\t")
-    if not stamp.isdigit():
+    if not stamp.isdigit() or len(stamp) > 20:  # git's timestamp_t is 64 bits
         return None
     try:
-        hhmm = int(zone)
+        hhmm = int(zone) if len(zone) <= 5 else 0
     except ValueError:
         hhmm = 0
     offset = (abs(hhmm) // 100) * 60 + abs(hhmm) % 100

@@ -52,3 +52,16 @@ def test_a_missing_start_is_not_found(fixture_repo):
     with odb.open(fixture_repo("history").path) as store:
         with pytest.raises(odb.ObjectNotFound):
             FirstParents(store, b"\x01" * 20).extend(1)
+
+
+def test_reflog_lines_git_cannot_read_are_skipped():
+    from odb.reflog import parse_line
+    a, b = "1" * 40, "2" * 40
+    good = f"{a} {b} C O Mitter <c@x> 1577836800 +0130\tcommit: x".encode()
+    entry = parse_line(good, 40)
+    assert (entry.old, entry.new, entry.seconds, entry.offset_minutes, entry.message) == \
+        (bytes.fromhex(a), bytes.fromhex(b), 1577836800, 90, "commit: x")
+    for bad in (b"", good[:50], good.replace(b"<c@x>", b"c@x"), good.replace(b"1577836800", b"x"),
+                good.replace(b"1577836800", b"9" * 5000), b"z" + good[1:], good.replace(b" ", b"", 1)):
+        assert parse_line(bad, 40) is None, bad[:60]
+    assert parse_line(good.replace(b"+0130", b"+" + b"9" * 5000), 40).offset_minutes == 0
