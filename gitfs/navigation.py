@@ -1,11 +1,12 @@
 """The namespaces beside the buckets, .refs, .tree and .log: their inodes, entries and attributes.
 
 No such name is listed in the root (like ZFS's .zfs): `find MNT -type f` still counts exactly
-the objects, and `grep -r MNT` reads each object once. Both are found by name. Below them every
+the objects, and `grep -r MNT` reads each object once. Each is found by name. Below them every
 node has a dynamic inode (gitfs/inodes.py), held while the kernel holds a lookup on it; what a
-node is comes from gitfs/refs_view.py and gitfs/tree_view.py and gitfs/log_view.py, which read refs, trees and commits in
-worker threads. The bytes of files under .tree come through the view's object path (the same
-cache, loads and read-ahead as MNT/xx/yyyy).
+node is comes from gitfs/refs_view.py, gitfs/tree_view.py and gitfs/log_view.py (with
+gitfs/lfs_view.py for -o lfs), which read refs, trees and commits in worker threads. The bytes
+of files under .tree come through the view's object path (the same cache, loads and read-ahead
+as MNT/xx/yyyy); those of LFS content from the LFS object, checked first.
 """
 
 from __future__ import annotations
@@ -152,8 +153,12 @@ class Navigation:
 
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        found = (0, None) if type(node) in (TreeDir, Gitlink, RefsDir, LogDir) else \
-            (len(link_target(node.commit)), None) if type(node) is LogLink else await self.view.in_thread(self._stat, node)
+        if type(node) in (TreeDir, Gitlink, RefsDir, LogDir):
+            found = (0, None)
+        elif type(node) is LogLink:
+            found = self._stat(node)  # reads nothing
+        else:
+            found = await self.view.in_thread(self._stat, node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
     async def _listed(self, listing: TreeListing, k: int):
