@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,32 @@ def test_a_long_history_streams(fixtures_root, mount):
     assert out.stdout.split() == [f"{k:07d}-{c[:12]}" for k, c in enumerate(commits[:3])]
     names = os.listdir(m.path / ".log" / "many")
     assert names == [f"{k:07d}-{c[:12]}" for k, c in enumerate(commits)]
+
+
+def test_log_and_tree_follow_a_moving_branch(repo_copy, mount):
+    repo = repo_copy("history")
+    m = mount(repo.path)
+    before = git_lines(repo.path, "rev-parse", "main")[0]
+    assert sorted(os.listdir(m.path / ".log" / "main"))[0] == f"0000000-{before[:12]}"
+    tree = git_lines(repo.path, "rev-parse", "main^{tree}")[0]
+    new = subprocess.run(["git", "-C", str(repo.path), "commit-tree", tree, "-p", before, "-m", "moved"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "-m", "moved", "refs/heads/main", new], check=True)
+    time.sleep(1.2)  # the kernel keeps a revision's entry for a second
+    names = sorted(os.listdir(m.path / ".log" / "main"))
+    assert names[:2] == [f"0000000-{new[:12]}", f"0000001-{before[:12]}"]
+    assert os.readlink(m.path / ".log" / "main@{1}" / f"0000000-{before[:12]}").endswith(before[2:])
+
+
+def test_resolve_lists_the_candidates_of_an_ambiguous_revision(fixtures_root, mount):
+    repo = fixtures_root / "refs"
+    commits = git_lines(repo, "rev-list", "--all")
+    prefixes = {}
+    for oid in commits:
+        prefixes.setdefault(oid[:4], []).append(oid)
+    prefix, members = next((p, c) for p, c in sorted(prefixes.items()) if len(c) >= 2)
+    m = mount(repo)
+    done = run_gitfs("resolve", str(m.path), prefix + "~0")
+    assert done.returncode == 1 and "is ambiguous" in done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines()]
+    assert set(members) <= set(listed)
