@@ -380,13 +380,21 @@ def _prior_checkout(refs: RefStore, n: int, rev: str) -> str:
 
 def parse_date(text: str, rev: str, now: float | None = None) -> int:
     """Seconds since the epoch of a date in `@{...}` (see the module docstring)."""
-    now = int(time.time() if now is None else now)
+    try:
+        return _parse_date(text, rev, int(time.time() if now is None else now))
+    except (OverflowError, ValueError, OSError):
+        raise BadRevision(rev, f"the date {text!r} is out of range") from None
+
+
+def _parse_date(text: str, rev: str, now: int) -> int:
     t = text.strip().lower()
     if t == "now":
         return now
     if t == "yesterday":
         return now - 86400
     m = _AGO.fullmatch(t)
+    if m and len(m.group(1)) > 12:
+        raise BadRevision(rev, f"the date {text!r} is out of range")
     if m:
         n, unit = int(m.group(1)), m.group(2)
         if unit in _UNITS:
@@ -477,6 +485,10 @@ def search_messages(store: Store, refs: RefStore, text: str, rev: str) -> bytes:
         pattern = re.compile(text.encode("utf-8", "surrogateescape"), re.DOTALL)
     except re.error as e:
         raise BadRevision(rev, f"bad regular expression: {e}") from None
+    if _nested_repeat(pattern.pattern):
+        # git's regexec (glibc) does not backtrack; Python's re does, and "(a+)+b" against a
+        # long message would take exponential time in a lookup: refused instead.
+        raise BadRevision(rev, "a repeated group holding a repetition is not supported in :/")
     heap: list[tuple[int, int, bytes]] = []
     seen: set[bytes] = set()
     counter = 0
@@ -513,6 +525,38 @@ def search_messages(store: Store, refs: RefStore, text: str, rev: str) -> bytes:
             heapq.heappush(heap, (-_seconds(commit), counter, parent))
             counter += 1
     raise BadRevision(rev, "no commit's message matches")
+
+
+def _nested_repeat(pattern: bytes) -> bool:
+    """Does the expression repeat (more than once) something that itself repeats?"""
+    try:
+        from re import _parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse
+    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
+
+    def walk(items, inside: bool) -> bool:
+        stack = [(items, inside)]
+        while stack:
+            items, inside = stack.pop()
+            for op, av in items:
+                if op in repeats:
+                    low, high, sub = av
+                    many = high is sre_parse.MAXREPEAT or high > 1
+                    if inside and many:
+                        return True
+                    stack.append((sub, inside or many))
+                elif op is sre_parse.SUBPATTERN:
+                    stack.append((av[-1], inside))
+                elif op is sre_parse.BRANCH:
+                    stack.extend((branch, inside) for branch in av[1])
+                elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                    stack.append((av[1], inside))
+                elif op is getattr(sre_parse, "ATOMIC_GROUP", None):
+                    stack.append((av, inside))
+        return False
+
+    return walk(sre_parse.parse(pattern), False)
 
 
 def _seconds(commit) -> int:

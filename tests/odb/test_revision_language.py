@@ -109,7 +109,8 @@ def test_bad_input_is_a_clear_error_never_a_hang(objects, refs):
         for rev in ["main~99999999999999999999", "main" + "^" * 3000, "main" + "~100000", "~1", "^{}",
                     "main^{/fix}", "main@{upstream}", "main@{u}", "main:README", "x" * 5000, ":/(",
                     ":/!x", "main^{" * 500, "@{-0}", "@{-100}", "main@{" + "1" * 4000 + "}", "",
-                    "main~2~" + "9" * 11]:
+                    "main~2~" + "9" * 11, ":/(a+)+$", ":/(.*a){20}x", "main@{99999999999.years.ago}",
+                    "main@{2020-13-01 00:00:00}"]:
             with pytest.raises(odb.ObjectNotFound) as caught:
                 revision.lookup(objects, refs, rev)
             assert str(caught.value)
