@@ -23,7 +23,9 @@ Expressions around a name (get_oid_1, peel_onion, get_oid_basic, get_oid_oneline
     out n checkouts ago, from HEAD's reflog); reflogs of the files backend only (reftable's
     log blocks are not read);
   - `:/<text>` (the youngest commit reachable from any ref whose message matches the
-    regular expression; `:/!-<text>` the youngest that does not match).
+    regular expression; `:/!-<text>` the youngest that does not match; Python's re
+    backtracks where git's regexec does not, so a repeated group holding a repetition, as
+    in "(a+)+", is refused rather than risk exponential time).
 Dates in `@{...}` (a subset of git's approxidate): seconds since the epoch (9 digits or
 more), `YYYY-MM-DD[( |T)HH:MM[:SS]][ ]([+-]HHMM|Z)` (local time without a zone, today's time
 of day without a time, as git), `now`, `yesterday`, `<n>.<unit>.ago` / `<n> <unit> ago`.
