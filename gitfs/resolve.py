@@ -26,7 +26,8 @@ class ResolveError(Exception):
 def resolve_in_mount(path: str, name: str | None) -> int:
     """Prints the full id (0), or the candidates of an ambiguous name (1); ResolveError else."""
     mount = gitfs_mount(path)
-    if name is not None and not _hex(name.replace("/", "")) and os.path.relpath(mountinfo.lexical(path), mount.mountpoint) == ".":
+    at_root = os.path.relpath(mountinfo.lexical(path), mount.mountpoint) == "."
+    if name is not None and at_root and not _hex(name.replace("/", "")):
         return resolve_revision(mount.source, name)
     repository, prefix = target(path, name)
     store = open_repository(repository)

@@ -91,7 +91,7 @@ def read_reflog(refs, name: str) -> list[ReflogEntry] | None:
 
 def parse_line(line: bytes, hex_len: int) -> ReflogEntry | None:
     """One reflog line, or None where git's show_one_reflog_ent gives up on it."""
-    if len(line) < 2 * hex_len + 2 or line[hex_len:hex_len + 1] != b" " or line[2 * hex_len + 1:2 * hex_len + 2] != b" ":
+    if len(line) < 2 * hex_len + 2 or line[hex_len] != 0x20 or line[2 * hex_len + 1] != 0x20:
         return None
     try:
         old = bytes.fromhex(line[:hex_len].decode("ascii"))
