@@ -52,7 +52,7 @@ REPEATS_EVERY = 60.0  # seconds between the counts of held-back warnings
 class Session:
     """What one mount runs: the worker pool and its helpers, the view, the pyfuse3 handlers."""
 
-    def __init__(self, store, repository: str, mountpoint: str, cache_size: int):
+    def __init__(self, store, repository: str, mountpoint: str, cache_size: int, lfs: bool = False):
         # Nothing of this process (or of the helpers, which ask for the same) may ever look
         # inside the mount: that request would wait for the loop it blocks.
         store.refuse_under(mountpoint)
@@ -70,6 +70,8 @@ class Session:
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
         self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
+        if lfs and self.view.navigation is not None:
+            self.view.navigation.enable_lfs(store.common_dir)
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:
@@ -154,7 +156,9 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     # loop waits too long to answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     hold_signals()
-    session = Session(store, repository, mountpoint, cache_size)
+    lfs = "lfs" in options  # ours, not FUSE's: LFS content under .tree
+    options = options - {"lfs"}
+    session = Session(store, repository, mountpoint, cache_size, lfs=lfs)
     status.record_mount(repository, mountpoint)
     try:
         pyfuse3.init(session.operations, mountpoint, fuse_options(options))

@@ -70,7 +70,7 @@ AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from mem
 AMBIGUOUS_KEPT = 1024
 RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
-NAVIGATION_XATTRS = (b"user.git.commit",)  # a submodule's commit
+NAVIGATION_XATTRS = (b"user.git.commit", b"user.git.lfs")  # a submodule's commit, -o lfs
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -525,6 +525,9 @@ class MountView:
     async def read(self, inode: int, offset: int, size: int):
         """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
         if self._navigates(inode):
+            lfs = self.navigation.lfs_file(inode)
+            if lfs is not None:
+                return await self.in_thread(self.navigation.lfs.read, lfs, offset, size)
             oid, listing, k = self.navigation.file(inode)
         else:
             oid = await self.oid_of(inode)
