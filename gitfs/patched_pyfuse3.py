@@ -40,8 +40,9 @@ def build(work: Path) -> tuple[bool, str]:
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     source = work / f"pyfuse3-{PYFUSE3_VERSION}"
     steps = [
-        # From the sdist, as pip builds pyfuse3 anyway (it ships no wheels).
-        [*pip, "download", "--no-deps", "--no-binary", ":all:", f"pyfuse3=={PYFUSE3_VERSION}", "-d", str(work)],
+        # From the sdist, as pip builds pyfuse3 anyway (it ships no wheels). Only pyfuse3 itself:
+        # with ":all:" pip also compiles its build requirements (Cython) from source, minutes more.
+        [*pip, "download", "--no-deps", "--no-binary", "pyfuse3", f"pyfuse3=={PYFUSE3_VERSION}", "-d", str(work)],
         None,  # unpack
         ["git", "apply", "-p1", str(PATCH)],
         [*pip, "install", str(source)],
