@@ -65,6 +65,19 @@ def test_man_page_renders():
     assert any(line.startswith("cat /mnt/objs/.tree/v1.0/README.md") for line in lines)
 
 
+def test_the_readme_and_the_docs_pages_link_to_what_exists():
+    """The README keeps the user's side and links the rest (docs/*.md): no link may dangle."""
+    import re
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+    readme = (ROOT / "README.md").read_text()
+    for heading in ("## Two commands", "## Installing", "## Mounting your own repository", "## Performance",
+                    "## Using odb as a library", "## Limitations"):
+        assert f"\n{heading}\n" in readme, heading
+    assert len(readme) < 32_000, "the internals belong in docs/"
+
+
 def test_build_outputs_are_ignored_by_git():
     """`python -m build` and `pip wheel -w dist` write dist/; a `git add .` after them must not take it."""
     for path in (f"dist/git_odbfs-{gitfs.__version__}-cp311-cp311-linux_x86_64.whl",
