@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+import tempfile
 
 import pyfuse3
 import trio
@@ -197,27 +199,24 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     return 0
 
 
-class libfuse_messages:
+@contextlib.contextmanager
+def libfuse_messages():
     """Holds what libfuse writes to descriptor 2 while mounting (`fuse: unknown option(s): ...`),
     so that a refusal is one line of ours instead of libfuse's line and then ours. Yields the
     list of its lines, filled when the block ends."""
-
-    def __enter__(self) -> list[str]:
-        import tempfile
-        self.lines: list[str] = []
-        self.file = tempfile.TemporaryFile()
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as held:
         sys.stderr.flush()
-        self.saved = os.dup(2)
-        os.dup2(self.file.fileno(), 2)
-        return self.lines
-
-    def __exit__(self, *exc) -> None:
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.file.seek(0)
-        text = self.file.read(64 << 10).decode(errors="replace")
-        self.file.close()
-        self.lines.extend(line.strip() for line in text.splitlines() if line.strip())
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read(64 << 10).decode(errors="replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
 def open_refs(store):
