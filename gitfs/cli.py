@@ -75,8 +75,10 @@ buckets), nor contain them (the mount would read itself).
 logs: with -f (or -d) on standard error; detached, to $GITFS_LOG_FILE if it
 is set, else to syslog (/dev/log) when it is there, otherwise to
 /var/log/gitfs/gitfs.log for root and to $XDG_STATE_HOME/gitfs/gitfs.log
-(~/.local/state/gitfs/gitfs.log) for others; --log-file overrides them all. A warning repeated within a minute is written
-once, then counted.
+(~/.local/state/gitfs/gitfs.log) for others; --log-file overrides them all.
+A warning repeated within a minute is written once, then counted. On a
+terminal, a detached mount prints one line once it is live: where it is,
+where it logs and how to unmount it.
 
 signals: SIGINT, SIGTERM and SIGQUIT unmount cleanly; SIGHUP, SIGUSR1, SIGUSR2
 and the other signals that would end the process are logged and ignored. If
@@ -363,8 +365,6 @@ def mount(args) -> int:
     check_repository_readable(repo)
     store = open_store(repo, args.verify)
     options, nonempty = mount_options(repo, args.options)
-    if "rw" in ",".join(args.options).split(","):
-        print("gitfs: -o rw ignored: the mount is always read-only", file=sys.stderr)
     # Refusals no option can lift come first: advice to add -o nonempty must not lead to
     # "inside the repository".
     check_mountpoint(mountpoint)
@@ -378,6 +378,9 @@ def mount(args) -> int:
     except logs.LogError as e:
         raise UsageError(str(e)) from None
     warn_if_slow()
+    if "rw" in ",".join(args.options).split(","):
+        # Said once nothing can refuse the mount any more: a refusal stays the only line.
+        print("gitfs: -o rw ignored: the mount is always read-only", file=sys.stderr)
     try:
         if foreground:
             from . import systemd

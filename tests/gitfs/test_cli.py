@@ -232,3 +232,9 @@ def test_a_mount_says_where_it_is_on_a_terminal_only(fixture_repo, fuse_availabl
     finally:
         for mnt in (quiet, loud):
             run_gitfs("umount", str(mnt))
+
+
+def test_rw_with_a_refusal_is_still_one_line(fixture_repo, tmp_path):
+    line = one_line_error(run_gitfs("mount", "-o", "rw", str(fixture_repo("bare").path), str(tmp_path / "none")),
+                          code=1)
+    assert line == f"gitfs: mountpoint {tmp_path / 'none'} does not exist"
