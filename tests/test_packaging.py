@@ -317,4 +317,7 @@ def test_the_readme_recipe_works_on_debian_s_python(tmp_path):
     assert os.path.realpath(venv_python).startswith("/usr/bin/python3")
     assert f"gitfs {gitfs.__version__}\n" in done.stdout
     assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in done.stdout
-    assert "GITFS(1)" in done.stdout and "gitfs mount" in done.stdout  # man gitfs, through the venv's bin on PATH
+    assert "GITFS(1)" in done.stdout and "gitfs mount" in done.stdout  # man gitfs
+    # ... the venv's own page, found through its bin on PATH (not a page scripts/bootstrap linked).
+    where = run(["man", "-w", "gitfs"], env=dict(env, PATH=f"{venv_python.parent}:{env['PATH']}"), cwd="/")
+    assert where.stdout.strip() == str(home / ".venvs" / "gitfs" / "share" / "man" / "man1" / "gitfs.1")
