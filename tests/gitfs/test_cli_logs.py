@@ -87,17 +87,17 @@ def test_a_read_only_file_system_is_refused(fixture_repo, fuse_available, tmp_pa
     assert line == f"gitfs: cannot write the log file {small_tmpfs / 'gitfs.log'}: Read-only file system"
 
 
-def test_a_test_mount_leaves_the_shared_log_alone(fixture_repo, fuse_available, tmp_path):
-    """A detached mount without --log-file logs to $GITFS_LOG_FILE, which the tests set, and not
-    to syslog or /var/log/gitfs/gitfs.log (the machine's log, shared)."""
+def test_a_test_mount_leaves_the_shared_log_alone(fixture_repo, fuse_available, tmp_path, detached_log):
+    """A detached mount without --log-file logs to $GITFS_LOG_FILE, which the tests set to a file in
+    the test's own temporary directory, and not to syslog or /var/log/gitfs/gitfs.log (the
+    machine's log, shared)."""
     shared = Path("/var/log/gitfs/gitfs.log")
     before = shared.stat() if shared.exists() else None
-    own = tmp_path / "own" / "gitfs.log"
-    own.parent.mkdir()
+    own = detached_log
+    assert own.parent == tmp_path
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    assert os.environ.get("GITFS_LOG_FILE"), "tests/conftest.py gives every test mount a log of its own"
-    done = run_gitfs("mount", str(fixture_repo("bare").path), str(mnt), env={"GITFS_LOG_FILE": str(own)})
+    done = run_gitfs("mount", str(fixture_repo("bare").path), str(mnt))
     try:
         assert done.returncode == 0, done.stderr
     finally:
