@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def mounts_under(prefix: str) -> list[str]:
-    with open("/proc/self/mounts") as f:
+    with open("/proc/self/mounts", errors="surrogateescape") as f:
         return [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
 
 
