@@ -13,6 +13,7 @@ import time
 from . import __version__, logs, mountinfo, status, unmount
 from .preflight import (
     UsageError,
+    check_empty,
     check_fuse,
     check_mountpoint,
     check_not_self_reference,
@@ -28,6 +29,13 @@ its objects by the remaining hex digits of their id; each file holds the
 object's inflated bytes (no "blob 12\\0" header). Abbreviated names resolve
 when unique, and extended attributes (getfattr -d) tell the type, the pack or
 loose source, the pack offset and the delta base.
+
+Beside the buckets, two directories are found by name but not listed (so that
+find and grep -r see each object once): .refs/ holds HEAD and every ref, as
+symlinks to their objects, and .tree/REV/ is a revision's tree as directories
+and files, REV being a branch, a tag, HEAD or an id (":" stands for "/" in a
+ref name: .tree/heads:feature:x). Under .tree, user.git.id and user.git.mode
+give each entry's id and mode as git ls-tree prints them.
 """
 
 EPILOG = """\
@@ -41,6 +49,9 @@ examples:
   ls /mnt/objs/.log/main | head           its first-parent history, newest first
   getfattr -d /mnt/objs/5a/0bde...        user.git.type, .source, .offset, .delta_base
   grep -rl TODO /mnt/objs                 search every object
+  ls -l /mnt/objs/.refs/heads             branches, as symlinks to their commits
+  ls /mnt/objs/.tree/main/src             a revision's tree, as directories
+  cat /mnt/objs/.tree/v1.0/README.md      a file as it is at tag v1.0
   gitfs status                            every gitfs mount, and whether it answers
   gitfs umount /mnt/objs                  unmount
 
@@ -64,11 +75,13 @@ mount would hide its files, unless -o nonempty is given. It may not be inside
 the repository, nor in what is read of an alternate (pack/, info/, the
 buckets), nor contain them (the mount would read itself).
 
-logs: with -f (or -d) on standard error; detached, to syslog (/dev/log) when
-it is there, otherwise to /var/log/gitfs/gitfs.log for root and to
-$XDG_STATE_HOME/gitfs/gitfs.log (~/.local/state/gitfs/gitfs.log) for others;
---log-file overrides both. A warning repeated within a minute is written
-once, then counted.
+logs: with -f (or -d) on standard error; detached, to $GITFS_LOG_FILE if it
+is set, else to syslog (/dev/log) when it is there, otherwise to
+/var/log/gitfs/gitfs.log for root and to $XDG_STATE_HOME/gitfs/gitfs.log
+(~/.local/state/gitfs/gitfs.log) for others; --log-file overrides them all.
+A warning repeated within a minute is written once, then counted. On a
+terminal, a detached mount prints one line once it is live: where it is,
+where it logs and how to unmount it.
 
 signals: SIGINT, SIGTERM and SIGQUIT unmount cleanly; SIGHUP, SIGUSR1, SIGUSR2
 and the other signals that would end the process are logged and ignored. If
@@ -336,7 +349,8 @@ def resolve(path: str, name: str | None) -> int:
 
 
 def mount_options(repo: str, extra: list[str]) -> tuple[set[str], bool]:
-    """(options for FUSE, whether -o nonempty was given)."""
+    """(options for FUSE, whether -o nonempty was given). rw is dropped, as ro is always set:
+    mount() says so."""
     options = {"ro", "subtype=gitfs", "default_permissions",
                # libfuse splits options at commas; a backslash escapes one.
                "fsname=" + repo.replace("\\", "\\\\").replace(",", "\\,")}
@@ -358,24 +372,36 @@ def mount(args) -> int:
     check_repository_readable(repo)
     store = open_store(repo, args.verify)
     options, nonempty = mount_options(repo, args.options)
-    check_mountpoint(mountpoint, nonempty)
+    # Refusals no option can lift come first: advice to add -o nonempty must not lead to
+    # "inside the repository".
+    check_mountpoint(mountpoint)
     mountpoint = os.path.realpath(mountpoint)
     check_not_self_reference(store, mountpoint)
     check_fuse()
+    if not nonempty:
+        check_empty(mountpoint)
     try:
         destination = logs.choose(args.log_file, detached=not foreground)
     except logs.LogError as e:
         raise UsageError(str(e)) from None
     warn_if_slow()
+    if "rw" in ",".join(args.options).split(","):
+        # Said once nothing can refuse the mount any more: a refusal stays the only line.
+        print("gitfs: -o rw ignored: the mount is always read-only", file=sys.stderr)
     try:
         if foreground:
             from . import systemd
             logs.setup_logging(destination, debug=args.debug)
             return serve(store, repo, mountpoint, options, args.cache_size,
                          ready=lambda: systemd.notify("READY=1"))
-        return detach_and_serve(store, repo, mountpoint, options, args.cache_size, destination)
+        code = detach_and_serve(store, repo, mountpoint, options, args.cache_size, destination)
     except MountError as e:
         raise UsageError(str(e)) from None
+    if code == 0 and sys.stdout.isatty():
+        # A person at a terminal learns where it went and where its log is; scripts get silence.
+        print(f"gitfs: mounted {repo} on {mountpoint} (log: {logs.describe(destination)}; "
+              f"unmount: gitfs umount {mountpoint})")
+    return code
 
 
 def warn_if_slow() -> None:

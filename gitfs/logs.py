@@ -1,7 +1,9 @@
 """Where the mount's log lines go, and how often one warning may repeat there.
 
-In the foreground: stderr. Detached: syslog (/dev/log, which journald also serves) when it
-answers, otherwise the file default_log_file() names. --log-file overrides both. The
+In the foreground: stderr. Detached: the file $GITFS_LOG_FILE names if it is set, else syslog
+(/dev/log, which journald also serves) when it answers, otherwise the file default_log_file()
+names. --log-file overrides all of them. (The tests set GITFS_LOG_FILE, so that their mounts
+never write to the machine's log.) The
 destination is chosen and checked before anything is mounted, so that a log that cannot be
 written is refused with one line instead of being lost.
 """
@@ -22,6 +24,7 @@ from typing import NamedTuple
 from . import __version__
 
 SYSLOG_SOCKET = "/dev/log"
+LOG_FILE_VARIABLE = "GITFS_LOG_FILE"  # a detached mount's log file when --log-file is not given
 FILE_FORMAT = "%(asctime)s gitfs[%(process)d] %(levelname)s %(message)s"
 SYSLOG_FORMAT = "gitfs[%(process)d]: %(levelname)s %(message)s"
 
@@ -52,6 +55,9 @@ def choose(log_file: str | None, *, detached: bool) -> Destination:
         return Destination("file", path, open_log_file(path))
     if not detached:
         return Destination("stderr")
+    if os.environ.get(LOG_FILE_VARIABLE):
+        path = os.path.abspath(os.environ[LOG_FILE_VARIABLE])
+        return Destination("file", path, open_log_file(path))
     syslog = _connect_syslog()
     if syslog is not None:
         return Destination("syslog", SYSLOG_SOCKET, syslog)

@@ -433,10 +433,21 @@ class Navigation:
         return None
 
     def extra_xattrs(self, inode: int) -> dict[bytes, bytes]:
+        """user.git.id and user.git.mode of a tree entry (the mode as `git ls-tree` prints it),
+        and a submodule's user.git.commit."""
         node = self.node(inode)
-        if type(node) is Gitlink:
-            return {b"user.git.commit": node.commit.hex().encode()}
-        if self.lfs is not None and type(node) in (BlobFile, LfsFile):
-            return self.lfs.xattrs(node)
+        kind = type(node)
+        if kind is Gitlink:
+            commit = node.commit.hex().encode()
+            return {b"user.git.commit": commit, b"user.git.id": commit, b"user.git.mode": b"160000"}
+        if kind in (BlobFile, LfsFile):
+            values = {b"user.git.id": node.blob.hex().encode(), b"user.git.mode": b"100755" if node.executable else b"100644"}
+            if self.lfs is not None:
+                values.update(self.lfs.xattrs(node))
+            return values
+        if kind is BlobLink:
+            return {b"user.git.id": node.blob.hex().encode(), b"user.git.mode": b"120000"}
+        if kind is TreeDir:
+            return {b"user.git.id": node.tree.hex().encode(), b"user.git.mode": b"040000"}
         return {}
 

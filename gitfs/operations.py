@@ -1,7 +1,7 @@
 """The pyfuse3 handlers: requests become view calls, answers become replies; inodes and errno only.
 
 What the kernel asks, and how often, sets the mount's speed, so the handlers use the protocol's
-levers: with a pyfuse3 that passes the inode to read() (patches/pyfuse3-read-by-inode.patch),
+levers: with a pyfuse3 that passes the inode to read() (gitfs/pyfuse3-read-by-inode.patch),
 open() answers ENOSYS and the kernel (FUSE_NO_OPEN_SUPPORT) stops sending OPEN and RELEASE for
 every file of the mount: a file read costs one READ, and none once read-ahead has pushed its bytes
 into the page cache. flush() is left undefined, so the kernel stops sending FLUSH after the first.
@@ -26,6 +26,7 @@ from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
 
+DOT_ENTRIES = 2  # "." and "..", offsets 0 and 1 of every directory
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
@@ -76,7 +77,7 @@ class GitOperations(pyfuse3.Operations):
         self.view = view
         self.no_open = no_open  # read() gets the inode as fh (patched pyfuse3)
         self.counts = view.counts  # requests by kind: the status xattr, the log at unmount
-        self._dirs: dict[int, object] = {}  # opendir handle -> listing
+        self._dirs: dict[int, tuple[int, object]] = {}  # opendir handle -> (inode, listing)
         self._files: dict[int, int] = {}  # open handle -> inode, without no-open
         self._handles = itertools.count(1)
 
@@ -109,14 +110,24 @@ class GitOperations(pyfuse3.Operations):
     async def opendir(self, inode, ctx):
         listing = await self.view.open_dir(inode)
         fh = next(self._handles)
-        self._dirs[fh] = listing
+        self._dirs[fh] = (inode, listing)
         return fh
 
     @fuse_errors
     async def readdir(self, fh, start_id, token):
-        listing = self._dirs.get(fh)
-        if listing is None:
+        # Offsets 0 and 1 are "." and ".." (what `ls -a` shows of any directory); a listing's
+        # entry k is offset k + DOT_ENTRIES, so a resumed readdir lands where it stopped. The
+        # kernel takes no lookup reference for the two dots, so they are not counted as sent.
+        opened = self._dirs.get(fh)
+        if opened is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        inode, listing = opened
+        if start_id == 0 and not pyfuse3.readdir_reply(token, b".", entry_attributes(await self.view.getattr(inode)), 1):
+            return
+        if start_id <= 1 and not pyfuse3.readdir_reply(token, b"..", entry_attributes(self.view.dir_attr(ROOT_INODE)),
+                                                        DOT_ENTRIES):
+            return
+        start_id = max(start_id - DOT_ENTRIES, 0)
         if isinstance(listing, BucketListing):
             await self._readdir_bucket(listing, start_id, token)
             return
@@ -125,7 +136,8 @@ class GitOperations(pyfuse3.Operations):
             return
         for i in range(start_id, len(listing.buckets)):
             b = listing.buckets[i]
-            if not pyfuse3.readdir_reply(token, b"%02x" % b, entry_attributes(self.view.dir_attr(bucket_inode(b))), i + 1):
+            if not pyfuse3.readdir_reply(token, b"%02x" % b, entry_attributes(self.view.dir_attr(bucket_inode(b))),
+                                         i + 1 + DOT_ENTRIES):
                 return
 
     async def _readdir_bucket(self, listing: BucketListing, start: int, token) -> None:
@@ -158,7 +170,7 @@ class GitOperations(pyfuse3.Operations):
                     else:
                         entry = entry_attributes(self.view.broken_attr(inodes[k]))
                     at = (k - i) * width
-                    if not reply(token, names[at + skip : at + width], entry, k + 1):
+                    if not reply(token, names[at + skip : at + width], entry, k + 1 + DOT_ENTRIES):
                         i = k
                         return
                 i = stop
@@ -171,7 +183,7 @@ class GitOperations(pyfuse3.Operations):
         try:
             async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
                 async for k, name, attr in entries:
-                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1):
+                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES):
                         navigation.unsent(attr.inode)
                         return
                     navigation.sent(attr.inode)

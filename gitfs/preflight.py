@@ -26,7 +26,9 @@ def check_fuse() -> None:
         raise UsageError("fusermount3 not found (install the fuse3 package)")
 
 
-def check_mountpoint(path: str, nonempty: bool) -> None:
+def check_mountpoint(path: str) -> None:
+    """What no option lifts; check_empty, which -o nonempty lifts, comes after every such check,
+    so that following its advice never ends in another refusal."""
     check_not_mounted(path)
     try:
         st = os.stat(path)
@@ -45,14 +47,16 @@ def check_mountpoint(path: str, nonempty: bool) -> None:
     if os.geteuid() != 0 and not os.access(path, os.W_OK):
         # fusermount3 mounts only where the user may write.
         raise UsageError(f"mountpoint {path}: permission denied (you need write access to it)")
-    if not nonempty:
-        try:
-            with os.scandir(path) as entries:
-                if next(entries, None) is not None:
-                    raise UsageError(f"mountpoint {path} is not empty (the mount would hide its files; "
-                                     "-o nonempty mounts over it anyway)")
-        except PermissionError:
-            raise UsageError(f"mountpoint {path}: permission denied") from None
+
+
+def check_empty(path: str) -> None:
+    try:
+        with os.scandir(path) as entries:
+            if next(entries, None) is not None:
+                raise UsageError(f"mountpoint {path} is not empty (the mount would hide its files; "
+                                 "-o nonempty mounts over it anyway)")
+    except PermissionError:
+        raise UsageError(f"mountpoint {path}: permission denied") from None
 
 
 def check_not_mounted(path: str) -> None:

@@ -18,6 +18,8 @@ def unmount(path: str, *, lazy: bool = False) -> None:
     table = mountinfo.mounts()
     mount = mountinfo.mount_at(path, table)
     if mount is None:
+        if not os.path.lexists(path):
+            raise UnmountError(f"cannot unmount {path}: no such file or directory")
         around = mountinfo.mount_containing(path, table)
         where = (f" (it is inside the gitfs mount {around.mountpoint})"
                  if around is not None and around.fstype == mountinfo.GITFS_TYPE else "")

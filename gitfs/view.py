@@ -70,7 +70,9 @@ AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from mem
 AMBIGUOUS_KEPT = 1024
 RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
-NAVIGATION_XATTRS = (b"user.git.commit", b"user.git.lfs")  # a submodule's commit, -o lfs
+# Under .tree: what the tree entry says (a submodule's commit, the id and the mode), and with -o lfs
+# where a pointer's content comes from.
+NAVIGATION_XATTRS = (b"user.git.commit", b"user.git.id", b"user.git.mode", b"user.git.lfs")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 

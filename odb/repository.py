@@ -107,7 +107,11 @@ def _find_git_dir(given: str, env) -> tuple[str | None, str]:
         return git_dir, given
     if stat.S_ISREG(st.st_mode):
         # The path of a .git file itself: what it points to (git never gets here, it cannot
-        # chdir into a file).
+        # chdir into a file). Any other file is not a repository, which is what to say, rather
+        # than git's "invalid gitfile format" for a file nobody meant as one.
+        if not _looks_like_gitfile(given):
+            raise NotARepository(f"{display_path(given)}: not a git repository but a file (give a repository, "
+                                 "its .git or objects directory, or a .git file)")
         return _read_gitfile(given, env), os.path.dirname(given)
     if not stat.S_ISDIR(st.st_mode):
         raise NotARepository(f"{display_path(given)}: not a directory")
@@ -197,6 +201,15 @@ def _is_regular(path: str) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def _looks_like_gitfile(path: str) -> bool:
+    try:
+        return read_bounded(path, MAX_GITFILE).startswith(b"gitdir: ")
+    except FileTooLarge:
+        return False  # a tarball, an image: anything but a .git file
+    except OSError:
+        return True  # _read_gitfile says why
 
 
 def _read_gitfile(path: str, env) -> str:

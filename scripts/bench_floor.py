@@ -8,7 +8,7 @@ machine: the floor that gitfs's own figures can approach but not beat.
 Plain, it opens, reads and releases every file, as a filesystem does by default. With --levers
 (or the single levers --no-open, --push, --big-blocks, --reuse-attrs) it uses what gitfs uses:
 open answers ENOSYS so the kernel sends no OPEN and no RELEASE (only with a pyfuse3 that passes
-the inode to read(), patches/pyfuse3-read-by-inode.patch); once a file has been read, the bytes
+the inode to read(), gitfs/pyfuse3-read-by-inode.patch); once a file has been read, the bytes
 of the files after it in its bucket, and of every bucket listed after that, are pushed into the
 page cache as soon as readdir has sent their entries (notify_store, from a thread of its own: on
 the trio thread it can wait for a page that a pending READ holds, which only the loop could

@@ -12,6 +12,7 @@ wheel as share/man/man1/gitfs.1 and share/bash-completion/completions/gitfs. A t
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def roff(text: str) -> str:
 
 
 def paragraphs(text: str) -> str:
-    """Help text (argparse's raw layout) as roff: indented blocks stay as they are, prose is filled."""
+    """Help text (argparse's raw layout) as roff: indented lines stay as they are, prose is filled.
+    A block may mix them (prose, an fstab line, prose): each run keeps its own layout."""
     out = []
     for block in text.strip("\n").split("\n\n"):
         lines = block.split("\n")
@@ -44,10 +46,12 @@ def paragraphs(text: str) -> str:
             lines = lines[1:]
         else:
             out.append(".PP")
-        if all(line.startswith("  ") for line in lines):
-            out.append(".nf\n" + roff("\n".join(line[2:] for line in lines)) + "\n.fi")
-        else:
-            out.append(roff(" ".join(line.strip() for line in lines)))
+        for indented, run in itertools.groupby(lines, key=lambda line: line.startswith("  ")):
+            run = list(run)
+            if indented:
+                out.append(".nf\n" + roff("\n".join(line[2:] for line in run)) + "\n.fi")
+            else:
+                out.append(roff(" ".join(line.strip() for line in run)))
     return "\n".join(out)
 
 
@@ -105,7 +109,8 @@ def man_page(parser: argparse.ArgumentParser) -> str:
             out.append(paragraphs(sub.epilog))
     out += [".SH OPTIONS", ".TP", "\\fB\\-\\-version\\fR",
             roff("print the version, the libraries' versions and the kernel features in use"),
-            ".SH EXAMPLES", paragraphs(parser.epilog),
+            # The section heading says it already: --help's "examples:" is not repeated under it.
+            ".SH EXAMPLES", paragraphs(parser.epilog.removeprefix("examples:\n")),
             ".SH SEE ALSO", "fusermount3(1), mount.fuse3(8), git(1), getfattr(1)"]
     return "\n".join(out) + "\n"
 

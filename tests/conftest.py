@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,14 @@ from fuse_check import require_fuse
 from oracle import Git
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A detached mount without --log-file would log to syslog or /var/log/gitfs/gitfs.log: the
+# machine's log, shared with every other user of it. Every gitfs the tests start (directly, or
+# through scripts/demo and the packaging tests) inherits this instead, set before any test
+# module copies os.environ; tests/gitfs/test_cli_logs.py checks that the shared log stays as it was.
+TEST_LOG_DIR = Path(tempfile.mkdtemp(prefix="gitfs-test-logs-"))
+os.environ["GITFS_LOG_FILE"] = str(TEST_LOG_DIR / "gitfs.log")
+atexit.register(shutil.rmtree, TEST_LOG_DIR, ignore_errors=True)
 
 
 def _load_builder():

@@ -9,6 +9,7 @@ import hashlib
 import importlib.metadata
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -52,8 +53,46 @@ def test_man_page_renders():
                           text=True, env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING="0"))
     assert done.returncode == 0
     assert done.stderr == "", done.stderr
-    for words in ("gitfs umount", "SIGQUIT", "READY=1", "--cache-size", "nonempty"):
+    for words in ("gitfs umount", "SIGQUIT", "READY=1", "--cache-size", "nonempty", ".refs/", ".tree/REV/",
+                  "user.git.mode"):
         assert words in done.stdout
+    text = re.sub(".\b", "", done.stdout)  # man's overstrikes (bold) when not on a terminal
+    examples = text.split("\nEXAMPLES\n", 1)[1].split("\nSEE ALSO\n", 1)[0]
+    lines = [line.strip() for line in examples.splitlines()]
+    assert "examples" not in lines  # no second heading under EXAMPLES
+    # The fstab line stands alone, not run into the sentence around it.
+    assert "/srv/git/project.git  /mnt/objs  fuse.gitfs  ro,noauto,allow_other  0  0" in lines
+    assert any(line.startswith("ls -l /mnt/objs/.refs/heads") for line in lines)
+    assert any(line.startswith("ls /mnt/objs/.tree/main/src") for line in lines)
+    assert any(line.startswith("cat /mnt/objs/.tree/v1.0/README.md") for line in lines)
+
+
+def test_the_readme_and_the_docs_pages_link_to_what_exists():
+    """The README keeps the user's side and links the rest (docs/*.md): no link may dangle."""
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+    readme = (ROOT / "README.md").read_text()
+    for heading in ("## Two commands", "## Installing", "## Mounting your own repository", "## Performance",
+                    "## Using odb as a library", "## Limitations"):
+        assert f"\n{heading}\n" in readme, heading
+    assert len(readme) < 32_000, "the internals belong in docs/"
+
+
+def test_build_outputs_are_ignored_by_git():
+    """`python -m build` and `pip wheel -w dist` write dist/; a `git add .` after them must not take it."""
+    for path in (f"dist/git_odbfs-{gitfs.__version__}-cp311-cp311-linux_x86_64.whl",
+                 f"dist/git_odbfs-{gitfs.__version__}.tar.gz", "build/lib/gitfs/cli.py", ".venv/bin/python"):
+        done = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", "--no-index", path])
+        assert done.returncode == 0, f"{path} is not ignored"
+
+
+def test_help_says_what_the_mount_shows():
+    done = subprocess.run([sys.executable, "-m", "gitfs", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    for words in (".refs/", ".tree/REV/", "ls -l /mnt/objs/.refs/heads", "ls /mnt/objs/.tree/main/src",
+                  "cat /mnt/objs/.tree/v1.0/README.md"):
+        assert words in done.stdout, words
 
 
 # -- build, install, run --------------------------------------------------------------------------
@@ -122,6 +161,8 @@ def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
     assert any(n.startswith("odb/_sizes") and n.endswith(".so") for n in names), "no C size accelerator built"
     data = f"git_odbfs-{gitfs.__version__}.data/data/share/"
     assert data + "man/man1/gitfs.1" in names and data + "bash-completion/completions/gitfs" in names
+    # The fast path needs nothing from the checkout: python -m gitfs.patched_pyfuse3 and its patch.
+    assert "gitfs/patched_pyfuse3.py" in names and "gitfs/pyfuse3-read-by-inode.patch" in names
     metadata = zipfile.ZipFile(wheel).read(f"git_odbfs-{gitfs.__version__}.dist-info/METADATA").decode()
     for field in ("Name: git-odbfs", f"Version: {gitfs.__version__}", "License-Expression: MIT",
                   "Requires-Python: >=3.11", "Classifier: Operating System :: POSIX :: Linux",
@@ -184,7 +225,9 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
     version = run([plain / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout.splitlines()
     assert "C delta accelerator: no" in version
     assert "C size accelerator: no" in version
-    assert any(line.startswith("no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no") for line in version)
+    command = f"{plain}/bin/python -m gitfs.patched_pyfuse3"
+    assert (f"no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no (stock pyfuse3: 3 kernel requests per "
+            f"file read instead of 1; for the fast path run: {command})") in version
     repo = fixture_repo("ofs-delta")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
@@ -194,7 +237,10 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
             assert (mnt / oid[:2] / oid[2:]).read_bytes() == data
     finally:
         run([plain / "bin" / "gitfs", "umount", mnt], env=env, cwd="/")
-    assert "the C delta accelerator (odb/_delta.c) is not built" in (tmp_path / "log").read_text()
+    log = (tmp_path / "log").read_text()
+    assert "the C delta accelerator (odb/_delta.c) is not built" in log
+    (mounted,) = [line for line in log.splitlines() if f"mounted {repo.path} on {mnt}" in line]
+    assert f"for the fast path run: {command}, then mount again" in mounted
 
 
 def test_each_accelerator_builds_on_its_own(installed, tmp_path):
@@ -218,13 +264,60 @@ def test_each_accelerator_builds_on_its_own(installed, tmp_path):
 @pytest.mark.skipif(os.environ.get("GITFS_TEST_PYFUSE3_BUILD") != "1",
                     reason="compiles pyfuse3 from source (about 70 s): set GITFS_TEST_PYFUSE3_BUILD=1")
 def test_install_pyfuse3_patches_any_venv(installed, tmp_path):
-    """The README's command for a venv outside the checkout (pipx's, say)."""
+    """The command `gitfs --version` names for a wheel-only installation (pipx's, say)."""
     _, dist, env = installed
     venv = tmp_path / "venv"
     run([sys._base_executable, "-m", "venv", venv], env=env, cwd=tmp_path)
     (wheel,) = dist.glob("*.whl")
     run([venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q", "install", wheel],
         env=env, cwd=tmp_path)
-    run([dist.parent / "source" / "scripts" / "install-pyfuse3", venv / "bin" / "python"], env=env, cwd=tmp_path)
+    run([venv / "bin" / "python", "-m", "gitfs.patched_pyfuse3"], env=env, cwd=tmp_path)
     version = run([venv / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout
     assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in version
+
+
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(not (Path("/etc/debian_version").exists() and DEBIAN_PYTHON.exists()),
+                    reason="the README's recipe is for Debian's own Python")
+def test_the_readme_recipe_works_on_debian_s_python(tmp_path):
+    """The README's Installing commands, run as written by /usr/bin/python3 (PEP 668 refuses a
+    pip install outside a venv there) in a clean clone, end at a working `gitfs --version` and
+    `man gitfs`. pip takes this venv's patched pyfuse3 wheel (PIP_FIND_LINKS, PIP_CONSTRAINT) instead
+    of compiling one, so the fast-path step finds it done (test_install_pyfuse3_patches_any_venv
+    builds it)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+    recipe = section.split("/usr/bin/python3", 1)[1].split("```\n", 2)[1]
+    lines = recipe.strip().splitlines()
+    assert lines[0].startswith("sudo apt-get install ")
+    packages = lines[0].split()[3:]
+    missing = [p for p in packages if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+                                                     text=True).stdout != "install ok installed"]
+    if missing:
+        pytest.skip(f"system packages the recipe installs are missing here: {' '.join(missing)}")
+    source, home, wheels = tmp_path / "source", tmp_path / "home", tmp_path / "wheels"
+    home.mkdir()
+    wheels.mkdir()
+    run(["git", "clone", "-q", "--no-hardlinks", ROOT, source])
+    wheel_of_installed("pyfuse3", wheels)
+    (tmp_path / "constraints.txt").write_text(f"pyfuse3=={importlib.metadata.version('pyfuse3')}\n")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PAGER": "cat", "MANPAGER": "cat",
+           "MANWIDTH": "80", "PIP_FIND_LINKS": str(wheels), "PIP_CONSTRAINT": str(tmp_path / "constraints.txt"),
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # Debian's python3 itself refuses what the README used to say (PEP 668).
+    refused = subprocess.run(["python3", "-m", "pip", "install", "build"], capture_output=True, text=True, env=env,
+                             cwd=source)
+    assert refused.returncode != 0 and "externally-managed-environment" in refused.stderr
+    done = subprocess.run(["bash", "-euc", "\n".join(lines[1:])], capture_output=True, text=True, env=env,
+                          cwd=source, stdin=subprocess.DEVNULL, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    venv_python = home / ".venvs" / "gitfs" / "bin" / "python"
+    assert os.path.realpath(venv_python).startswith("/usr/bin/python3")
+    assert f"gitfs {gitfs.__version__}\n" in done.stdout
+    assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in done.stdout
+    assert "GITFS(1)" in done.stdout and "gitfs mount" in done.stdout  # man gitfs
+    # ... the venv's own page, found through its bin on PATH (not a page scripts/bootstrap linked).
+    where = run(["man", "-w", "gitfs"], env=dict(env, PATH=f"{venv_python.parent}:{env['PATH']}"), cwd="/")
+    assert where.stdout.strip() == str(home / ".venvs" / "gitfs" / "share" / "man" / "man1" / "gitfs.1")

@@ -13,10 +13,22 @@ import pytest
 # helpers beside this file (mounting, fake_store) are imported by name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import mounting  # noqa: E402
 from mounting import Mount, abort_connection  # noqa: E402
 
 # A test's mounts are aborted if it runs longer: a hung mount fails its test, never the suite.
 MOUNT_TEST_DEADLINE = 240.0
+
+
+@pytest.fixture(autouse=True)
+def detached_log(tmp_path, monkeypatch) -> Path:
+    """Where a detached mount this test starts without --log-file logs: in the test's own
+    temporary directory (GITFS_LOG_FILE), never the machine's syslog or /var/log/gitfs. (tests/
+    conftest.py sets a session-wide one for the tests outside tests/gitfs.)"""
+    path = tmp_path / "gitfs-detached.log"
+    monkeypatch.setenv("GITFS_LOG_FILE", str(path))
+    monkeypatch.setitem(mounting.ENV, "GITFS_LOG_FILE", str(path))
+    return path
 
 
 @pytest.fixture

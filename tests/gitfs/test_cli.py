@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 import gitfs
 from gitfs import cli, features, preflight
 from cli_checks import one_line_error
-from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
+from mounting import ENV, gitfs_argv, mount_line, mounted, run_gitfs, wait_until
 
 
 def test_version_and_help():
@@ -168,3 +170,71 @@ def test_unwritable_log_file_is_one_line_and_mounts_nothing(fuse_available, fixt
                      str(fixture_repo("bare").path), str(tmp_path / "mnt"))
     assert "cannot write the log file" in one_line_error(done)
     assert not mounted(tmp_path / "mnt")
+
+
+def test_rw_is_said_to_be_ignored_in_one_line(fixture_repo, fuse_available, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    done = run_gitfs("mount", "--log-file", str(tmp_path / "log"), "-o", "rw", str(fixture_repo("bare").path), str(mnt))
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "gitfs: -o rw ignored: the mount is always read-only\n"
+        assert "ro" in mount_line(mnt)[3].split(",")
+    finally:
+        run_gitfs("umount", str(mnt))
+
+
+def test_an_option_libfuse_refuses_is_one_line_naming_it(fuse_available, fixture_repo, tmp_path):
+    (tmp_path / "mnt").mkdir()
+    done = run_gitfs("mount", "-o", "bogusopt", str(fixture_repo("bare").path), str(tmp_path / "mnt"))
+    line = one_line_error(done, code=1)
+    assert line.startswith(f"gitfs: FUSE refused to mount {tmp_path / 'mnt'}: ")
+    assert "bogusopt" in line
+    assert not mounted(tmp_path / "mnt")
+
+
+def test_umount_of_a_path_that_does_not_exist(tmp_path):
+    line = one_line_error(run_gitfs("umount", str(tmp_path / "no" / "such")), code=1)
+    assert line == f"gitfs: cannot unmount {tmp_path / 'no' / 'such'}: no such file or directory"
+
+
+def test_a_mount_says_where_it_is_on_a_terminal_only(fixture_repo, fuse_available, tmp_path):
+    repo = str(fixture_repo("bare").path)
+    log = tmp_path / "log"
+    quiet, loud = tmp_path / "quiet", tmp_path / "loud"
+    quiet.mkdir()
+    loud.mkdir()
+    try:
+        done = run_gitfs("mount", "--log-file", str(log), repo, str(quiet))
+        assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
+        main, tty = pty.openpty()
+        try:
+            done = subprocess.run(gitfs_argv("mount", "--log-file", str(log), repo, str(loud)), stdout=tty,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV, timeout=60, text=True)
+            assert done.returncode == 0, done.stderr
+            os.close(tty)
+            tty = -1
+            said = b""
+            while select.select([main], [], [], 5)[0]:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: every writer is gone
+                    break
+                if not chunk:
+                    break
+                said += chunk
+        finally:
+            if tty >= 0:
+                os.close(tty)
+            os.close(main)
+        assert said.decode().replace("\r\n", "\n") == (
+            f"gitfs: mounted {repo} on {loud} (log: {log}; unmount: gitfs umount {loud})\n")
+    finally:
+        for mnt in (quiet, loud):
+            run_gitfs("umount", str(mnt))
+
+
+def test_rw_with_a_refusal_is_still_one_line(fixture_repo, tmp_path):
+    line = one_line_error(run_gitfs("mount", "-o", "rw", str(fixture_repo("bare").path), str(tmp_path / "none")),
+                          code=1)
+    assert line == f"gitfs: mountpoint {tmp_path / 'none'} does not exist"

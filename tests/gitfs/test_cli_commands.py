@@ -100,7 +100,7 @@ def test_umount_takes_several_mount_points_and_reports_each_failure(fixture_repo
     first, second = mount(fixture_repo("bare").path), mount(fixture_repo("loose").path)
     done = run_gitfs("umount", str(first.path), str(tmp_path / "nowhere"), str(second.path))
     assert done.returncode == 1
-    assert done.stderr == f"gitfs: cannot unmount {tmp_path / 'nowhere'}: not mounted\n"
+    assert done.stderr == f"gitfs: cannot unmount {tmp_path / 'nowhere'}: no such file or directory\n"
     assert wait_until(lambda: not mounted(first.path) and not mounted(second.path))
 
 

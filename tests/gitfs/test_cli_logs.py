@@ -87,8 +87,14 @@ def test_a_read_only_file_system_is_refused(fixture_repo, fuse_available, tmp_pa
     assert line == f"gitfs: cannot write the log file {small_tmpfs / 'gitfs.log'}: Read-only file system"
 
 
-def test_a_detached_mount_logs_to_syslog_or_the_documented_file(fixture_repo, fuse_available, tmp_path):
-    """Without --log-file: syslog when /dev/log is there, otherwise /var/log/gitfs/gitfs.log (root)."""
+def test_a_test_mount_leaves_the_shared_log_alone(fixture_repo, fuse_available, tmp_path, detached_log):
+    """A detached mount without --log-file logs to $GITFS_LOG_FILE, which the tests set to a file in
+    the test's own temporary directory, and not to syslog or /var/log/gitfs/gitfs.log (the
+    machine's log, shared)."""
+    shared = Path("/var/log/gitfs/gitfs.log")
+    before = shared.stat() if shared.exists() else None
+    own = detached_log
+    assert own.parent == tmp_path
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     done = run_gitfs("mount", str(fixture_repo("bare").path), str(mnt))
@@ -97,13 +103,26 @@ def test_a_detached_mount_logs_to_syslog_or_the_documented_file(fixture_repo, fu
     finally:
         run_gitfs("umount", str(mnt))
         force_unmount(mnt)
-    if os.path.exists(logs.SYSLOG_SOCKET):
-        return  # the unit tests below show the choice; journald keeps the lines
-    assert logs.default_log_file() == "/var/log/gitfs/gitfs.log"
-    assert wait_until(lambda: f"unmounted {mnt}" in Path("/var/log/gitfs/gitfs.log").read_text())
+    assert wait_until(lambda: f"unmounted {mnt}" in own.read_text())
+    after = shared.stat() if shared.exists() else None
+    assert (after and (after.st_size, after.st_mtime_ns)) == (before and (before.st_size, before.st_mtime_ns))
+
+
+def test_gitfs_log_file_names_a_detached_mount_s_log(monkeypatch, tmp_path):
+    monkeypatch.setenv("GITFS_LOG_FILE", str(tmp_path / "mine.log"))
+    dest = logs.choose(None, detached=True)
+    try:
+        assert dest.kind == "file" and dest.path == str(tmp_path / "mine.log")
+    finally:
+        dest.stream.close()
+    assert logs.choose(None, detached=False).kind == "stderr"
+    dest = logs.choose(str(tmp_path / "given.log"), detached=True)
+    dest.stream.close()
+    assert dest.path == str(tmp_path / "given.log")
 
 
 def test_the_default_file_follows_xdg_state_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("GITFS_LOG_FILE")  # what the tests set (tests/conftest.py)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert logs.default_log_file() == str(tmp_path / "state" / "gitfs" / "gitfs.log")
@@ -120,6 +139,7 @@ def test_the_default_file_follows_xdg_state_home(monkeypatch, tmp_path):
 
 
 def test_syslog_is_used_when_it_answers(monkeypatch, tmp_path):
+    monkeypatch.delenv("GITFS_LOG_FILE")  # what the tests set (tests/conftest.py)
     address = str(tmp_path / "log.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(address)
@@ -141,6 +161,7 @@ def test_syslog_is_used_when_it_answers(monkeypatch, tmp_path):
 
 
 def test_a_stale_syslog_socket_falls_back_to_the_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("GITFS_LOG_FILE")  # what the tests set (tests/conftest.py)
     address = str(tmp_path / "log.sock")
     socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(address)  # closed at once: nobody listens
     monkeypatch.setattr(logs, "SYSLOG_SOCKET", address)

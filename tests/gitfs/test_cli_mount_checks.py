@@ -228,3 +228,23 @@ def test_below_an_alternate_only_what_the_store_reads_is_refused(repo_copy, fuse
     finally:
         run_gitfs("umount", str(allowed))
         force_unmount(allowed)
+
+
+@pytest.mark.parametrize("where", ["objects", "git dir"])
+def test_a_refusal_no_option_lifts_comes_before_not_empty(repo_copy, tmp_path, where):
+    """`not empty (-o nonempty mounts over it anyway)` would send the user to a second refusal."""
+    repo = repo_copy("bare").path
+    mnt = {"objects": repo / "objects", "git dir": repo}[where]
+    line = one_line_error(run_gitfs("mount", str(repo), str(mnt), timeout=20), code=1)
+    assert "which the mount reads (it would read itself)" in line
+    assert "nonempty" not in line
+
+
+def test_a_file_given_as_the_repository_is_named_as_such(tmp_path):
+    not_a_repo = tmp_path / "notes.txt"
+    not_a_repo.write_text("hello\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    line = one_line_error(run_gitfs("mount", str(not_a_repo), str(mnt)), code=1)
+    assert line == (f"gitfs: {not_a_repo}: not a git repository but a file (give a repository, its .git or "
+                    "objects directory, or a .git file)")

@@ -56,6 +56,7 @@ def test_a_user_mounts_through_fusermount3(fixture_repo, fuse_available, work):
     env = dict(ENV, WORK=str(work), REPO=str(repo), PYTHON=sys.executable, USER_ID=str(NOBODY), PREFIX=head[:10],
                HOME=str(work / "home"))
     env.pop("XDG_STATE_HOME", None)
+    env.pop("GITFS_LOG_FILE", None)  # this test's HOME is the user's: the default log is inside it
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", SCRIPT], env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     out = done.stdout.splitlines()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from odb import delta, sizes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,28 @@ def test_the_accelerators_in_use_are_reported():
 def test_pure_python_reports_no_accelerator():
     lines = describe(GITFS_PURE_PYTHON="1")
     assert "C delta accelerator: no" in lines and "C size accelerator: no" in lines
+
+
+def test_stock_pyfuse3_is_told_the_one_command_for_the_fast_path(monkeypatch):
+    """A wheel-only installation has no checkout: the command comes with the package."""
+    import pyfuse3
+
+    from gitfs import features
+    monkeypatch.delattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", raising=False)
+    features.features.cache_clear()
+    try:
+        lines = features.describe()
+    finally:
+        features.features.cache_clear()
+    assert (f"no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no (stock pyfuse3: 3 kernel requests per file "
+            f"read instead of 1; for the fast path run: {sys.executable} -m gitfs.patched_pyfuse3)") in lines
+    assert (REPO_ROOT / "gitfs" / "pyfuse3-read-by-inode.patch").is_file()
+
+
+def test_the_fast_path_command_is_quiet_when_pyfuse3_is_patched():
+    import pyfuse3
+    if not getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False):
+        pytest.skip("this venv's pyfuse3 is stock (scripts/bootstrap patches it)")
+    done = subprocess.run([sys.executable, "-m", "gitfs.patched_pyfuse3"], cwd=REPO_ROOT, capture_output=True,
+                          text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -172,6 +172,38 @@ def test_objects_xattrs_apply_under_tree(refs_repo, mount):
     assert os.getxattr(readme, "user.git.source") == os.getxattr(plain, "user.git.source")
 
 
+def test_tree_entries_carry_their_id_and_mode_as_git_ls_tree_prints_them(refs_repo, mount):
+    m = mount(refs_repo)
+    modes = set()
+    for line in git_bytes(refs_repo, "ls-tree", "-r", "-t", "-z", "main").split(b"\0"):
+        if not line:
+            continue
+        meta, path = line.split(b"\t", 1)
+        mode, kind, oid = meta.decode().split()
+        if mode == "120000":
+            continue  # the kernel answers user.* of a symlink itself (ENODATA): only files and directories have them
+        entry = m.path / ".tree" / "main" / os.fsdecode(path)
+        assert os.getxattr(entry, "user.git.id", follow_symlinks=False).decode() == oid, path
+        assert os.getxattr(entry, "user.git.mode", follow_symlinks=False).decode() == mode, path
+        assert {"user.git.id", "user.git.mode"} <= set(os.listxattr(entry, follow_symlinks=False))
+        modes.add(mode)
+    assert modes == {"100644", "100755", "040000", "160000"}
+
+
+def test_every_directory_lists_dot_and_dot_dot(refs_repo, mount):
+    """`ls -a` of the root, a bucket and the namespaces, as of any directory."""
+    m = mount(refs_repo)
+    oid = git_lines(refs_repo, "rev-parse", "HEAD")[0]
+    for directory in (m.path, m.path / oid[:2], m.path / ".refs", m.path / ".refs" / "heads", m.path / ".tree",
+                      m.path / ".tree" / "HEAD", m.path / ".tree" / "HEAD" / "src"):
+        names = subprocess.run(["ls", "-a1", "-f", str(directory)], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        assert names[:2] == [".", ".."], directory
+        assert sorted(names[2:]) == sorted(os.listdir(directory)), directory
+    listed = subprocess.run(["ls", "-la", str(m.path)], capture_output=True, text=True, check=True).stdout
+    assert [line.split()[-1] for line in listed.splitlines()[1:3]] == [".", ".."]
+
+
 def test_bad_revisions(refs_repo, mount, fixtures_root):
     m = mount(refs_repo)
     with pytest.raises(FileNotFoundError):

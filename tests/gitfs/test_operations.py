@@ -461,9 +461,37 @@ def test_readdir_snapshot_resumes(store, make_ops, monkeypatch):
         await ops.releasedir(fh)
 
     run(go)
-    assert [r[0] for r in replies] == [h[2:].encode() for h in ids]
-    assert [r[1] for r in replies] == [natural_inode(bytes.fromhex(h)) for h in ids]
-    assert [r[2] for r in replies] == [len(store.objects[h][1]) for h in ids]
+    # "." and ".." first (ls -a), then the listing; resumed three entries at a time, so a stop
+    # falls between the dots and the objects too.
+    assert [r[0] for r in replies[:2]] == [b".", b".."]
+    assert [r[1] for r in replies[:2]] == [bucket_inode(bucket), pyfuse3.ROOT_INODE]
+    assert [r[3] for r in replies] == list(range(1, len(ids) + 3))
+    objects = replies[2:]
+    assert [r[0] for r in objects] == [h[2:].encode() for h in ids]
+    assert [r[1] for r in objects] == [natural_inode(bytes.fromhex(h)) for h in ids]
+    assert [r[2] for r in objects] == [len(store.objects[h][1]) for h in ids]
+
+
+def test_readdir_of_the_root_resumes_across_the_dots(store, make_ops, monkeypatch):
+    ops = make_ops(store)
+    budget = [0]
+    replies = capture_readdir(monkeypatch, budget)
+
+    async def go():
+        fh = await ops.opendir(pyfuse3.ROOT_INODE, None)
+        offset = 0
+        while True:
+            budget[0] = 1
+            before = len(replies)
+            await ops.readdir(fh, offset, FakeToken())
+            if len(replies) == before:
+                break
+            offset = replies[-1][3]
+        await ops.releasedir(fh)
+
+    run(go)
+    assert [r[0] for r in replies] == [b".", b".."] + [b"%02x" % b for b in store.nonempty_buckets()]
+    assert [r[3] for r in replies] == list(range(1, len(replies) + 1))
 
 
 def test_broken_entries_are_listed_uncached(store, make_ops, monkeypatch):
@@ -478,8 +506,8 @@ def test_broken_entries_are_listed_uncached(store, make_ops, monkeypatch):
         await ops.readdir(fh, 0, FakeToken())
 
     run(go)
-    assert [r[0] for r in replies] == [h[2:].encode() for h in store.iter_bucket(bucket)]
-    assert replies[1][2] == 0
+    assert [r[0] for r in replies[2:]] == [h[2:].encode() for h in store.iter_bucket(bucket)]
+    assert replies[3][2] == 0
 
 
 def test_inode_collisions_get_moved_inodes(make_ops, monkeypatch):
