@@ -500,7 +500,7 @@ inflate_entry(struct src *s, const struct entry *e, uint8_t *out, struct err *er
     const uint8_t *in = s->buf + pos;
     uint64_t in_left = end - pos, out_left = size, produced = 0;
     uint8_t *o = out, extra;
-    int probing = 0, rc, result = 0;
+    int probing = 0, rc = Z_OK, result = 0;
     for (;;) {
         if (z.avail_in == 0 && in_left) {
             uInt n = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
