@@ -36,6 +36,9 @@ examples:
   ls /mnt/objs/5a                         objects whose id starts with 5a
   cat /mnt/objs/5a/0bde                   an abbreviated id, if unique
   gitfs resolve /mnt/objs/5a/0bde         its full id, or the candidates
+  gitfs resolve /mnt/objs 'main~2'        a revision, as git rev-parse reads it
+  ls /mnt/objs/.tree/main~2               a revision's tree (any git revision; ':' for '/')
+  ls /mnt/objs/.log/main | head           its first-parent history, newest first
   getfattr -d /mnt/objs/5a/0bde...        user.git.type, .source, .offset, .delta_base
   grep -rl TODO /mnt/objs                 search every object
   gitfs status                            every gitfs mount, and whether it answers
@@ -91,6 +94,9 @@ responding or in error, 0 otherwise.
 """
 
 RESOLVE_HELP_EPILOG = """\
+NAME in hex digits is an abbreviated id; any other NAME is a revision as
+`git rev-parse --verify` reads it: main~2, v1.0^{}, HEAD@{1}, main@{2020-01-01
+12:00:00}, @{-1}, :/fix (only MNT, the mount point, with such a NAME).
 The repository is read directly (with your own permissions), the mount's source
 naming it. An ambiguous abbreviation lists the candidates one a line, as git's
 "short object ID ... is ambiguous" hint does but with full ids: tags, commits
@@ -181,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hash every object as it is read; a mismatch gives EIO")
     completes(mount.add_argument(
         "-o", dest="options", metavar="OPT[,OPT...]", action="append", default=[],
-        help="FUSE mount options, e.g. -o allow_other; -o nonempty mounts over a non-empty directory"),
+        help="FUSE mount options, e.g. -o allow_other; -o nonempty mounts over a non-empty directory; "
+             "-o lfs shows the content of Git LFS pointers under .tree"),
         "fuse-option")
 
     umount = commands.add_parser(
@@ -202,13 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="one JSON list, for scripts")
 
     resolve = commands.add_parser(
-        "resolve", help="the full id of an abbreviated name in a mount",
-        description="Print the full id an abbreviation names: gitfs resolve MNT/25/83 "
-                    "or gitfs resolve MNT 2583.",
+        "resolve", help="the full id of an abbreviated name or a revision in a mount",
+        description="Print the full id an abbreviation or a revision names: gitfs resolve MNT/25/83, "
+                    "gitfs resolve MNT 2583 or gitfs resolve MNT main~2.",
         epilog=RESOLVE_HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     completes(resolve.add_argument("path", metavar="PATH", help="MNT/BUCKET/REST, or the mount point with NAME"),
               "file")
-    completes(resolve.add_argument("name", metavar="NAME", nargs="?", help="an abbreviated id, e.g. 2583"),
+    completes(resolve.add_argument("name", metavar="NAME", nargs="?", help="an abbreviated id (2583) or a revision (main~2)"),
               "nothing")
     return parser
 

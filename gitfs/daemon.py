@@ -52,18 +52,26 @@ REPEATS_EVERY = 60.0  # seconds between the counts of held-back warnings
 class Session:
     """What one mount runs: the worker pool and its helpers, the view, the pyfuse3 handlers."""
 
-    def __init__(self, store, repository: str, mountpoint: str, cache_size: int):
+    def __init__(self, store, repository: str, mountpoint: str, cache_size: int, lfs: bool = False):
         # Nothing of this process (or of the helpers, which ask for the same) may ever look
         # inside the mount: that request would wait for the loop it blocks.
         store.refuse_under(mountpoint)
         # The helpers share git's 96 MiB of delta bases between them (each inflates half the
         # objects): 7 % more CPU per object at 48 MiB than at 96 MiB, and 96 MB less RSS.
-        config = hp.StoreConfig(repository, store.verify, tuple(sys.path), (mountpoint,),
+        # The helpers open the repository through the directory this process holds: they find
+        # it even after it was renamed (odb/anchor.py).
+        config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path), (mountpoint,),
                                 cache_size=DELTA_BASE_CACHE // HELPERS)
+        if os.environ.get("GITFS_HELPERS") == "0":
+            # No helper processes: the worker threads read in this process, through odb's engine
+            # where it is built (it reads without the GIL). A measuring switch (issue 18).
+            config = None
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
         self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
+        if lfs and self.view.navigation is not None:
+            self.view.navigation.enable_lfs(store.common_dir)
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:
@@ -148,7 +156,9 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     # loop waits too long to answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     hold_signals()
-    session = Session(store, repository, mountpoint, cache_size)
+    lfs = "lfs" in options  # ours, not FUSE's: LFS content under .tree
+    options = options - {"lfs"}
+    session = Session(store, repository, mountpoint, cache_size, lfs=lfs)
     status.record_mount(repository, mountpoint)
     try:
         pyfuse3.init(session.operations, mountpoint, fuse_options(options))

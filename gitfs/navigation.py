@@ -1,11 +1,12 @@
-"""The namespaces beside the buckets, .refs and .tree: their inodes, entries and attributes.
+"""The namespaces beside the buckets, .refs, .tree and .log: their inodes, entries and attributes.
 
-Neither name is listed in the root (like ZFS's .zfs): `find MNT -type f` still counts exactly
-the objects, and `grep -r MNT` reads each object once. Both are found by name. Below them every
+No such name is listed in the root (like ZFS's .zfs): `find MNT -type f` still counts exactly
+the objects, and `grep -r MNT` reads each object once. Each is found by name. Below them every
 node has a dynamic inode (gitfs/inodes.py), held while the kernel holds a lookup on it; what a
-node is comes from gitfs/refs_view.py and gitfs/tree_view.py, which read refs and trees in
-worker threads. The bytes of files under .tree come through the view's object path (the same
-cache, loads and read-ahead as MNT/xx/yyyy).
+node is comes from gitfs/refs_view.py, gitfs/tree_view.py and gitfs/log_view.py (with
+gitfs/lfs_view.py for -o lfs), which read refs, trees and commits in worker threads. The bytes
+of files under .tree come through the view's object path (the same cache, loads and read-ahead
+as MNT/xx/yyyy); those of LFS content from the LFS object, checked first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import odb
 
 from . import helper_protocol as hp
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .lfs_view import LfsFile, LfsView
 from .listings import SIZE_BATCH
+from .log_view import LogDir, LogLink, LogListing, LogView, chunk_after, entry_name, link_target
 from .refs_view import RefLink, RefsDir, RefsView
 from .tree_view import (
     BlobFile,
@@ -38,7 +41,9 @@ log = logging.getLogger("gitfs")
 
 REFS_INODE = FIRST_NAMESPACE_INODE
 TREES_INODE = FIRST_NAMESPACE_INODE + 1
-NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
+LOGS_INODE = FIRST_NAMESPACE_INODE + 2
+NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE, b".log": LOGS_INODE}
+LISTS_NOTHING = (TREES_INODE, LOGS_INODE)
 # A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
 # walk parses each tree and reads its sizes once; files map to their place in a listing, which
 # read-ahead follows.
@@ -71,6 +76,8 @@ class Navigation:
         self.view = view
         self.refs = RefsView(refs, view.store.format)
         self.trees = TreeView(view.store, refs)
+        self.logs = LogView(view.store, refs)
+        self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
         self.inodes = DynamicInodes()
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
@@ -78,24 +85,27 @@ class Navigation:
         self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
         self._prepared_lock = threading.Lock()
 
+    def enable_lfs(self, common_dir: str) -> None:
+        self.lfs = LfsView(self.view.store, common_dir)
+
     @staticmethod
     def owns(inode: int) -> bool:
-        return inode in (REFS_INODE, TREES_INODE) or bool(inode & DYNAMIC)
+        return inode in (REFS_INODE, TREES_INODE, LOGS_INODE) or bool(inode & DYNAMIC)
 
     def node(self, inode: int):
         if inode == REFS_INODE:
             return RefsDir("")
-        if inode == TREES_INODE:
-            return None  # .tree itself: lists nothing
+        if inode in LISTS_NOTHING:
+            return None  # .tree and .log themselves: list nothing
         node = self.inodes.node_of(inode)
         if node is None:
             raise no_entry()  # forgotten by the kernel, or never handed out
         return node
 
     def is_directory(self, inode: int) -> bool:
-        if inode in (REFS_INODE, TREES_INODE):
+        if inode in (REFS_INODE, TREES_INODE, LOGS_INODE):
             return True
-        return type(self.inodes.node_of(inode)) in (RefsDir, TreeDir, Gitlink)
+        return type(self.inodes.node_of(inode)) in (RefsDir, TreeDir, Gitlink, LogDir)
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -108,9 +118,12 @@ class Navigation:
         elif type(node) is RefLink:
             attr = view.dir_attr(inode)
             attr.mode, attr.nlink, attr.size = stat.S_IFLNK | 0o777, 1, size
-        elif type(node) in (TreeDir, Gitlink):
+        elif type(node) in (TreeDir, Gitlink, LogDir):
             attr = view.dir_attr(inode)
-            attr.timeout = view.object_timeout  # a tree never changes
+            attr.timeout = view.object_timeout  # a tree (a history) never changes
+        elif type(node) is LogLink:
+            attr = view.object_attr(inode, size)
+            attr.mode, attr.nlink = stat.S_IFLNK | 0o777, 1
         elif type(node) is BlobLink:
             attr = view.object_attr(inode, size, access)
             attr.mode = stat.S_IFLNK | 0o777
@@ -132,11 +145,20 @@ class Navigation:
             return len(target), None
         if type(node) in (BlobFile, BlobLink):
             return self.view.store.stat(node.blob)
+        if type(node) is LogLink:
+            return len(link_target(node.commit)), None
+        if type(node) is LfsFile:
+            return node.pointer.size, self.view.store.stat(node.blob)[1]
         return 0, None
 
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        found = (0, None) if type(node) in (TreeDir, Gitlink, RefsDir) else await self.view.in_thread(self._stat, node)
+        if type(node) in (TreeDir, Gitlink, RefsDir, LogDir):
+            found = (0, None)
+        elif type(node) is LogLink:
+            found = self._stat(node)  # reads nothing
+        else:
+            found = await self.view.in_thread(self._stat, node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
     async def _listed(self, listing: TreeListing, k: int):
@@ -154,6 +176,8 @@ class Navigation:
 
     def _listed_attr(self, listing: TreeListing, k: int, inode: int):
         node, size = listing.nodes[k], listing.sizes[k]
+        if type(node) is LfsFile:
+            size = node.pointer.size
         attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
         if size < 0 and type(node) in (BlobFile, BlobLink):
             attr.timeout = 0  # its size could not be read: shown, never cached
@@ -181,6 +205,15 @@ class Navigation:
             found = await self.view.in_thread(self.trees.resolve, name, parent)
             attr = await self._entry(found)
             attr.timeout = self.view.directory_timeout  # the revision may move: ask again soon
+        elif parent == LOGS_INODE:
+            found = await self.view.in_thread(self.logs.resolve, name)
+            attr = await self._entry(found)
+            attr.timeout = self.view.directory_timeout
+        elif type(node) is LogDir:
+            found = await self.view.in_thread(self.logs.lookup, node, name)
+            if found is None:
+                raise no_entry()
+            attr = await self._entry(found)
         elif type(node) is RefsDir:
             found = await self.view.in_thread(self.refs.lookup, node, name)
             if found is None:
@@ -202,7 +235,7 @@ class Navigation:
 
     async def getattr(self, inode: int):
         node = self.node(inode)
-        if inode in (REFS_INODE, TREES_INODE):
+        if inode in (REFS_INODE, TREES_INODE, LOGS_INODE):
             return self.view.dir_attr(inode)
         if type(node) is RefLink and not await self.view.in_thread(self.refs.exists, node):
             raise no_entry()
@@ -225,14 +258,18 @@ class Navigation:
             return target
         if type(node) is BlobLink:
             return await self.view.in_thread(self.trees.link_target, node)
+        if type(node) is LogLink:
+            return link_target(node.commit)
         raise OSError(errno.EINVAL, "not a symlink")
 
     # -- directories ---------------------------------------------------------------------------
 
     async def open_dir(self, inode: int):
         node = self.node(inode)
-        if inode == TREES_INODE or type(node) is Gitlink:
+        if inode in LISTS_NOTHING or type(node) is Gitlink:
             return EntriesListing([])
+        if type(node) is LogDir:
+            return LogListing(self.logs.walk(node.commit))
         if type(node) is RefsDir:
             entries = await self.view.in_thread(self.refs.list, node)
             if entries is None:
@@ -251,12 +288,13 @@ class Navigation:
             return listing
         with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
-        if prepared is not None and prepared.generation == self.view.store.generation:
+        if prepared is not None and prepared.generation == self.view.store.generation and self.lfs is None:
             listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
         else:
             listing = await self.view.in_thread(self._list_tree, node, inode)
         self.view.read_sizes(listing, hp.SIZES)
-        self._prepare_subtrees(listing)
+        if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
+            self._prepare_subtrees(listing)
         old = self._tree_listings.pop(inode, None)
         if old is not None:
             self._tree_listings_bytes -= old.nbytes
@@ -311,6 +349,8 @@ class Navigation:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
         waits for it is spared a round trip to a helper."""
         entries = self.trees.entries(node, inode)
+        if self.lfs is not None:
+            entries = self.lfs.mark(entries)
         listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
         if listing.count <= SIZE_BATCH:
             self.view.read_sizes_here(listing)
@@ -319,6 +359,10 @@ class Navigation:
     async def entries(self, listing, start: int):
         """(k, name, Attr) of each entry from start on; the caller counts those it sends
         (sent(inode)) and drops the others (unsent(inode))."""
+        if type(listing) is LogListing:
+            async for entry in self._log_entries(listing, start):
+                yield entry
+            return
         if type(listing) is EntriesListing:
             for k in range(start, len(listing.entries)):
                 name, node = listing.entries[k]
@@ -335,6 +379,22 @@ class Navigation:
             attr = self._listed_attr(listing, k, self.inodes.inode_for(listing.nodes[k]))
             self._place(listing, k, attr.inode)
             yield k, listing.names[k], attr
+            k += 1
+
+    async def _log_entries(self, listing: LogListing, start: int):
+        """Entries of a history as far as it is walked, after walking one more chunk (in a
+        thread) if readdir is at its end. One chunk per request, and a reply shorter than the
+        kernel's buffer: the kernel hands what it got to getdents and asks again, so the first
+        entries are out after FIRST_CHUNK commits, however long the history (an empty reply is
+        the end)."""
+        walk, k = listing.walk, start
+        if k >= len(walk) and not walk.done:
+            await self.view.in_thread(walk.extend, k + chunk_after(k))
+        stop = len(walk)
+        while k < stop:
+            oid = walk.oid(k)
+            node = LogLink(oid, walk.seconds[k] * 1_000_000_000)
+            yield k, entry_name(k, oid), self.attr(self.inodes.inode_for(node), node, len(link_target(oid)))
             k += 1
 
     def sent(self, inode: int) -> None:
@@ -354,13 +414,20 @@ class Navigation:
         listing, k = self._files.get(inode, (None, -1))
         return node.blob, listing, k
 
+    def lfs_file(self, inode: int) -> LfsFile | None:
+        """The LfsFile an inode shows (its reads come from the LFS object), or None."""
+        node = self.node(inode)
+        return node if type(node) is LfsFile else None
+
     def object_of(self, inode: int) -> bytes | None:
         """The object behind a node, for its user.git.* attributes."""
         node = self.node(inode)
-        if type(node) in (BlobFile, BlobLink):
+        if type(node) in (BlobFile, BlobLink, LfsFile):
             return node.blob
         if type(node) is TreeDir:
             return node.tree
+        if type(node) is LogLink:
+            return node.commit
         if type(node) is RefLink:
             return None
         return None
@@ -369,5 +436,7 @@ class Navigation:
         node = self.node(inode)
         if type(node) is Gitlink:
             return {b"user.git.commit": node.commit.hex().encode()}
+        if self.lfs is not None and type(node) in (BlobFile, LfsFile):
+            return self.lfs.xattrs(node)
         return {}
 

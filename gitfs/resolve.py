@@ -1,4 +1,9 @@
-"""`gitfs resolve`: the full id behind an abbreviated name in a mount, or git's list of candidates."""
+"""`gitfs resolve`: the full id behind an abbreviated name or a revision in a mount, or git's list of candidates.
+
+Hex digits (MNT/25/83, or MNT 2583) are an abbreviated id, as the bucket view reads them. Any
+other NAME is a revision in git's language (main~2, v1.0^{}, @{-1}, HEAD@{1}, :/fix), read by
+odb.revision as `git rev-parse --verify` reads it, over the mounted repository's refs.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,10 @@ class ResolveError(Exception):
 
 def resolve_in_mount(path: str, name: str | None) -> int:
     """Prints the full id (0), or the candidates of an ambiguous name (1); ResolveError else."""
+    mount = gitfs_mount(path)
+    at_root = os.path.relpath(mountinfo.lexical(path), mount.mountpoint) == "."
+    if name is not None and at_root and not _hex(name.replace("/", "")):
+        return resolve_revision(mount.source, name)
     repository, prefix = target(path, name)
     store = open_repository(repository)
     try:
@@ -36,11 +45,48 @@ def resolve_in_mount(path: str, name: str | None) -> int:
         raise ResolveError(str(e)) from None
 
 
-def target(path: str, name: str | None) -> tuple[str, str]:
-    """(repository, hex prefix) from `MNT/25/83` or `MNT 2583` (the table is read, never the mount)."""
+def _hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def gitfs_mount(path: str):
+    """The gitfs mount path is on (the table is read, never the mount)."""
     mount = mountinfo.mount_containing(path)
     if mount is None or mount.fstype != mountinfo.GITFS_TYPE:
         raise ResolveError(f"{path} is not on a gitfs mount")
+    return mount
+
+
+def resolve_revision(repository: str, rev: str) -> int:
+    """Prints what `git rev-parse --verify rev` prints (0), or the candidates of an ambiguous
+    abbreviation in it (1); ResolveError else."""
+    store = open_repository(repository)
+    if store.git_dir is None:
+        raise ResolveError(f"{repository} has no refs (an objects directory): name an object by its hex digits")
+    try:
+        refs = odb.RefStore(store.git_dir, store.common_dir, store.format)
+        named = odb.revision.lookup(store, refs, rev)
+        if named.also:
+            print(f"gitfs: warning: refname '{rev}' is ambiguous ({named.ref}, {', '.join(named.also)})",
+                  file=sys.stderr)
+        print(named.oid.hex())
+        return 0
+    except odb.AmbiguousPrefix as e:
+        print(f"gitfs: short object ID {e.prefix} is ambiguous; the candidates are:", file=sys.stderr)
+        for line in candidates(store, e.candidates):
+            print(line)
+        return 1
+    except odb.revision.BadRevision as e:
+        raise ResolveError(str(e)) from None
+    except odb.ObjectNotFound:
+        raise ResolveError(f"unknown revision {rev} in {repository}") from None
+    except (odb.OdbError, OSError) as e:
+        raise ResolveError(f"{rev}: {e}") from None
+
+
+def target(path: str, name: str | None) -> tuple[str, str]:
+    """(repository, hex prefix) from `MNT/25/83` or `MNT 2583` (the table is read, never the mount)."""
+    mount = gitfs_mount(path)
     inside = os.path.relpath(mountinfo.lexical(path), mount.mountpoint)
     digits = "".join(p for p in inside.split("/") if p != ".") + (name or "").replace("/", "")
     if not digits:

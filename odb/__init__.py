@@ -25,7 +25,9 @@ Refs, trees and revisions (odb.refs, odb.tree, odb.revision):
 
     refs = odb.RefStore(git_dir, common_dir, store.format)   # loose, packed-refs or reftable
     refs.list(), refs.read(name), refs.resolve(name), refs.head()
-    rev = odb.revision.resolve(store, refs, "main")          # Revision(tree, commit, date, ...)
+    rev = odb.revision.resolve(store, refs, "main~2")        # Revision(tree, commit, date, ...)
+    odb.revision.lookup(store, refs, "HEAD@{1}").oid         # git's revision language, as rev-parse
+    walk = odb.history.FirstParents(store, commit)           # rev-list --first-parent, walked on demand
     for entry in odb.Tree(store.read(rev.tree)[1], store.format, rev.tree): ...
 
 odb.open(path, env=None) finds the repository as `git -C path` does: a work tree or any of its
@@ -46,12 +48,13 @@ from .errors import (
     NotARepository,
     ObjectNotFound,
     OdbError,
+    RepositoryGone,
 )
 from .oid import SHA1, SHA256, ObjectFormat
 from .store import ObjectInfo, ObjectStream, Store, open
 from .refs import Ref, RefStore
 from .tree import Tree, TreeEntry
-from . import revision
+from . import history, revision
 
 __all__ = [
     "Access",
@@ -66,11 +69,13 @@ __all__ = [
     "OdbError",
     "Ref",
     "RefStore",
+    "RepositoryGone",
     "SHA1",
     "SHA256",
     "Store",
     "Tree",
     "TreeEntry",
+    "history",
     "open",
     "revision",
 ]

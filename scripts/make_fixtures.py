@@ -50,6 +50,9 @@ FIXTURES = {
     "refs": "refs to navigate: packed and loose (loose winning), symrefs, tags of tags/trees/blobs, "
             "a linked worktree, executables, symlinks, a submodule, 1000-deep and 100k-wide trees, "
             "a branch of names that listings get wrong (names)",
+    "history": "git's revision language and .log: merges (an octopus too), annotated and nested tags, "
+               "reflogs with resets and checkouts (@{n}, @{date}, @{-n}), messages to search (:/), "
+               "a branch without a reflog, and Git LFS pointers with their objects (lfs/objects)",
 }
 
 
@@ -507,6 +510,73 @@ def make_refs(path: Path, final: Path) -> None:
     repo.finish()
 
 
+HISTORY_LINEAR = 40  # commits on main after the merges, for ~n and long .log listings
+LFS_CONTENT = {  # path: content stored in lfs/objects (None: the pointer only, object missing)
+    "assets/logo.bin": bytes(range(256)) * 64,
+    "assets/missing.bin": None,
+}
+
+
+def lfs_pointer(content: bytes) -> bytes:
+    """A Git LFS pointer file as the spec (docs/spec.md of git-lfs) writes it."""
+    oid = hashlib.sha256(content).hexdigest()
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(content)}\n".encode()
+
+
+def make_history(path: Path) -> None:
+    """Merges, tags and reflogs for the revision language, each step a minute apart."""
+    repo = Repo(path)
+
+    def at(*args: str) -> str:
+        repo.clock[0] += 60
+        return repo.git(*args)
+
+    c1 = repo.commit("root: the first commit", {"README": "history\n"})
+    c2 = repo.commit("add the parser", {"parser.c": "parse\n"})
+    at("checkout", "-q", "-b", "feature")
+    repo.commit("feature: one", {"feature.txt": "1\n"})
+    repo.commit("feature: two", {"feature.txt": "2\n"})
+    at("checkout", "-q", "main")
+    repo.commit("fix: the parser's off-by-one", {"parser.c": "parse, fixed\n"})
+    at("merge", "-q", "--no-ff", "-m", "Merge branch 'feature'", "feature")
+    for name in ("topic1", "topic2"):
+        at("checkout", "-q", "-b", name, "main")
+        repo.commit(f"{name}: its own file", {f"{name}.txt": f"{name}\n"})
+    at("checkout", "-q", "main")
+    at("merge", "-q", "--no-ff", "-m", "Octopus: topic1 and topic2", "topic1", "topic2")
+    repo.tag("v1.0", "release 1.0")
+    repo.clock[0] += 60
+    repo.git("tag", "-a", "v1.0-signed", "-m", "a tag of a tag", "v1.0")
+    repo.clock[0] += 60
+    repo.git("tag", "-a", "v1.0-outer", "-m", "a tag of a tag of a tag", "v1.0-signed")
+    repo.git("tag", "light", c2)
+    repo.clock[0] += 60
+    repo.git("tag", "-a", "tree-tag", "-m", "a tag of a tree", f"{c1}^{{tree}}")
+    for i in range(HISTORY_LINEAR):
+        repo.commit(f"linear {i}", {"counter.txt": f"{i}\n"})
+    # The reflog: a reset back and forth, a detached HEAD, checkouts to name with @{-n}.
+    at("reset", "-q", "--hard", "HEAD~3")
+    at("reset", "-q", "--hard", "HEAD@{1}")
+    at("checkout", "-q", "feature")
+    at("checkout", "-q", "--detach", c2)
+    at("checkout", "-q", "topic1")
+    at("checkout", "-q", "main")
+    # Git LFS: pointers in the tree, their objects where git-lfs keeps them (one is missing).
+    files = {"assets/readme.txt": "not an lfs file\n"}
+    for name, content in LFS_CONTENT.items():
+        files[name] = lfs_pointer(content if content is not None else b"never stored\n")
+        if content is not None:
+            oid = hashlib.sha256(content).hexdigest()
+            target = repo.git_dir / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    repo.write(".gitattributes", "assets/*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    repo.commit("lfs: two pointers", files)
+    repo.git("update-ref", "refs/heads/nolog", c1)  # then its reflog is removed: a ref without one
+    (repo.git_dir / "logs" / "refs" / "heads" / "nolog").unlink()
+    repo.repack("-d")
+
+
 def build_all(tmp: Path, final: Path) -> None:
     make_empty(tmp / "empty")
     make_loose(tmp / "loose")
@@ -524,6 +594,7 @@ def build_all(tmp: Path, final: Path) -> None:
     make_ambiguous(tmp / "ambiguous")
     make_bigblob(tmp / "bigblob")
     make_refs(tmp / "refs", final)
+    make_history(tmp / "history")
     (tmp / "BUILT").write_text(build_key() + "\n")
 
 

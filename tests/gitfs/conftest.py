@@ -49,7 +49,8 @@ def mount(fuse_available, tmp_path):
 
 
 def _gitfs_mounts_under(base: Path) -> list[str]:
-    with open("/proc/mounts") as f:
+    # Another mount's path may be in any encoding (a test elsewhere mounts a Latin-1 one).
+    with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as f:
         fields = [line.split() for line in f]
     return [f[1] for f in fields if f[2] == "fuse.gitfs" and f[1].startswith(str(base))]
 

@@ -29,12 +29,12 @@ def run_gitfs(*args: str, timeout: float = 60, env: dict | None = None) -> subpr
 
 def mounted(path: Path) -> bool:
     target = str(path)
-    with open("/proc/mounts") as f:
+    with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as f:
         return any(line.split()[1] == target for line in f)
 
 
 def mount_line(path: Path) -> list[str] | None:
-    with open("/proc/mounts") as f:
+    with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             fields = line.split()
             if fields[1] == str(path):
@@ -91,7 +91,7 @@ def connection_of(path: Path) -> int | None:
     # may be the one that hangs.
     target = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     found = None
-    with open("/proc/self/mountinfo") as f:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             fields = line.split()
             if fields[4] == target and fields[fields.index("-") + 1].startswith("fuse"):

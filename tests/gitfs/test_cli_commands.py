@@ -329,7 +329,8 @@ def test_resolve_errors_are_one_line(fixture_repo, mount, tmp_path):
     m = mount(fixture_repo("bare").path)
     assert one_line_error(run_gitfs("resolve", str(tmp_path), "abcd")) == f"gitfs: {tmp_path} is not on a gitfs mount"
     assert "at least 4 hex digits" in one_line_error(run_gitfs("resolve", f"{m.path}/ab/c"))
-    assert "hex digits only" in one_line_error(run_gitfs("resolve", str(m.path), "xyz1"))
+    assert "hex digits only" in one_line_error(run_gitfs("resolve", f"{m.path}/ab", "xyz1"))
+    assert "unknown revision xyz1" in one_line_error(run_gitfs("resolve", str(m.path), "xyz1"))
     assert "name an object" in one_line_error(run_gitfs("resolve", str(m.path)))
     missing = next(p for p in (f"{i:04x}" for i in range(65536)) if not fixture_repo("bare").git.disambiguate(p))
     assert one_line_error(run_gitfs("resolve", str(m.path), missing)) == \

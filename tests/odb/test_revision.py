@@ -64,15 +64,15 @@ def test_lookup_is_rev_parse_verify(repo, objects, refs):
             got = None
         except odb.AmbiguousPrefix:
             got = "ambiguous"
-        if rev in ("main~1", "main^", "main:README", "main@{0}", "..main"):
-            assert got is None and expected is not None  # revision expressions: not supported
+        if rev in ("main:README", "..main"):
+            assert got is None and expected is not None  # a path in a tree, a range: not supported
         else:
             assert got == expected, rev
 
 
 def test_resolve_is_rev_parse_tree(repo, objects, refs):
     for rev in names_to_try(repo):
-        if not rev or "~" in rev or "^" in rev or ":" in rev or "@{" in rev or rev == "..main":
+        if not rev or ":" in rev or rev == "..main":
             continue
         expected = rev_parse(repo.git, rev + "^{tree}")
         try:
