@@ -49,6 +49,12 @@ def delta_accelerated() -> bool:
     return delta.IMPLEMENTATION == "c"
 
 
+def engine_accelerated() -> str | None:
+    """odb/_engine.c is built and in use: objects are read in C, without the GIL; its inflater."""
+    from odb import delta_chain
+    return delta_chain.engine.INFLATER if delta_chain.IMPLEMENTATION == "c" else None
+
+
 def sizes_accelerated() -> bool:
     """odb/_sizes.c is built and in use: listings read object sizes in bulk in C."""
     from odb import sizes
@@ -64,6 +70,7 @@ def features() -> dict[str, str | bool]:
         "trio": _version("trio"),
         "c_delta": delta_accelerated(),
         "c_sizes": sizes_accelerated(),
+        "c_engine": engine_accelerated(),
         "no_open": reads_by_inode(),
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
@@ -79,6 +86,7 @@ def describe() -> list[str]:
         f"pyfuse3 {f['pyfuse3']}, libfuse {f['libfuse']}, trio {f['trio']}",
         f"C delta accelerator: {yes[f['c_delta']]}",
         f"C size accelerator: {yes[f['c_sizes']]}",
+        f"C object engine: {'yes, inflating with ' + f['c_engine'] if f['c_engine'] else 'no'}",
         "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): "
         + ("yes" if f["no_open"] else f"no (stock pyfuse3: 3 kernel requests per file read instead of 1; "
                                       f"for the fast path run: {fast_path_command()})"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
 from typing import Callable, NamedTuple
 
 from . import delta
+from . import pack as pack_format
 from .cache import ByteLRU
 from .errors import CorruptObject
 from .pack import OFS_DELTA, Pack
@@ -68,10 +70,38 @@ def delta_result_size(pack: Pack, entry, head: bytes = b"") -> int:
 Finder = Callable[[bytes], "Location | None"]
 
 
+def _load_engine():
+    try:
+        from . import _engine
+    except ImportError:
+        return None
+    return _engine
+
+
+# odb/_engine.c, or None when it was not built; `engine` is what ChainReader uses by default
+# (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.delta).
+compiled = _load_engine()
+engine = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
+IMPLEMENTATION = "c" if engine is not None else "python"
+
+
+def engine_limits(raw_len: int) -> tuple:
+    # Read at each call, so that the compiled path can never drift from this one (tests lower them).
+    return (pack_format.MAX_INFLATE_RATIO, MAX_DEPTH, MAX_DELTA_RESULT, delta.MAX_VARINT_BYTES, raw_len,
+            DELTA_HEADER_BYTES, MAX_DELTA_EXPANSION)
+
+
 class ChainReader:
-    def __init__(self, find: Finder, cache_bytes: int):
+    """Reads packed objects through their delta chains, in C (odb/_engine.c) when `engine` is
+    given, which it is by default when built; its base cache is then the engine's, which every
+    thread shares and which is bounded in bytes the same way."""
+
+    def __init__(self, find: Finder, cache_bytes: int, engine=None, *, pure: bool = False):
         self._find = find
-        self.cache = ByteLRU(cache_bytes)
+        if engine is None and not pure:
+            engine = globals()["engine"]  # looked up now: tests switch it per run
+        self._engine = engine
+        self.cache = ByteLRU(cache_bytes) if engine is None else engine.Cache(cache_bytes)
         # Whole-object kinds per pack and entry offset (kept on the packs, so they go with
         # them): a header walk of a chain happens once. A new epoch forgets them all.
         self._kinds_epoch = object()
@@ -114,6 +144,8 @@ class ChainReader:
                 ref_targets.add((loc.pack, loc.offset))
 
     def read(self, loc: Location) -> tuple[int, bytes]:
+        if self._engine is not None:
+            return self._read_compiled(loc)
         steps: list = []
         kind, data = self._walk(loc, steps)
         last = len(steps) - 1
@@ -132,11 +164,90 @@ class ChainReader:
                 self.cache.put((pack, entry.offset), (kind, data), len(data))
         return kind, data
 
+    def _read_compiled(self, loc: Location) -> tuple[int, bytes]:
+        """read() through odb/_engine.c. The engine walks OFS_DELTA chains itself; at a REF_DELTA
+        it asks for the base, which is found here and read in turn (an explicit stack of the
+        reads waiting for their bases, as in _walk), then handed back."""
+        read = self._engine.read
+        cache = self.cache
+        waiting = []  # (location, REF_DELTA offset, depth) of reads waiting for that entry's base
+        ref_targets = set()  # chains can loop only through REF_DELTA: OFS bases lie before
+        depth = 0
+        given = None
+        while True:
+            pack = loc.pack
+            if pack is None:
+                result = _loose(loc, loc.source.loose.read)
+            else:
+                buf, end, windows = pack.engine_source()
+                answer, touched = read(cache, buf, end, loc.offset, pack.key, windows,
+                                       engine_limits(pack.format.raw_len), depth, given, bool(waiting))
+                del buf
+                if touched:
+                    pack.touched(touched)
+                code = answer[0]
+                if code < 0:
+                    raise CorruptObject(pack.pack_path, answer[1], answer[2])
+                if code == 0:
+                    _, ref_offset, base_id, walked = answer
+                    base = self._find(base_id)
+                    if base is None:
+                        raise CorruptObject(pack.pack_path, ref_offset, f"delta base {base_id.hex()} is missing")
+                    if (base.pack, base.offset) in ref_targets:
+                        raise CorruptObject(pack.pack_path, ref_offset, "delta chain loops")
+                    ref_targets.add((base.pack, base.offset))
+                    waiting.append((loc, ref_offset, depth))
+                    loc, depth, given = base, walked, None
+                    continue
+                result = answer
+            if not waiting:
+                return result
+            loc, ref_offset, depth = waiting.pop()
+            given = (ref_offset, result[0], result[1])
+
+    def read_many(self, pack: Pack, offsets) -> list:
+        """read() of many entries of one pack: (kind, bytes), or the CorruptObject it raises, per
+        offset, in the order given. The engine reads them in pack order in one call (bases come
+        before their deltas there, so the base cache serves most chains); REF_DELTA entries and
+        the Python path go one by one through read()."""
+        answers: list = [None] * len(offsets)
+        if self._engine is not None:
+            buf, end, windows = pack.engine_source()
+            got, touched = self._engine.read_many(self.cache, buf, end, offsets, pack.key, windows,
+                                                  engine_limits(pack.format.raw_len))
+            del buf
+            if touched:
+                pack.touched(touched)
+            for k, answer in enumerate(got):
+                if answer[0] > 0:
+                    answers[k] = answer
+                elif answer[0] < 0:
+                    answers[k] = CorruptObject(pack.pack_path, answer[1], answer[2])
+        for k in sorted(range(len(offsets)), key=offsets.__getitem__):
+            if answers[k] is None:
+                try:
+                    answers[k] = self.read(Location(None, pack, offsets[k], b""))
+                except CorruptObject as e:
+                    answers[k] = e
+        return answers
+
     def header(self, loc: Location) -> tuple[int, int]:
         """(type code, size) from headers alone: a delta's size is in its first bytes."""
         pack = loc.pack
         if pack is None:
             return _loose(loc, loc.source.loose.read_header)
+        if self._engine is not None:
+            buf, end, windows = pack.engine_source()
+            (answer,), touched = self._engine.headers(buf, end, (loc.offset,), windows,
+                                                      engine_limits(pack.format.raw_len))
+            del buf
+            if touched:
+                pack.touched(touched)
+            if answer[0] < 0:
+                raise CorruptObject(pack.pack_path, answer[1], answer[2])
+            if answer[0]:
+                return answer
+            # A REF_DELTA under it: the walk below types it, finding that base by id.
         entry, head = pack.header(loc.offset)
         if entry.type < OFS_DELTA:
             self._remember([(self._kinds_of(pack), loc.offset)], entry.type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -50,6 +51,9 @@ HEADER_READ = 128
 PREFIX_READ = 1024
 
 
+# A number per Pack for the compiled engine's cache (odb/_engine.c), which keys on numbers, not objects.
+_keys = itertools.count(1)
+
 # Entry(...) goes through a Python-level __new__; the tuple's own is C. Headers are
 # parsed once per object looked at, so the hot paths build entries with this.
 _new = tuple.__new__
@@ -96,6 +100,7 @@ class Pack:
         # reader's memo, valid while kinds_epoch is the reader's current epoch.
         self.kinds: dict[int, int] = {}
         self.kinds_epoch = None
+        self.key = next(_keys)
 
     # -- opening -------------------------------------------------------------
 
@@ -212,6 +217,12 @@ class Pack:
     @property
     def view(self) -> memoryview:
         return self._view if self._view is not None else self._open_data()
+
+    def engine_source(self) -> tuple:
+        """What odb/_engine.c reads entries from: (the mapping or the small file's bytes, where
+        the entries end, the window marks it sets as it reads; see _touch)."""
+        view = self.view
+        return view.obj, self._data_end, self._windows
 
     def contains_offset(self, offset: int) -> bool:
         return 12 <= offset < self._data_end
@@ -342,8 +353,15 @@ class Pack:
             if w < len(windows) and not windows[w]:
                 windows[w] = 1
                 self._resident += 1
-        if self._resident == before:
+        if self._resident != before:
+            self.touched(self._resident - before, counted=True)
+
+    def touched(self, new: int, counted: bool = False) -> None:
+        """`new` windows were marked in _windows (by odb/_engine.c, or _touch which counted them)."""
+        if not new:
             return
+        before = self._resident - new if counted else self._resident
+        self._resident = before + new
         if self._resident << WINDOW_SHIFT > RESIDENT_BUDGET:
             self._release_all()
         _resident_packs.add(self, self._resident - before)

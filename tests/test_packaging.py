@@ -159,6 +159,7 @@ def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
     assert not [n for n in names if n.startswith(("tests/", "scripts/", "fixtures/"))]
     assert any(n.startswith("odb/_delta") and n.endswith(".so") for n in names), "no C accelerator built"
     assert any(n.startswith("odb/_sizes") and n.endswith(".so") for n in names), "no C size accelerator built"
+    assert any(n.startswith("odb/_engine") and n.endswith(".so") for n in names), "no C object engine built"
     data = f"git_odbfs-{gitfs.__version__}.data/data/share/"
     assert data + "man/man1/gitfs.1" in names and data + "bash-completion/completions/gitfs" in names
     # The fast path needs nothing from the checkout: python -m gitfs.patched_pyfuse3 and its patch.
@@ -216,6 +217,7 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
                env=dict(env, CC="/bin/false"), cwd=tmp_path)
     assert "WARNING: the C delta accelerator (odb/_delta.c) could not be built" in done.stdout + done.stderr
     assert "WARNING: the C size accelerator (odb/_sizes.c) could not be built" in done.stdout + done.stderr
+    assert "WARNING: the C object engine (odb/_engine.c) could not be built" in done.stdout + done.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
     plain = tmp_path / "venv"
@@ -225,6 +227,7 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
     version = run([plain / "bin" / "gitfs", "--version"], env=env, cwd="/").stdout.splitlines()
     assert "C delta accelerator: no" in version
     assert "C size accelerator: no" in version
+    assert "C object engine: no" in version
     command = f"{plain}/bin/python -m gitfs.patched_pyfuse3"
     assert (f"no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no (stock pyfuse3: 3 kernel requests per "
             f"file read instead of 1; for the fast path run: {command})") in version
@@ -244,21 +247,33 @@ def test_the_plainest_install_falls_back_and_serves(installed, fixture_repo, fus
 
 
 def test_each_accelerator_builds_on_its_own(installed, tmp_path):
-    """Without zlib's headers (here: a compiler that refuses odb/_sizes.c) the delta accelerator
-    is still built, and the warning names the size accelerator alone."""
+    """Without zlib's headers (here: a compiler that refuses the sources that include zlib.h) the
+    delta accelerator is still built, and the warnings name the size accelerator and the engine
+    alone; without libdeflate's (a compiler that refuses -DHAVE_LIBDEFLATE) the engine is built
+    with zlib."""
     venv, dist, env = installed
-    cc = tmp_path / "cc"
-    cc.write_text('#!/bin/sh\nfor a; do case "$a" in *_sizes.c) echo "zlib.h: No such file" >&2; exit 1;; esac; done\n'
-                  'exec gcc "$@"\n')
-    cc.chmod(0o755)
-    done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", tmp_path / "dist", dist.parent / "source"],
-               env=dict(env, CC=str(cc)), cwd=tmp_path)
-    output = done.stdout + done.stderr
+
+    def build(refuse: str, name: str) -> tuple[str, list[str]]:
+        cc = tmp_path / f"cc-{name}"
+        cc.write_text(f'#!/bin/sh\nfor a; do case "$a" in {refuse}) echo "header: No such file" >&2; exit 1;; esac; done\n'
+                      'exec gcc "$@"\n')
+        cc.chmod(0o755)
+        out = tmp_path / f"dist-{name}"
+        done = run([venv / "bin" / "python", "-m", "build", "--wheel", "--outdir", out, dist.parent / "source"],
+                   env=dict(env, CC=str(cc)), cwd=tmp_path)
+        (wheel,) = out.glob("*.whl")
+        return done.stdout + done.stderr, sorted(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so"))
+
+    output, built = build("*_sizes.c|*_engine.c", "no-zlib")
     assert "WARNING: the C size accelerator (odb/_sizes.c) could not be built" in output
+    assert "WARNING: the C object engine (odb/_engine.c) could not be built" in output
     assert "WARNING: the C delta accelerator" not in output
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    built = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
     assert len(built) == 1 and built[0].startswith("odb/_delta"), built
+
+    output, built = build("-DHAVE_LIBDEFLATE*", "no-libdeflate")
+    assert "odb._engine: building with zlib, not libdeflate" in output
+    assert "could not be built" not in output
+    assert [n.split(".")[0] for n in built] == ["odb/_delta", "odb/_engine", "odb/_sizes"], built
 
 
 @pytest.mark.skipif(os.environ.get("GITFS_TEST_PYFUSE3_BUILD") != "1",

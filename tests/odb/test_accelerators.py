@@ -1,4 +1,4 @@
-"""The optional C accelerators (odb/_delta.c, odb/_sizes.c): each is used when built, and
+"""The optional C accelerators (odb/_delta.c, odb/_sizes.c, odb/_engine.c): each is used when built, and
 GITFS_PURE_PYTHON=1 makes every one give way to the pure-Python path, which stays complete."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta, sizes
+from odb import delta, delta_chain, sizes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-ACCELERATORS = {"delta": delta.apply_delta_c is not None, "sizes": sizes.compiled is not None}
+ACCELERATORS = {"delta": delta.apply_delta_c is not None, "sizes": sizes.compiled is not None,
+                "delta_chain": delta_chain.compiled is not None}
 
 
 def buildable() -> bool:
@@ -29,7 +30,8 @@ def test_each_accelerator_is_built_wherever_it_can_be(module):
     """A failed build only warns at install time; here it fails, in CI always and elsewhere
     wherever the build had what it needs (the other tests take 'built' from the very flags)."""
     if os.environ.get("CI") == "true" or buildable():
-        assert ACCELERATORS[module], f"odb/_{module}.c is not built: see the warning of the install"
+        source = "odb/_engine.c" if module == "delta_chain" else f"odb/_{module}.c"
+        assert ACCELERATORS[module], f"{source} is not built: see the warning of the install"
 
 
 @pytest.mark.parametrize("module, built", ACCELERATORS.items())

@@ -10,6 +10,7 @@ import pytest
 
 import damage
 from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
+from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
 from size_check import check_sizes
 from damage import Midx

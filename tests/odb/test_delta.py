@@ -17,11 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from damage import varint
-from odb import delta
+from engine_check import engine_apply
+from odb import delta, delta_chain
 from odb.delta import DeltaError, apply_delta_python, read_sizes
 
 
 IMPLEMENTATIONS = [pytest.param(apply_delta_python, id="python")]
+# The engine's own delta loop (odb/_engine.c, inside a pack read) answers as apply_delta does.
+if delta_chain.compiled is not None:
+    IMPLEMENTATIONS.append(pytest.param(engine_apply, id="engine"))
+else:
+    IMPLEMENTATIONS.append(pytest.param(None, id="engine", marks=pytest.mark.skip(reason="odb._engine is not built")))
 if delta.apply_delta_c is not None:
     IMPLEMENTATIONS.append(pytest.param(delta.apply_delta_c, id="c"))
 else:

@@ -17,6 +17,7 @@ import pytest
 
 import damage
 from limits import memory_limit, time_limit
+from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
 from size_check import check_sizes
 from damage import PackBuilder, hash_object, insert_delta

@@ -2,6 +2,7 @@
 
 import subprocess
 
+from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
 from odb.pack_backend import PackBackend
 from oracle import git_env
