@@ -54,7 +54,7 @@ PREPARED_ENTRIES = 2048
 
 
 class EntriesListing:
-    """A namespace directory's entries as (name, node), taken at opendir."""
+    """A namespace directory's entries as (name, node, st_size or None), taken at opendir."""
 
     __slots__ = ("entries",)
 
@@ -69,7 +69,7 @@ def no_entry() -> FileNotFoundError:
 class Navigation:
     def __init__(self, view, refs):
         self.view = view
-        self.refs = RefsView(refs, view.store.format)
+        self.refs = RefsView(refs, view.store.format, view.directory_timeout)
         self.trees = TreeView(view.store, refs)
         self.inodes = DynamicInodes()
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
@@ -126,6 +126,7 @@ class Navigation:
     def _stat(self, node) -> tuple[int, object]:
         """Thread: (st_size, odb.Access or None) for node."""
         if type(node) is RefLink:
+            # A young table answers on the loop (_known); this reads the ref.
             target = self.refs.target(node)
             if target is None:
                 raise odb.ObjectNotFound(node.name)
@@ -134,9 +135,19 @@ class Navigation:
             return self.view.store.stat(node.blob)
         return 0, None
 
+    def _known(self, node) -> tuple[int, object] | None:
+        """(st_size, Access) of node without a thread, when no object or ref must be read."""
+        if type(node) in (TreeDir, Gitlink, RefsDir):
+            return 0, None
+        if type(node) is RefLink:
+            target = self.refs.known_target(node)
+            if target is not None:
+                return len(target), None
+        return None
+
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        found = (0, None) if type(node) in (TreeDir, Gitlink, RefsDir) else await self.view.in_thread(self._stat, node)
+        found = self._known(node) or await self.view.in_thread(self._stat, node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
     async def _listed(self, listing: TreeListing, k: int):
@@ -182,7 +193,11 @@ class Navigation:
             attr = await self._entry(found)
             attr.timeout = self.view.directory_timeout  # the revision may move: ask again soon
         elif type(node) is RefsDir:
-            found = await self.view.in_thread(self.refs.lookup, node, name)
+            # A dict hit in the latest table; a miss (or no table yet) reads the refs again.
+            marker, table = self.refs.marker(), self.refs.current()
+            found = self.refs.find(table, node, name) if table is not None else None
+            if found is None:
+                found = await self.view.in_thread(self.refs.lookup, node, name, marker)
             if found is None:
                 raise no_entry()
             attr = await self._entry(found)
@@ -204,9 +219,8 @@ class Navigation:
         node = self.node(inode)
         if inode in (REFS_INODE, TREES_INODE):
             return self.view.dir_attr(inode)
-        if type(node) is RefLink and not await self.view.in_thread(self.refs.exists, node):
-            raise no_entry()
-        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
+        found = self._known(node) or await self.view.in_thread(self._stat, node)  # a gone ref: ENOENT
+        return self.attr(inode, node, *found)
 
     def forget(self, inode: int, count: int) -> None:
         self.inodes.forget(inode, count)
@@ -219,7 +233,7 @@ class Navigation:
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
         if type(node) is RefLink:
-            target = await self.view.in_thread(self.refs.target, node)
+            target = self.refs.known_target(node) or await self.view.in_thread(self.refs.target, node)
             if target is None:
                 raise no_entry()
             return target
@@ -321,11 +335,14 @@ class Navigation:
         (sent(inode)) and drops the others (unsent(inode))."""
         if type(listing) is EntriesListing:
             for k in range(start, len(listing.entries)):
-                name, node = listing.entries[k]
-                try:
-                    attr = await self._entry(node)
-                except (odb.OdbError, OSError):
-                    continue  # gone since opendir (a ref deleted): not listed
+                name, node, size = listing.entries[k]
+                if size is not None:
+                    attr = self.attr(self.inodes.inode_for(node), node, size)
+                else:
+                    try:
+                        attr = await self._entry(node)
+                    except (odb.OdbError, OSError):
+                        continue  # gone since opendir: not listed
                 yield k, name, attr
             return
         k = start
