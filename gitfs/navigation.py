@@ -17,12 +17,14 @@ import stat
 import threading
 
 import odb
+from odb.tree import TREE
 
 from . import helper_protocol as hp
-from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, POSITION_MASK, DynamicInodes, TreeEntryInodes
 from .listings import SIZE_BATCH
 from .refs_view import RefLink, RefsDir, RefsView
 from .tree_view import (
+    TREES_KEPT_BYTES,
     BlobFile,
     BlobLink,
     Gitlink,
@@ -30,7 +32,7 @@ from .tree_view import (
     TreeDir,
     TreeListing,
     TreeView,
-    nodes_of,
+    node_of,
 )
 from .workers import Job
 
@@ -40,14 +42,15 @@ REFS_INODE = FIRST_NAMESPACE_INODE
 TREES_INODE = FIRST_NAMESPACE_INODE + 1
 NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
 # A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
-# walk parses each tree and reads its sizes once; files map to their place in a listing, which
-# read-ahead follows.
-TREE_LISTING_BYTES = 32 << 20
-FILES_PLACED = 1 << 16
+# walk parses each tree and reads its sizes once; a file's inode names its place in a listing,
+# which read-ahead follows. What is kept counts against --cache-size: listings take at most a
+# quarter of it, parsed trees and trees read ahead a sixteenth each.
+TREE_LISTING_BYTES = 64 << 20
 # A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
 # files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
 PREPARE_AHEAD = 128  # subtrees of one directory
 PREPARED_KEPT = 1024  # trees
+PREPARED_BYTES = 16 << 20
 # A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
 # one would hold up other requests meanwhile (about a millisecond per thousand entries).
 PREPARED_ENTRIES = 2048
@@ -70,12 +73,16 @@ class Navigation:
     def __init__(self, view, refs):
         self.view = view
         self.refs = RefsView(refs, view.store.format, view.directory_timeout)
-        self.trees = TreeView(view.store, refs)
-        self.inodes = DynamicInodes()
+        limit = view.cache.max_bytes
+        self.trees = TreeView(view.store, refs, min(TREES_KEPT_BYTES, limit // 16))
+        self.inodes = DynamicInodes()  # .refs nodes and .tree/<rev> directories
+        self.entry_inodes = TreeEntryInodes()  # everything below a .tree/<rev>
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
-        self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
+        self._listings_limit = min(TREE_LISTING_BYTES, limit // 4)
         self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
+        self._prepared_bytes = 0
+        self._prepared_limit = min(PREPARED_BYTES, limit // 16)
         self._prepared_lock = threading.Lock()
 
     @staticmethod
@@ -87,15 +94,43 @@ class Navigation:
             return RefsDir("")
         if inode == TREES_INODE:
             return None  # .tree itself: lists nothing
-        node = self.inodes.node_of(inode)
+        node = self._entry_node(inode) if self.entry_inodes.owns(inode) else self.inodes.node_of(inode)
         if node is None:
             raise no_entry()  # forgotten by the kernel, or never handed out
         return node
 
+    def _entry_node(self, inode: int):
+        """The node of a tree entry's inode: from its directory's tree, held while the kernel
+        holds any of its entries (or from the directory's listing), or None."""
+        slot = self.entry_inodes.slot(inode)
+        if slot is None:
+            return None
+        tree = slot.tree
+        if tree is None:
+            listing = self._slot_listing(inode)
+            if listing is None:
+                return None
+            tree = listing.tree
+        k = self.entry_inodes.position(inode)
+        if k >= len(tree):
+            return None
+        return node_of(tree.mode_at(k), tree.name_at(k), tree.oid_at(k), slot.dir_inode, slot.directory.mtime_ns)
+
+    def _slot_listing(self, inode: int) -> TreeListing | None:
+        """The kept listing that gave out a tree entry's inode, or None."""
+        slot = self.entry_inodes.slot(inode)
+        listing = None if slot is None else self._tree_listings.get(slot.dir_inode)
+        if listing is None or listing.base != inode & ~POSITION_MASK:
+            return None
+        return listing
+
     def is_directory(self, inode: int) -> bool:
         if inode in (REFS_INODE, TREES_INODE):
             return True
-        return type(self.inodes.node_of(inode)) in (RefsDir, TreeDir, Gitlink)
+        try:
+            return type(self.node(inode)) in (RefsDir, TreeDir, Gitlink)
+        except FileNotFoundError:
+            return False
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -154,31 +189,19 @@ class Navigation:
         """The Attr of entry k of a tree listing about to be handed to the kernel: from the
         listing's sizes, or read on its own while they are not in (a lookup in a wide directory
         does not wait for the sizes of every entry before it)."""
-        node = listing.nodes[k]
+        node = listing.node(k)
         if k >= listing.filled and type(node) in (BlobFile, BlobLink):
             size, access = await self.view.in_thread(self._stat, node)
-            attr = self.attr(self.inodes.inode_for(node), node, size, access)
-        else:
-            attr = self._listed_attr(listing, k, self.inodes.inode_for(node))
-        self._place(listing, k, attr.inode)
-        return attr
+            return self.attr(listing.base | k, node, size, access)
+        return self.listed_attr(listing, k)
 
-    def _listed_attr(self, listing: TreeListing, k: int, inode: int):
-        node, size = listing.nodes[k], listing.sizes[k]
-        attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
+    def listed_attr(self, listing: TreeListing, k: int):
+        """The Attr of entry k of a tree listing whose size is in."""
+        node, size = listing.node(k), listing.sizes[k]
+        attr = self.attr(listing.base | k, node, max(size, 0), self.view.accesses[listing.access[k]])
         if size < 0 and type(node) in (BlobFile, BlobLink):
             attr.timeout = 0  # its size could not be read: shown, never cached
         return attr
-
-    def _place(self, listing: TreeListing, k: int, inode: int) -> None:
-        """The kernel is about to know entry k by inode: read-ahead may push to it, and reads
-        of it find where they are in the walk."""
-        listing.inodes[k] = inode
-        if type(listing.nodes[k]) is BlobFile:
-            self._files[inode] = (listing, k)
-            self._files.move_to_end(inode)
-            if len(self._files) > FILES_PLACED:
-                self._files.popitem(last=False)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -208,6 +231,8 @@ class Navigation:
                 raise no_entry()
             attr = await self._listed(listing, k)
             self.view.ahead.looked_up(listing, k)
+            self.sent_entries(listing, 1)
+            return attr
         elif type(node) is Gitlink:
             raise no_entry()
         else:
@@ -223,12 +248,15 @@ class Navigation:
         return self.attr(inode, node, *found)
 
     def forget(self, inode: int, count: int) -> None:
+        if self.entry_inodes.owns(inode):
+            self.entry_inodes.forget(inode, count)
+            return
         self.inodes.forget(inode, count)
         if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
-            self._files.pop(inode, None)
             listing = self._tree_listings.pop(inode, None)
             if listing is not None:
                 self._tree_listings_bytes -= listing.nbytes
+                self.view.cache.hold("tree listings", self._tree_listings_bytes)
 
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
@@ -249,6 +277,7 @@ class Navigation:
             return EntriesListing([])
         if type(node) is RefsDir:
             entries = await self.view.in_thread(self.refs.list, node)
+            self.account()
             if entries is None:
                 raise no_entry()
             return EntriesListing(entries)
@@ -263,12 +292,17 @@ class Navigation:
         if listing is not None and listing.generation == self.view.store.generation:
             self._tree_listings.move_to_end(inode)
             return listing
+        base = self.entry_inodes.base(inode, node)
         with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
+            if prepared is not None:
+                self._prepared_bytes -= prepared.nbytes
         if prepared is not None and prepared.generation == self.view.store.generation:
-            listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
+            listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
+            listing.size_jobs = []  # read_sizes has nothing left to ask
+            listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
         else:
-            listing = await self.view.in_thread(self._list_tree, node, inode)
+            listing = await self.view.in_thread(self._list_tree, node, inode, base)
         self.view.read_sizes(listing, hp.SIZES)
         self._prepare_subtrees(listing)
         old = self._tree_listings.pop(inode, None)
@@ -276,27 +310,27 @@ class Navigation:
             self._tree_listings_bytes -= old.nbytes
         self._tree_listings[inode] = listing
         self._tree_listings_bytes += listing.nbytes
-        while self._tree_listings_bytes > TREE_LISTING_BYTES and len(self._tree_listings) > 1:
+        while self._tree_listings_bytes > self._listings_limit and len(self._tree_listings) > 1:
             _, dropped = self._tree_listings.popitem(last=False)
             self._tree_listings_bytes -= dropped.nbytes
-        return listing
-
-    def _listing(self, entries, prepared: PreparedTree) -> TreeListing:
-        listing = TreeListing(entries, self.view.raw_len, prepared.generation)
-        listing.size_jobs = []  # read_sizes has nothing left to ask
-        listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
+        self.account()
         return listing
 
     def _prepare_subtrees(self, listing: TreeListing) -> None:
         """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
         wanted = []
+        modes, tree = listing.tree.modes(), listing.tree
+        k = -1
         with self._prepared_lock:
-            for node in listing.nodes:
-                if type(node) is TreeDir and node.tree not in self._prepared:
-                    self._prepared[node.tree] = None
-                    wanted.append(node.tree)
-                    if len(wanted) == PREPARE_AHEAD:
-                        break
+            while len(wanted) < PREPARE_AHEAD:
+                try:
+                    k = modes.index(TREE, k + 1)
+                except ValueError:
+                    break
+                oid = tree.oid_at(k)
+                if oid not in self._prepared:
+                    self._prepared[oid] = None
+                    wanted.append(oid)
         if wanted:
             self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
 
@@ -307,9 +341,9 @@ class Navigation:
             prepared = None
             try:
                 generation = self.view.store.generation
-                entries = self.trees.usable(oid)
-                if len(entries) <= PREPARED_ENTRIES:
-                    prepared = PreparedTree(entries, *self.view.sizes_here(b"".join(e.oid for e in entries)), generation)
+                tree = self.trees.tree(oid)
+                if len(tree) <= PREPARED_ENTRIES:
+                    prepared = PreparedTree(tree, *self.view.sizes_here(tree.ids(0, len(tree))), generation)
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
             with self._prepared_lock:
@@ -318,14 +352,16 @@ class Navigation:
                 elif oid in self._prepared:  # not taken by a listing meanwhile
                     self._prepared[oid] = prepared
                     self._prepared.move_to_end(oid)
-                while len(self._prepared) > PREPARED_KEPT:
-                    self._prepared.popitem(last=False)
+                    self._prepared_bytes += prepared.nbytes
+                while self._prepared and (len(self._prepared) > PREPARED_KEPT or self._prepared_bytes > self._prepared_limit):
+                    _, dropped = self._prepared.popitem(last=False)
+                    if dropped is not None:
+                        self._prepared_bytes -= dropped.nbytes
 
-    def _list_tree(self, node: TreeDir, inode: int) -> TreeListing:
+    def _list_tree(self, node: TreeDir, inode: int, base: int) -> TreeListing:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
         waits for it is spared a round trip to a helper."""
-        entries = self.trees.entries(node, inode)
-        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+        listing = TreeListing(self.trees.tree(node.tree), node, inode, base, self.view.store.generation)
         if listing.count <= SIZE_BATCH:
             self.view.read_sizes_here(listing)
         return listing
@@ -349,16 +385,42 @@ class Navigation:
         while k < listing.count:
             if k >= listing.filled:
                 await listing.wait_filled(k)
-            attr = self._listed_attr(listing, k, self.inodes.inode_for(listing.nodes[k]))
-            self._place(listing, k, attr.inode)
-            yield k, listing.names[k], attr
+            yield k, listing.name(k), self.listed_attr(listing, k)
             k += 1
 
     def sent(self, inode: int) -> None:
-        self.inodes.remember(inode)
+        if not self.entry_inodes.owns(inode):
+            self.inodes.remember(inode)
+        else:
+            listing = self._slot_listing(inode)
+            if listing is not None:
+                self.sent_entries(listing, 1)
 
     def unsent(self, inode: int) -> None:
-        self.inodes.drop_unheld(inode)
+        if not self.entry_inodes.owns(inode):
+            self.inodes.drop_unheld(inode)
+
+    def sent_entries(self, listing: TreeListing, count: int) -> None:
+        """The kernel took count lookups of the listing's entries (readdirplus, lookup)."""
+        if count <= 0:
+            return
+        self.entry_inodes.held(listing.base, count, listing.dir_inode, listing.directory, listing.tree)
+
+    def account(self) -> None:
+        """The loop: what navigation holds is counted against the cache's bound."""
+        for part, nbytes in self.memory().items():
+            self.view.cache.hold(part, nbytes)
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held besides the object cache, by part (each counted in the cache's bound)."""
+        with self._prepared_lock:
+            prepared = self._prepared_bytes
+        return {"tree listings": self._tree_listings_bytes, "trees": self.trees.nbytes,
+                "trees read ahead": prepared, "trees the kernel holds": self.entry_inodes.pinned_bytes,
+                "refs": self.refs.nbytes}
+
+    def refs_status(self) -> dict[str, int]:
+        return {"reads": self.refs.reads, "refs": len(self.refs.current() or ())}
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -368,8 +430,8 @@ class Navigation:
         if type(node) is not BlobFile:
             raise IsADirectoryError(errno.EISDIR, "not a file") if self.is_directory(inode) else \
                 OSError(errno.EINVAL, "not a regular file")
-        listing, k = self._files.get(inode, (None, -1))
-        return node.blob, listing, k
+        listing = self._slot_listing(inode) if self.entry_inodes.owns(inode) else None
+        return node.blob, listing, -1 if listing is None else self.entry_inodes.position(inode)
 
     def object_of(self, inode: int) -> bytes | None:
         """The object behind a node, for its user.git.* attributes."""

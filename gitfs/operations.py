@@ -19,13 +19,17 @@ import stat
 
 import pyfuse3
 
+from odb.tree import BLOB, EXECUTABLE, SYMLINK
+
 from .errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode
 from .listings import BucketListing, RootListing
+from .tree_view import TreeListing
 from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
 
+_SIZED = (BLOB, EXECUTABLE, SYMLINK)  # tree entries whose size is their object's
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
@@ -120,6 +124,9 @@ class GitOperations(pyfuse3.Operations):
         if isinstance(listing, BucketListing):
             await self._readdir_bucket(listing, start_id, token)
             return
+        if isinstance(listing, TreeListing):
+            await self._readdir_tree(listing, start_id, token)
+            return
         if not isinstance(listing, RootListing):
             await self._readdir_namespace(listing, start_id, token)
             return
@@ -163,6 +170,40 @@ class GitOperations(pyfuse3.Operations):
                         return
                 i = stop
         finally:
+            self.view.replied(listing, i)
+
+    async def _readdir_tree(self, listing: TreeListing, start: int, token) -> None:
+        # The hot loop of `ls -lR .tree/<rev>`: as for a bucket, one attributes object per kind
+        # of entry (mode and Access: the mtime is the directory's) serves every entry of that
+        # kind; inodes are positions, names slices of the tree.
+        navigation = self.view.navigation
+        shown: dict[tuple[int, int], pyfuse3.EntryAttributes] = {}
+        reply, sizes, count, access = pyfuse3.readdir_reply, listing.sizes, listing.count, listing.access
+        tree, base = listing.tree, listing.base
+        modes, name_at = tree.modes(), tree.name_at
+        i = start
+        try:
+            while i < count:
+                if i >= listing.filled:
+                    await listing.wait_filled(i)
+                for k in range(i, listing.filled):
+                    mode, size = modes[k], sizes[k]
+                    if size >= 0 or mode not in _SIZED:
+                        key = (mode, access[k])
+                        entry = shown.get(key)
+                        if entry is None:
+                            entry = shown[key] = entry_attributes(navigation.listed_attr(listing, k))
+                        entry.st_ino = base | k
+                        if mode in _SIZED:
+                            entry.st_size = size
+                            entry.st_blocks = (size + 511) >> 9
+                    else:
+                        entry = entry_attributes(navigation.listed_attr(listing, k))
+                    if not reply(token, name_at(k), entry, k + 1):
+                        return
+                    i = k + 1
+        finally:
+            navigation.sent_entries(listing, i - start)  # the kernel holds a lookup of each
             self.view.replied(listing, i)
 
     async def _readdir_namespace(self, listing, start: int, token) -> None:
