@@ -190,15 +190,18 @@ class TreeEntryInodes:
     directory's parsed tree is kept while the kernel holds any of its entries, so that an entry's
     node can be made again from its inode. A slot is never reused, so an inode never changes
     meaning; a directory keeps its slot (and its entries their inodes) while the kernel holds any
-    of them, and for a while after (UNHELD_SLOTS)."""
+    of them, and for a while after (UNHELD_SLOTS). The trees kept for the kernel take at most
+    pinned_limit bytes: past it the least recently used are let go (pinned() says whether a
+    slot's tree is kept), and the caller parses them again when the kernel asks about them."""
 
-    def __init__(self, unheld_kept: int = UNHELD_SLOTS):
+    def __init__(self, unheld_kept: int = UNHELD_SLOTS, pinned_limit: int = 1 << 62):
         self.unheld_kept = unheld_kept
+        self.pinned_limit = pinned_limit
         self._slots: dict[int, EntrySlot] = {}
         self._by_dir: dict[int, int] = {}
         self._unheld: OrderedDict[int, None] = OrderedDict()
         self._next = 1
-        self._pinned: dict[int, list] = {}  # id(tree) -> [tree, slots holding it]
+        self._pinned: OrderedDict[int, list] = OrderedDict()  # id(tree) -> [tree, {slot numbers}], oldest first
         self.pinned_bytes = 0  # what the trees the kernel holds entries of take, each once
 
     @staticmethod
@@ -235,14 +238,29 @@ class TreeEntryInodes:
             slot = self._slots[s] = EntrySlot(dir_inode, directory)
             self._by_dir.setdefault(dir_inode, s)
         slot.held += count
-        if slot.tree is not tree:
-            self._unpin(slot)
-            slot.tree = tree
-            pin = self._pinned.setdefault(id(tree), [tree, 0])
-            pin[1] += 1
-            if pin[1] == 1:
-                self.pinned_bytes += tree.nbytes
         self._unheld.pop(s, None)
+        self.pin(s, tree)
+
+    def pin(self, s: int, tree) -> None:
+        """Slot s's tree is kept (the kernel holds entries of it), as the most recently used."""
+        slot = self._slots[s]
+        if slot.tree is not tree:
+            self._unpin(s)
+            slot.tree = tree
+            pin = self._pinned.get(id(tree))
+            if pin is None:
+                pin = self._pinned[id(tree)] = [tree, set()]
+                self.pinned_bytes += tree.nbytes
+            pin[1].add(s)
+        self._pinned.move_to_end(id(tree))
+        while self.pinned_bytes > self.pinned_limit and len(self._pinned) > 1:
+            _, (old, numbers) = self._pinned.popitem(last=False)
+            self.pinned_bytes -= old.nbytes
+            for number in numbers:
+                self._slots[number].tree = None  # still held: parsed again when asked about
+
+    def number(self, inode: int) -> int:
+        return (inode >> SLOT_SHIFT) & (SLOTS - 1)
 
     def forget(self, inode: int, count: int) -> None:
         s = (inode >> SLOT_SHIFT) & (SLOTS - 1)
@@ -252,17 +270,18 @@ class TreeEntryInodes:
         slot.held -= count
         if slot.held <= 0:
             slot.held = 0
-            self._unpin(slot)
+            self._unpin(s)
             self._unheld[s] = None
             self._trim()
 
-    def _unpin(self, slot: EntrySlot) -> None:
+    def _unpin(self, s: int) -> None:
+        slot = self._slots[s]
         tree, slot.tree = slot.tree, None
         if tree is None:
             return
         pin = self._pinned[id(tree)]
-        pin[1] -= 1
-        if pin[1] == 0:
+        pin[1].discard(s)
+        if not pin[1]:
             del self._pinned[id(tree)]
             self.pinned_bytes -= tree.nbytes
 

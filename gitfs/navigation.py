@@ -76,7 +76,7 @@ class Navigation:
         limit = view.cache.max_bytes
         self.trees = TreeView(view.store, refs, min(TREES_KEPT_BYTES, limit // 16))
         self.inodes = DynamicInodes()  # .refs nodes and .tree/<rev> directories
-        self.entry_inodes = TreeEntryInodes()  # everything below a .tree/<rev>
+        self.entry_inodes = TreeEntryInodes(pinned_limit=limit // 4)  # everything below a .tree/<rev>
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
         self._listings_limit = min(TREE_LISTING_BYTES, limit // 4)
@@ -108,9 +108,19 @@ class Navigation:
         tree = slot.tree
         if tree is None:
             listing = self._slot_listing(inode)
-            if listing is None:
+            if listing is not None:
+                tree = listing.tree
+            elif slot.held:
+                # Let go past the bound while the kernel still holds entries of it: parsed again
+                # here, on the loop (the kernel seldom asks: it has their attributes already).
+                try:
+                    tree = self.trees.tree(slot.directory.tree)
+                except (odb.OdbError, OSError) as e:
+                    log.warning("tree %s: %s", slot.directory.tree.hex(), e)
+                    return None
+                self.entry_inodes.pin(self.entry_inodes.number(inode), tree)
+            else:
                 return None
-            tree = listing.tree
         k = self.entry_inodes.position(inode)
         if k >= len(tree):
             return None

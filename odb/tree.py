@@ -13,6 +13,7 @@ the previous name is not yielded: it goes to skipped(name, reason), so the calle
 
 from __future__ import annotations
 
+import os
 import stat
 from array import array
 from bisect import bisect_left
@@ -70,7 +71,7 @@ class Tree:
     """One tree object's entries. Iterating builds one entry at a time; find() and the access
     by position index the entry offsets and modes (6 bytes per entry) on first use."""
 
-    __slots__ = ("data", "raw_len", "oid", "_offsets", "_modes", "_sorted")
+    __slots__ = ("data", "raw_len", "oid", "_offsets", "_nuls", "_modes", "_sorted")
 
     def __init__(self, data: bytes, fmt: ObjectFormat, oid: bytes | None = None):
         self.data = data
@@ -131,8 +132,8 @@ class Tree:
     # -- the index: usable entries by position, and lookup by name -----------------------
 
     def index(self, skipped: Skipped | None = None) -> int:
-        """Indexes the usable entries (the offset of each and its mode: 6 bytes an entry, where
-        TreeEntry objects take some 200) and returns their count. skipped(name, reason) hears
+        """Indexes the usable entries (the offsets of each one's space and NUL, and its mode: 10
+        bytes an entry, where TreeEntry objects take some 200) and returns their count. skipped(name, reason) hears
         about the others, on the call that builds the index."""
         if self._offsets is None:
             self._index(skipped)
@@ -141,11 +142,10 @@ class Tree:
     __len__ = index
 
     def name_at(self, i: int) -> bytes:
-        space = self._offsets[i]
-        return self.data[space + 1 : self.data.find(b"\0", space + 1)]
+        return self.data[self._offsets[i] + 1 : self._nuls[i]]
 
     def oid_at(self, i: int) -> bytes:
-        nul = self.data.find(b"\0", self._offsets[i] + 1) + 1
+        nul = self._nuls[i] + 1
         return self.data[nul : nul + self.raw_len]
 
     def mode_at(self, i: int) -> int:
@@ -158,18 +158,16 @@ class Tree:
 
     def ids(self, start: int, stop: int) -> bytes:
         """The raw ids of entries start..stop, one after the other."""
-        data, find, n = self.data, self.data.find, self.raw_len
-        out = []
-        for space in self._offsets[start:stop]:
-            nul = find(b"\0", space + 1) + 1
-            out.append(data[nul : nul + n])
-        return b"".join(out)
+        if _accelerator is not None and self._nuls.itemsize == 4:
+            return _accelerator.ids(self.data, self._nuls, start, stop, self.raw_len)
+        data, n = self.data, self.raw_len
+        return b"".join([data[nul + 1 : nul + 1 + n] for nul in self._nuls[start:stop]])
 
     @property
     def nbytes(self) -> int:
         """Roughly what the tree holds in memory: its bytes and its index."""
         offsets = self._offsets
-        return len(self.data) + 200 + (0 if offsets is None else (offsets.itemsize + 2) * len(offsets))
+        return len(self.data) + 200 + (0 if offsets is None else (2 * offsets.itemsize + 2) * len(offsets))
 
     def position(self, name: bytes) -> int | None:
         """The index of the entry called name (usable names only), in O(log n). A tree whose
@@ -192,11 +190,21 @@ class Tree:
         return None if i is None else self._entry_at(i)
 
     def _index(self, skipped: Skipped | None) -> None:
-        """_parse's framing and name checks in one loop that makes no object per entry (a
-        million-entry tree is indexed in about a second)."""
+        """_parse's framing and name checks in one loop that makes no object per entry; in C
+        (odb/_tree.c) when built, for a tree with nothing to report."""
         data, raw_len = self.data, self.raw_len
-        offsets, modes = array("I" if len(data) < 1 << 32 else "Q"), array("H")
-        add_offset, add_mode = offsets.append, modes.append
+        found = _accelerator.index(data, raw_len) if _accelerator is not None else None
+        if found is not None:
+            spaces, nuls, modes, ordered = found
+            self._offsets, self._nuls, self._modes = array("I"), array("I"), array("H")
+            self._offsets.frombytes(spaces)
+            self._nuls.frombytes(nuls)
+            self._modes.frombytes(modes)
+            self._sorted = ordered
+            return
+        typecode = "I" if len(data) < 1 << 32 else "Q"
+        offsets, nuls, modes = array(typecode), array(typecode), array("H")
+        add_offset, add_nul, add_mode = offsets.append, nuls.append, modes.append
         pos, end = 0, len(data)
         find, common = data.find, _COMMON_MODES
         previous, previous_key, ordered = None, b"", True
@@ -219,18 +227,32 @@ class Tree:
                     continue
             previous, pos = name, after
             add_offset(space)
+            add_nul(nul)
             add_mode(mode)
             key = name + b"/" if mode == TREE else name
             if key <= previous_key:
                 ordered = False
             previous_key = key
-        self._offsets, self._modes, self._sorted = offsets, modes, ordered
+        self._offsets, self._nuls, self._modes, self._sorted = offsets, nuls, modes, ordered
 
     def _key_at(self, i: int) -> bytes:
         name = self.name_at(i)
         return name + b"/" if self._modes[i] == TREE else name
 
     def _entry_at(self, i: int) -> TreeEntry:
-        space = self._offsets[i]
-        nul = self.data.find(b"\0", space + 1)
-        return TreeEntry(self._modes[i], self.data[space + 1 : nul], self.data[nul + 1 : nul + 1 + self.raw_len])
+        return TreeEntry(self._modes[i], self.name_at(i), self.oid_at(i))
+
+
+def _load():
+    try:
+        from . import _tree
+    except ImportError:
+        return None
+    return _tree
+
+
+# The compiled module (odb/_tree.c), or None when it was not built; `_accelerator` is what the
+# index uses (GITFS_PURE_PYTHON=1: none).
+compiled = _load()
+_accelerator = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
+IMPLEMENTATION = "c" if _accelerator is not None else "python"
