@@ -16,6 +16,8 @@ import logging
 import stat
 import threading
 
+import trio
+
 import odb
 from odb.tree import TREE
 
@@ -47,10 +49,14 @@ NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE}
 # quarter of it, parsed trees and trees read ahead a sixteenth each.
 TREE_LISTING_BYTES = 64 << 20
 # A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
-# files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
+# files' sizes read ahead, in a worker thread, and their subtrees after them (breadth first), so
+# that their listings take no thread of their own. A listing whose tree is being read ahead waits
+# for it a moment rather than reading it a second time.
 PREPARE_AHEAD = 128  # subtrees of one directory
+PREPARE_TREES = 512  # trees of one job, its subtrees' subtrees included
 PREPARED_KEPT = 1024  # trees
 PREPARED_BYTES = 16 << 20
+PREPARED_WAIT = 0.05  # seconds
 # A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
 # one would hold up other requests meanwhile (about a millisecond per thousand entries).
 PREPARED_ENTRIES = 2048
@@ -84,6 +90,9 @@ class Navigation:
         self._prepared_bytes = 0
         self._prepared_limit = min(PREPARED_BYTES, limit // 16)
         self._prepared_lock = threading.Lock()
+        self._prepared_waits: dict[bytes, trio.Event] = {}  # the loop's only
+        self.counts = collections.Counter()  # tree listings: read ahead, waited for, read on their own
+        self._token: trio.lowlevel.TrioToken | None = None
 
     @staticmethod
     def owns(inode: int) -> bool:
@@ -304,14 +313,23 @@ class Navigation:
             return listing
         base = self.entry_inodes.base(inode, node)
         with self._prepared_lock:
+            being_read = node.tree in self._prepared and self._prepared[node.tree] is None
+        if being_read:
+            self.counts["waited for"] += 1
+            event = self._prepared_waits.setdefault(node.tree, trio.Event())
+            with trio.move_on_after(PREPARED_WAIT):
+                await event.wait()
+        with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
             if prepared is not None:
                 self._prepared_bytes -= prepared.nbytes
         if prepared is not None and prepared.generation == self.view.store.generation:
+            self.counts["read ahead"] += 1
             listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
             listing.size_jobs = []  # read_sizes has nothing left to ask
             listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
         else:
+            self.counts["read on their own"] += 1
             listing = await self.view.in_thread(self._list_tree, node, inode, base)
         self.view.read_sizes(listing, hp.SIZES)
         self._prepare_subtrees(listing)
@@ -342,12 +360,16 @@ class Navigation:
                     self._prepared[oid] = None
                     wanted.append(oid)
         if wanted:
+            self._token = trio.lowlevel.current_trio_token()
             self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
 
     def _prepare(self, trees: list[bytes]) -> None:
-        """Worker thread: PreparedTree of each tree (a damaged one is left to its listing,
-        which reports it)."""
-        for oid in trees:
+        """Worker thread: PreparedTree of each tree, then of their subtrees, breadth first, up to
+        PREPARE_TREES in all (a damaged one is left to its listing, which reports it)."""
+        queue = collections.deque(trees)
+        budget = PREPARE_TREES - len(trees)
+        while queue:
+            oid = queue.popleft()
             prepared = None
             try:
                 generation = self.view.store.generation
@@ -356,17 +378,49 @@ class Navigation:
                     prepared = PreparedTree(tree, *self.view.sizes_here(tree.ids(0, len(tree))), generation)
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
-            with self._prepared_lock:
-                if prepared is None:
-                    self._prepared.pop(oid, None)
-                elif oid in self._prepared:  # not taken by a listing meanwhile
-                    self._prepared[oid] = prepared
-                    self._prepared.move_to_end(oid)
-                    self._prepared_bytes += prepared.nbytes
-                while self._prepared and (len(self._prepared) > PREPARED_KEPT or self._prepared_bytes > self._prepared_limit):
-                    _, dropped = self._prepared.popitem(last=False)
-                    if dropped is not None:
-                        self._prepared_bytes -= dropped.nbytes
+            if prepared is not None and budget > 0:
+                budget -= self._queue_subtrees(prepared.tree, queue, budget)
+            self._prepared_one(oid, prepared)
+
+    def _queue_subtrees(self, tree, queue, budget: int) -> int:
+        """Worker thread: subtrees of tree not read ahead yet go to queue (at most budget)."""
+        modes, k, added = tree.modes(), -1, 0
+        with self._prepared_lock:
+            while added < budget:
+                try:
+                    k = modes.index(TREE, k + 1)
+                except ValueError:
+                    break
+                oid = tree.oid_at(k)
+                if oid not in self._prepared:
+                    self._prepared[oid] = None
+                    queue.append(oid)
+                    added += 1
+        return added
+
+    def _prepared_one(self, oid: bytes, prepared: PreparedTree | None) -> None:
+        """Worker thread: a tree read ahead is in (or failed); a listing waiting for it goes on."""
+        with self._prepared_lock:
+            if prepared is None:
+                self._prepared.pop(oid, None)
+            elif oid in self._prepared:  # not taken by a listing meanwhile
+                self._prepared[oid] = prepared
+                self._prepared.move_to_end(oid)
+                self._prepared_bytes += prepared.nbytes
+            while self._prepared and (len(self._prepared) > PREPARED_KEPT or self._prepared_bytes > self._prepared_limit):
+                _, dropped = self._prepared.popitem(last=False)
+                if dropped is not None:
+                    self._prepared_bytes -= dropped.nbytes
+        if oid in self._prepared_waits:  # a listing waits (a late one waits PREPARED_WAIT at most)
+            try:
+                self._token.run_sync_soon(self._prepared_ready, oid)
+            except trio.RunFinishedError:
+                pass
+
+    def _prepared_ready(self, oid: bytes) -> None:
+        event = self._prepared_waits.pop(oid, None)
+        if event is not None:
+            event.set()
 
     def _list_tree(self, node: TreeDir, inode: int, base: int) -> TreeListing:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
@@ -431,6 +485,10 @@ class Navigation:
 
     def refs_status(self) -> dict[str, int]:
         return {"reads": self.refs.reads, "refs": len(self.refs.current() or ())}
+
+    def tree_status(self) -> dict[str, int]:
+        """How tree listings were made, and the directories whose entries have inodes."""
+        return {**self.counts, "directories": len(self.entry_inodes)}
 
     # -- files ---------------------------------------------------------------------------------
 

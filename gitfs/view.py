@@ -617,6 +617,7 @@ class MountView:
         if self.navigation is not None:
             self.navigation.account()
             more["refs"] = self.navigation.refs_status()
+            more["tree listings"] = self.navigation.tree_status()
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
                            workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
                            read_ahead=self.read_ahead_counts(), **more)
