@@ -175,12 +175,12 @@ class GitOperations(pyfuse3.Operations):
     async def _readdir_tree(self, listing: TreeListing, start: int, token) -> None:
         # The hot loop of `ls -lR .tree/<rev>`: as for a bucket, one attributes object per kind
         # of entry (mode and Access: the mtime is the directory's) serves every entry of that
-        # kind; inodes are positions, names slices of the tree.
+        # kind; inodes are positions, names slices of the tree's bytes.
         navigation = self.view.navigation
         shown: dict[tuple[int, int], pyfuse3.EntryAttributes] = {}
         reply, sizes, count, access = pyfuse3.readdir_reply, listing.sizes, listing.count, listing.access
-        tree, base = listing.tree, listing.base
-        modes, name_at = tree.modes(), tree.name_at
+        base, (data, spaces, nuls, modes) = listing.base, listing.tree.layout()
+        last_kind, entry = None, None
         i = start
         try:
             while i < count:
@@ -188,18 +188,20 @@ class GitOperations(pyfuse3.Operations):
                     await listing.wait_filled(i)
                 for k in range(i, listing.filled):
                     mode, size = modes[k], sizes[k]
-                    if size >= 0 or mode not in _SIZED:
-                        key = (mode, access[k])
-                        entry = shown.get(key)
-                        if entry is None:
-                            entry = shown[key] = entry_attributes(navigation.listed_attr(listing, k))
+                    if size < 0 and mode in _SIZED:
+                        entry, last_kind = entry_attributes(navigation.listed_attr(listing, k)), None
+                    else:
+                        kind = (mode, access[k])
+                        if kind != last_kind:
+                            entry = shown.get(kind)
+                            if entry is None:
+                                entry = shown[kind] = entry_attributes(navigation.listed_attr(listing, k))
+                            last_kind = kind
                         entry.st_ino = base | k
                         if mode in _SIZED:
                             entry.st_size = size
                             entry.st_blocks = (size + 511) >> 9
-                    else:
-                        entry = entry_attributes(navigation.listed_attr(listing, k))
-                    if not reply(token, name_at(k), entry, k + 1):
+                    if not reply(token, data[spaces[k] + 1 : nuls[k]], entry, k + 1):
                         return
                     i = k + 1
         finally:
