@@ -430,39 +430,26 @@ class Navigation:
             self.view.read_sizes_here(listing)
         return listing
 
-    async def entries(self, listing, start: int):
-        """(k, name, Attr) of each entry from start on; the caller counts those it sends
-        (sent(inode)) and drops the others (unsent(inode))."""
-        if type(listing) is EntriesListing:
-            for k in range(start, len(listing.entries)):
-                name, node, size = listing.entries[k]
-                if size is not None:
-                    attr = self.attr(self.inodes.inode_for(node), node, size)
-                else:
-                    try:
-                        attr = await self._entry(node)
-                    except (odb.OdbError, OSError):
-                        continue  # gone since opendir: not listed
-                yield k, name, attr
-            return
-        k = start
-        while k < listing.count:
-            if k >= listing.filled:
-                await listing.wait_filled(k)
-            yield k, listing.name(k), self.listed_attr(listing, k)
-            k += 1
+    async def entries(self, listing: EntriesListing, start: int):
+        """(k, name, Attr) of each entry of a namespace directory (not a tree's: the FUSE layer
+        sends those straight from the TreeListing, then calls sent_entries) from start on; the
+        caller counts those it sends (sent(inode)) and drops the others (unsent(inode))."""
+        for k in range(start, len(listing.entries)):
+            name, node, size = listing.entries[k]
+            if size is not None:
+                attr = self.attr(self.inodes.inode_for(node), node, size)
+            else:
+                try:
+                    attr = await self._entry(node)
+                except (odb.OdbError, OSError):
+                    continue  # gone since opendir: not listed
+            yield k, name, attr
 
     def sent(self, inode: int) -> None:
-        if not self.entry_inodes.owns(inode):
-            self.inodes.remember(inode)
-        else:
-            listing = self._slot_listing(inode)
-            if listing is not None:
-                self.sent_entries(listing, 1)
+        self.inodes.remember(inode)
 
     def unsent(self, inode: int) -> None:
-        if not self.entry_inodes.owns(inode):
-            self.inodes.drop_unheld(inode)
+        self.inodes.drop_unheld(inode)
 
     def sent_entries(self, listing: TreeListing, count: int) -> None:
         """The kernel took count lookups of the listing's entries (readdirplus, lookup)."""

@@ -210,18 +210,12 @@ class GitOperations(pyfuse3.Operations):
 
     async def _readdir_namespace(self, listing, start: int, token) -> None:
         navigation = self.view.navigation
-        sent = start
-        try:
-            async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
-                async for k, name, attr in entries:
-                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1):
-                        navigation.unsent(attr.inode)
-                        return
-                    navigation.sent(attr.inode)
-                    sent = k + 1
-        finally:
-            if hasattr(listing, "replied"):
-                self.view.replied(listing, sent)
+        async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
+            async for k, name, attr in entries:
+                if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1):
+                    navigation.unsent(attr.inode)
+                    return
+                navigation.sent(attr.inode)
 
     @fuse_errors
     async def releasedir(self, fh):
