@@ -52,8 +52,8 @@ key_compare(const uint8_t *a, size_t an, int atree, const uint8_t *b, size_t bn,
 /*
  * index(data, raw_len) -> (spaces, nuls, modes, ordered) or None.
  *
- * spaces and nuls are uint32 arrays' bytes (the offsets of each entry's space and NUL), modes
- * uint16 ones. None means "let the Python path do it": a framing error (it raises the precise
+ * spaces and nuls are bytes of native uint32s (the offsets of each entry's space and NUL), modes
+ * of uint16s. None means "let the Python path do it": a framing error (it raises the precise
  * CorruptObject), an odd mode, or a name that must be left out (empty, with "/", ".", "..",
  * ".git", or a repeat), all rare, or a tree of 4 GiB or more.
  */
@@ -77,8 +77,9 @@ tree_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     const uint8_t *d = buf.buf;
     size_t end = (size_t)buf.len, pos = 0, count = 0, cap = 0;
-    uint32_t *spaces = NULL, *nuls = NULL;
-    uint16_t *modes = NULL;
+    PyObject *spaces_obj = NULL, *nuls_obj = NULL, *modes_obj = NULL;
+    uint32_t *spaces, *nuls;
+    uint16_t *modes;
     PyObject *result = NULL;
     int ordered = 1, fallback = 0;
     const uint8_t *prev = NULL;
@@ -89,15 +90,17 @@ tree_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         fallback = 1;
         goto done;
     }
-    /* An entry takes at least "40000 x\0" and an id: a first guess at the count. */
+    /* An entry takes at least "40000 x\0" and an id: the count is at most this. The arrays are
+       written in place in bytes objects, shrunk to size at the end (no copy of the index). */
     cap = end / (8 + (size_t)raw_len) + 1;
-    spaces = PyMem_Malloc(cap * sizeof *spaces);
-    nuls = PyMem_Malloc(cap * sizeof *nuls);
-    modes = PyMem_Malloc(cap * sizeof *modes);
-    if (!spaces || !nuls || !modes) {
-        PyErr_NoMemory();
+    spaces_obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * sizeof *spaces));
+    nuls_obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * sizeof *nuls));
+    modes_obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * sizeof *modes));
+    if (!spaces_obj || !nuls_obj || !modes_obj)
         goto done;
-    }
+    spaces = (uint32_t *)PyBytes_AS_STRING(spaces_obj);
+    nuls = (uint32_t *)PyBytes_AS_STRING(nuls_obj);
+    modes = (uint16_t *)PyBytes_AS_STRING(modes_obj);
     while (pos < end) {
         const uint8_t *sp = memchr(d + pos, ' ', end - pos);
         if (!sp) {
@@ -139,15 +142,17 @@ tree_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         prev_tree = tree;
         pos = nul + 1 + (size_t)raw_len;
     }
-    if (!fallback)
-        result = Py_BuildValue("(y#y#y#O)", (const char *)spaces, (Py_ssize_t)(count * sizeof *spaces),
-                               (const char *)nuls, (Py_ssize_t)(count * sizeof *nuls),
-                               (const char *)modes, (Py_ssize_t)(count * sizeof *modes),
-                               ordered ? Py_True : Py_False);
+    if (!fallback) {
+        if (_PyBytes_Resize(&spaces_obj, (Py_ssize_t)(count * sizeof *spaces)) < 0
+            || _PyBytes_Resize(&nuls_obj, (Py_ssize_t)(count * sizeof *nuls)) < 0
+            || _PyBytes_Resize(&modes_obj, (Py_ssize_t)(count * sizeof *modes)) < 0)
+            goto done;
+        result = PyTuple_Pack(4, spaces_obj, nuls_obj, modes_obj, ordered ? Py_True : Py_False);
+    }
 done:
-    PyMem_Free(spaces);
-    PyMem_Free(nuls);
-    PyMem_Free(modes);
+    Py_XDECREF(spaces_obj);
+    Py_XDECREF(nuls_obj);
+    Py_XDECREF(modes_obj);
     PyBuffer_Release(&buf);
     if (fallback && !PyErr_Occurred())
         Py_RETURN_NONE;

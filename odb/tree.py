@@ -203,9 +203,9 @@ class Tree:
         found = _accelerator.index(data, raw_len) if _accelerator is not None else None
         if found is not None:
             spaces, nuls, modes, ordered = found
-            self._offsets, self._nuls, self._modes = array("I"), array("I"), array("H")
-            self._offsets.frombytes(spaces)
-            self._nuls.frombytes(nuls)
+            # Viewed in place, not copied into arrays: the index of a big tree is built once.
+            self._offsets, self._nuls = memoryview(spaces).cast("I"), memoryview(nuls).cast("I")
+            self._modes = array("H")
             self._modes.frombytes(modes)
             self._sorted = ordered
             return
