@@ -145,7 +145,8 @@ class RefsView:
 
     def table(self) -> RefTable:
         """Thread: the latest table, read if there is none."""
-        return self._table or self.refresh(self.marker())
+        table = self._table  # an empty table is falsy: compared with None
+        return table if table is not None else self.refresh(self.marker())
 
     @property
     def nbytes(self) -> int:
