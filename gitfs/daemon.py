@@ -58,8 +58,14 @@ class Session:
         store.refuse_under(mountpoint)
         # The helpers share git's 96 MiB of delta bases between them (each inflates half the
         # objects): 7 % more CPU per object at 48 MiB than at 96 MiB, and 96 MB less RSS.
-        config = hp.StoreConfig(repository, store.verify, tuple(sys.path), (mountpoint,),
+        # The helpers open the repository through the directory this process holds: they find
+        # it even after it was renamed (odb/anchor.py).
+        config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path), (mountpoint,),
                                 cache_size=DELTA_BASE_CACHE // HELPERS)
+        if os.environ.get("GITFS_HELPERS") == "0":
+            # No helper processes: the worker threads read in this process, through odb's engine
+            # where it is built (it reads without the GIL). A measuring switch (issue 18).
+            config = None
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)

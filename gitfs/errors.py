@@ -58,6 +58,11 @@ def fuse_errors(handler):
         except odb.CorruptObject as e:
             log.error("%s: corrupt object %s: %s", _describe(name, args), e.oid or "?", e)
             raise pyfuse3.FUSEError(errno.EIO) from None
+        except odb.AccessDenied as e:
+            # The repository keeps a file from this process: the reader is told so, as a read of
+            # that file would tell it, and the log names the file.
+            log.error("%s: %s", _describe(name, args), e)
+            raise pyfuse3.FUSEError(errno.EACCES) from None
         except odb.OdbError as e:
             log.error("%s: %s", _describe(name, args), e)
             raise pyfuse3.FUSEError(errno.EIO) from None

@@ -247,6 +247,8 @@ def main() -> None:
         Helper(store, requests, answers, config.device).run()
     except (hp.HelperGone, KeyboardInterrupt):
         pass  # the mount is gone or closed our pipe
+    except odb.OdbError as e:  # the repository was deleted: the mount says so where it reads
+        logging.getLogger("gitfs").warning("helper process %d stops: %s", os.getpid(), e)
     except Exception:  # a bug, or the repository vanished: the mount redoes our work itself
         logging.getLogger("gitfs").exception("helper process %d failed", os.getpid())
     os._exit(0)

@@ -138,7 +138,12 @@ def _judge(answer: dict | None) -> tuple[str, dict]:
     if code is not None:
         return f"error: {os.strerror(code)}", {}
     facts = answer.get("facts")
-    return "healthy", facts if isinstance(facts, dict) else {}
+    if not isinstance(facts, dict):
+        return "healthy", {}
+    now = facts.get("repository_now")
+    if isinstance(now, dict) and now.get("gone"):
+        return f"repository gone: {now['gone']}", facts
+    return "healthy", facts
 
 
 # -- how a status is shown --------------------------------------------------------------

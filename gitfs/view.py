@@ -52,7 +52,7 @@ from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
 from .status import status_json
-from .streams import StreamedObject
+from .streams import StreamTable
 from .workers import Job
 
 log = logging.getLogger("gitfs")
@@ -66,7 +66,6 @@ DIRECTORY_TIMEOUT = 1.0
 DIRECTORY_BLOCK = 1 << 20
 FILE_BLOCK = 128 << 10
 LISTING_BYTES = 64 << 20  # latest listings kept (read-ahead guide, inode -> id), all buckets
-STREAMS_KEPT = 4  # big objects being streamed at once; each holds a window of bytes
 AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from memory
 AMBIGUOUS_KEPT = 1024
 RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
@@ -118,7 +117,7 @@ class MountView:
         self._speculative: BucketListing | None = None
         self._recent: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._sweeping = self._sweep_wanted = False
-        self._streams: collections.OrderedDict[bytes, StreamedObject] = collections.OrderedDict()
+        self._streams = StreamTable(store.open_stream, self._in_thread_plain)
         self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
         # Who may see what (default_permissions): the repository's owners and modes, as odb
         # reads them (odb/access.py). accesses[0] is what an object shows before its own is read.
@@ -128,6 +127,9 @@ class MountView:
         self._access_lock = threading.Lock()
         self.navigation = Navigation(self, refs) if refs is not None else None
         self.counts = collections.Counter()
+
+    async def _in_thread_plain(self, fn, *args):
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     async def in_thread(self, fn, *args):
         try:
@@ -143,9 +145,16 @@ class MountView:
         if generation == self._generation:
             return
         self._generation = generation
+        self._follow_repository()
         self.cache.clear()
         self._sweep_wanted = True
         self._start_sweep()
+
+    def _follow_repository(self) -> None:
+        """After the store followed a moved repository, the refs are read there too."""
+        refs = self.navigation.refs.refs if self.navigation is not None else None
+        if refs is not None and self.store.git_dir is not None and refs.git_dir != self.store.git_dir:
+            refs.relocate(self.store.git_dir, self.store.common_dir)
 
     def _start_sweep(self) -> None:
         """The kernel keeps names, attributes and pages of objects for an hour: when objects may
@@ -526,15 +535,13 @@ class MountView:
     async def _read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
         data = self.cache.get(oid)
         if data is None:
-            stream = self._streams.get(oid)
-            if stream is not None:
-                self._streams.move_to_end(oid)
-                return await stream.read(offset, size)
+            if oid in self._streams:
+                return await self._streams.read(oid, offset, size)
             self.counts["loads_waited"] += 1
             with self._forgotten_if_gone(inode, oid):
                 data = await self.loads.get(oid, (listing.uid, k) if listing is not None else (0, -1))
             if data is None:  # too big to hold: streamed
-                return await self._stream(oid).read(offset, size)
+                return await self._streams.read(oid, offset, size)
         if offset == 0 and listing is not None:
             spec = self._speculative
             follows = type(listing) is BucketListing and spec is not None and spec.bucket > listing.bucket
@@ -554,13 +561,6 @@ class MountView:
             if k is not None:
                 return listing, k
         return None, -1
-
-    def _stream(self, oid: bytes) -> StreamedObject:
-        stream = self._streams[oid] = StreamedObject(oid, self.store, self.limiter)
-        while len(self._streams) > STREAMS_KEPT:
-            _, old = self._streams.popitem(last=False)
-            old.close_soon()
-        return stream
 
     # -- extended attributes ------------------------------------------------------------------
 
@@ -613,6 +613,12 @@ class MountView:
 
     def status(self) -> bytes:
         """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
+        try:
+            self.store.follow_moves()  # (one stat while nothing moved)
+        except odb.RepositoryGone:
+            pass  # store.gone says why
+        self._check_generation()
+        repository = {"path": self.store.git_dir or self.store.objects_dir, "gone": self.store.gone}
         more = {}
         if self.navigation is not None:
             self.navigation.account()
@@ -620,7 +626,8 @@ class MountView:
             more["tree listings"] = self.navigation.tree_status()
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
                            workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
-                           read_ahead=self.read_ahead_counts(), **more)
+                           read_ahead=self.read_ahead_counts(), streams=self._streams.status(),
+                           repository_now=repository, **more)
 
     def read_ahead_counts(self) -> dict:
         """What read-ahead did: loaded ahead, pushed by helpers or here, refused, hedged."""
@@ -631,8 +638,6 @@ class MountView:
         return dict(counts)
 
     async def close(self) -> None:
-        for stream in self._streams.values():
-            await stream.close()
-        self._streams.clear()
+        self._streams.close()
         if self.kernel_cache is not None:
             self.kernel_cache.close()

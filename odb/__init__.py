@@ -46,6 +46,7 @@ from .errors import (
     NotARepository,
     ObjectNotFound,
     OdbError,
+    RepositoryGone,
 )
 from .oid import SHA1, SHA256, ObjectFormat
 from .store import ObjectInfo, ObjectStream, Store, open
@@ -66,6 +67,7 @@ __all__ = [
     "OdbError",
     "Ref",
     "RefStore",
+    "RepositoryGone",
     "SHA1",
     "SHA256",
     "Store",

@@ -25,6 +25,10 @@ class NotARepository(OdbError):
     """The path given to odb.open() holds no git object database."""
 
 
+class RepositoryGone(OdbError):
+    """The repository a store was opened at was deleted while open (a rename is followed)."""
+
+
 class AccessDenied(OdbError):
     """A repository file or directory exists, but this process may not read it (EACCES, EPERM)."""
 

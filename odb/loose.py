@@ -12,6 +12,7 @@ import zlib
 from collections import OrderedDict
 
 from .errors import CorruptObject, display_path
+from .inflation import Inflation
 from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat
 from .refused_paths import SelfReference, open_nofollow, resolve
@@ -20,7 +21,6 @@ TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
 MAX_INFLATE_RATIO = 1032  # see pack.py
 HEX = frozenset("0123456789abcdef")
-READ_CHUNK = 1 << 18
 HEAD_READ = 1024
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
@@ -282,35 +282,24 @@ class LooseObjects:
         return code, body
 
     def iter_read(self, raw: bytes):
-        """(type code, size, chunk iterator) for streaming a big loose object."""
+        """(type code, size, Inflation) for streaming a big loose object."""
         path = self.path(raw)
         opened = self._open(raw, path)
         if opened is None:
             return None
         fd, st, _ = opened
-        f = os.fdopen(fd, "rb")  # closed by the iterator, or when it is dropped unstarted
+        # The inflation and its copies read with pread through this one file object, which
+        # closes the descriptor when the last of them is dropped.
+        f = os.fdopen(fd, "rb")
         try:
             d, code, size, body = self._start(path, fd, st)
         except BaseException:
             f.close()
             raise
-        return code, size, self._chunks(path, f, d, size, body)
 
-    def _chunks(self, path, f, d, size, body):
-        have = len(body)
-        with f:
-            if body:
-                yield body
-            try:
-                while not d.eof and have <= size:
-                    data = d.unconsumed_tail or f.read(READ_CHUNK)
-                    if not data:
-                        break
-                    chunk = d.decompress(data, READ_CHUNK * 4)
-                    have += len(chunk)
-                    if have <= size:
-                        yield chunk
-            except zlib.error as e:
-                raise self._corrupt(path, f"bad compressed data: {e}") from None
-        if have != size or not d.eof:
-            raise self._corrupt(path, f"loose object inflates to the wrong size (header says {size})")
+        def read_at(pos: int, n: int) -> bytes:
+            return os.pread(f.fileno(), n, pos)
+
+        inflation = Inflation(read_at, min(HEAD_READ, st.st_size), st.st_size, size,
+                              lambda reason: self._corrupt(path, "loose object " + reason), d=d, first=body)
+        return code, size, inflation

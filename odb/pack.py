@@ -11,6 +11,7 @@ import zlib
 from typing import NamedTuple
 
 from .errors import CorruptObject
+from .inflation import Inflation
 from .kinds import Kind
 from .mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from .oid import ObjectFormat
@@ -398,32 +399,26 @@ class Pack:
                 buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
         return stop
 
-    def iter_inflate(self, entry: Entry):
-        """Yields the entry's data in pieces, for streaming big blobs without holding them."""
-        view, size, pos, end = self.view, entry.size, entry.data_offset, self._data_end
-        d = zlib.decompressobj()
-        have = 0
-        released = pos
-        try:
-            while not d.eof:
-                if d.unconsumed_tail:
-                    chunk = d.decompress(d.unconsumed_tail, STREAM_CHUNK)
-                elif pos < end:
-                    stop = min(end, pos + (STREAM_CHUNK >> 2))
-                    chunk = d.decompress(view[pos:stop], STREAM_CHUNK)
-                    pos = stop
-                    if pos - released >= STREAM_RELEASE:
-                        released = self._release_pages(released, pos)
-                else:
-                    break
-                have += len(chunk)
-                if have > size:
-                    break
-                yield chunk
-        except zlib.error as e:
-            raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
-        if have != size or not d.eof:
-            raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
+    def iter_inflate(self, entry: Entry) -> Inflation:
+        """The entry's data in pieces, for streaming big blobs without holding them."""
+        view = self.view
+        return Inflation(lambda pos, n: view[pos : pos + n], entry.data_offset, self._data_end, entry.size,
+                         lambda reason: self._corrupt(reason, entry.offset),
+                         on_input=_PageRelease(self, entry.data_offset))
+
+
+class _PageRelease:
+    """Hands back the pages a stream has read past, every STREAM_RELEASE bytes of input
+    (shared by an inflation's copies: a page one of them still wants re-faults from the page
+    cache)."""
+
+    def __init__(self, pack: Pack, start: int):
+        self._pack = pack
+        self._released = start
+
+    def __call__(self, pos: int) -> None:
+        if pos - self._released >= STREAM_RELEASE:
+            self._released = self._pack._release_pages(self._released, pos)
 
 
 class _ResidentPacks:

@@ -344,12 +344,17 @@ class RefStore:
     def __init__(self, git_dir, common_dir=None, fmt: ObjectFormat | None = None):
         from .oid import SHA1
 
-        self.git_dir = os.fspath(git_dir)
-        self.common_dir = os.fspath(common_dir) if common_dir is not None else self.git_dir
         self.format = fmt or SHA1
-        self.storage = ref_storage(self.common_dir)
-        backend = ReftableBackend if self.storage == "reftable" else FilesBackend
-        self.backend = backend(self.git_dir, self.common_dir, self.format)
+        self.relocate(git_dir, common_dir)
+
+    def relocate(self, git_dir, common_dir=None) -> None:
+        """Reads the refs at git_dir (and common_dir) from now on: the repository moved."""
+        git_dir = os.fspath(git_dir)
+        common_dir = os.fspath(common_dir) if common_dir is not None else git_dir
+        storage = ref_storage(common_dir)
+        backend = ReftableBackend if storage == "reftable" else FilesBackend
+        self.backend = backend(git_dir, common_dir, self.format)
+        self.git_dir, self.common_dir, self.storage = git_dir, common_dir, storage
 
     def read(self, name: str) -> Ref | None:
         """The ref as stored, one level; None if it does not exist, is broken, or name is

@@ -11,8 +11,11 @@ from typing import Iterator, NamedTuple
 
 from . import refused_paths, sizes
 from .access import Access, AccessRules
+from .anchor import Anchor
 from .delta_chain import ChainReader, Location
-from .errors import AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError, display_path
+from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError,
+                     RepositoryGone, display_path)
+from .inflation import CHUNK, Inflation
 from .kinds import KINDS, Kind
 from .loose import DIR_FLAGS, LooseObjects
 from .mapped_file import Descriptor
@@ -150,23 +153,51 @@ class ObjectsDir:
 
 
 class ObjectStream:
-    """An object's bytes, read front to back; big blobs inflate piece by piece as they are read."""
+    """An object's bytes, read front to back. Big blobs inflate piece by piece as they are read
+    (an Inflation), others are held whole; fork() gives an independent stream at the same point,
+    to resume from later without starting over."""
 
-    def __init__(self, kind: str, size: int, chunks):
+    def __init__(self, kind: str, size: int, source: Inflation | bytes):
         self.kind = kind
         self.size = size
-        self._chunks = iter(chunks)
+        self._source = source  # an Inflation, or the whole bytes
         self._buf = b""
         self._pos = 0
+        self._offset = 0  # of the whole bytes, for the next read_chunk()
+
+    @property
+    def offset(self) -> int:
+        """The object offset of the next byte read() returns."""
+        source = self._source
+        at = source.offset if isinstance(source, Inflation) else self._offset
+        return at - (len(self._buf) - self._pos)
+
+    def read_chunk(self) -> bytes:
+        """The next piece of the object (at most 1 MiB when inflated as read); b"" at the end."""
+        if self._pos < len(self._buf):
+            out = self._buf[self._pos :]
+            self._buf, self._pos = b"", 0
+            return out
+        return self._next_piece()
+
+    def _next_piece(self) -> bytes:
+        source = self._source
+        if isinstance(source, Inflation):
+            return source.next_chunk()
+        out = source[self._offset : self._offset + CHUNK]
+        self._offset += len(out)
+        return out
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
-            parts = [self._buf[self._pos :], *self._chunks]
+            parts = [self._buf[self._pos :]]
             self._buf, self._pos = b"", 0
+            while chunk := self._next_piece():
+                parts.append(chunk)
             return b"".join(parts)
         while len(self._buf) - self._pos < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            chunk = self._next_piece()
+            if not chunk:
                 break
             self._buf = self._buf[self._pos :] + chunk
             self._pos = 0
@@ -174,11 +205,18 @@ class ObjectStream:
         self._pos += len(out)
         return out
 
+    def fork(self) -> ObjectStream:
+        """An independent stream at this one's offset (sharing its input, not its state)."""
+        source = self._source
+        twin = ObjectStream(self.kind, self.size, source.copy() if isinstance(source, Inflation) else source)
+        twin._buf, twin._pos, twin._offset = self._buf, self._pos, self._offset
+        return twin
+
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close:
-            close()
-        self._buf = b""
+        if isinstance(self._source, Inflation):
+            self._source.close()
+        self._source = b""
+        self._buf, self._pos, self._offset = b"", 0, 0
 
 
 class Store:
@@ -198,6 +236,12 @@ class Store:
         except PermissionError as e:
             raise AccessDenied(e.filename or objects_dir) from None
         self._dirs = [main] + self._open_alternates(objects_dir, fmt, list(alternates))
+        self._main = main
+        # The directories, held open: a repository renamed while open is followed (odb/anchor.py).
+        self._anchors = {name: _anchor(path) for name, path in
+                         (("objects_dir", objects_dir), ("git_dir", git_dir), ("common_dir", common_dir))
+                         if path is not None}
+        self.gone: str | None = None  # why, once the repository was deleted under the store
         self._reader = ChainReader(self._find, cache_size)
         # Bumped by every refresh that saw a change: what callers compare to tell whether
         # anything they derived from the store (listings, cached bytes) may be stale.
@@ -332,7 +376,11 @@ class Store:
     def _each_location(self, raw: bytes, action):
         locs = self._locations(raw)
         loc = next(locs, None)
-        if loc is None and self.refresh():
+        if loc is None:
+            # Look again whatever refresh() says: another thread may have refreshed between the
+            # lookup above and this one, and then this one sees no change (git rescans and
+            # retries the same way before it calls an object missing).
+            self.refresh()
             locs = self._locations(raw)
             loc = next(locs, None)
         if loc is None:
@@ -517,13 +565,13 @@ class Store:
                 opened = loc.source.loose.iter_read(raw)
                 if opened is None:
                     raise FileNotFoundError(errno.ENOENT, "loose object vanished", loc.source.loose.path(raw))
-                code, size, chunks = opened
-                return ObjectStream(KINDS[code], size, chunks)
+                code, size, inflation = opened
+                return ObjectStream(KINDS[code], size, inflation)
             entry = loc.pack.entry(loc.offset)
             if not Kind(entry.type).is_delta:
                 return ObjectStream(kind, size, loc.pack.iter_inflate(entry))
         kind, data = self._read_at(raw, loc)
-        return ObjectStream(kind, len(data), (data,))
+        return ObjectStream(kind, len(data), data)
 
     @staticmethod
     def _where(loc: Location) -> str:
@@ -575,7 +623,8 @@ class Store:
         if not MIN_PREFIX <= len(prefix) <= self.format.hex_len or not is_hex(prefix):
             raise ObjectNotFound(prefix)
         found = self._prefix_matches(prefix)
-        if not found and self.refresh():
+        if not found:
+            self.refresh()  # and look again whatever it says (see _each_location)
             found = self._prefix_matches(prefix)
         if not found:
             raise ObjectNotFound(prefix)
@@ -594,8 +643,9 @@ class Store:
 
     def refresh(self, bucket: int | None = None) -> bool:
         """Re-checks packs, the multi-pack-index and loose objects (only those of `bucket`
-        when one is given); True if anything changed. Cheap: stats, no reading."""
-        changed = False
+        when one is given); True if anything changed. Cheap: stats, no reading.
+        RepositoryGone if the repository was deleted; one that was moved is followed."""
+        changed = self.follow_moves()
         if bucket is None:
             self._access.forget()  # owners and modes may have changed; a listing asks again
         for d in list(self._dirs):
@@ -610,14 +660,57 @@ class Store:
             self.generation += 1
         return changed
 
+    def follow_moves(self) -> bool:
+        """Reads the repository where it is now, if it was moved (one stat when it was not)."""
+        if self.gone is not None:
+            raise RepositoryGone(self.gone)
+        anchor = self._anchors.get("objects_dir")
+        if anchor is None:
+            return False
+        try:
+            new = anchor.moved()
+            if new is None:
+                return False
+            for name in ("git_dir", "common_dir"):
+                if name in self._anchors and self._anchors[name].moved() is not None:
+                    setattr(self, name, self._anchors[name].path)
+        except RepositoryGone as e:
+            self.gone = str(e)
+            log.error("the repository is gone: %s; nothing more can be read", e)
+            raise
+        old = self._main
+        self._main = ObjectsDir(new, self.format, "")
+        if old._confined is not None:
+            self._main.confine()
+        self._dirs = [self._main if d is old else d for d in self._dirs]
+        log.warning("the repository moved: %s is now %s", display_path(self.objects_dir), display_path(new))
+        self.objects_dir = new
+        return True
+
+    def held_path(self) -> str | None:
+        """A path that leads to this repository wherever it is moved, for as long as this
+        process lives: /proc/PID/fd/N of the directory it holds (None if it holds none).
+        Another process of the same user opens the same store there (odb.open)."""
+        anchor = self._anchors.get("git_dir") or self._anchors.get("objects_dir")
+        return anchor.proc_path() if anchor is not None else None
+
     def close(self) -> None:
         self._reader.cache.clear()
+        for anchor in self._anchors.values():
+            anchor.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _anchor(path: str) -> Anchor | None:
+    try:
+        return Anchor(path)
+    except OSError:  # (a bare objects directory has no git dir to hold, nor needs one)
+        return None
 
 
 def _real_or_none(path: str) -> str | None:

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -71,10 +72,39 @@ class Maintenance(threading.Thread):
 
 
 class MountView:
-    """Objects as a mount shows them: buckets, names in a bucket, bytes (OSError as the kernel says)."""
+    """Objects as a mount shows them: buckets, names in a bucket, bytes (OSError as the kernel says).
+    With browse=True, readers also walk .refs and .tree/HEAD between buckets."""
 
-    def __init__(self, mnt: Path):
+    def __init__(self, mnt: Path, browse: bool = False):
         self.mnt = Path(mnt)
+        self.browsing = browse
+
+    def browse(self, timed) -> None:
+        """Lists every .refs directory and reads each ref; lists .tree/HEAD and reads or lists
+        its first 50 entries; each operation through timed(what, fn, *args). Names that vanish
+        meanwhile (git deleted a ref) are skipped."""
+        pending = [self.mnt / ".refs"]
+        while pending:
+            top = pending.pop()
+            for entry in timed(f"list {top}", lambda p: list(os.scandir(p)), top):
+                path = Path(entry.path)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(path)
+                    else:
+                        timed(f"read {path}", path.read_bytes)
+                except FileNotFoundError:
+                    pass
+        tree = self.mnt / ".tree" / "HEAD"
+        try:
+            for entry in sorted(timed(f"list {tree}", os.listdir, tree))[:50]:
+                path = tree / entry
+                if timed(f"stat {path}", path.is_dir):
+                    timed(f"list {path}", os.listdir, path)
+                elif path.is_file():
+                    timed(f"read {path}", path.read_bytes)
+        except FileNotFoundError:
+            pass
 
     def buckets(self) -> list[str]:
         return sorted(os.listdir(self.mnt))
@@ -128,6 +158,7 @@ class Reader(threading.Thread):
         self.results = Counter()
         self.bad: list[str] = []
         self.enoent: set[str] = set()
+        self.slowest = (0.0, "")  # seconds, and what took them
 
     def run(self) -> None:
         try:
@@ -136,13 +167,27 @@ class Reader(threading.Thread):
         except BaseException as e:
             self.bad.append(f"reader crashed: {e!r}")
 
+    def timed(self, what: str, fn, *args):
+        began = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            took = time.monotonic() - began
+            if took > self.slowest[0]:
+                self.slowest = (took, what)
+
     def walk(self) -> None:
-        buckets = self.view.buckets()
+        buckets = self.timed("list the root", self.view.buckets)
         if self.seed % 2:
             buckets.reverse()
         for bucket in buckets:
+            if getattr(self.view, "browsing", False):
+                try:
+                    self.view.browse(self.timed)
+                except OSError as e:
+                    self.bad.append(f"browse: {errno.errorcode.get(e.errno, e.errno)} {e}")
             try:
-                names = self.view.names(bucket)
+                names = self.timed(f"list {bucket}", self.view.names, bucket)
             except FileNotFoundError:
                 self.results["bucket gone"] += 1  # emptied by gc between the two listings
                 continue
@@ -153,7 +198,7 @@ class Reader(threading.Thread):
 
     def read(self, oid: str) -> None:
         try:
-            data = self.view.read(oid)
+            data = self.timed(f"read {oid}", self.view.read, oid)
         except FileNotFoundError:
             self.results["ENOENT"] += 1
             self.enoent.add(oid)

@@ -22,15 +22,32 @@ class FakeInfo:
 
 
 class FakeStream:
-    def __init__(self, kind: str, data: bytes, log: list):
+    """odb.ObjectStream's interface over bytes, in pieces of CHUNK, logging opens, forks and
+    the bytes it hands out."""
+
+    CHUNK = 4096
+
+    def __init__(self, kind: str, data: bytes, log: list, offset: int = 0, event: str = "open"):
         self.kind = kind
         self.size = len(data)
-        self._file = io.BytesIO(data)
+        self._data = data
+        self.offset = offset
         self._log = log
-        log.append("open")
+        log.append(event)
+
+    def read_chunk(self) -> bytes:
+        out = self._data[self.offset : self.offset + self.CHUNK]
+        self.offset += len(out)
+        self._log.append(("inflated", len(out)))
+        return out
 
     def read(self, n: int = -1) -> bytes:
-        return self._file.read(n)
+        out = self._data[self.offset :] if n < 0 else self._data[self.offset : self.offset + n]
+        self.offset += len(out)
+        return out
+
+    def fork(self) -> "FakeStream":
+        return FakeStream(self.kind, self._data, self._log, self.offset, "fork")
 
     def close(self) -> None:
         self._log.append("close")
@@ -43,6 +60,7 @@ class FakeStore:
         self.format = fmt
         self.objects = dict(objects)
         self.corrupt: set[str] = set()  # ids whose read raises CorruptObject
+        self.denied: set[str] = set()  # ids whose read raises AccessDenied (a file odb may not read)
         self.calls: list[str] = []
         self.stream_log: list[str] = []
         self._ids = sorted(self.objects)
@@ -89,6 +107,8 @@ class FakeStore:
         hex_id = self._hex(oid)
         if hex_id in self.corrupt:
             raise odb.CorruptObject("fake.pack", 12, "flipped bytes", oid=hex_id)
+        if hex_id in self.denied:
+            raise odb.AccessDenied(f"objects/{hex_id[:2]}/{hex_id[2:]}")
         try:
             return self.objects[hex_id]
         except KeyError:
@@ -155,6 +175,14 @@ class FakeStore:
 
     def __iter__(self):
         return iter(list(self._ids))
+
+    # Where the repository is (odb/anchor.py): this one never moves.
+    objects_dir = "/fake/objects"
+    git_dir = None
+    gone = None
+
+    def follow_moves(self) -> bool:
+        return False
 
     def refresh(self, bucket: int | None = None) -> bool:
         with self._lock:

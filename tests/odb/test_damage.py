@@ -485,6 +485,35 @@ def test_loose_object_packed_between_lookup_and_read(repo_copy, call):
             assert result.source.endswith(".pack")
 
 
+@pytest.mark.parametrize("call", ["read", "resolve_prefix"])
+def test_a_miss_looks_again_after_another_threads_refresh(repo_copy, call):
+    """git packed a new object (the loose copy pruned); this thread's lookup missed it, and
+    another thread refreshed before this one could: its own refresh sees no change, and the
+    object must still be found (issue 17: ENOENT for a reachable object under maintenance)."""
+    repo = repo_copy("midx")
+    with odb.open(repo.path) as store:
+        store.refresh()
+        oid = repo.git.run("hash-object", "-w", "--stdin", input="packed behind the store's back\n").strip()
+        repo.git.run("pack-objects", "-q", str(repo.objects_dir / "pack" / "pack"), input=oid + "\n")
+        repo.git.run("prune-packed")
+        assert not damage.loose_path(repo.objects_dir, oid).exists()
+        lookup = "_prefix_matches" if call == "resolve_prefix" else "_locations"
+        real = getattr(store, lookup)
+
+        def stale(arg):
+            found = real(arg)  # the lookup on the old snapshot: a miss
+            found = list(found) if not isinstance(found, set) else found
+            setattr(store, lookup, real)
+            store.refresh()  # what the other thread did meanwhile
+            return found if isinstance(found, set) else iter(found)
+
+        setattr(store, lookup, stale)
+        if call == "read":
+            assert store.read(oid) == ("blob", b"packed behind the store's back\n")
+        else:
+            assert store.resolve_prefix(oid[:12]) == oid
+
+
 def test_pack_deleted_between_lookup_and_read(repo_copy):
     """repack -ad replaced the pack the lookup chose, before it was first opened."""
     repo = repo_copy("idx-v2")
