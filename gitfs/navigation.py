@@ -471,7 +471,7 @@ class Navigation:
                 "refs": self.refs.nbytes}
 
     def refs_status(self) -> dict[str, int]:
-        return {"reads": self.refs.reads, "refs": len(self.refs.current() or ())}
+        return {"reads": self.refs.reads, "unchanged": self.refs.checks, "refs": len(self.refs.current() or ())}
 
     def tree_status(self) -> dict[str, int]:
         """How tree listings were made, and the directories whose entries have inodes."""

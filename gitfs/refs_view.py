@@ -8,8 +8,10 @@ to the ref it names.
 Every ref is read once per refresh into a RefTable (directories, links and their targets, built in
 time linear in the number of refs), and lookups, listings and link targets are dict hits in it. A
 refresh is what re-reading a directory means elsewhere in the mount: the opendir of any .refs
-directory reads the refs again (so `ls` shows new and deleted refs), as does a lookup that misses
-(a ref just created is found at once). Concurrent refreshes share one read. A table older than
+directory refreshes (so `ls` shows new and deleted refs), as does a lookup that misses (a ref just
+created is found at once). A refresh first stats what the last read read (packed-refs, the loose
+ref directories, tables.list: RefStore.fingerprint) and reads again only if one changed, so a walk
+of thousands of ref directories reads the refs once. Concurrent refreshes share one read. A table older than
 `fresh_for` (the kernel's own entry timeout) no longer answers readlink and stat on its own: the
 one ref is read again (its file, or the packed-refs parse kept by stat identity), so a ref that
 moves or goes is seen as soon as the kernel asks.
@@ -60,7 +62,7 @@ class RefTable:
     """Every ref from one read: directory -> its entries' names (sorted), shown name -> full name
     and link target."""
 
-    __slots__ = ("dirs", "full_names", "targets", "read_at", "nbytes")
+    __slots__ = ("dirs", "full_names", "targets", "read_at", "nbytes", "fingerprint", "watched")
 
     def __init__(self, refs: list, read_first, hex_len: int):
         """refs: RefStore.list(); read_first(name): RefStore.read (a symbolic ref's first step)."""
@@ -87,6 +89,8 @@ class RefTable:
         self.targets = targets
         self.read_at = time.monotonic()
         self.nbytes = nbytes + REF_OVERHEAD * len(children)
+        self.fingerprint: tuple | None = None  # RefStore.fingerprint() taken before the read
+        self.watched: list[str] | None = None
 
     @staticmethod
     def _add_dirs(children: dict, links: dict, path: str) -> bool:
@@ -119,6 +123,7 @@ class RefsView:
         self._lock = threading.Lock()  # one read of every ref at a time
         self._started = 0  # reads of every ref begun
         self.reads = 0  # reads of every ref done: `gitfs status`, the tests
+        self.checks = 0  # refreshes that found nothing changed
 
     # -- the table ------------------------------------------------------------------------
 
@@ -132,13 +137,25 @@ class RefsView:
         return self._started
 
     def refresh(self, marker: int | None = None) -> RefTable:
-        """Thread: a table read now, or one whose read began after marker (concurrent refreshes
-        share one read: under a 64-thread load, no thread queues behind a queue of reads)."""
+        """Thread: a table as the refs are now: one whose read began after marker (concurrent
+        refreshes share one read: under a 64-thread load, no thread queues behind a queue of
+        reads), the latest if nothing it read has changed since (a few stats: `ls -R` of
+        thousands of ref directories reads the refs once), or one read now."""
         with self._lock:
-            if marker is not None and self._started > marker and self._table is not None:
-                return self._table
+            table = self._table
+            if marker is not None and self._started > marker and table is not None:
+                return table
             self._started += 1
+            if table is not None and table.fingerprint is not None:
+                if self.refs.fingerprint(table.watched) == table.fingerprint:
+                    self.checks += 1
+                    table.read_at = time.monotonic()
+                    return table
+            watched = self.refs.backend.watched()
+            fingerprint = self.refs.fingerprint(watched)
             table = RefTable(self.refs.list(), self.refs.read, self.hex_len)
+            if self.refs.backend.watched() == watched:  # else: a directory came or went meanwhile
+                table.fingerprint, table.watched = fingerprint, watched
             self._table = table
             self.reads += 1
             return table
