@@ -12,6 +12,8 @@ FALLBACKS = {
                    "applies deltas in pure Python, several times\nslower"),
     "odb._sizes": ("the C size accelerator (odb/_sizes.c)",
                    "reads object sizes for listings (find -size,\nls -l) in pure Python, several times slower"),
+    "odb._tree": ("the C tree indexer (odb/_tree.c)",
+                  "indexes trees for .tree listings in pure Python,\nabout a hundred times slower"),
 }
 
 WARNING = """
@@ -54,6 +56,7 @@ setup(
     ext_modules=[
         Extension("odb._delta", ["odb/_delta.c"]),
         Extension("odb._sizes", ["odb/_sizes.c"], libraries=["z"]),
+        Extension("odb._tree", ["odb/_tree.c"]),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
     # Generated from the argparse parser by scripts/make_docs (a test keeps them current).

@@ -49,6 +49,12 @@ def sizes_accelerated() -> bool:
     return sizes.IMPLEMENTATION == "c"
 
 
+def tree_accelerated() -> bool:
+    """odb/_tree.c is built and in use: trees are indexed in C for .tree listings."""
+    from odb import tree
+    return tree.IMPLEMENTATION == "c"
+
+
 @functools.cache
 def features() -> dict[str, str | bool]:
     return {
@@ -58,6 +64,7 @@ def features() -> dict[str, str | bool]:
         "trio": _version("trio"),
         "c_delta": delta_accelerated(),
         "c_sizes": sizes_accelerated(),
+        "c_tree": tree_accelerated(),
         "no_open": reads_by_inode(),
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
@@ -73,6 +80,7 @@ def describe() -> list[str]:
         f"pyfuse3 {f['pyfuse3']}, libfuse {f['libfuse']}, trio {f['trio']}",
         f"C delta accelerator: {yes[f['c_delta']]}",
         f"C size accelerator: {yes[f['c_sizes']]}",
+        f"C tree indexer: {yes[f['c_tree']]}",
         "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): "
         + ("yes" if f["no_open"] else "no (pyfuse3 lacks patches/pyfuse3-read-by-inode.patch; files are opened)"),
         f"page-cache push (notify_store): {yes[f['page_cache_push']]}",
