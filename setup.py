@@ -15,6 +15,8 @@ FALLBACKS = {
                     "reads objects (inflation and delta chains) in Python,\nabout twice as slow, one core at a time"),
     "odb._sizes": ("the C size accelerator (odb/_sizes.c)",
                    "reads object sizes for listings (find -size,\nls -l) in pure Python, several times slower"),
+    "odb._tree": ("the C tree indexer (odb/_tree.c)",
+                  "indexes trees for .tree listings in pure Python,\nabout a hundred times slower"),
 }
 
 WARNING = """
@@ -74,6 +76,7 @@ setup(
         Extension("odb._delta", ["odb/_delta.c"], depends=["odb/delta_apply.h"]),
         _engine(),
         Extension("odb._sizes", ["odb/_sizes.c"], libraries=["z"]),
+        Extension("odb._tree", ["odb/_tree.c"]),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
     # Generated from the argparse parser by scripts/make_docs (a test keeps them current).

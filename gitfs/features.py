@@ -61,6 +61,12 @@ def sizes_accelerated() -> bool:
     return sizes.IMPLEMENTATION == "c"
 
 
+def tree_accelerated() -> bool:
+    """odb/_tree.c is built and in use: trees are indexed in C for .tree listings."""
+    from odb import tree
+    return tree.IMPLEMENTATION == "c"
+
+
 @functools.cache
 def features() -> dict[str, str | bool]:
     return {
@@ -71,6 +77,7 @@ def features() -> dict[str, str | bool]:
         "c_delta": delta_accelerated(),
         "c_sizes": sizes_accelerated(),
         "c_engine": engine_accelerated(),
+        "c_tree": tree_accelerated(),
         "no_open": reads_by_inode(),
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
@@ -87,6 +94,7 @@ def describe() -> list[str]:
         f"C delta accelerator: {yes[f['c_delta']]}",
         f"C size accelerator: {yes[f['c_sizes']]}",
         f"C object engine: {'yes, inflating with ' + f['c_engine'] if f['c_engine'] else 'no'}",
+        f"C tree indexer: {yes[f['c_tree']]}",
         "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): "
         + ("yes" if f["no_open"] else f"no (stock pyfuse3: 3 kernel requests per file read instead of 1; "
                                       f"for the fast path run: {fast_path_command()})"),

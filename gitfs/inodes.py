@@ -7,10 +7,13 @@ bits fall in the reserved range) get "moved" inodes from a small table that neve
 (collisions are astronomically rare, and their inodes must stay stable for the life of the mount).
 
 Everything else the mount shows that is not a fixed directory (the .refs and .tree namespaces)
-gets a dynamic inode with bit 63 set, held while the kernel holds a lookup count on it.
+gets a dynamic inode with bit 63 set, held while the kernel holds a lookup count on it; the
+entries below a .tree/<rev> are numbered by place instead (bit 62 set too: TreeEntryInodes).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 ROOT_INODE = 1
 FIRST_BUCKET_INODE = 2  # 256 buckets, then the same 256 spelt in upper case
@@ -145,3 +148,149 @@ class DynamicInodes:
         node = self._node_of.pop(inode)
         del self._counts[inode]
         del self._inode_of[node]
+
+
+# Dynamic inodes with ENTRY set are tree entries, numbered by place: ENTRY | slot << 32 | position.
+ENTRY = 1 << 62
+SLOT_SHIFT = 32
+SLOTS = 1 << 30
+POSITION_MASK = (1 << SLOT_SHIFT) - 1
+UNHELD_SLOTS = 4096  # slots of directories none of whose entries the kernel holds, kept for reuse
+
+
+class EntryInodes:
+    """The inodes of one tree listing's entries, by position: base | k."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: int):
+        self.base = base
+
+    def __getitem__(self, k: int) -> int:
+        return self.base | k
+
+
+class EntrySlot:
+    """One directory whose entries have inodes: its inode, its node, and while the kernel
+    holds any of its entries, how many lookups it holds and the tree they are in."""
+
+    __slots__ = ("dir_inode", "directory", "tree", "held")
+
+    def __init__(self, dir_inode: int, directory):
+        self.dir_inode = dir_inode
+        self.directory = directory
+        self.tree = None
+        self.held = 0
+
+
+class TreeEntryInodes:
+    """Inodes of tree entries by place: a directory gets a slot, entry k of its tree the inode
+    DYNAMIC | ENTRY | slot << 32 | k. The kernel may hold millions of entries (readdirplus hands
+    it every entry of a listing) at no cost per entry: lookups are counted per directory, and a
+    directory's parsed tree is kept while the kernel holds any of its entries, so that an entry's
+    node can be made again from its inode. A slot is never reused, so an inode never changes
+    meaning; a directory keeps its slot (and its entries their inodes) while the kernel holds any
+    of them, and for a while after (UNHELD_SLOTS). The trees kept for the kernel take at most
+    pinned_limit bytes: past it the least recently used are let go (pinned() says whether a
+    slot's tree is kept), and the caller parses them again when the kernel asks about them."""
+
+    def __init__(self, unheld_kept: int = UNHELD_SLOTS, pinned_limit: int = 1 << 62):
+        self.unheld_kept = unheld_kept
+        self.pinned_limit = pinned_limit
+        self._slots: dict[int, EntrySlot] = {}
+        self._by_dir: dict[int, int] = {}
+        self._unheld: OrderedDict[int, None] = OrderedDict()
+        self._next = 1
+        self._pinned: OrderedDict[int, list] = OrderedDict()  # id(tree) -> [tree, {slot numbers}], oldest first
+        self.pinned_bytes = 0  # what the trees the kernel holds entries of take, each once
+
+    @staticmethod
+    def owns(inode: int) -> bool:
+        return inode & (DYNAMIC | ENTRY) == DYNAMIC | ENTRY
+
+    @staticmethod
+    def position(inode: int) -> int:
+        return inode & POSITION_MASK
+
+    def base(self, dir_inode: int, directory) -> int:
+        """The inode of entry 0 of the directory whose inode is dir_inode."""
+        s = self._by_dir.get(dir_inode)
+        if s is None:
+            if self._next >= SLOTS:
+                raise OverflowError("no tree entry slot left")
+            s, self._next = self._next, self._next + 1
+            self._slots[s] = EntrySlot(dir_inode, directory)
+            self._by_dir[dir_inode] = s
+            self._unheld[s] = None
+            self._trim()
+        return DYNAMIC | ENTRY | (s << SLOT_SHIFT)
+
+    def slot(self, inode: int) -> EntrySlot | None:
+        """The slot of an entry's inode (or of a base), or None if it is not known."""
+        return self._slots.get((inode >> SLOT_SHIFT) & (SLOTS - 1)) if self.owns(inode) else None
+
+    def held(self, base: int, count: int, dir_inode: int, directory, tree) -> None:
+        """The kernel took count lookups of entries of the directory whose entries start at
+        base (a slot trimmed meanwhile comes back under its number)."""
+        s = (base >> SLOT_SHIFT) & (SLOTS - 1)
+        slot = self._slots.get(s)
+        if slot is None:
+            slot = self._slots[s] = EntrySlot(dir_inode, directory)
+            self._by_dir.setdefault(dir_inode, s)
+        slot.held += count
+        self._unheld.pop(s, None)
+        self.pin(s, tree)
+
+    def pin(self, s: int, tree) -> None:
+        """Slot s's tree is kept (the kernel holds entries of it), as the most recently used."""
+        slot = self._slots[s]
+        if slot.tree is not tree:
+            self._unpin(s)
+            slot.tree = tree
+            pin = self._pinned.get(id(tree))
+            if pin is None:
+                pin = self._pinned[id(tree)] = [tree, set()]
+                self.pinned_bytes += tree.nbytes
+            pin[1].add(s)
+        self._pinned.move_to_end(id(tree))
+        while self.pinned_bytes > self.pinned_limit and len(self._pinned) > 1:
+            _, (old, numbers) = self._pinned.popitem(last=False)
+            self.pinned_bytes -= old.nbytes
+            for number in numbers:
+                self._slots[number].tree = None  # still held: parsed again when asked about
+
+    def number(self, inode: int) -> int:
+        return (inode >> SLOT_SHIFT) & (SLOTS - 1)
+
+    def forget(self, inode: int, count: int) -> None:
+        s = (inode >> SLOT_SHIFT) & (SLOTS - 1)
+        slot = self._slots.get(s)
+        if slot is None:
+            return
+        slot.held -= count
+        if slot.held <= 0:
+            slot.held = 0
+            self._unpin(s)
+            self._unheld[s] = None
+            self._trim()
+
+    def _unpin(self, s: int) -> None:
+        slot = self._slots[s]
+        tree, slot.tree = slot.tree, None
+        if tree is None:
+            return
+        pin = self._pinned[id(tree)]
+        pin[1].discard(s)
+        if not pin[1]:
+            del self._pinned[id(tree)]
+            self.pinned_bytes -= tree.nbytes
+
+    def _trim(self) -> None:
+        while len(self._unheld) > self.unheld_kept:
+            s, _ = self._unheld.popitem(last=False)
+            slot = self._slots.pop(s)
+            if self._by_dir.get(slot.dir_inode) == s:
+                del self._by_dir[slot.dir_inode]
+
+    def __len__(self) -> int:
+        return len(self._slots)

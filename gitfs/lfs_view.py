@@ -15,11 +15,13 @@ from typing import NamedTuple
 
 import odb
 from odb.lfs import MAX_POINTER, LfsObjects, LfsPointer, parse_pointer
+from odb.tree import BLOB, EXECUTABLE
 
 from .tree_view import BlobFile
 
 XATTR = b"user.git.lfs"
 PROBLEMS_KEPT = 1 << 16
+_REGULAR = (BLOB, EXECUTABLE)
 
 
 class LfsFile(NamedTuple):
@@ -34,36 +36,61 @@ class LfsView:
         self.store = store
         self.objects = LfsObjects(common_dir)
         self._problems: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()  # pointer blob -> why
+        self._pointers: collections.OrderedDict[bytes, LfsPointer] = collections.OrderedDict()  # blob -> its pointer, object here
         self._lock = threading.Lock()
 
-    def mark(self, entries: list[tuple[bytes, object]]) -> list[tuple[bytes, object]]:
-        """entries with each pointer whose object is here turned into an LfsFile. Only blobs
-        smaller than a pointer can be are read (their sizes come from object headers)."""
-        files = [k for k, (_, node) in enumerate(entries) if type(node) is BlobFile]
+    def files(self, tree: odb.Tree, mtime_ns: int | None) -> dict[int, LfsFile]:
+        """Thread: the entries of a tree's listing that are pointers whose object is here, as
+        LfsFile by position. Only blobs smaller than a pointer can be are read (their sizes
+        come from object headers)."""
+        modes = tree.modes()
+        files = [k for k, mode in enumerate(modes) if mode in _REGULAR]
         if not files:
-            return entries
-        sizes, _errors = self.store.read_sizes(b"".join(entries[k][1].blob for k in files))
-        out = list(entries)
+            return {}
+        sizes, _errors = self.store.read_sizes(b"".join(tree.oid_at(k) for k in files))
+        out = {}
         for k, size in zip(files, sizes):
-            if not 0 < size < MAX_POINTER:
-                continue
-            name, node = entries[k]
-            try:
-                kind, data = self.store.read(node.blob)
-            except (odb.OdbError, OSError):  # shown as it is; a read reports the damage
-                continue
-            pointer = parse_pointer(bytes(data))
-            if pointer is None:
-                continue
-            found = self.objects.find(pointer)
-            if found.path is not None:
-                out[k] = (name, LfsFile(node.blob, node.executable, node.mtime_ns, pointer))
-            else:
-                with self._lock:
-                    self._problems[node.blob] = f"pointer shown: {found.problem}".encode()
-                    while len(self._problems) > PROBLEMS_KEPT:
-                        self._problems.popitem(last=False)
+            if 0 < size < MAX_POINTER:
+                found = self._file(BlobFile(tree.oid_at(k), modes[k] == EXECUTABLE, mtime_ns))
+                if type(found) is LfsFile:
+                    out[k] = found
         return out
+
+    def file(self, node: BlobFile):
+        """node, or the LfsFile it shows: for an entry whose listing is gone (the loop: reads
+        the blob if it is small enough, as its listing did; a pointer found is remembered, for
+        the reads of its file that follow)."""
+        with self._lock:
+            pointer = self._pointers.get(node.blob)
+        if pointer is not None:
+            return LfsFile(node.blob, node.executable, node.mtime_ns, pointer)
+        try:
+            size, _access = self.store.stat(node.blob)
+        except (odb.OdbError, OSError):
+            return node
+        return self._file(node) if 0 < size < MAX_POINTER else node
+
+    def _file(self, node: BlobFile):
+        """node (a blob small enough to be a pointer), or the LfsFile it shows."""
+        try:
+            kind, data = self.store.read(node.blob)
+        except (odb.OdbError, OSError):  # shown as it is; a read reports the damage
+            return node
+        pointer = parse_pointer(bytes(data))
+        if pointer is None:
+            return node
+        found = self.objects.find(pointer)
+        if found.path is not None:
+            with self._lock:
+                self._pointers[node.blob] = pointer
+                while len(self._pointers) > PROBLEMS_KEPT:
+                    self._pointers.popitem(last=False)
+            return LfsFile(node.blob, node.executable, node.mtime_ns, pointer)
+        with self._lock:
+            self._problems[node.blob] = f"pointer shown: {found.problem}".encode()
+            while len(self._problems) > PROBLEMS_KEPT:
+                self._problems.popitem(last=False)
+        return node
 
     def xattrs(self, node) -> dict[bytes, bytes]:
         if type(node) is LfsFile:

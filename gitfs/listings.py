@@ -36,11 +36,13 @@ class Listing:
     __slots__ = ("uid", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
                  "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
 
-    def __init__(self, block: bytes, raw_len: int, generation: int, inodes: array):
+    def __init__(self, block: bytes, raw_len: int, generation: int, inodes, count: int | None = None):
+        """inodes: an array, or anything indexable by position; count: the entries, when block
+        does not hold their ids (a subclass then gives them by oid() and ids())."""
         self.uid = next(_uids)  # names the listing to the helpers (where a reader is in it)
         self.block = block
         self.raw_len = raw_len
-        self.count = len(block) // raw_len
+        self.count = len(block) // raw_len if count is None else count
         self.generation = generation  # the store's generation when listed
         self.inodes = inodes
         self.sizes = array("q", [UNKNOWN]) * self.count
@@ -61,6 +63,11 @@ class Listing:
     def oid(self, k: int) -> bytes:
         n = self.raw_len
         return self.block[k * n : (k + 1) * n]
+
+    def ids(self, start: int, stop: int) -> bytes:
+        """The raw ids of entries start..stop, one after the other."""
+        n = self.raw_len
+        return self.block[start * n : stop * n]
 
     def readable(self, k: int) -> bool:
         """Whether entry k is a file whose bytes a reader reads (read-ahead's candidates)."""

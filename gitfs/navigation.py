@@ -17,15 +17,19 @@ import logging
 import stat
 import threading
 
+import trio
+
 import odb
+from odb.tree import TREE
 
 from . import helper_protocol as hp
-from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, DynamicInodes
+from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, POSITION_MASK, DynamicInodes, TreeEntryInodes
 from .lfs_view import LfsFile, LfsView
 from .listings import SIZE_BATCH
 from .log_view import LogDir, LogLink, LogListing, LogView, chunk_after, entry_name, link_target
 from .refs_view import RefLink, RefsDir, RefsView
 from .tree_view import (
+    TREES_KEPT_BYTES,
     BlobFile,
     BlobLink,
     Gitlink,
@@ -33,7 +37,7 @@ from .tree_view import (
     TreeDir,
     TreeListing,
     TreeView,
-    nodes_of,
+    node_of,
 )
 from .workers import Job
 
@@ -45,21 +49,26 @@ LOGS_INODE = FIRST_NAMESPACE_INODE + 2
 NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE, b".log": LOGS_INODE}
 LISTS_NOTHING = (TREES_INODE, LOGS_INODE)
 # A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
-# walk parses each tree and reads its sizes once; files map to their place in a listing, which
-# read-ahead follows.
-TREE_LISTING_BYTES = 32 << 20
-FILES_PLACED = 1 << 16
+# walk parses each tree and reads its sizes once; a file's inode names its place in a listing,
+# which read-ahead follows. What is kept counts against --cache-size: listings take at most a
+# quarter of it, parsed trees and trees read ahead a sixteenth each.
+TREE_LISTING_BYTES = 64 << 20
 # A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
-# files' sizes read ahead, in a worker thread, so that their listings take no thread of their own.
+# files' sizes read ahead, in a worker thread, and their subtrees after them (breadth first), so
+# that their listings take no thread of their own. A listing whose tree is being read ahead waits
+# for it a moment rather than reading it a second time.
 PREPARE_AHEAD = 128  # subtrees of one directory
+PREPARE_TREES = 512  # trees of one job, its subtrees' subtrees included
 PREPARED_KEPT = 1024  # trees
+PREPARED_BYTES = 16 << 20
+PREPARED_WAIT = 0.05  # seconds
 # A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
 # one would hold up other requests meanwhile (about a millisecond per thousand entries).
 PREPARED_ENTRIES = 2048
 
 
 class EntriesListing:
-    """A namespace directory's entries as (name, node), taken at opendir."""
+    """A namespace directory's entries as (name, node, st_size or None), taken at opendir."""
 
     __slots__ = ("entries",)
 
@@ -74,16 +83,23 @@ def no_entry() -> FileNotFoundError:
 class Navigation:
     def __init__(self, view, refs):
         self.view = view
-        self.refs = RefsView(refs, view.store.format)
-        self.trees = TreeView(view.store, refs)
+        self.refs = RefsView(refs, view.store.format, view.directory_timeout)
+        limit = view.cache.max_bytes
+        self.trees = TreeView(view.store, refs, min(TREES_KEPT_BYTES, limit // 16))
         self.logs = LogView(view.store, refs)
         self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
-        self.inodes = DynamicInodes()
+        self.inodes = DynamicInodes()  # .refs and .log nodes, .tree/<rev> directories
+        self.entry_inodes = TreeEntryInodes(pinned_limit=limit // 4)  # everything below a .tree/<rev>
         self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
         self._tree_listings_bytes = 0
-        self._files: collections.OrderedDict[int, tuple[TreeListing, int]] = collections.OrderedDict()
+        self._listings_limit = min(TREE_LISTING_BYTES, limit // 4)
         self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
+        self._prepared_bytes = 0
+        self._prepared_limit = min(PREPARED_BYTES, limit // 16)
         self._prepared_lock = threading.Lock()
+        self._prepared_waits: dict[bytes, trio.Event] = {}  # the loop's only
+        self.counts = collections.Counter()  # tree listings: read ahead, waited for, read on their own
+        self._token: trio.lowlevel.TrioToken | None = None
 
     def enable_lfs(self, common_dir: str) -> None:
         self.lfs = LfsView(self.view.store, common_dir)
@@ -97,15 +113,59 @@ class Navigation:
             return RefsDir("")
         if inode in LISTS_NOTHING:
             return None  # .tree and .log themselves: list nothing
-        node = self.inodes.node_of(inode)
+        node = self._entry_node(inode) if self.entry_inodes.owns(inode) else self.inodes.node_of(inode)
         if node is None:
             raise no_entry()  # forgotten by the kernel, or never handed out
         return node
 
+    def _entry_node(self, inode: int):
+        """The node of a tree entry's inode: from its directory's tree, held while the kernel
+        holds any of its entries (or from the directory's listing), or None."""
+        slot = self.entry_inodes.slot(inode)
+        if slot is None:
+            return None
+        tree = slot.tree
+        if tree is None:
+            listing = self._slot_listing(inode)
+            if listing is not None:
+                tree = listing.tree
+            elif slot.held:
+                # Let go past the bound while the kernel still holds entries of it: parsed again
+                # here, on the loop (the kernel seldom asks: it has their attributes already).
+                try:
+                    tree = self.trees.tree(slot.directory.tree)
+                except (odb.OdbError, OSError) as e:
+                    log.warning("tree %s: %s", slot.directory.tree.hex(), e)
+                    return None
+                self.entry_inodes.pin(self.entry_inodes.number(inode), tree)
+            else:
+                return None
+        k = self.entry_inodes.position(inode)
+        if k >= len(tree):
+            return None
+        node = node_of(tree.mode_at(k), tree.name_at(k), tree.oid_at(k), slot.dir_inode, slot.directory.mtime_ns)
+        if self.lfs is not None and type(node) is BlobFile:
+            listing = self._slot_listing(inode)
+            if listing is not None and listing.lfs is not None:
+                return listing.lfs.get(k, node)
+            return self.lfs.file(node)  # its listing let go: the pointer is looked at again
+        return node
+
+    def _slot_listing(self, inode: int) -> TreeListing | None:
+        """The kept listing that gave out a tree entry's inode, or None."""
+        slot = self.entry_inodes.slot(inode)
+        listing = None if slot is None else self._tree_listings.get(slot.dir_inode)
+        if listing is None or listing.base != inode & ~POSITION_MASK:
+            return None
+        return listing
+
     def is_directory(self, inode: int) -> bool:
         if inode in (REFS_INODE, TREES_INODE, LOGS_INODE):
             return True
-        return type(self.inodes.node_of(inode)) in (RefsDir, TreeDir, Gitlink, LogDir)
+        try:
+            return type(self.node(inode)) in (RefsDir, TreeDir, Gitlink, LogDir)
+        except FileNotFoundError:
+            return False
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -139,6 +199,7 @@ class Navigation:
     def _stat(self, node) -> tuple[int, object]:
         """Thread: (st_size, odb.Access or None) for node."""
         if type(node) is RefLink:
+            # A young table answers on the loop (_known); this reads the ref.
             target = self.refs.target(node)
             if target is None:
                 raise odb.ObjectNotFound(node.name)
@@ -151,47 +212,42 @@ class Navigation:
             return node.pointer.size, self.view.store.stat(node.blob)[1]
         return 0, None
 
+    def _known(self, node) -> tuple[int, object] | None:
+        """(st_size, Access) of node without a thread, when no object or ref must be read."""
+        if type(node) in (TreeDir, Gitlink, RefsDir, LogDir):
+            return 0, None
+        if type(node) is LogLink:
+            return len(link_target(node.commit)), None
+        if type(node) is RefLink:
+            target = self.refs.known_target(node)
+            if target is not None:
+                return len(target), None
+        return None
+
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        if type(node) in (TreeDir, Gitlink, RefsDir, LogDir):
-            found = (0, None)
-        elif type(node) is LogLink:
-            found = self._stat(node)  # reads nothing
-        else:
-            found = await self.view.in_thread(self._stat, node)
+        found = self._known(node) or await self.view.in_thread(self._stat, node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
     async def _listed(self, listing: TreeListing, k: int):
         """The Attr of entry k of a tree listing about to be handed to the kernel: from the
         listing's sizes, or read on its own while they are not in (a lookup in a wide directory
         does not wait for the sizes of every entry before it)."""
-        node = listing.nodes[k]
+        node = listing.node(k)
         if k >= listing.filled and type(node) in (BlobFile, BlobLink):
             size, access = await self.view.in_thread(self._stat, node)
-            attr = self.attr(self.inodes.inode_for(node), node, size, access)
-        else:
-            attr = self._listed_attr(listing, k, self.inodes.inode_for(node))
-        self._place(listing, k, attr.inode)
-        return attr
+            return self.attr(listing.base | k, node, size, access)
+        return self.listed_attr(listing, k)
 
-    def _listed_attr(self, listing: TreeListing, k: int, inode: int):
-        node, size = listing.nodes[k], listing.sizes[k]
+    def listed_attr(self, listing: TreeListing, k: int):
+        """The Attr of entry k of a tree listing whose size is in."""
+        node, size = listing.node(k), listing.sizes[k]
         if type(node) is LfsFile:
             size = node.pointer.size
-        attr = self.attr(inode, node, max(size, 0), self.view.accesses[listing.access[k]])
+        attr = self.attr(listing.base | k, node, max(size, 0), self.view.accesses[listing.access[k]])
         if size < 0 and type(node) in (BlobFile, BlobLink):
             attr.timeout = 0  # its size could not be read: shown, never cached
         return attr
-
-    def _place(self, listing: TreeListing, k: int, inode: int) -> None:
-        """The kernel is about to know entry k by inode: read-ahead may push to it, and reads
-        of it find where they are in the walk."""
-        listing.inodes[k] = inode
-        if type(listing.nodes[k]) is BlobFile:
-            self._files[inode] = (listing, k)
-            self._files.move_to_end(inode)
-            if len(self._files) > FILES_PLACED:
-                self._files.popitem(last=False)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -215,7 +271,11 @@ class Navigation:
                 raise no_entry()
             attr = await self._entry(found)
         elif type(node) is RefsDir:
-            found = await self.view.in_thread(self.refs.lookup, node, name)
+            # A dict hit in the latest table; a miss (or no table yet) reads the refs again.
+            marker, table = self.refs.marker(), self.refs.current()
+            found = self.refs.find(table, node, name) if table is not None else None
+            if found is None:
+                found = await self.view.in_thread(self.refs.lookup, node, name, marker)
             if found is None:
                 raise no_entry()
             attr = await self._entry(found)
@@ -226,6 +286,8 @@ class Navigation:
                 raise no_entry()
             attr = await self._listed(listing, k)
             self.view.ahead.looked_up(listing, k)
+            self.sent_entries(listing, 1)
+            return attr
         elif type(node) is Gitlink:
             raise no_entry()
         else:
@@ -237,22 +299,24 @@ class Navigation:
         node = self.node(inode)
         if inode in (REFS_INODE, TREES_INODE, LOGS_INODE):
             return self.view.dir_attr(inode)
-        if type(node) is RefLink and not await self.view.in_thread(self.refs.exists, node):
-            raise no_entry()
-        return self.attr(inode, node, *await self.view.in_thread(self._stat, node))
+        found = self._known(node) or await self.view.in_thread(self._stat, node)  # a gone ref: ENOENT
+        return self.attr(inode, node, *found)
 
     def forget(self, inode: int, count: int) -> None:
+        if self.entry_inodes.owns(inode):
+            self.entry_inodes.forget(inode, count)
+            return
         self.inodes.forget(inode, count)
         if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
-            self._files.pop(inode, None)
             listing = self._tree_listings.pop(inode, None)
             if listing is not None:
                 self._tree_listings_bytes -= listing.nbytes
+                self.view.cache.hold("tree listings", self._tree_listings_bytes)
 
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
         if type(node) is RefLink:
-            target = await self.view.in_thread(self.refs.target, node)
+            target = self.refs.known_target(node) or await self.view.in_thread(self.refs.target, node)
             if target is None:
                 raise no_entry()
             return target
@@ -272,6 +336,7 @@ class Navigation:
             return LogListing(self.logs.walk(node.commit))
         if type(node) is RefsDir:
             entries = await self.view.in_thread(self.refs.list, node)
+            self.account()
             if entries is None:
                 raise no_entry()
             return EntriesListing(entries)
@@ -286,12 +351,26 @@ class Navigation:
         if listing is not None and listing.generation == self.view.store.generation:
             self._tree_listings.move_to_end(inode)
             return listing
+        base = self.entry_inodes.base(inode, node)
+        with self._prepared_lock:
+            being_read = node.tree in self._prepared and self._prepared[node.tree] is None
+        if being_read:
+            self.counts["waited for"] += 1
+            event = self._prepared_waits.setdefault(node.tree, trio.Event())
+            with trio.move_on_after(PREPARED_WAIT):
+                await event.wait()
         with self._prepared_lock:
             prepared = self._prepared.pop(node.tree, None)
+            if prepared is not None:
+                self._prepared_bytes -= prepared.nbytes
         if prepared is not None and prepared.generation == self.view.store.generation and self.lfs is None:
-            listing = self._listing(nodes_of(prepared.entries, node, inode), prepared)  # no object to read
+            self.counts["read ahead"] += 1
+            listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
+            listing.size_jobs = []  # read_sizes has nothing left to ask
+            listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
         else:
-            listing = await self.view.in_thread(self._list_tree, node, inode)
+            self.counts["read on their own"] += 1
+            listing = await self.view.in_thread(self._list_tree, node, inode, base)
         self.view.read_sizes(listing, hp.SIZES)
         if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
             self._prepare_subtrees(listing)
@@ -300,86 +379,118 @@ class Navigation:
             self._tree_listings_bytes -= old.nbytes
         self._tree_listings[inode] = listing
         self._tree_listings_bytes += listing.nbytes
-        while self._tree_listings_bytes > TREE_LISTING_BYTES and len(self._tree_listings) > 1:
+        while self._tree_listings_bytes > self._listings_limit and len(self._tree_listings) > 1:
             _, dropped = self._tree_listings.popitem(last=False)
             self._tree_listings_bytes -= dropped.nbytes
-        return listing
-
-    def _listing(self, entries, prepared: PreparedTree) -> TreeListing:
-        listing = TreeListing(entries, self.view.raw_len, prepared.generation)
-        listing.size_jobs = []  # read_sizes has nothing left to ask
-        listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
+        self.account()
         return listing
 
     def _prepare_subtrees(self, listing: TreeListing) -> None:
         """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
         wanted = []
+        modes, tree = listing.tree.modes(), listing.tree
+        k = -1
         with self._prepared_lock:
-            for node in listing.nodes:
-                if type(node) is TreeDir and node.tree not in self._prepared:
-                    self._prepared[node.tree] = None
-                    wanted.append(node.tree)
-                    if len(wanted) == PREPARE_AHEAD:
-                        break
+            while len(wanted) < PREPARE_AHEAD:
+                try:
+                    k = modes.index(TREE, k + 1)
+                except ValueError:
+                    break
+                oid = tree.oid_at(k)
+                if oid not in self._prepared:
+                    self._prepared[oid] = None
+                    wanted.append(oid)
         if wanted:
+            self._token = trio.lowlevel.current_trio_token()
             self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
 
     def _prepare(self, trees: list[bytes]) -> None:
-        """Worker thread: PreparedTree of each tree (a damaged one is left to its listing,
-        which reports it)."""
-        for oid in trees:
+        """Worker thread: PreparedTree of each tree, then of their subtrees, breadth first, up to
+        PREPARE_TREES in all (a damaged one is left to its listing, which reports it)."""
+        queue = collections.deque(trees)
+        budget = PREPARE_TREES - len(trees)
+        while queue:
+            oid = queue.popleft()
             prepared = None
             try:
                 generation = self.view.store.generation
-                entries = self.trees.usable(oid)
-                if len(entries) <= PREPARED_ENTRIES:
-                    prepared = PreparedTree(entries, *self.view.sizes_here(b"".join(e.oid for e in entries)), generation)
+                tree = self.trees.tree(oid)
+                if len(tree) <= PREPARED_ENTRIES:
+                    prepared = PreparedTree(tree, *self.view.sizes_here(tree.ids(0, len(tree))), generation)
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
-            with self._prepared_lock:
-                if prepared is None:
-                    self._prepared.pop(oid, None)
-                elif oid in self._prepared:  # not taken by a listing meanwhile
-                    self._prepared[oid] = prepared
-                    self._prepared.move_to_end(oid)
-                while len(self._prepared) > PREPARED_KEPT:
-                    self._prepared.popitem(last=False)
+            if prepared is not None and budget > 0:
+                budget -= self._queue_subtrees(prepared.tree, queue, budget)
+            self._prepared_one(oid, prepared)
 
-    def _list_tree(self, node: TreeDir, inode: int) -> TreeListing:
+    def _queue_subtrees(self, tree, queue, budget: int) -> int:
+        """Worker thread: subtrees of tree not read ahead yet go to queue (at most budget)."""
+        modes, k, added = tree.modes(), -1, 0
+        with self._prepared_lock:
+            while added < budget:
+                try:
+                    k = modes.index(TREE, k + 1)
+                except ValueError:
+                    break
+                oid = tree.oid_at(k)
+                if oid not in self._prepared:
+                    self._prepared[oid] = None
+                    queue.append(oid)
+                    added += 1
+        return added
+
+    def _prepared_one(self, oid: bytes, prepared: PreparedTree | None) -> None:
+        """Worker thread: a tree read ahead is in (or failed); a listing waiting for it goes on."""
+        with self._prepared_lock:
+            if prepared is None:
+                self._prepared.pop(oid, None)
+            elif oid in self._prepared:  # not taken by a listing meanwhile
+                self._prepared[oid] = prepared
+                self._prepared.move_to_end(oid)
+                self._prepared_bytes += prepared.nbytes
+            while self._prepared and (len(self._prepared) > PREPARED_KEPT or self._prepared_bytes > self._prepared_limit):
+                _, dropped = self._prepared.popitem(last=False)
+                if dropped is not None:
+                    self._prepared_bytes -= dropped.nbytes
+        if oid in self._prepared_waits:  # a listing waits (a late one waits PREPARED_WAIT at most)
+            try:
+                self._token.run_sync_soon(self._prepared_ready, oid)
+            except trio.RunFinishedError:
+                pass
+
+    def _prepared_ready(self, oid: bytes) -> None:
+        event = self._prepared_waits.pop(oid, None)
+        if event is not None:
+            event.set()
+
+    def _list_tree(self, node: TreeDir, inode: int, base: int) -> TreeListing:
         """Thread: a tree's listing. A small one gets its sizes here as well: the lookup that
         waits for it is spared a round trip to a helper."""
-        entries = self.trees.entries(node, inode)
+        listing = TreeListing(self.trees.tree(node.tree), node, inode, base, self.view.store.generation)
         if self.lfs is not None:
-            entries = self.lfs.mark(entries)
-        listing = TreeListing(entries, self.view.raw_len, self.view.store.generation)
+            listing.lfs = self.lfs.files(listing.tree, node.mtime_ns)
         if listing.count <= SIZE_BATCH:
             self.view.read_sizes_here(listing)
         return listing
 
     async def entries(self, listing, start: int):
-        """(k, name, Attr) of each entry from start on; the caller counts those it sends
-        (sent(inode)) and drops the others (unsent(inode))."""
+        """(k, name, Attr) of each entry of a namespace directory (not a tree's: the FUSE layer
+        sends those straight from the TreeListing, then calls sent_entries) from start on; the
+        caller counts those it sends (sent(inode)) and drops the others (unsent(inode))."""
         if type(listing) is LogListing:
             async for entry in self._log_entries(listing, start):
                 yield entry
             return
-        if type(listing) is EntriesListing:
-            for k in range(start, len(listing.entries)):
-                name, node = listing.entries[k]
+        for k in range(start, len(listing.entries)):
+            name, node, size = listing.entries[k]
+            if size is not None:
+                attr = self.attr(self.inodes.inode_for(node), node, size)
+            else:
                 try:
                     attr = await self._entry(node)
                 except (odb.OdbError, OSError):
-                    continue  # gone since opendir (a ref deleted): not listed
-                yield k, name, attr
-            return
-        k = start
-        while k < listing.count:
-            if k >= listing.filled:
-                await listing.wait_filled(k)
-            attr = self._listed_attr(listing, k, self.inodes.inode_for(listing.nodes[k]))
-            self._place(listing, k, attr.inode)
-            yield k, listing.names[k], attr
-            k += 1
+                    continue  # gone since opendir: not listed
+            yield k, name, attr
 
     async def _log_entries(self, listing: LogListing, start: int):
         """Entries of a history as far as it is walked, after walking one more chunk (in a
@@ -403,6 +514,32 @@ class Navigation:
     def unsent(self, inode: int) -> None:
         self.inodes.drop_unheld(inode)
 
+    def sent_entries(self, listing: TreeListing, count: int) -> None:
+        """The kernel took count lookups of the listing's entries (readdirplus, lookup)."""
+        if count <= 0:
+            return
+        self.entry_inodes.held(listing.base, count, listing.dir_inode, listing.directory, listing.tree)
+
+    def account(self) -> None:
+        """The loop: what navigation holds is counted against the cache's bound."""
+        for part, nbytes in self.memory().items():
+            self.view.cache.hold(part, nbytes)
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held besides the object cache, by part (each counted in the cache's bound)."""
+        with self._prepared_lock:
+            prepared = self._prepared_bytes
+        return {"tree listings": self._tree_listings_bytes, "trees": self.trees.nbytes,
+                "trees read ahead": prepared, "trees the kernel holds": self.entry_inodes.pinned_bytes,
+                "refs": self.refs.nbytes}
+
+    def refs_status(self) -> dict[str, int]:
+        return {"reads": self.refs.reads, "unchanged": self.refs.checks, "refs": len(self.refs.current() or ())}
+
+    def tree_status(self) -> dict[str, int]:
+        """How tree listings were made, and the directories whose entries have inodes."""
+        return {**self.counts, "directories": len(self.entry_inodes)}
+
     # -- files ---------------------------------------------------------------------------------
 
     def file(self, inode: int) -> tuple[bytes, TreeListing | None, int]:
@@ -411,11 +548,13 @@ class Navigation:
         if type(node) is not BlobFile:
             raise IsADirectoryError(errno.EISDIR, "not a file") if self.is_directory(inode) else \
                 OSError(errno.EINVAL, "not a regular file")
-        listing, k = self._files.get(inode, (None, -1))
-        return node.blob, listing, k
+        listing = self._slot_listing(inode) if self.entry_inodes.owns(inode) else None
+        return node.blob, listing, -1 if listing is None else self.entry_inodes.position(inode)
 
     def lfs_file(self, inode: int) -> LfsFile | None:
         """The LfsFile an inode shows (its reads come from the LFS object), or None."""
+        if self.lfs is None:
+            return None
         node = self.node(inode)
         return node if type(node) is LfsFile else None
 

@@ -26,18 +26,39 @@ HEDGE_AFTER = 0.02
 
 
 class ObjectCache:
-    """Least recently used objects first out, bounded by the sum of their sizes."""
+    """Least recently used objects first out, bounded by the sum of their sizes and of what the
+    rest of the mount holds (listings, parsed trees, ref tables: hold()), so that --cache-size
+    bounds all of it; objects make room for the others, which keep their own bounds."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.max_entry = max_bytes // 4
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
+        self._held: dict[str, int] = {}
+        self._held_bytes = 0
         self._lock = threading.Lock()
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        """Everything counted against the bound: objects and what hold() reported."""
+        return self._bytes + self._held_bytes
+
+    def parts(self) -> dict[str, int]:
+        """Bytes by what holds them: "objects" and each part hold() was told of."""
+        return {"objects": self._bytes, **self._held}
+
+    def hold(self, part: str, nbytes: int) -> None:
+        """part (e.g. "tree listings") now holds nbytes; objects are dropped to make room."""
+        with self._lock:
+            self._held_bytes += nbytes - self._held.get(part, 0)
+            self._held[part] = nbytes
+            self._shrink()
+
+    def _shrink(self) -> None:
+        while self._entries and self._bytes + self._held_bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -63,9 +84,7 @@ class ObjectCache:
                 self._bytes -= len(old)
             self._entries[oid] = data
             self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
+            self._shrink()
 
     def discard(self, oid: bytes) -> None:
         with self._lock:

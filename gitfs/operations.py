@@ -19,14 +19,18 @@ import stat
 
 import pyfuse3
 
+from odb.tree import BLOB, EXECUTABLE, SYMLINK
+
 from .errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode
 from .listings import BucketListing, RootListing
+from .tree_view import TreeListing
 from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
 
 DOT_ENTRIES = 2  # "." and "..", offsets 0 and 1 of every directory
+_SIZED = (BLOB, EXECUTABLE, SYMLINK)  # tree entries whose size is their object's
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
@@ -131,6 +135,9 @@ class GitOperations(pyfuse3.Operations):
         if isinstance(listing, BucketListing):
             await self._readdir_bucket(listing, start_id, token)
             return
+        if isinstance(listing, TreeListing):
+            await self._readdir_tree(listing, start_id, token)
+            return
         if not isinstance(listing, RootListing):
             await self._readdir_namespace(listing, start_id, token)
             return
@@ -177,20 +184,51 @@ class GitOperations(pyfuse3.Operations):
         finally:
             self.view.replied(listing, i)
 
+    async def _readdir_tree(self, listing: TreeListing, start: int, token) -> None:
+        # The hot loop of `ls -lR .tree/<rev>`: as for a bucket, one attributes object per kind
+        # of entry (mode and Access: the mtime is the directory's) serves every entry of that
+        # kind; inodes are positions, names slices of the tree's bytes.
+        navigation = self.view.navigation
+        shown: dict[tuple[int, int], pyfuse3.EntryAttributes] = {}
+        reply, sizes, count, access = pyfuse3.readdir_reply, listing.sizes, listing.count, listing.access
+        base, (data, spaces, nuls, modes) = listing.base, listing.tree.layout()
+        lfs = listing.lfs  # -o lfs: these entries show their content's size, each on its own
+        last_kind, entry = None, None
+        i = start
+        try:
+            while i < count:
+                if i >= listing.filled:
+                    await listing.wait_filled(i)
+                for k in range(i, listing.filled):
+                    mode, size = modes[k], sizes[k]
+                    if size < 0 and mode in _SIZED or lfs and k in lfs:
+                        entry, last_kind = entry_attributes(navigation.listed_attr(listing, k)), None
+                    else:
+                        kind = (mode, access[k])
+                        if kind != last_kind:
+                            entry = shown.get(kind)
+                            if entry is None:
+                                entry = shown[kind] = entry_attributes(navigation.listed_attr(listing, k))
+                            last_kind = kind
+                        entry.st_ino = base | k
+                        if mode in _SIZED:
+                            entry.st_size = size
+                            entry.st_blocks = (size + 511) >> 9
+                    if not reply(token, data[spaces[k] + 1 : nuls[k]], entry, k + 1 + DOT_ENTRIES):
+                        return
+                    i = k + 1
+        finally:
+            navigation.sent_entries(listing, i - start)  # the kernel holds a lookup of each
+            self.view.replied(listing, i)
+
     async def _readdir_namespace(self, listing, start: int, token) -> None:
         navigation = self.view.navigation
-        sent = start
-        try:
-            async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
-                async for k, name, attr in entries:
-                    if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES):
-                        navigation.unsent(attr.inode)
-                        return
-                    navigation.sent(attr.inode)
-                    sent = k + 1
-        finally:
-            if hasattr(listing, "replied"):
-                self.view.replied(listing, sent)
+        async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
+            async for k, name, attr in entries:
+                if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES):
+                    navigation.unsent(attr.inode)
+                    return
+                navigation.sent(attr.inode)
 
     @fuse_errors
     async def releasedir(self, fh):

@@ -1,7 +1,8 @@
 """The mount's own status (the user.gitfs.status attribute of its root) and `gitfs status`.
 
 The daemon answers getxattr(MNT, "user.gitfs.status") with UTF-8 JSON: pid, repository,
-mountpoint, started (unix time), cache {bytes, limit}, requests {kind: count}, features.
+mountpoint, started (unix time), cache {bytes, limit, parts: {objects, tree listings, ...}},
+requests {kind: count}, features.
 `gitfs status` reads it, and probes each mount in a child process with a deadline, so that a
 hung mount is reported as such instead of hanging the command.
 """
@@ -30,11 +31,12 @@ def record_mount(repository: str, mountpoint: str) -> None:
 
 
 def status_json(cache_bytes: int, cache_limit: int, requests: Mapping[str, int] | None = None,
-                **more) -> bytes:
-    """The attribute's value, as the daemon sees itself now; `more` adds fields (the workers)."""
+                cache_parts: Mapping[str, int] | None = None, **more) -> bytes:
+    """The attribute's value, as the daemon sees itself now; `more` adds fields (the workers).
+    cache_parts: the bytes counted in cache_bytes, by what holds them (objects, listings...)."""
     from .features import features
     facts = {"pid": os.getpid(), **_facts,
-             "cache": {"bytes": cache_bytes, "limit": cache_limit},
+             "cache": {"bytes": cache_bytes, "limit": cache_limit, "parts": dict(cache_parts or {})},
              "requests": dict(requests or {}), "features": features(), **more}
     # ensure_ascii: a path that is not UTF-8 travels as \udcXX escapes, which os.fsencode undoes.
     return json.dumps(facts, sort_keys=True).encode()

@@ -7,11 +7,12 @@ its mtime. Subtrees are directories, blobs files (100755: mode 0555), symlinks (
 to their target, submodules (160000) empty directories whose user.git.commit names the commit.
 .tree itself lists nothing, so that `find MNT` and `grep -r MNT` never walk into it.
 
-A node says everything about what it shows, and so keeps its inode while the kernel holds it:
-a directory by where it is (parent inode and name: two identical subtrees are two directories,
-never one directory the kernel sees under two names), a file or link by its blob, mode and mtime.
-Their bytes come from the same object cache as MNT/xx/yyyy (the page cache is not shared: the
-attributes differ). Everything here runs in worker threads (it reads objects).
+An entry's inode is its place: its directory's slot and its position in the tree (gitfs/inodes.py
+TreeEntryInodes), so that the kernel may hold millions of them at no cost here but the parsed
+trees they are in; two identical subtrees are two directories, never one directory the kernel
+sees under two names. A node (TreeDir, BlobFile...) is made from the tree when asked for. Their
+bytes come from the same object cache as MNT/xx/yyyy (the page cache is not shared: the
+attributes differ). Reading and parsing trees runs in worker threads.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import NamedTuple
 
 import odb
 from odb import revision
-from odb.tree import EXECUTABLE, GITLINK, SYMLINK, TREE
+from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE
 
+from .inodes import EntryInodes
 from .listings import Listing
 
 log = logging.getLogger("gitfs")
@@ -59,11 +61,12 @@ class Gitlink(NamedTuple):
 
 
 class TreeListing(Listing):
-    """A tree directory's entries, in git's order: names, nodes, and (as the helpers read them)
-    sizes. One listing serves the directory's lookups and readdirs alike; inodes are given out
-    as they are sent (readdir) or looked up."""
+    """A tree directory's entries, in git's order: the parsed tree (its bytes and a compact index:
+    no object per entry), and (as the helpers read them) sizes. One listing serves the
+    directory's lookups and readdirs alike. Entry k's inode is base | k (gitfs/inodes.py
+    TreeEntryInodes), and its node is made when asked for."""
 
-    __slots__ = ("_by_name", "first_file", "names", "nodes")
+    __slots__ = ("tree", "directory", "dir_inode", "base", "first_file", "lfs")
 
     # A reader that starts at a tree's first file walks it (cat in path order, cp -r, tar):
     # read-ahead starts there, without waiting for a second read.
@@ -73,43 +76,63 @@ class TreeListing(Listing):
     # where a helper would only add a pickle and a pipe copy for each.
     loads_here = True
 
-    def __init__(self, entries: list[tuple[bytes, object]], raw_len: int, generation: int):
-        block = b"".join(_oid_of(node) for _, node in entries)
-        super().__init__(block, raw_len, generation, array("Q", [0]) * len(entries))
-        self.names = [name for name, _ in entries]
-        self.nodes = [node for _, node in entries]
-        self._by_name: dict[bytes, int] | None = None  # built at the first lookup
-        self.first_file = next((k for k, node in enumerate(self.nodes) if type(node) is BlobFile), -1)
+    def __init__(self, tree: odb.Tree, directory: TreeDir, dir_inode: int, base: int, generation: int):
+        super().__init__(b"", tree.raw_len, generation, EntryInodes(base), count=len(tree))
+        self.tree = tree
+        self.directory = directory
+        self.dir_inode = dir_inode
+        self.base = base
+        modes = tree.modes()
+        self.first_file = next((k for k, mode in enumerate(modes) if mode in _REGULAR), -1)
+        self.lfs: dict | None = None  # -o lfs: entries that show LFS content (gitfs/lfs_view.py LfsFile) by position
+
+    def oid(self, k: int) -> bytes:
+        return self.tree.oid_at(k)
+
+    def ids(self, start: int, stop: int) -> bytes:
+        return self.tree.ids(start, stop)
+
+    def name(self, k: int) -> bytes:
+        return self.tree.name_at(k)
+
+    def node(self, k: int):
+        """Entry k as a node (TreeDir, BlobFile, BlobLink, Gitlink; LfsFile with -o lfs)."""
+        if self.lfs is not None:
+            found = self.lfs.get(k)
+            if found is not None:
+                return found
+        tree = self.tree
+        return node_of(tree.mode_at(k), tree.name_at(k), tree.oid_at(k), self.dir_inode, self.directory.mtime_ns)
 
     def readable(self, k: int) -> bool:
-        return type(self.nodes[k]) is BlobFile
+        # An LFS file's bytes are not its blob's: read-ahead must not push the pointer.
+        return self.tree.mode_at(k) in _REGULAR and (self.lfs is None or k not in self.lfs)
 
     def position_of(self, name: bytes) -> int | None:
         """The entry called name, or None."""
-        if self._by_name is None:
-            # entries() left out bad names and kept the first of repeated ones: so does this.
-            self._by_name = {}
-            for k, entry_name in enumerate(self.names):
-                self._by_name.setdefault(entry_name, k)
-        return self._by_name.get(name)
+        return self.tree.position(name)
 
     @property
     def nbytes(self) -> int:
-        return len(self.block) + 200 * self.count  # nodes, names, and the index by name
+        return self.tree.nbytes + 10 * self.count + 400  # the tree, sizes and Access indexes
 
 
-def _oid_of(node) -> bytes:
-    return node.tree if type(node) is TreeDir else node.commit if type(node) is Gitlink else node.blob
+_REGULAR = (BLOB, EXECUTABLE)
 
 
 class TreeView:
-    def __init__(self, store, refs):
+    def __init__(self, store, refs, kept_bytes: int = TREES_KEPT_BYTES):
         self.store = store
         self.refs = refs
         self.format = store.format
+        self.kept_bytes = kept_bytes
         self._trees: collections.OrderedDict[bytes, odb.Tree] = collections.OrderedDict()
         self._trees_bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self._trees_bytes
 
     def resolve(self, component: bytes, parent: int) -> TreeDir:
         """The tree a <rev> names (ObjectNotFound, NotTreeish, AmbiguousPrefix)."""
@@ -124,6 +147,7 @@ class TreeView:
         return TreeDir(parent, component, found.tree, mtime)
 
     def tree(self, oid: bytes) -> odb.Tree:
+        """Thread: the tree, parsed and indexed (bad names left out, and logged once)."""
         with self._lock:
             tree = self._trees.get(oid)
             if tree is not None:
@@ -133,23 +157,20 @@ class TreeView:
         if kind != "tree":
             raise odb.CorruptObject(oid.hex(), None, f"a tree entry names a {kind}", oid=oid.hex())
         tree = odb.Tree(data, self.format, oid)
-        with self._lock:
-            self._trees[oid] = tree
-            self._trees_bytes += len(data)
-            while self._trees_bytes > TREES_KEPT_BYTES and len(self._trees) > 1:
-                _, old = self._trees.popitem(last=False)
-                self._trees_bytes -= len(old.data)
-        return tree
 
-    def usable(self, oid: bytes) -> list[odb.tree.TreeEntry]:
-        """A tree's entries in git's order, bad names left out (and logged)."""
         def skipped(name: bytes, reason: str) -> None:
             log.warning("tree %s: entry %r left out: %s", oid.hex(), name, reason)
-        return list(self.tree(oid).entries(skipped))
-
-    def entries(self, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
-        """(name, node) of each entry of the directory, in git's order; bad names left out."""
-        return nodes_of(self.usable(directory.tree), directory, inode)
+        tree.index(skipped)
+        with self._lock:
+            old = self._trees.pop(oid, None)
+            if old is not None:
+                self._trees_bytes -= old.nbytes
+            self._trees[oid] = tree
+            self._trees_bytes += tree.nbytes
+            while self._trees_bytes > self.kept_bytes and len(self._trees) > 1:
+                _, old = self._trees.popitem(last=False)
+                self._trees_bytes -= old.nbytes
+        return tree
 
     def link_target(self, link: BlobLink) -> bytes:
         kind, data = self.store.read(link.blob)
@@ -157,27 +178,26 @@ class TreeView:
 
 
 class PreparedTree(NamedTuple):
-    """A tree's usable entries and their sizes, read ahead of its listing (no inode in them:
-    the directory's comes when the kernel looks it up)."""
+    """A tree and its entries' sizes, read ahead of its listing (no inode in them: the
+    directory's comes when the kernel looks it up)."""
 
-    entries: list
+    tree: odb.Tree
     sizes: array
     errors: dict
     access: array  # indexes into the view's Access values
     generation: int  # the store's, when read
 
-
-def nodes_of(entries, directory: TreeDir, inode: int) -> list[tuple[bytes, object]]:
-    """(name, node) of a directory's entries, the directory's inode being inode."""
-    mtime = directory.mtime_ns
-    return [(e.name, _node(e, inode, mtime)) for e in entries]
+    @property
+    def nbytes(self) -> int:
+        return self.tree.nbytes + 10 * len(self.sizes)
 
 
-def _node(entry, parent: int, mtime_ns: int | None):
-    if entry.mode == TREE:
-        return TreeDir(parent, entry.name, entry.oid, mtime_ns)
-    if entry.mode == SYMLINK:
-        return BlobLink(entry.oid, mtime_ns)
-    if entry.mode == GITLINK:
-        return Gitlink(parent, entry.name, entry.oid, mtime_ns)
-    return BlobFile(entry.oid, entry.mode == EXECUTABLE, mtime_ns)
+def node_of(mode: int, name: bytes, oid: bytes, parent: int, mtime_ns: int | None):
+    """The node of a tree entry, the directory holding it being inode parent."""
+    if mode == TREE:
+        return TreeDir(parent, name, oid, mtime_ns)
+    if mode == SYMLINK:
+        return BlobLink(oid, mtime_ns)
+    if mode == GITLINK:
+        return Gitlink(parent, name, oid, mtime_ns)
+    return BlobFile(oid, mode == EXECUTABLE, mtime_ns)

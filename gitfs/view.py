@@ -465,9 +465,10 @@ class MountView:
             self._latest_bytes -= old.nbytes
         self._latest[listing.bucket] = listing
         self._latest_bytes += listing.nbytes
-        while self._latest_bytes > LISTING_BYTES and len(self._latest) > 1:
+        while self._latest_bytes > min(LISTING_BYTES, self.cache.max_bytes // 4) and len(self._latest) > 1:
             _, dropped = self._latest.popitem(last=False)
             self._latest_bytes -= dropped.nbytes
+        self.cache.hold("bucket listings", self._latest_bytes)
 
     def read_sizes(self, listing: BucketListing, lane: int) -> None:
         if listing.size_jobs is not None:
@@ -477,7 +478,7 @@ class MountView:
             return
         jobs = listing.size_jobs = []
         for start, stop in listing.batches():
-            jobs.append(Job(lane, hp.Sizes(listing.block[start * self.raw_len : stop * self.raw_len]),
+            jobs.append(Job(lane, hp.Sizes(listing.ids(start, stop)),
                             self._sizes_read(listing, start)))
         self.pool.submit(*jobs)
 
@@ -485,7 +486,7 @@ class MountView:
         """Thread: a small listing's sizes, read in this process rather than by the helpers
         (read_sizes then has nothing left to ask)."""
         listing.size_jobs = []
-        listing.fill(0, *self.sizes_here(listing.block))
+        listing.fill(0, *self.sizes_here(listing.ids(0, listing.count)))
 
     def sizes_here(self, block: bytes) -> tuple[array, dict, array]:
         """Thread: (sizes, errors by index, Access index of each) of the ids in block."""
@@ -623,10 +624,15 @@ class MountView:
             pass  # store.gone says why
         self._check_generation()
         repository = {"path": self.store.git_dir or self.store.objects_dir, "gone": self.store.gone}
-        return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts,
+        more = {}
+        if self.navigation is not None:
+            self.navigation.account()
+            more["refs"] = self.navigation.refs_status()
+            more["tree listings"] = self.navigation.tree_status()
+        return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
                            workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
                            read_ahead=self.read_ahead_counts(), streams=self._streams.status(),
-                           repository_now=repository)
+                           repository_now=repository, **more)
 
     def read_ahead_counts(self) -> dict:
         """What read-ahead did: loaded ahead, pushed by helpers or here, refused, hedged."""

@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import stat
+import time
 from typing import Iterator, NamedTuple
 
 from .errors import CorruptObject
@@ -32,6 +33,7 @@ from .reftable import ReftableStack
 
 log = logging.getLogger("odb")
 
+RACY_NS = 100_000_000  # a file changed this recently may change again within its mtime
 SYMREF_MAXDEPTH = 5  # refs-internal.h: reads of one resolve, the last one giving the id
 # git reads a loose ref whole; a valid one is "ref: " and a name below the git dir, so it
 # stays under PATH_MAX (4096). Bigger files are refused rather than read.
@@ -125,6 +127,13 @@ class FilesBackend:
         self.common_dir = common_dir
         self.format = fmt
         self.packed = PackedRefsFile(os.path.join(common_dir, "packed-refs"), fmt)
+        self.listed_dirs: set[str] = set()  # directories the last listing looked in
+
+    def watched(self) -> list[str]:
+        """What a listing reads, to stat for a change (fingerprint): a ref written or deleted
+        changes its directory's mtime (git renames a lock file into place), a new directory its
+        parent's, a root ref the git dir's, and packed-refs is replaced whole."""
+        return [self.packed.path, self.git_dir, *sorted(self.listed_dirs)]
 
     def path(self, name: str) -> str:
         """files-backend.c files_ref_path: per-worktree names live in this worktree's git dir."""
@@ -190,6 +199,7 @@ class FilesBackend:
         while stack:
             dirname = stack.pop()
             path = self.path(dirname)
+            self.listed_dirs.add(path)
             try:
                 st = os.stat(path)
                 if (st.st_dev, st.st_ino) in seen_dirs:
@@ -282,6 +292,12 @@ class ReftableBackend:
         if os.path.realpath(git_dir) != os.path.realpath(common_dir):
             self.worktree = ReftableStack(os.path.join(git_dir, "reftable"), fmt)
         self._others: dict[str, ReftableStack] = {}
+
+    def watched(self) -> list[str]:
+        """What a listing reads, to stat for a change (fingerprint): the stacks' tables.list,
+        replaced whole at every write, and the git dir (pseudo refs)."""
+        stacks = [self.main] if self.worktree is None else [self.main, self.worktree]
+        return [*(stack.list_path for stack in stacks), self.git_dir]
 
     def _stack_for(self, name: str) -> tuple[ReftableStack, str]:
         where = parse_worktree_ref(name)
@@ -392,6 +408,24 @@ class RefStore:
 
     def head(self) -> Ref | None:
         return self.resolve("HEAD")
+
+    def fingerprint(self, watched: list[str] | None = None) -> tuple | None:
+        """The stat identities of what a listing reads (backend.watched(), or watched as it was
+        before that listing): equal fingerprints mean list() would give the same refs. None when
+        a file changed within RACY_NS, since a change in the same clock tick keeps the mtime
+        (git's racy-timestamp problem): the caller then lists again."""
+        now = time.time_ns()
+        out = []
+        for path in watched if watched is not None else self.backend.watched():
+            try:
+                st = os.stat(path)
+            except OSError:
+                out.append(None)
+                continue
+            if now - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+                return None
+            out.append((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(out)
 
     def list(self, prefix: str = "", *, root_refs: bool = True) -> list[Ref]:
         """Every ref (under prefix, a directory such as "refs/tags/", when given), sorted by

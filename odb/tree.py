@@ -4,6 +4,7 @@
     for entry in tree.entries(skipped=cb):    # TreeEntry(mode, name, oid), in stored order
         ...
     tree.find(b"README")                      # TreeEntry or None, by bisection after one pass
+    len(tree); tree.name_at(i); tree.oid_at(i)  # usable entries by position, from a compact index
 
 A tree git cannot parse raises CorruptObject. An entry whose name cannot be a path component
 (".", "..", empty, containing "/", or a ".git" that git refuses to check out) or that repeats
@@ -12,6 +13,7 @@ the previous name is not yielded: it goes to skipped(name, reason), so the calle
 
 from __future__ import annotations
 
+import os
 import stat
 from array import array
 from bisect import bisect_left
@@ -66,10 +68,10 @@ def name_problem(name: bytes) -> str | None:
 
 
 class Tree:
-    """One tree object's entries. Iterating builds one entry at a time; find() indexes the
-    entry offsets (6 bytes per entry) on first use."""
+    """One tree object's entries. Iterating builds one entry at a time; find() and the access
+    by position index the entry offsets and modes (6 bytes per entry) on first use."""
 
-    __slots__ = ("data", "raw_len", "oid", "_offsets", "_modes", "_sorted")
+    __slots__ = ("data", "raw_len", "oid", "_offsets", "_nuls", "_modes", "_sorted")
 
     def __init__(self, data: bytes, fmt: ObjectFormat, oid: bytes | None = None):
         self.data = data
@@ -127,42 +129,137 @@ class Tree:
 
     __iter__ = entries
 
-    # -- lookup by name ------------------------------------------------------------------
+    # -- the index: usable entries by position, and lookup by name -----------------------
 
-    def find(self, name: bytes) -> TreeEntry | None:
-        """The entry called name (usable names only), in O(log n) once the tree is indexed.
-        A tree whose entries are not in git's order (a damaged or hand-made one) is searched
-        linearly instead."""
+    def index(self, skipped: Skipped | None = None) -> int:
+        """Indexes the usable entries (the offsets of each one's space and NUL, and its mode: 10
+        bytes an entry, where TreeEntry objects take some 200) and returns their count. skipped(name, reason) hears
+        about the others, on the call that builds the index."""
+        if self._offsets is None:
+            self._index(skipped)
+        return len(self._offsets)
+
+    __len__ = index
+
+    def name_at(self, i: int) -> bytes:
+        return self.data[self._offsets[i] + 1 : self._nuls[i]]
+
+    def oid_at(self, i: int) -> bytes:
+        nul = self._nuls[i] + 1
+        return self.data[nul : nul + self.raw_len]
+
+    def mode_at(self, i: int) -> int:
+        return self._modes[i]
+
+    def layout(self) -> tuple[bytes, array, array, array]:
+        """(data, spaces, nuls, modes): entry i is named data[spaces[i] + 1 : nuls[i]], its id
+        follows nuls[i], its mode is modes[i]. For loops over millions of entries, which a
+        method call per entry would slow down."""
+        self.index()
+        return self.data, self._offsets, self._nuls, self._modes
+
+    def modes(self) -> array:
+        """The canonical mode of each usable entry, by position."""
+        self.index()
+        return self._modes
+
+    def ids(self, start: int, stop: int) -> bytes:
+        """The raw ids of entries start..stop, one after the other."""
+        if _accelerator is not None and self._nuls.itemsize == 4:
+            return _accelerator.ids(self.data, self._nuls, start, stop, self.raw_len)
+        data, n = self.data, self.raw_len
+        return b"".join([data[nul + 1 : nul + 1 + n] for nul in self._nuls[start:stop]])
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the tree holds in memory: its bytes and its index."""
+        offsets = self._offsets
+        return len(self.data) + 200 + (0 if offsets is None else (2 * offsets.itemsize + 2) * len(offsets))
+
+    def position(self, name: bytes) -> int | None:
+        """The index of the entry called name (usable names only), in O(log n). A tree whose
+        entries are not in git's order (a damaged or hand-made one) is searched linearly."""
         if name_problem(name) is not None:
             return None
-        if self._offsets is None:
-            self._index()
+        self.index()
         if not self._sorted:
-            return next((e for e in self._parse(None, None) if e.name == name), None)
+            return next((i for i in range(len(self._offsets)) if self.name_at(i) == name), None)
         # git sorts a subtree as if its name ended in "/": look for both spellings.
         for key, want_tree in ((name, False), (name + b"/", True)):
             i = bisect_left(range(len(self._offsets)), key, key=self._key_at)
             if i < len(self._offsets) and self._key_at(i) == key and (self._modes[i] == TREE) == want_tree:
-                return self._entry_at(i)
+                return i
         return None
 
-    def _index(self) -> None:
-        offsets, modes = array("I"), array("H")
-        ordered, previous = True, b""
-        for mode, name, _ in self._parse(None, offsets):
-            modes.append(mode)
+    def find(self, name: bytes) -> TreeEntry | None:
+        """The entry called name (usable names only), or None; see position()."""
+        i = self.position(name)
+        return None if i is None else self._entry_at(i)
+
+    def _index(self, skipped: Skipped | None) -> None:
+        """_parse's framing and name checks in one loop that makes no object per entry; in C
+        (odb/_tree.c) when built, for a tree with nothing to report."""
+        data, raw_len = self.data, self.raw_len
+        found = _accelerator.index(data, raw_len) if _accelerator is not None else None
+        if found is not None:
+            spaces, nuls, modes, ordered = found
+            # Viewed in place, not copied into arrays: the index of a big tree is built once.
+            self._offsets, self._nuls = memoryview(spaces).cast("I"), memoryview(nuls).cast("I")
+            self._modes = array("H")
+            self._modes.frombytes(modes)
+            self._sorted = ordered
+            return
+        typecode = "I" if len(data) < 1 << 32 else "Q"
+        offsets, nuls, modes = array(typecode), array(typecode), array("H")
+        add_offset, add_nul, add_mode = offsets.append, nuls.append, modes.append
+        pos, end = 0, len(data)
+        find, common = data.find, _COMMON_MODES
+        previous, previous_key, ordered = None, b"", True
+        while pos < end:
+            space = find(b" ", pos)
+            if space < 0:
+                raise self._corrupt(pos, "truncated tree entry (no space after the mode)")
+            mode = common.get(data[pos:space]) or self._mode(data[pos:space], pos)
+            nul = find(b"\0", space + 1)
+            after = nul + 1 + raw_len
+            if nul < 0 or after > end:
+                raise self._corrupt(pos, "too-short tree object (entry cut off)")
+            name = data[space + 1 : nul]
+            if not name or b"/" in name or name[0] == 46 or name == previous:
+                problem = name_problem(name) or ("duplicate entry" if name == previous else None)
+                if problem is not None:
+                    previous, pos = name, after
+                    if skipped is not None:
+                        skipped(name, problem)
+                    continue
+            previous, pos = name, after
+            add_offset(space)
+            add_nul(nul)
+            add_mode(mode)
             key = name + b"/" if mode == TREE else name
-            if key <= previous:
+            if key <= previous_key:
                 ordered = False
-            previous = key
-        self._offsets, self._modes, self._sorted = offsets, modes, ordered
+            previous_key = key
+        self._offsets, self._nuls, self._modes, self._sorted = offsets, nuls, modes, ordered
 
     def _key_at(self, i: int) -> bytes:
-        space = self._offsets[i]
-        name = self.data[space + 1 : self.data.find(b"\0", space + 1)]
+        name = self.name_at(i)
         return name + b"/" if self._modes[i] == TREE else name
 
     def _entry_at(self, i: int) -> TreeEntry:
-        space = self._offsets[i]
-        nul = self.data.find(b"\0", space + 1)
-        return TreeEntry(self._modes[i], self.data[space + 1 : nul], self.data[nul + 1 : nul + 1 + self.raw_len])
+        return TreeEntry(self._modes[i], self.name_at(i), self.oid_at(i))
+
+
+def _load():
+    try:
+        from . import _tree
+    except ImportError:
+        return None
+    return _tree
+
+
+# The compiled module (odb/_tree.c), or None when it was not built; `_accelerator` is what the
+# index uses (GITFS_PURE_PYTHON=1: none).
+compiled = _load()
+_accelerator = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
+IMPLEMENTATION = "c" if _accelerator is not None else "python"

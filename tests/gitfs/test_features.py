@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta, delta_chain, sizes
+from odb import delta, delta_chain, sizes, tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LINES = "from gitfs import features; print('\\n'.join(features.describe()))"
@@ -27,11 +27,13 @@ def test_the_accelerators_in_use_are_reported():
     assert f"C size accelerator: {'yes' if sizes.compiled else 'no'}" in lines
     engine = delta_chain.compiled
     assert f"C object engine: {'yes, inflating with ' + engine.INFLATER if engine else 'no'}" in lines
+    assert f"C tree indexer: {'yes' if tree.compiled else 'no'}" in lines
 
 
 def test_pure_python_reports_no_accelerator():
     lines = describe(GITFS_PURE_PYTHON="1")
     assert "C delta accelerator: no" in lines and "C size accelerator: no" in lines
+    assert "C tree indexer: no" in lines
     assert "C object engine: no" in lines
 
 

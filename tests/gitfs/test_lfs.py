@@ -82,6 +82,34 @@ def test_a_short_object_leaves_the_pointer(repo_copy, mount):
     assert b"100 bytes, the pointer says 16384" in os.getxattr(logo, "user.git.lfs")
 
 
+def test_a_file_whose_listing_was_let_go_still_shows_its_content(tmp_path, mount):
+    """A file under .tree is rebuilt from its place in its tree once its directory's listing is
+    let go (two wide trees listed push it out of an 8M --cache-size): an LFS file stays one."""
+    repo = tmp_path / "lfs.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+
+    def hash_object(data: bytes) -> str:
+        return subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=data,
+                              capture_output=True, check=True).stdout.decode().strip()
+
+    def mktree(lines: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "mktree"], input=lines.encode(), capture_output=True,
+                              check=True).stdout.decode().strip()
+
+    obj = lfs_object(repo, LOGO)
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(LOGO)
+    small = mktree(f"100644 blob {hash_object(lfs_pointer(LOGO))}\tlogo.bin\n")
+    blob = hash_object(b"wide\n")
+    wide = [mktree("".join(f"100644 blob {blob}\t{prefix}{i:05d}\n" for i in range(40_000))) for prefix in "ab"]
+    m = mount(repo, "-o", "lfs", "--cache-size", "8M")
+    with open(m.path / ".tree" / small / "logo.bin", "rb") as f:
+        assert os.fstat(f.fileno()).st_size == len(LOGO)
+        for tree in wide:
+            assert len(os.listdir(m.path / ".tree" / tree)) == 40_000
+        assert f.read() == LOGO
+
+
 @pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
 def test_what_git_lfs_writes(tmp_path, mount):
     repo = tmp_path / "lfs-repo"

@@ -284,3 +284,63 @@ def test_a_walk_in_path_order_is_read_ahead(refs_repo, mount):
     reads = after.get("read", 0) - before.get("read", 0)
     assert len(paths) == 1500 and reads > 1000
     assert waited <= len(paths) // 20, (waited, reads)
+
+
+def status_of(mountpoint: Path) -> dict:
+    return json.loads(os.getxattr(mountpoint, "user.gitfs.status"))
+
+
+def test_thousands_of_packed_refs_are_read_once_per_refresh(repo_copy, mount):
+    """`ls -l` of 4,000 packed tags reads the refs once (opendir), not once per entry: lookups,
+    stats and link targets are answered from that read. A re-read shows new and deleted refs."""
+    repo = repo_copy("refs")
+    head = git_lines(repo.path, "rev-parse", "HEAD")[0]
+    script = "".join(f"create refs/tags/many/t{i:04d} {head}\n" for i in range(4000))
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "--stdin"], input=script.encode(), check=True)
+    subprocess.run(["git", "-C", str(repo.path), "pack-refs", "--all"], check=True)
+    m = mount(repo.path)
+    many = m.path / ".refs" / "tags" / "many"
+    before = status_of(m.path)["refs"]["reads"]
+    targets = {}
+    for entry in os.scandir(many):  # what ls -l does: a listing, then lstat and readlink of each
+        assert stat.S_ISLNK(entry.stat(follow_symlinks=False).st_mode)
+        targets[entry.name] = os.readlink(entry.path)
+    reads = status_of(m.path)["refs"]["reads"] - before
+    assert 1 <= reads <= 2, f"{reads} reads of every ref for one listing of 4000 tags"  # lookup, opendir
+    assert sorted(targets) == [f"t{i:04d}" for i in range(4000)]
+    assert set(targets.values()) == {f"../../../{head[:2]}/{head[2:]}"}
+    facts = status_of(m.path)
+    assert facts["refs"]["refs"] > 4000 and facts["cache"]["parts"]["refs"] > 4000 * 50
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "-d", "refs/tags/many/t0000"], check=True)
+    subprocess.run(["git", "-C", str(repo.path), "update-ref", "refs/tags/many/new", head], check=True)
+    names = set(os.listdir(many))
+    assert "new" in names and "t0000" not in names and len(names) == 4000
+
+
+def test_wide_trees_are_held_compactly_and_within_the_cache_size(tmp_path, mount):
+    """Three distinct 40,000-entry trees listed: what the mount keeps of them counts against
+    --cache-size and shows in status, the trees kept for the entries the kernel holds stay
+    within their share, and an entry of a tree let go still answers, as git says."""
+    repo = tmp_path / "wide.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    blob = subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "--stdin"], input=b"wide\n",
+                          capture_output=True, check=True).stdout.decode().strip()
+    trees = []
+    for prefix in "abc":
+        lines = "".join(f"100644 blob {blob}\t{prefix}{i:05d}\n" for i in range(40_000))
+        trees.append(subprocess.run(["git", "-C", str(repo), "mktree"], input=lines.encode(), capture_output=True,
+                                    check=True).stdout.decode().strip())
+    limit = 8 << 20
+    m = mount(repo, "--cache-size", "8M")
+    held = []
+    for prefix, tree in zip("abc", trees):
+        names = os.listdir(m.path / ".tree" / tree)
+        assert names == [f"{prefix}{i:05d}" for i in range(40_000)]
+        cache = status_of(m.path)["cache"]
+        assert cache["limit"] == limit and cache["bytes"] == sum(cache["parts"].values())
+        assert cache["parts"]["tree listings"] > 40_000 * 30  # the listing is accounted
+        held.append(cache["parts"]["trees the kernel holds"])
+    one_tree = held[0]
+    assert one_tree > 40_000 * 30 and all(h <= max(limit // 4, one_tree) for h in held), held
+    first = m.path / ".tree" / trees[0] / "a00007"  # its tree was let go: parsed again
+    assert first.read_bytes() == b"wide\n" and first.stat().st_size == 5

@@ -1,4 +1,4 @@
-"""The optional C accelerators (odb/_delta.c, odb/_sizes.c, odb/_engine.c): each is used when built, and
+"""The optional C accelerators (odb/_delta.c, odb/_sizes.c, odb/_engine.c, odb/_tree.c): each is used when built, and
 GITFS_PURE_PYTHON=1 makes every one give way to the pure-Python path, which stays complete."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta, delta_chain, sizes
+from odb import delta, delta_chain, sizes, tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 ACCELERATORS = {"delta": delta.apply_delta_c is not None, "sizes": sizes.compiled is not None,
-                "delta_chain": delta_chain.compiled is not None}
+                "delta_chain": delta_chain.compiled is not None,
+                "tree": tree.compiled is not None}
 
 
 def buildable() -> bool:

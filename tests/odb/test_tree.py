@@ -238,3 +238,58 @@ def test_hand_made_headers(scratch):
                 parse_tag(body, store.format)
         old = parse_tag(f"object {tree}\ntype tree\ntag t\n\nno tagger\n".encode(), store.format)
         assert old.tagger_date is None and old.kind == "tree"
+
+
+# ---- the index by position (odb/_tree.c, or the Python loop) ----------------------------------------
+
+
+@pytest.fixture(params=["c", "python"])
+def implementation(request, monkeypatch):
+    import odb.tree
+    if request.param == "c":
+        if odb.tree.compiled is None:
+            pytest.skip("odb/_tree.c is not built")
+        monkeypatch.setattr(odb.tree, "_accelerator", odb.tree.compiled)
+    else:
+        monkeypatch.setattr(odb.tree, "_accelerator", None)
+    return request.param
+
+
+def by_position(tree: Tree) -> list[tuple[int, bytes, bytes]]:
+    return [(tree.mode_at(i), tree.oid_at(i), tree.name_at(i)) for i in range(len(tree))]
+
+
+@pytest.mark.parametrize("rev", ["main", "main:docs", "huge", "huge:wide", "many"])
+def test_entries_by_position_are_ls_tree(repo, store, rev, implementation):
+    oid = bytes.fromhex(repo.git.rev_parse(rev if ":" in rev else rev + "^{tree}"))
+    tree = Tree(store.read(oid)[1], store.format, oid)
+    rows = ls_tree(repo.git, oid.hex())
+    assert by_position(tree) == [(mode, entry_oid, name) for mode, _, entry_oid, name in rows]
+    assert tree.ids(0, len(tree)) == b"".join(entry_oid for _, _, entry_oid, _ in rows)
+    for i in range(0, len(rows), max(1, len(rows) // 300)):
+        assert tree.position(rows[i][3]) == i
+
+
+def test_the_index_leaves_out_what_entries_leaves_out(scratch, implementation):
+    git, blob, write = scratch
+    names = [b"", b".", b"..", b".git", b".GIT", b"a/b", b"fine", b"fine", b"also fine", b".gitignore"]
+    odd = write(b"".join(b"100644 " + n + b"\0" + blob for n in names))
+    modes = write(b"".join(m + b" n%02d\0" % i + blob for i, m in enumerate([b"100664", b"40000", b"0", b"100755"])))
+    with odb.open(git.git_dir) as store:
+        for oid in (odd, modes):
+            data = store.read(oid)[1]
+            skipped = []
+            tree = Tree(data, store.format, bytes.fromhex(oid))
+            assert len(tree) == tree.index(lambda name, why: skipped.append(name))  # reported once
+            assert by_position(tree) == [(e.mode, e.oid, e.name) for e in Tree(data, store.format).entries()]
+        assert skipped == []  # the second tree has nothing to leave out
+        assert [tree.name_at(i) for i in range(len(tree))] == [b"n00", b"n01", b"n02", b"n03"]
+
+
+@pytest.mark.parametrize("body", [b"100644 a\0" + b"x" * 10, b"100644 a", b"10a644 a\0" + b"x" * 20])
+def test_a_corrupt_tree_is_refused_by_the_index(scratch, body, implementation):
+    git, blob, write = scratch
+    oid = write(body)
+    with odb.open(git.git_dir) as store:
+        with pytest.raises(odb.CorruptObject):
+            len(Tree(store.read(oid)[1], store.format, bytes.fromhex(oid)))
