@@ -387,19 +387,7 @@ class Navigation:
 
     def _prepare_subtrees(self, listing: TreeListing) -> None:
         """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
-        wanted = []
-        modes, tree = listing.tree.modes(), listing.tree
-        k = -1
-        with self._prepared_lock:
-            while len(wanted) < PREPARE_AHEAD:
-                try:
-                    k = modes.index(TREE, k + 1)
-                except ValueError:
-                    break
-                oid = tree.oid_at(k)
-                if oid not in self._prepared:
-                    self._prepared[oid] = None
-                    wanted.append(oid)
+        wanted = self._claim_subtrees(listing.tree, PREPARE_AHEAD)
         if wanted:
             self._token = trio.lowlevel.current_trio_token()
             self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
@@ -420,14 +408,17 @@ class Navigation:
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
             if prepared is not None and budget > 0:
-                budget -= self._queue_subtrees(prepared.tree, queue, budget)
+                more = self._claim_subtrees(prepared.tree, budget)
+                queue.extend(more)
+                budget -= len(more)
             self._prepared_one(oid, prepared)
 
-    def _queue_subtrees(self, tree, queue, budget: int) -> int:
-        """Worker thread: subtrees of tree not read ahead yet go to queue (at most budget)."""
-        modes, k, added = tree.modes(), -1, 0
+    def _claim_subtrees(self, tree, limit: int) -> list[bytes]:
+        """Subtrees of tree that nothing reads ahead yet, at most limit, marked as being read
+        (from the loop for a directory just listed, from a worker for their subtrees)."""
+        modes, k, claimed = tree.modes(), -1, []
         with self._prepared_lock:
-            while added < budget:
+            while len(claimed) < limit:
                 try:
                     k = modes.index(TREE, k + 1)
                 except ValueError:
@@ -435,9 +426,8 @@ class Navigation:
                 oid = tree.oid_at(k)
                 if oid not in self._prepared:
                     self._prepared[oid] = None
-                    queue.append(oid)
-                    added += 1
-        return added
+                    claimed.append(oid)
+        return claimed
 
     def _prepared_one(self, oid: bytes, prepared: PreparedTree | None) -> None:
         """Worker thread: a tree read ahead is in (or failed); a listing waiting for it goes on."""
