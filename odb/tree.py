@@ -94,15 +94,17 @@ class Tree:
 
     def entries(self, skipped: Skipped | None = None) -> Iterator[TreeEntry]:
         """The usable entries in stored order; skipped(name, reason) hears about the others."""
-        return self._parse(skipped, None)
+        data = self.data
+        for mode, space, nul, after in self._frames(skipped):
+            yield TreeEntry(mode, data[space + 1 : nul], data[nul + 1 : after])
 
-    def _parse(self, skipped: Skipped | None, offsets: array | None) -> Iterator[TreeEntry]:
-        """entries(), checking the framing as it goes; each usable entry's offset (of the
-        space before its name) goes to offsets when given. One loop, no nested generator:
-        this runs per entry of every directory listed."""
+    def _frames(self, skipped: Skipped | None) -> Iterator[tuple[int, int, int, int]]:
+        """(mode, offset of the space before the name, of the NUL after it, of the next entry)
+        of each usable entry, checking the framing and the names as it goes: the one parse of
+        a tree's bytes in Python, for entries() and the index (odb/_tree.c does the same)."""
         data, raw_len = self.data, self.raw_len
         pos, end = 0, len(data)
-        find, modes, new = data.find, _COMMON_MODES, tuple.__new__
+        find, modes = data.find, _COMMON_MODES
         previous = None
         while pos < end:
             space = find(b" ", pos)
@@ -123,9 +125,7 @@ class Tree:
                         skipped(name, problem)
                     continue
             previous, pos = name, after
-            if offsets is not None:
-                offsets.append(space)
-            yield new(TreeEntry, (mode, name, data[nul + 1 : after]))  # TreeEntry(...), minus a call
+            yield mode, space, nul, after
 
     __iter__ = entries
 
@@ -197,7 +197,7 @@ class Tree:
         return None if i is None else self._entry_at(i)
 
     def _index(self, skipped: Skipped | None) -> None:
-        """_parse's framing and name checks in one loop that makes no object per entry; in C
+        """The index, from _frames (an entry costs no object beyond its frame tuple); in C
         (odb/_tree.c) when built, for a tree with nothing to report."""
         data, raw_len = self.data, self.raw_len
         found = _accelerator.index(data, raw_len) if _accelerator is not None else None
@@ -211,31 +211,12 @@ class Tree:
             return
         typecode = "I" if len(data) < 1 << 32 else "Q"
         offsets, nuls, modes = array(typecode), array(typecode), array("H")
-        add_offset, add_nul, add_mode = offsets.append, nuls.append, modes.append
-        pos, end = 0, len(data)
-        find, common = data.find, _COMMON_MODES
-        previous, previous_key, ordered = None, b"", True
-        while pos < end:
-            space = find(b" ", pos)
-            if space < 0:
-                raise self._corrupt(pos, "truncated tree entry (no space after the mode)")
-            mode = common.get(data[pos:space]) or self._mode(data[pos:space], pos)
-            nul = find(b"\0", space + 1)
-            after = nul + 1 + raw_len
-            if nul < 0 or after > end:
-                raise self._corrupt(pos, "too-short tree object (entry cut off)")
+        previous_key, ordered = b"", True
+        for mode, space, nul, _ in self._frames(skipped):
+            offsets.append(space)
+            nuls.append(nul)
+            modes.append(mode)
             name = data[space + 1 : nul]
-            if not name or b"/" in name or name[0] == 46 or name == previous:
-                problem = name_problem(name) or ("duplicate entry" if name == previous else None)
-                if problem is not None:
-                    previous, pos = name, after
-                    if skipped is not None:
-                        skipped(name, problem)
-                    continue
-            previous, pos = name, after
-            add_offset(space)
-            add_nul(nul)
-            add_mode(mode)
             key = name + b"/" if mode == TREE else name
             if key <= previous_key:
                 ordered = False
