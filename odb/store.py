@@ -32,6 +32,9 @@ MAX_ALTERNATE_DEPTH = 5  # as git's link_alt_odb_entries
 STREAM_THRESHOLD = 1 << 20  # smaller objects are simply read whole
 MIN_PREFIX = 4
 MAX_CANDIDATES = 1000
+# Times a read looks again when the file it was reading from vanished (git replaced the pack):
+# under back-to-back repacks one more look was seen to miss (issue 17's maintenance flake).
+MAX_VANISHED = 4
 
 
 class ObjectInfo(NamedTuple):
@@ -386,16 +389,18 @@ class Store:
         if loc is None:
             raise ObjectNotFound(raw.hex())
         first_error = None
-        retried = False
+        vanished = 0
         while loc is not None:
             try:
                 return action(raw, loc)
             except FileNotFoundError:
-                # git repacked or pruned between the lookup and the read: look again, once.
-                # Another thread may have refreshed already, so retry whatever refresh says.
-                if retried:
+                # git repacked or pruned between the lookup and the read: look again. Another
+                # thread may have refreshed already, so retry whatever refresh says; and git may
+                # replace the new pack too before this read gets to it (gc right after repack),
+                # so a few times, not once.
+                vanished += 1
+                if vanished > MAX_VANISHED:
                     raise ObjectNotFound(raw.hex()) from None
-                retried = True
                 self.refresh()
                 locs = self._locations(raw)
                 loc = next(locs, None)

@@ -12,6 +12,7 @@ import damage
 from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
 from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
+from odb import store as store_module
 from size_check import check_sizes
 from damage import Midx
 from odb.multi_pack_index import MultiPackIndex
@@ -513,6 +514,28 @@ def test_a_miss_looks_again_after_another_threads_refresh(repo_copy, call):
             assert store.read(oid) == ("blob", b"packed behind the store's back\n")
         else:
             assert store.resolve_prefix(oid[:12]) == oid
+
+
+def test_a_read_looks_again_each_time_git_replaces_the_pack_under_it(repo_copy):
+    """repack, then gc's repack, each between a lookup and its read: the second vanishing is
+    followed as the first was (it was ENOENT for a reachable object), within a bound."""
+    repo = repo_copy("midx")
+    oid = repo.git.ids()[0]
+    with odb.open(repo.path) as store:
+        for vanishings, found in ((2, True), (store_module.MAX_VANISHED + 1, False)):
+            left = [vanishings]
+
+            def action(raw, loc):
+                if left[0]:
+                    left[0] -= 1
+                    raise FileNotFoundError(2, "pack replaced by git")
+                return store._read_at(raw, loc)
+
+            if found:
+                assert store._each_location(bytes.fromhex(oid), action) == repo.git.read(oid)
+            else:
+                with pytest.raises(odb.ObjectNotFound):
+                    store._each_location(bytes.fromhex(oid), action)
 
 
 def test_pack_deleted_between_lookup_and_read(repo_copy):
