@@ -13,6 +13,7 @@ import pyfuse3
 import trio
 
 import odb
+from odb import refused_paths
 
 from . import features, logs, status, systemd
 from . import helper_protocol as hp
@@ -62,7 +63,8 @@ class Session:
         # objects): 7 % more CPU per object at 48 MiB than at 96 MiB, and 96 MB less RSS.
         # The helpers open the repository through the directory this process holds: they find
         # it even after it was renamed (odb/anchor.py).
-        config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path), (mountpoint,),
+        config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path),
+                                refused_paths.refused(),
                                 cache_size=DELTA_BASE_CACHE // HELPERS)
         if os.environ.get("GITFS_HELPERS") == "0":
             # No helper processes: the worker threads read in this process, through odb's engine

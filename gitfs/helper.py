@@ -240,8 +240,8 @@ def main() -> None:
     root.setLevel(logging.INFO)
     try:
         config, _ = hp.FrameReader(requests).read()
-        for path in config.refused:
-            refused_paths.refuse(path)
+        for real in config.refused:  # already resolved: the mount is live, so no look at it
+            refused_paths.refuse_real(real)
         store = odb.open(config.repository, verify=config.verify, cache_size=config.cache_size)
         hp.write_frame(answers, hp.Ready(os.getpid()))
         Helper(store, requests, answers, config.device).run()

@@ -34,7 +34,7 @@ class StoreConfig(NamedTuple):
     repository: str | bytes
     verify: bool
     sys_path: tuple[str, ...]
-    refused: tuple[str, ...] = ()  # the mount point: never looked at (odb/refused_paths.py)
+    refused: tuple[str, ...] = ()  # real paths (the mount point) never looked at (odb/refused_paths.py)
     device: int = -1  # the FUSE session's descriptor, inherited: pushes go straight to the kernel
     cache_size: int = 96 << 20  # the helper's delta base cache (odb.open's cache_size)
 

@@ -3,8 +3,9 @@
 A process that serves a FUSE mount and then looks up a path inside that mount waits on itself:
 the kernel hands the request to the loop that is blocked on it, and every reader of the mount
 hangs in D state. Even a stat() is enough. So once refuse() has named the mount point (the daemon
-calls it before mounting; its helper processes fork afterwards and inherit it), a path is never
-followed into a refused directory, and nothing at or below one is ever looked at.
+calls it before mounting; its helper processes start later and are handed the real paths it took,
+through refuse_real(), which looks nothing up), a path is never followed into a refused directory,
+and nothing at or below one is ever looked at.
 
 What keeps the hot path at one system call:
 - every repository file is opened with O_NOFOLLOW, so a symlink in the last component is met as
@@ -42,6 +43,22 @@ def refuse(path) -> str:
     _refused = _refused | {real}
     _prefixes = tuple(sorted(r.rstrip("/") + "/" for r in _refused))
     return real
+
+
+def refuse_real(real: str) -> None:
+    """refuse() for a path already resolved by another process (a helper, given the mount's
+    refusals): nothing is looked up, since the mount may be live by now and a look at its
+    root would wait for the loop that serves it, and keep the mount busy meanwhile."""
+    global _refused, _prefixes
+    if not real.startswith("/") or os.path.normpath(real) != real:
+        raise ValueError(f"not a resolved absolute path: {real!r}")
+    _refused = _refused | {real}
+    _prefixes = tuple(sorted(r.rstrip("/") + "/" for r in _refused))
+
+
+def refused() -> tuple[str, ...]:
+    """The real paths refused so far, to hand to another process's refuse_real()."""
+    return tuple(sorted(_refused))
 
 
 def active() -> bool:

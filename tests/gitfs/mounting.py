@@ -68,18 +68,23 @@ class Mount:
         return self.log_file.read_text() if self.log_file.exists() else ""
 
     def unmount(self) -> None:
-        """Unmounts; a mount that will not go (a hung daemon) is aborted, then the test fails."""
-        if not mounted(self.path):
-            return
-        try:
-            done = run_gitfs("umount", str(self.path), timeout=30)
-            gone = done.returncode == 0 and wait_until(lambda: not mounted(self.path))
-            why = done.stderr.strip()
-        except subprocess.TimeoutExpired:
-            gone, why = False, "gitfs umount did not return within 30 s"
-        if not gone:
-            abort_connection(self.path)
-            raise AssertionError(f"{self.path} did not unmount ({why}); its FUSE connection was aborted")
+        unmount(self.path)
+
+
+def unmount(path: Path) -> None:
+    """`gitfs umount path`, as a test's cleanup: a mount that will not go (busy, or a hung daemon)
+    is aborted, then the test fails with gitfs's reason."""
+    if not mounted(path):
+        return
+    try:
+        done = run_gitfs("umount", str(path), timeout=30)
+        gone = done.returncode == 0 and wait_until(lambda: not mounted(path))
+        why = done.stderr.strip()
+    except subprocess.TimeoutExpired:
+        gone, why = False, "gitfs umount did not return within 30 s"
+    if not gone:
+        abort_connection(path)
+        raise AssertionError(f"{path} did not unmount ({why}); its FUSE connection was aborted")
 
 
 FUSECTL = Path("/sys/fs/fuse/connections")

@@ -17,7 +17,7 @@ import pytest
 import gitfs
 from gitfs import cli, features, preflight
 from cli_checks import one_line_error
-from mounting import ENV, gitfs_argv, mount_line, mounted, run_gitfs, wait_until
+from mounting import ENV, gitfs_argv, mount_line, mounted, run_gitfs, unmount, wait_until
 
 
 def test_version_and_help():
@@ -136,7 +136,7 @@ def test_fstab_form_through_mount_fuse3(fixture_repo, fuse_available, tmp_path):
         assert done.returncode == 0, done.stderr
         assert mounted(mnt)
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
     assert wait_until(lambda: not mounted(mnt))
 
 
@@ -181,7 +181,7 @@ def test_rw_is_said_to_be_ignored_in_one_line(fixture_repo, fuse_available, tmp_
         assert done.stderr == "gitfs: -o rw ignored: the mount is always read-only\n"
         assert "ro" in mount_line(mnt)[3].split(",")
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
 
 
 def test_an_option_libfuse_refuses_is_one_line_naming_it(fuse_available, fixture_repo, tmp_path):
@@ -231,7 +231,7 @@ def test_a_mount_says_where_it_is_on_a_terminal_only(fixture_repo, fuse_availabl
             f"gitfs: mounted {repo} on {loud} (log: {log}; unmount: gitfs umount {loud})\n")
     finally:
         for mnt in (quiet, loud):
-            run_gitfs("umount", str(mnt))
+            unmount(mnt)
 
 
 def test_rw_with_a_refusal_is_still_one_line(fixture_repo, tmp_path):

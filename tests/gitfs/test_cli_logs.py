@@ -14,7 +14,7 @@ import pytest
 
 from cli_checks import force_unmount, one_line_error
 from gitfs import logs
-from mounting import mounted, run_gitfs, wait_until
+from mounting import mounted, run_gitfs, unmount, wait_until
 from oracle import colliding_prefixes
 
 
@@ -101,7 +101,7 @@ def test_a_test_mount_leaves_the_shared_log_alone(fixture_repo, fuse_available, 
     try:
         assert done.returncode == 0, done.stderr
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
         force_unmount(mnt)
     assert wait_until(lambda: f"unmounted {mnt}" in own.read_text())
     after = shared.stat() if shared.exists() else None

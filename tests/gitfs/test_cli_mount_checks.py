@@ -14,7 +14,7 @@ import pytest
 
 from cli_checks import NOBODY, force_unmount, mount_status, one_line_error, run_as, running
 from gitfs import mountinfo
-from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
+from mounting import ENV, gitfs_argv, mounted, run_gitfs, unmount, wait_until
 from oracle import git_env
 
 
@@ -32,7 +32,7 @@ def test_a_non_empty_mount_point_is_refused_unless_nonempty(fixture_repo, fuse_a
         assert done.returncode == 0, done.stderr
         assert "precious" not in os.listdir(mnt)
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
         force_unmount(mnt)
     assert (mnt / "precious").read_text() == "mine"
 
@@ -80,7 +80,7 @@ def test_a_work_tree_refuses_its_own_dot_git_but_mounts_in_a_subdirectory(fuse_a
         assert done.returncode == 0, done.stderr
         assert os.listdir(empty)
     finally:
-        run_gitfs("umount", str(empty))
+        unmount(empty)
         force_unmount(empty)
 
 
@@ -148,7 +148,7 @@ def test_fstab_only_options_are_not_passed_to_fuse(fixture_repo, fuse_available,
         assert done.returncode == 0, done.stderr
         assert mounted(mnt)
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
         force_unmount(mnt)
 
 
@@ -167,7 +167,7 @@ def test_any_repository_path_mounts_and_reads_back_from_the_mount_table(fixture_
         done = run_gitfs("resolve", str(mnt), head[:8])
         assert done.stdout.strip() == head, done.stderr
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
         force_unmount(mnt)
 
 
@@ -226,7 +226,7 @@ def test_below_an_alternate_only_what_the_store_reads_is_refused(repo_copy, fuse
         assert done.returncode == 0, done.stderr
         assert os.listdir(allowed)
     finally:
-        run_gitfs("umount", str(allowed))
+        unmount(allowed)
         force_unmount(allowed)
 
 

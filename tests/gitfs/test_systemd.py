@@ -12,7 +12,7 @@ import pytest
 
 from cli_checks import force_unmount, mount_status
 from gitfs import systemd
-from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
+from mounting import ENV, gitfs_argv, mounted, run_gitfs, unmount, wait_until
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_a_detached_mount_hands_systemd_its_main_pid(fixture_repo, fuse_availabl
         message = server.recv(4096).decode()
         assert message == f"MAINPID={mount_status(mnt)['pid']}\nREADY=1"
     finally:
-        run_gitfs("umount", str(mnt))
+        unmount(mnt)
         force_unmount(mnt)
     assert wait_until(lambda: not mounted(mnt))
 

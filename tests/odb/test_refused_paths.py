@@ -115,6 +115,30 @@ def test_resolve_never_looks_into_a_refused_directory(mountpoint, monkeypatch):
     assert resolve(mountpoint.parent) == str(mountpoint.parent)
 
 
+def test_a_refusal_handed_on_looks_nothing_up(refusal, monkeypatch):
+    # A helper process starts after the mount is live: a look at the mount point then waits for
+    # the loop and keeps the mount busy (an unmount right after mounting failed with EBUSY).
+    def no_look(*args, **kwargs):
+        raise AssertionError(f"looked at {args}")
+
+    for name in ("lstat", "stat", "readlink"):
+        monkeypatch.setattr(os, name, no_look)
+    monkeypatch.setattr(os.path, "realpath", no_look)
+    refused_paths.refuse_real("/srv/mnt")
+    assert refused_paths.refused() == ("/srv/mnt",)
+    assert refused_paths.inside("/srv/mnt/ab") and not refused_paths.inside("/srv/mntx")
+    for unresolved in ("mnt", "/srv/../mnt", "/srv/mnt/"):
+        with pytest.raises(ValueError):
+            refused_paths.refuse_real(unresolved)
+
+
+def test_the_real_path_is_what_is_handed_on(mountpoint):
+    link = mountpoint.parent / "via"
+    link.symlink_to(mountpoint)
+    refused_paths.refuse(link)
+    assert refused_paths.refused() == (str(mountpoint),)
+
+
 # ---- the store ----------------------------------------------------------------------------------
 
 
