@@ -53,21 +53,26 @@ class FakeKernel:
     def forget_inode(self, inode):
         self.forgotten.append(("inode", inode))
 
+    def idle(self):
+        return True  # no request of another reader waits: small work may be done on the loop
+
 
 @pytest.fixture
 def store():
     return make_store(BLOBS)
 
 
-@pytest.fixture
-def make_ops():
-    """make_ops(store, no_open=True, cache_size=..., kernel=None) -> GitOperations on local workers."""
+@pytest.fixture(params=["threads", "inline"])
+def make_ops(request):
+    """make_ops(store, no_open=True, cache_size=..., kernel=None) -> GitOperations on local workers;
+    each test runs twice: with every load in a worker thread, and with small work on the loop."""
     pools = []
 
     def make(store, *, no_open: bool = True, cache_size: int = 256 << 20, kernel=None) -> GitOperations:
         pool = WorkerPool(store, None, 2)
         pools.append(pool)
-        return GitOperations(MountView(store, pool, cache_size=cache_size, kernel=kernel), no_open=no_open)
+        view = MountView(store, pool, cache_size=cache_size, kernel=kernel, inline=request.param == "inline")
+        return GitOperations(view, no_open=no_open)
 
     yield make
     for pool in pools:
@@ -604,3 +609,35 @@ def test_errors_keep_their_type_across_the_store_boundary():
     assert (type(f), f.path, f.offset, f.reason, f.oid, str(f)) == (type(e), e.path, e.offset, e.reason, e.oid, str(e))
     a = pickle.loads(pickle.dumps(odb.AmbiguousPrefix("abcd", ["abcd1", "abcd2"])))
     assert a.candidates == ["abcd1", "abcd2"]
+
+
+class BusyKernel(FakeKernel):
+    def idle(self):
+        return False  # another reader's request waits in the queue
+
+
+@pytest.mark.parametrize("kernel", [FakeKernel, BusyKernel])
+def test_small_work_is_done_on_the_loop_only_while_no_request_waits(kernel):
+    big = bytes(range(256)) * 1024  # 256 KiB: over INLINE_MAX, made by a worker whatever the queue
+    store = make_store([BLOBS[0], big])
+    pool = WorkerPool(store, None, 1)
+    view = MountView(store, pool, kernel=kernel(), inline=True)
+    ops = GitOperations(view, no_open=True)
+
+    async def go():
+        small = await lookup_object(ops, blob_id(BLOBS[0]))
+        assert bytes(await ops.read(small.st_ino, 0, 4096)) == BLOBS[0]
+        large = await lookup_object(ops, blob_id(big))
+        got = [bytes(await ops.read(large.st_ino, off, 4096)) for off in range(0, len(big), 4096)]
+        assert b"".join(got) == big
+
+    try:
+        run(go)
+    finally:
+        pool.close()
+    on_loop = view.counts["inline"]
+    if kernel is FakeKernel:
+        # Two lookups and the small object's bytes; the big one's size only, then a worker.
+        assert on_loop == 4 and view.counts["loads_waited"] == 1, view.counts
+    else:
+        assert on_loop == 0 and view.counts["loads_waited"] == 2, view.counts
