@@ -79,12 +79,8 @@ class Session:
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:
-        """Once mounted: the workers and their helpers start, with the session's descriptor,
-        and the view may look at the kernel's queue through it."""
-        device = fuse_device()
-        self.pool.start(device)
-        if device >= 0:
-            self.view.kernel.watch(device)
+        """Once mounted: the workers and their helpers start, with the session's descriptor."""
+        self.pool.start(fuse_device())
 
     def close(self) -> None:
         """After the loop has ended: the workers stop before the store closes under them."""

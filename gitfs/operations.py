@@ -15,7 +15,6 @@ import errno
 import itertools
 import logging
 import os
-import select
 import stat
 
 import pyfuse3
@@ -36,21 +35,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
 class PyfuseKernel:
-    """The kernel's caches, as the view reaches them (from worker threads only), and its queue
-    of requests, which the view looks at from the loop."""
-
-    def __init__(self):
-        self._queue: select.poll | None = None
-
-    def watch(self, device: int) -> None:
-        """Once mounted: the FUSE session's descriptor, whose queue idle() looks at."""
-        self._queue = select.poll()
-        self._queue.register(device, select.POLLIN)
-
-    def idle(self) -> bool:
-        """No request waits in the kernel's queue (so work done on the loop now delays no
-        reader). False before watch(). One poll(2) of the device: about a microsecond."""
-        return self._queue is not None and not self._queue.poll(0)
+    """The kernel's caches, as the view reaches them (from worker threads only)."""
 
     @staticmethod
     def push(inode: int, offset: int, data) -> None:

@@ -53,9 +53,6 @@ class FakeKernel:
     def forget_inode(self, inode):
         self.forgotten.append(("inode", inode))
 
-    def idle(self):
-        return True  # no request of another reader waits: small work may be done on the loop
-
 
 @pytest.fixture
 def store():
@@ -611,17 +608,12 @@ def test_errors_keep_their_type_across_the_store_boundary():
     assert a.candidates == ["abcd1", "abcd2"]
 
 
-class BusyKernel(FakeKernel):
-    def idle(self):
-        return False  # another reader's request waits in the queue
-
-
-@pytest.mark.parametrize("kernel", [FakeKernel, BusyKernel])
-def test_small_work_is_done_on_the_loop_only_while_no_request_waits(kernel):
-    big = bytes(range(256)) * 1024  # 256 KiB: over INLINE_MAX, made by a worker whatever the queue
+@pytest.mark.parametrize("inline", [True, False])
+def test_small_work_is_done_on_the_loop(inline):
+    big = bytes(range(256)) * 1024  # 256 KiB: over INLINE_MAX, made by a worker either way
     store = make_store([BLOBS[0], big])
     pool = WorkerPool(store, None, 1)
-    view = MountView(store, pool, kernel=kernel(), inline=True)
+    view = MountView(store, pool, inline=inline)
     ops = GitOperations(view, no_open=True)
 
     async def go():
@@ -635,9 +627,8 @@ def test_small_work_is_done_on_the_loop_only_while_no_request_waits(kernel):
         run(go)
     finally:
         pool.close()
-    on_loop = view.counts["inline"]
-    if kernel is FakeKernel:
+    if inline:
         # Two lookups and the small object's bytes; the big one's size only, then a worker.
-        assert on_loop == 4 and view.counts["loads_waited"] == 1, view.counts
+        assert view.counts["inline"] == 4 and view.counts["loads_waited"] == 1, view.counts
     else:
-        assert on_loop == 0 and view.counts["loads_waited"] == 2, view.counts
+        assert view.counts["inline"] == 0 and view.counts["loads_waited"] == 2, view.counts
