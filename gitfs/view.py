@@ -135,7 +135,8 @@ class MountView:
         self._access_ids = {self.accesses[0]: 0}
         self._access_lock = threading.Lock()
         self.navigation = Navigation(self, refs) if refs is not None else None
-        self.counts = collections.Counter()
+        self.counts = collections.Counter()  # requests, by kind
+        self.on_loop = 0  # pieces of work done on the loop (small())
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
         self._inline = features.engine_accelerated() is not None if inline is None else inline
@@ -161,7 +162,7 @@ class MountView:
         return self._on_loop(fn, *args)
 
     def _on_loop(self, fn, *args):
-        self.counts["inline"] += 1
+        self.on_loop += 1
         try:
             return fn(*args)
         finally:
@@ -681,7 +682,8 @@ class MountView:
             more["refs"] = self.navigation.refs_status()
             more["tree listings"] = self.navigation.tree_status()
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
-                           workers=dict(self.pool.counts), helpers=self.pool.helper_pids(),
+                           workers={**self.pool.counts, "on the loop": self.on_loop},
+                           helpers=self.pool.helper_pids(),
                            read_ahead=self.read_ahead_counts(), streams=self._streams.status(),
                            repository_now=repository, **more)
 
