@@ -196,8 +196,15 @@ class Navigation:
             attr.mtime_ns = mtime
         return attr
 
+    async def _stat_of(self, node) -> tuple[int, object]:
+        """_stat(node): in a thread for a ref, which may read files; for an object, as small
+        work (MountView.small), an index lookup and a header."""
+        if type(node) is RefLink:
+            return await self._stat_of(node)
+        return await self.view.small(self._stat, node)
+
     def _stat(self, node) -> tuple[int, object]:
-        """Thread: (st_size, odb.Access or None) for node."""
+        """(st_size, odb.Access or None) for node."""
         if type(node) is RefLink:
             # A young table answers on the loop (_known); this reads the ref.
             target = self.refs.target(node)
@@ -226,7 +233,7 @@ class Navigation:
 
     async def _entry(self, node):
         """The Attr of a node about to be handed to the kernel; the caller counts it."""
-        found = self._known(node) or await self.view.in_thread(self._stat, node)
+        found = self._known(node) or await self._stat_of(node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
     async def _listed(self, listing: TreeListing, k: int):
@@ -235,7 +242,7 @@ class Navigation:
         does not wait for the sizes of every entry before it)."""
         node = listing.node(k)
         if k >= listing.filled and type(node) in (BlobFile, BlobLink):
-            size, access = await self.view.in_thread(self._stat, node)
+            size, access = await self._stat_of(node)
             return self.attr(listing.base | k, node, size, access)
         return self.listed_attr(listing, k)
 
@@ -299,7 +306,7 @@ class Navigation:
         node = self.node(inode)
         if inode in (REFS_INODE, TREES_INODE, LOGS_INODE):
             return self.view.dir_attr(inode)
-        found = self._known(node) or await self.view.in_thread(self._stat, node)  # a gone ref: ENOENT
+        found = self._known(node) or await self._stat_of(node)  # a gone ref: ENOENT
         return self.attr(inode, node, *found)
 
     def forget(self, inode: int, count: int) -> None:
