@@ -55,15 +55,14 @@ REPEATS_EVERY = 60.0  # seconds between the counts of held-back warnings
 def helper_processes() -> bool:
     """Whether the workers read in helper processes rather than in this process's threads.
 
-    Threads where odb reads in C (odb/_engine.c inflates and applies deltas without the GIL):
-    on git.git they beat helpers in 7 of the 8 rows of bench figure (11), 32 readers 5.4 s
-    against 7.7 s, with 100 MB less RSS (223 against 331 MB with 600 files open). Helpers
-    where odb reads in Python, which holds the GIL: 32 readers 28.3 s against 30.6 s.
-    GITFS_HELPERS=1 or 0 chooses either way."""
-    chosen = os.environ.get("GITFS_HELPERS")
-    if chosen in ("0", "1"):
-        return chosen == "1"
-    return features.engine_accelerated() is None
+    Helpers, by default. Since small work moved onto the loop (MountView.small), threads through
+    odb's C engine beat them in 7 of the 8 rows of bench figure (11) on git.git (32 readers 5.4 s
+    against 7.7 s) with 100 MB less RSS, but lose the one walk the mount is most used for: a
+    `grep -r` of the whole mount took 182 s with threads and 130 s with helpers, twice each
+    (equal over the first quarter of the buckets; the gap opens later). Until that is found,
+    threads are GITFS_HELPERS=0; where odb reads in Python, which holds the GIL, helpers win
+    everywhere (32 readers 28.3 s against 30.6 s)."""
+    return os.environ.get("GITFS_HELPERS", "1") != "0"
 
 
 class Session:
