@@ -365,12 +365,12 @@ def mount_options(repo: str, extra: list[str]) -> tuple[set[str], bool]:
 
 
 def mount(args) -> int:
-    from .daemon import MountError, detach_and_serve, serve
+    from .daemon import MountError, delta_base_caches, detach_and_serve, serve
     repo = os.path.abspath(args.repo)
     mountpoint = os.path.abspath(args.mountpoint)
     foreground = args.foreground or args.debug  # as in libfuse and sshfs
     check_repository_readable(repo)
-    store = open_store(repo, args.verify)
+    store = open_store(repo, args.verify, cache_size=delta_base_caches()[0])
     options, nonempty = mount_options(repo, args.options)
     # Refusals no option can lift come first: advice to add -o nonempty must not lead to
     # "inside the repository".

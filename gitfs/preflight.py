@@ -106,9 +106,9 @@ def _read_below(objects_dir: str, path: str) -> bool:
     return first in (".", "pack", "info") or (len(first) == 2 and all(c in "0123456789abcdef" for c in first))
 
 
-def open_store(repo: str, verify: bool):
+def open_store(repo: str, verify: bool, cache_size: int = odb.store.DEFAULT_CACHE_SIZE):
     try:
-        return odb.open(repo, verify=verify)
+        return odb.open(repo, verify=verify, cache_size=cache_size)
     except odb.AccessDenied as e:
         raise UsageError(str(e)) from None  # "PATH: permission denied"
     except odb.NotARepository as e:
