@@ -219,3 +219,32 @@ def _open_files_row(bench):
     rss = peak["VmHWM"]  # summed peaks of the daemon and its helpers
     return limit_row(label, rss, f"{rss / 1e6:.0f} MB", RSS_LIMIT, f"<= {RSS_LIMIT / 1e6:.0f} MB",
                      f"{total / 2**20:.0f} MiB of objects")
+
+
+WALK_LIMIT = 2.0
+WALK_RSS_LIMIT = 300e6
+
+
+def figure_walk(bench):
+    """(12) `grep -r` of the whole mount on a fresh mount, against git's fastest read of every
+    object (`--batch-all-objects --unordered --batch`), with the RSS of the mount's processes
+    after it. Minutes on a large repository: not among the default figures."""
+    label = "(12) grep -r of the whole mount"
+    bench.progress(label)
+    cmd = ["git", "-C", bench.repo, "cat-file", "--batch-all-objects", "--unordered", "--batch"]
+    git_s = best([timed_stream(cmd).seconds for _ in range(bench.args.repeat)])
+    times, problems, rss = [], [], 0
+    for _ in range(bench.args.repeat):
+        with FreshMount(bench.repo) as mount:
+            began = time.perf_counter()
+            run = timed_stream(["grep", "-r", "-F", "-q", "zzqqzz-no-match", mount.mountpoint],
+                               env=dict(os.environ, LC_ALL="C"))
+            times.append(time.perf_counter() - began)
+            if run.status not in (0, 1):
+                problems.append(run.stderr.strip().splitlines()[-1:] or [f"exit {run.status}"])
+            rss = max(rss, mount.resident().get("VmRSS", 0))
+    note = f"{len(bench.objects.ids)} files" + (f"; errors: {problems[0]}" if problems else "")
+    rows = [ratio_row(label, best(times), git_s, WALK_LIMIT, note, valid=not problems),
+            limit_row("(12) RSS after it", rss, f"{rss / 1e6:.0f} MB", WALK_RSS_LIMIT,
+                      f"<= {WALK_RSS_LIMIT / 1e6:.0f} MB", "VmRSS summed over the mount's processes")]
+    bench.items.extend(rows)

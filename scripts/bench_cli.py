@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_access import figure_access
+from bench_access import figure_access, figure_walk
 from bench_figures import Bench
 from bench_git import GitError, describe_repository, git, list_objects
 from bench_libraries import figure_odb
@@ -21,9 +21,9 @@ from bench_table import Row, render
 from bench_tree import figure_tree
 
 FIGURES = {"1": "grep", "2": "find", "3": "mount", "4": "rss", "5": "odb", "6": "warm", "7": "ls", "8": "tree",
-           "9": "scale", "10": "log", "11": "access", "floor": "floor"}
+           "9": "scale", "10": "log", "11": "access", "12": "walk", "floor": "floor"}
 DEFAULT_FIGURES = "1,2,3,4,5,6,7,8,10"
-MOUNT_FIGURES = {"grep", "find", "mount", "rss", "warm", "ls", "tree", "scale", "log", "access"}
+MOUNT_FIGURES = {"grep", "find", "mount", "rss", "warm", "ls", "tree", "scale", "log", "access", "walk"}
 DEFAULT_PATTERN = "gitfs-bench-pattern-that-matches-nothing"
 OTHER_PYTHON = "/work/bench/venv/bin/python"
 MIB = 2**20
@@ -43,14 +43,16 @@ def parse_args(argv):
                "against ls-tree -r -l, and every file of it read in path order against cat-file --batch (n/a "
                "when the mount has no .tree); (9) with --synthetic N: mount, ls -l 00-0f, find over every bucket, "
                "N/1000 random reads and the RSS after them, on an N-blob repository and on REPO; (10) ls -U "
-               ".log/REV | head and ls .log/REV against git rev-list --first-parent REV (| head). A count or "
+               ".log/REV | head and ls .log/REV against git rev-list --first-parent REV (| head); (11) every way "
+               "people read; (12) grep -r of the whole mount against --batch-all-objects --unordered --batch, "
+               "and the RSS after it (minutes: run it with --only 12 --repeat 1). A count or "
                "byte that differs from git's makes the row FAIL and the exit status 1.",
     )
     parser.add_argument("repo", metavar="REPO", help="repository to measure (bare or not); with --prepare, the copy to create")
     parser.add_argument("--prepare", metavar="SRC", help="first create REPO from SRC: bare copy, repack -a -d --max-pack-size, multi-pack-index write")
     parser.add_argument("--ref", help="with --prepare: copy only this branch or tag's history (default: every ref)")
     parser.add_argument("--max-pack-size", default="100m", help="with --prepare: git repack --max-pack-size (default 100m)")
-    parser.add_argument("--only", default=DEFAULT_FIGURES, help="figures to run, by number or name: 1 grep, 2 find, 3 mount, 4 rss, 5 odb, 6 warm, 7 ls, 8 tree, 9 scale, 10 log, 11 access (every way people read: random, 32 readers, rg, a hasher, tar, rsync, .tree grep, open files), floor; 'prepare' to stop after --prepare (default 1-8 and 10; --floor and --synthetic add theirs)")
+    parser.add_argument("--only", default=DEFAULT_FIGURES, help="figures to run, by number or name: 1 grep, 2 find, 3 mount, 4 rss, 5 odb, 6 warm, 7 ls, 8 tree, 9 scale, 10 log, 11 access (every way people read: random, 32 readers, rg, a hasher, tar, rsync, .tree grep, open files), 12 walk (the whole mount), floor; 'prepare' to stop after --prepare (default 1-8 and 10; --floor and --synthetic add theirs)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, each on a fresh mount; the best is kept (default 3)")
     parser.add_argument("--floor", action="store_true", help="also time (1), (2) and (6) through a minimal pyfuse3 filesystem serving git's answers from memory, plain (open/read/release) and with gitfs's protocol levers (no open, page-cache push, 1 MiB directory blocks, reused attributes, ENOTSUP outside user.*), with its kernel requests per object file")
     parser.add_argument("--synthetic", type=int, metavar="N", help="also run (9): build (once) a repository of N blobs with git fast-import in 100 MB packs under a multi-pack-index, and measure the mount at that scale against REPO")
@@ -171,7 +173,7 @@ def run_figures(bench, figures):
              ({"mount"}, bench.figure_mount), ({"rss"}, bench.figure_rss), ({"odb"}, lambda: figure_odb(bench)),
              ({"warm"}, bench.figure_warm), ({"ls"}, bench.figure_ls), ({"tree"}, lambda: figure_tree(bench)),
              ({"log"}, lambda: figure_log(bench)), ({"scale"}, lambda: figure_scale(bench)),
-             ({"access"}, lambda: figure_access(bench))]
+             ({"access"}, lambda: figure_access(bench)), ({"walk"}, lambda: figure_walk(bench))]
     for names, step in steps:
         if not names & figures:
             continue
