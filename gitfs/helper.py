@@ -18,6 +18,7 @@ import os
 import select
 import signal
 from array import array
+from collections.abc import Iterator
 
 import odb
 from odb import refused_paths
@@ -137,7 +138,7 @@ class Helper:
         if type(request.job) is hp.Push:
             self._push_item(request, index)
             return
-        hp.write_frame(self._out, *answers(self.store, request)[0])
+        hp.write_frame(self._out, *next(answers(self.store, request)))
 
     def _push_item(self, request: hp.Request, k: int) -> None:
         oid, inode, size, where = request.job.items[k]
@@ -171,17 +172,23 @@ class Helper:
             return False  # the kernel does not know the inode (yet): the mount keeps the bytes
 
 
-def answers(store, request: hp.Request) -> list[tuple[object, bytes]]:
+def answers(store, request: hp.Request) -> Iterator[tuple[object, bytes]]:
     """The (header, payload) frames answering one request: what a helper sends, and what the
-    mount computes itself when it has no helper (which pushes nothing: every item's bytes)."""
+    mount computes itself when it has no helper (which pushes nothing: every item's bytes).
+    Each item of a Push is yielded as soon as it is read, so that the mount can push it before
+    the reader gets there: answered all at once, a batch reached the kernel after most of its
+    files had been asked for by READs, which the loop then read a second time."""
     job = request.job
     if type(job) is hp.Load:
-        return [load(store, request.seq, -1, job.oid, job.max_size, job.size)]
+        yield load(store, request.seq, -1, job.oid, job.max_size, job.size)
+        return
     if type(job) is hp.Push:
-        out = [load(store, request.seq, k, item[0], job.max_size, item[2]) for k, item in enumerate(job.items)]
-        return out + [(hp.PushDone(request.seq, ()), b"")]
+        for k, item in enumerate(job.items):
+            yield load(store, request.seq, k, item[0], job.max_size, item[2])
+        yield hp.PushDone(request.seq, ()), b""
+        return
     sizes, errors, accesses, which = read_sizes(store, job.ids)
-    return [(hp.SizesRead(request.seq, errors, accesses), sizes.tobytes() + which.tobytes())]
+    yield hp.SizesRead(request.seq, errors, accesses), sizes.tobytes() + which.tobytes()
 
 
 def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> tuple[hp.Loaded, bytes]:

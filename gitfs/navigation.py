@@ -76,8 +76,9 @@ class EntriesListing:
         self.entries = entries
 
 
-def no_entry() -> FileNotFoundError:
-    return FileNotFoundError(errno.ENOENT, "no such entry")
+def no_entry(what: str = "") -> FileNotFoundError:
+    """ENOENT for a name the view or a namespace does not have (the one error of a miss)."""
+    return FileNotFoundError(errno.ENOENT, "no such entry", what)
 
 
 class Navigation:

@@ -47,7 +47,7 @@ from .inodes import (
 )
 from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
-from .navigation import NAMES as NAMESPACES, Navigation
+from .navigation import NAMES as NAMESPACES, Navigation, no_entry
 from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
@@ -92,10 +92,6 @@ class Attr:
     nlink: int
     timeout: float  # entry and attribute timeout
     blksize: int
-
-
-def no_entry(what: str = "") -> FileNotFoundError:
-    return FileNotFoundError(errno.ENOENT, "no such entry", what)
 
 
 class MountView:

@@ -191,7 +191,7 @@ def test_a_synthetic_build_is_kept_and_a_foreign_directory_refused(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--only", "9"], "needs --synthetic"),
-    (["--only", "12"], "unknown figure"),
+    (["--only", "13"], "unknown figure"),
     (["--repeat", "0"], "at least 1"),
 ])
 def test_bad_options_are_refused(argv, message, capsys):
