@@ -9,12 +9,12 @@ user.git.lfs is set on a pointer; the bucket view always shows raw objects. Runs
 
 from __future__ import annotations
 
-import collections
 import threading
 from typing import NamedTuple
 
 import odb
 from odb.lfs import MAX_POINTER, LfsObjects, LfsPointer, parse_pointer
+from odb.lru import LRU
 from odb.tree import BLOB, EXECUTABLE
 
 from .tree_view import BlobFile
@@ -35,8 +35,8 @@ class LfsView:
     def __init__(self, store, common_dir: str):
         self.store = store
         self.objects = LfsObjects(common_dir)
-        self._problems: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()  # pointer blob -> why
-        self._pointers: collections.OrderedDict[bytes, LfsPointer] = collections.OrderedDict()  # blob -> its pointer, object here
+        self._problems: LRU[bytes, bytes] = LRU(max_items=PROBLEMS_KEPT)  # pointer blob -> why
+        self._pointers: LRU[bytes, LfsPointer] = LRU(max_items=PROBLEMS_KEPT)  # blob -> its pointer, object here
         self._lock = threading.Lock()
 
     def files(self, tree: odb.Tree, mtime_ns: int | None) -> dict[int, LfsFile]:
@@ -82,14 +82,10 @@ class LfsView:
         found = self.objects.find(pointer)
         if found.path is not None:
             with self._lock:
-                self._pointers[node.blob] = pointer
-                while len(self._pointers) > PROBLEMS_KEPT:
-                    self._pointers.popitem(last=False)
+                self._pointers.put(node.blob, pointer)
             return LfsFile(node.blob, node.executable, node.mtime_ns, pointer)
         with self._lock:
-            self._problems[node.blob] = f"pointer shown: {found.problem}".encode()
-            while len(self._problems) > PROBLEMS_KEPT:
-                self._problems.popitem(last=False)
+            self._problems.put(node.blob, f"pointer shown: {found.problem}".encode())
         return node
 
     def xattrs(self, node) -> dict[bytes, bytes]:

@@ -15,7 +15,6 @@ commit for the lookups and readlinks that follow a listing.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import odb
 from odb import revision
 from odb.history import FirstParents
+from odb.lru import LRU
 
 log = logging.getLogger("gitfs")
 
@@ -83,7 +83,7 @@ class LogView:
     def __init__(self, store, refs):
         self.store = store
         self.refs = refs
-        self._walks: collections.OrderedDict[bytes, FirstParents] = collections.OrderedDict()
+        self._walks: LRU[bytes, FirstParents] = LRU(max_items=WALKS_KEPT)
         self._lock = threading.Lock()
 
     def resolve(self, component: bytes) -> LogDir:
@@ -103,11 +103,8 @@ class LogView:
         with self._lock:
             walk = self._walks.get(commit)
             if walk is None:
-                walk = self._walks[commit] = FirstParents(self.store, commit)
-                while len(self._walks) > WALKS_KEPT:
-                    self._walks.popitem(last=False)
-            else:
-                self._walks.move_to_end(commit)
+                walk = FirstParents(self.store, commit)
+                self._walks.put(commit, walk)
             return walk
 
     def lookup(self, directory: LogDir, name: bytes) -> LogLink | None:

@@ -10,7 +10,6 @@ written is refused with one line instead of being lost.
 
 from __future__ import annotations
 
-import collections
 import errno
 import logging
 import logging.handlers
@@ -20,6 +19,8 @@ import stat
 import sys
 import time
 from typing import NamedTuple
+
+from odb.lru import LRU
 
 from . import __version__
 
@@ -171,7 +172,7 @@ class RepeatFilter(logging.Filter):
     def __init__(self, clock=time.monotonic):
         super().__init__()
         self._clock = clock
-        self._causes: collections.OrderedDict[tuple, list] = collections.OrderedDict()  # -> [since, held]
+        self._causes: LRU[tuple, list] = LRU(max_items=self.MAX_CAUSES)  # -> [since, held]
         self._window_start = clock()
         self._new_in_window = 0
         self._others = 0  # held back because too many causes were new in this window
@@ -183,7 +184,7 @@ class RepeatFilter(logging.Filter):
         if now - self._window_start >= self.WINDOW:
             self._window_start, self._new_in_window = now, 0
         key = (record.name, record.levelno, record.getMessage())
-        cause = self._causes.get(key)
+        cause = self._causes.peek(key)
         if cause is not None and now - cause[0] < self.WINDOW:
             cause[1] += 1
             return False
@@ -194,10 +195,7 @@ class RepeatFilter(logging.Filter):
             self._new_in_window += 1
         elif cause[1]:
             record.msg, record.args = f"{key[2]} (and {cause[1]} more times before this)", ()
-        self._causes[key] = [now, 0]
-        self._causes.move_to_end(key)
-        while len(self._causes) > self.MAX_CAUSES:
-            self._causes.popitem(last=False)
+        self._causes.put(key, [now, 0])
         return True
 
     def due(self, *, everything: bool = False) -> list[logging.LogRecord]:

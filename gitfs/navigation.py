@@ -20,6 +20,7 @@ import threading
 import trio
 
 import odb
+from odb.lru import LRU
 from odb.tree import TREE
 
 from . import helper_protocol as hp
@@ -91,12 +92,11 @@ class Navigation:
         self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
         self.inodes = DynamicInodes()  # .refs and .log nodes, .tree/<rev> directories
         self.entry_inodes = TreeEntryInodes(pinned_limit=limit // 4)  # everything below a .tree/<rev>
-        self._tree_listings: collections.OrderedDict[int, TreeListing] = collections.OrderedDict()  # by inode
-        self._tree_listings_bytes = 0
-        self._listings_limit = min(TREE_LISTING_BYTES, limit // 4)
-        self._prepared: collections.OrderedDict[bytes, PreparedTree | None] = collections.OrderedDict()  # None: being read
-        self._prepared_bytes = 0
-        self._prepared_limit = min(PREPARED_BYTES, limit // 16)
+        self._tree_listings: LRU[int, TreeListing] = LRU(  # by inode
+            max_bytes=min(TREE_LISTING_BYTES, limit // 4), weigh=lambda listing: listing.nbytes)
+        self._prepared: LRU[bytes, PreparedTree | None] = LRU(  # None: being read
+            max_items=PREPARED_KEPT, max_bytes=min(PREPARED_BYTES, limit // 16),
+            weigh=lambda prepared: 0 if prepared is None else prepared.nbytes)
         self._prepared_lock = threading.Lock()
         self._prepared_waits: dict[bytes, trio.Event] = {}  # the loop's only
         self.counts = collections.Counter()  # tree listings: read ahead, waited for, read on their own
@@ -155,7 +155,7 @@ class Navigation:
     def _slot_listing(self, inode: int) -> TreeListing | None:
         """The kept listing that gave out a tree entry's inode, or None."""
         slot = self.entry_inodes.slot(inode)
-        listing = None if slot is None else self._tree_listings.get(slot.dir_inode)
+        listing = None if slot is None else self._tree_listings.peek(slot.dir_inode)
         if listing is None or listing.base != inode & ~POSITION_MASK:
             return None
         return listing
@@ -316,10 +316,8 @@ class Navigation:
             return
         self.inodes.forget(inode, count)
         if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
-            listing = self._tree_listings.pop(inode, None)
-            if listing is not None:
-                self._tree_listings_bytes -= listing.nbytes
-                self.view.cache.hold("tree listings", self._tree_listings_bytes)
+            if self._tree_listings.pop(inode) is not None:
+                self.view.cache.hold("tree listings", self._tree_listings.nbytes)
 
     async def readlink(self, inode: int) -> bytes:
         node = self.node(inode)
@@ -357,20 +355,17 @@ class Navigation:
         change since (its files' sizes and modes are those of the objects' holding files)."""
         listing = self._tree_listings.get(inode)
         if listing is not None and listing.generation == self.view.store.generation:
-            self._tree_listings.move_to_end(inode)
             return listing
         base = self.entry_inodes.base(inode, node)
         with self._prepared_lock:
-            being_read = node.tree in self._prepared and self._prepared[node.tree] is None
+            being_read = node.tree in self._prepared and self._prepared.peek(node.tree) is None
         if being_read:
             self.counts["waited for"] += 1
             event = self._prepared_waits.setdefault(node.tree, trio.Event())
             with trio.move_on_after(PREPARED_WAIT):
                 await event.wait()
         with self._prepared_lock:
-            prepared = self._prepared.pop(node.tree, None)
-            if prepared is not None:
-                self._prepared_bytes -= prepared.nbytes
+            prepared = self._prepared.pop(node.tree)
         if prepared is not None and prepared.generation == self.view.store.generation and self.lfs is None:
             self.counts["read ahead"] += 1
             listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
@@ -382,14 +377,7 @@ class Navigation:
         self.view.read_sizes(listing, hp.SIZES)
         if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
             self._prepare_subtrees(listing)
-        old = self._tree_listings.pop(inode, None)
-        if old is not None:
-            self._tree_listings_bytes -= old.nbytes
-        self._tree_listings[inode] = listing
-        self._tree_listings_bytes += listing.nbytes
-        while self._tree_listings_bytes > self._listings_limit and len(self._tree_listings) > 1:
-            _, dropped = self._tree_listings.popitem(last=False)
-            self._tree_listings_bytes -= dropped.nbytes
+        self._tree_listings.put(inode, listing)
         self.account()
         return listing
 
@@ -433,7 +421,7 @@ class Navigation:
                     break
                 oid = tree.oid_at(k)
                 if oid not in self._prepared:
-                    self._prepared[oid] = None
+                    self._prepared.put(oid, None)
                     claimed.append(oid)
         return claimed
 
@@ -443,13 +431,7 @@ class Navigation:
             if prepared is None:
                 self._prepared.pop(oid, None)
             elif oid in self._prepared:  # not taken by a listing meanwhile
-                self._prepared[oid] = prepared
-                self._prepared.move_to_end(oid)
-                self._prepared_bytes += prepared.nbytes
-            while self._prepared and (len(self._prepared) > PREPARED_KEPT or self._prepared_bytes > self._prepared_limit):
-                _, dropped = self._prepared.popitem(last=False)
-                if dropped is not None:
-                    self._prepared_bytes -= dropped.nbytes
+                self._prepared.put(oid, prepared)
         if oid in self._prepared_waits:  # a listing waits (a late one waits PREPARED_WAIT at most)
             try:
                 self._token.run_sync_soon(self._prepared_ready, oid)
@@ -526,8 +508,8 @@ class Navigation:
     def memory(self) -> dict[str, int]:
         """Bytes held besides the object cache, by part (each counted in the cache's bound)."""
         with self._prepared_lock:
-            prepared = self._prepared_bytes
-        return {"tree listings": self._tree_listings_bytes, "trees": self.trees.nbytes,
+            prepared = self._prepared.nbytes
+        return {"tree listings": self._tree_listings.nbytes, "trees": self.trees.nbytes,
                 "trees read ahead": prepared, "trees the kernel holds": self.entry_inodes.pinned_bytes,
                 "refs": self.refs.nbytes}
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections import OrderedDict
 
 import trio
+
+from odb.lru import LRU
 
 from . import helper, helper_protocol as hp
 from .workers import Job
@@ -33,8 +34,7 @@ class ObjectCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.max_entry = max_bytes // 4
-        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
-        self._bytes = 0
+        self._entries: LRU[bytes, bytes] = LRU(max_bytes=max_bytes)  # bounded again by hold()
         self._held: dict[str, int] = {}
         self._held_bytes = 0
         self._lock = threading.Lock()
@@ -42,23 +42,18 @@ class ObjectCache:
     @property
     def size_bytes(self) -> int:
         """Everything counted against the bound: objects and what hold() reported."""
-        return self._bytes + self._held_bytes
+        return self._entries.nbytes + self._held_bytes
 
     def parts(self) -> dict[str, int]:
         """Bytes by what holds them: "objects" and each part hold() was told of."""
-        return {"objects": self._bytes, **self._held}
+        return {"objects": self._entries.nbytes, **self._held}
 
     def hold(self, part: str, nbytes: int) -> None:
         """part (e.g. "tree listings") now holds nbytes; objects are dropped to make room."""
         with self._lock:
             self._held_bytes += nbytes - self._held.get(part, 0)
             self._held[part] = nbytes
-            self._shrink()
-
-    def _shrink(self) -> None:
-        while self._entries and self._bytes + self._held_bytes > self.max_bytes:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
+            self._entries.shrink(self.max_bytes - self._held_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -69,33 +64,23 @@ class ObjectCache:
     def get(self, oid: bytes):
         """The cached bytes, or None; counts as a use."""
         with self._lock:
-            data = self._entries.get(oid)
-            if data is not None:
-                self._entries.move_to_end(oid)
-            return data
+            return self._entries.get(oid)
 
     def put(self, oid: bytes, data) -> None:
         size = len(data)
         if size > self.max_entry:
             return
         with self._lock:
-            old = self._entries.pop(oid, None)
-            if old is not None:
-                self._bytes -= len(old)
-            self._entries[oid] = data
-            self._bytes += size
-            self._shrink()
+            self._entries.put(oid, data, size)
+            self._entries.shrink()  # the object itself too, if what the rest holds leaves no room
 
     def discard(self, oid: bytes) -> None:
         with self._lock:
-            old = self._entries.pop(oid, None)
-            if old is not None:
-                self._bytes -= len(old)
+            self._entries.pop(oid)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._bytes = 0
 
 
 class _Loading:

@@ -17,7 +17,6 @@ attributes differ). Reading and parsing trees runs in worker threads.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from array import array
@@ -25,6 +24,7 @@ from typing import NamedTuple
 
 import odb
 from odb import revision
+from odb.lru import LRU
 from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE
 
 from .inodes import EntryInodes
@@ -125,14 +125,12 @@ class TreeView:
         self.store = store
         self.refs = refs
         self.format = store.format
-        self.kept_bytes = kept_bytes
-        self._trees: collections.OrderedDict[bytes, odb.Tree] = collections.OrderedDict()
-        self._trees_bytes = 0
+        self._trees: LRU[bytes, odb.Tree] = LRU(max_bytes=kept_bytes, weigh=lambda tree: tree.nbytes)
         self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
-        return self._trees_bytes
+        return self._trees.nbytes
 
     def resolve(self, component: bytes, parent: int) -> TreeDir:
         """The tree a <rev> names (ObjectNotFound, NotTreeish, AmbiguousPrefix)."""
@@ -150,9 +148,8 @@ class TreeView:
         """Thread: the tree, parsed and indexed (bad names left out, and logged once)."""
         with self._lock:
             tree = self._trees.get(oid)
-            if tree is not None:
-                self._trees.move_to_end(oid)
-                return tree
+        if tree is not None:
+            return tree
         kind, data = self.store.read(oid)
         if kind != "tree":
             raise odb.CorruptObject(oid.hex(), None, f"a tree entry names a {kind}", oid=oid.hex())
@@ -162,14 +159,7 @@ class TreeView:
             log.warning("tree %s: entry %r left out: %s", oid.hex(), name, reason)
         tree.index(skipped)
         with self._lock:
-            old = self._trees.pop(oid, None)
-            if old is not None:
-                self._trees_bytes -= old.nbytes
-            self._trees[oid] = tree
-            self._trees_bytes += tree.nbytes
-            while self._trees_bytes > self.kept_bytes and len(self._trees) > 1:
-                _, old = self._trees.popitem(last=False)
-                self._trees_bytes -= old.nbytes
+            self._trees.put(oid, tree)
         return tree
 
     def link_target(self, link: BlobLink) -> bytes:

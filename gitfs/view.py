@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import trio
 
 import odb
+from odb.lru import LRU
 
 from . import features, helper, helper_protocol as hp
 from .inodes import (
@@ -114,16 +115,16 @@ class MountView:
         self.limiter = trio.CapacityLimiter(4)
         self._generation = store.generation
         self._buckets: set[int] | None = None  # from the last root listing
-        self._latest: collections.OrderedDict[int, BucketListing] = collections.OrderedDict()
-        self._latest_bytes = 0
+        self._latest: LRU[int, BucketListing] = LRU(  # by bucket: kept in order of listing
+            max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4), weigh=lambda listing: listing.nbytes)
         self._speculative: BucketListing | None = None
-        self._recent: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._recent: LRU[int, bytes] = LRU(max_items=RECENT_INODES)  # inode -> id, of the latest lookups
         # The sizes the latest lookups found (id -> size): the READ that follows a lookup then
         # needs no header read to know whether the object is small.
-        self._recent_sizes: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self._recent_sizes: LRU[bytes, int] = LRU(max_items=RECENT_INODES)
         self._sweeping = self._sweep_wanted = False
         self._streams = StreamTable(store.open_stream, self._in_thread_plain)
-        self._ambiguous: collections.OrderedDict[str, tuple[float, odb.AmbiguousPrefix]] = collections.OrderedDict()
+        self._ambiguous: LRU[str, tuple[float, odb.AmbiguousPrefix]] = LRU(max_items=AMBIGUOUS_KEPT)
         # Who may see what (default_permissions): the repository's owners and modes, as odb
         # reads them (odb/access.py). accesses[0] is what an object shows before its own is read.
         self.root_access = store.root_access()
@@ -192,7 +193,7 @@ class MountView:
             return
         self._sweeping, self._sweep_wanted = True, False
         token = trio.lowlevel.current_trio_token()
-        listings, recent = list(self._latest.values()), list(self._recent.items())
+        listings, recent = [listing for _, listing in self._latest.items()], self._recent.items()
 
         def sweep() -> None:
             try:
@@ -317,9 +318,7 @@ class MountView:
         oid = bytes.fromhex(hex_id)
         size, access, inode = await self.small(self._stat_and_inode, oid)
         self._remember(inode, oid)
-        self._recent_sizes[oid] = size
-        if len(self._recent_sizes) > RECENT_INODES:
-            self._recent_sizes.popitem(last=False)
+        self._recent_sizes.put(oid, size)
         attr = self.object_attr(inode, size, access)
         if abbreviated or name != name.lower():
             # A new object can make a short name ambiguous at any time; and the kernel must not
@@ -328,7 +327,7 @@ class MountView:
         return attr
 
     async def _resolve_abbreviation(self, prefix: str) -> str:
-        remembered = self._ambiguous.get(prefix)
+        remembered = self._ambiguous.peek(prefix)
         if remembered is not None and remembered[0] > time.monotonic():
             raise remembered[1]
         try:
@@ -336,9 +335,7 @@ class MountView:
         except odb.AmbiguousPrefix as e:
             # A reader retrying an ambiguous name in a loop gets the answer from memory, and the
             # log is not flooded with one line per try.
-            self._ambiguous[prefix] = (time.monotonic() + AMBIGUOUS_MEMORY, e)
-            while len(self._ambiguous) > AMBIGUOUS_KEPT:
-                self._ambiguous.popitem(last=False)
+            self._ambiguous.put(prefix, (time.monotonic() + AMBIGUOUS_MEMORY, e))
             raise
 
     def _stat_and_inode(self, oid: bytes) -> tuple[int, object, int]:
@@ -353,7 +350,7 @@ class MountView:
         return size, access, inode
 
     def _natural_is_unique(self, oid: bytes, inode: int) -> bool:
-        listing = self._latest.get(oid[0])
+        listing = self._latest.peek(oid[0])  # a thread, or the loop: peek() only reads
         if listing is not None and listing.generation == self.store.generation and listing.index_of(oid) is not None:
             k = listing.index_of_inode(inode)
             return k is not None and listing.oid(k) == oid and (k + 1 >= listing.count or listing.inodes[k + 1] != inode)
@@ -370,20 +367,18 @@ class MountView:
         return [raw for raw in map(bytes.fromhex, found) if shares_inode(raw, inode)]
 
     def _remember(self, inode: int, oid: bytes) -> None:
-        self._recent[inode] = oid
-        if len(self._recent) > RECENT_INODES:
-            self._recent.popitem(last=False)
+        self._recent.put(inode, oid)
 
     async def oid_of(self, inode: int) -> bytes:
         """The id of an object's inode; ENOENT when no object (or more than one) has it."""
         if self.moved.retired(inode):
             raise no_entry()
-        oid = self._recent.get(inode) or self.moved.oid_of(inode)
+        oid = self._recent.peek(inode) or self.moved.oid_of(inode)
         if oid is not None:
             return oid
         if inode < FIRST_OBJECT_INODE:
             raise no_entry()
-        listing = self._latest.get(inode >> 55)
+        listing = self._latest.peek(inode >> 55)
         if listing is not None:
             k = listing.index_of_inode(inode)
             if k is not None:
@@ -488,15 +483,8 @@ class MountView:
         return next((b for b in range(bucket + 1, 256) if b in self._buckets), None)
 
     def _keep_latest(self, listing: BucketListing) -> None:
-        old = self._latest.pop(listing.bucket, None)
-        if old is not None:
-            self._latest_bytes -= old.nbytes
-        self._latest[listing.bucket] = listing
-        self._latest_bytes += listing.nbytes
-        while self._latest_bytes > min(LISTING_BYTES, self.cache.max_bytes // 4) and len(self._latest) > 1:
-            _, dropped = self._latest.popitem(last=False)
-            self._latest_bytes -= dropped.nbytes
-        self.cache.hold("bucket listings", self._latest_bytes)
+        self._latest.put(listing.bucket, listing)
+        self.cache.hold("bucket listings", self._latest.nbytes)
 
     def read_sizes(self, listing: BucketListing, lane: int) -> None:
         if listing.size_jobs is not None:
@@ -601,14 +589,14 @@ class MountView:
 
     def _small_object(self, oid: bytes):
         """The object's bytes if it is at most INLINE_MAX, else None (a header read only)."""
-        size = self._recent_sizes.get(oid)
+        size = self._recent_sizes.peek(oid)
         if (self.store.read_size(oid) if size is None else size) > INLINE_MAX:
             return None
         return self.store.read(oid)[1]
 
     def _position(self, oid: bytes) -> tuple[BucketListing | None, int]:
         """Where oid is in the latest listing of its bucket: what read-ahead follows."""
-        listing = self._latest.get(oid[0])
+        listing = self._latest.peek(oid[0])
         if listing is not None:
             k = listing.index_of(oid)
             if k is not None:

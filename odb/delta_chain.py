@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 
 from . import delta
 from . import pack as pack_format
-from .cache import ByteLRU
+from .lru import ByteLRU
 from .errors import CorruptObject
 from .pack import OFS_DELTA, Pack
 

@@ -9,10 +9,10 @@ import resource
 import stat
 import threading
 import zlib
-from collections import OrderedDict
 
 from .errors import CorruptObject, display_path
 from .inflation import Inflation
+from .lru import LRU
 from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat
 from .refused_paths import SelfReference, open_nofollow, resolve
@@ -55,8 +55,8 @@ class LooseObjects:
         self._root: Descriptor | None = None
         self._refused_buckets: set[str] = set()  # warned about once each
         self._lock = threading.Lock()
-        self._buckets: OrderedDict[str, tuple[Descriptor, int]] = OrderedDict()  # confined: kept bucket dirs
-        self._max_buckets = bucket_descriptor_limit()
+        # confined: kept bucket directories (descriptor, inode), first opened first closed
+        self._buckets: LRU[str, tuple[Descriptor, int]] = LRU(max_items=bucket_descriptor_limit())
 
     def path(self, raw: bytes) -> str:
         h = raw.hex()
@@ -88,14 +88,12 @@ class LooseObjects:
         and a read then cost one call each, as unconfined. A kept descriptor never leads into
         a refused directory, even if the bucket is replaced meanwhile (it keeps the directory it
         opened); refresh() lets go of those whose directory was replaced."""
-        found = self._buckets.get(bucket)
+        found = self._buckets.peek(bucket)  # unlocked: peek() only reads
         if found is not None:
             return found[0]
         desc = Descriptor(self._open_bucket(root, bucket))
         with self._lock:
-            self._buckets[bucket] = desc, os.fstat(desc.fd).st_ino
-            while len(self._buckets) > self._max_buckets:
-                self._buckets.popitem(last=False)
+            self._buckets.put(bucket, (desc, os.fstat(desc.fd).st_ino))
         return desc
 
     def _open_confined(self, root: Descriptor, raw: bytes, path: str) -> tuple[int, bool]:
@@ -187,7 +185,7 @@ class LooseObjects:
             if root is None:
                 return os.stat(self._prefix + bucket).st_mtime_ns
             st = os.stat(bucket, dir_fd=root.fd, follow_symlinks=False)
-            kept = self._buckets.get(bucket)
+            kept = self._buckets.peek(bucket)
             if kept is not None and (kept[1] != st.st_ino or not stat.S_ISDIR(st.st_mode)):
                 self._buckets.pop(bucket, None)  # replaced (git prunes empty buckets, then remakes them)
             if stat.S_ISLNK(st.st_mode):

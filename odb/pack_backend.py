@@ -13,11 +13,11 @@ import logging
 import os
 import resource
 import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 from .errors import CorruptObject
 from .id_sources import ChainSource, IdSource, MidxSource, PackHealth, PackSource
+from .lru import LRU
 from .mapped_file import file_identity
 from .midx_chain import CHAIN_DIR, load_chain, read_chain
 from .multi_pack_index import MultiPackIndex, read_checksum
@@ -109,8 +109,7 @@ class PackBackend:
         self.find = self._snap.find
         self._midx_state = None  # what the loaded multi-pack-index (or chain) was read from
         self._pack_ids: dict[str, tuple] = {}  # pack name -> identity of its .pack and .idx
-        self._mapped: OrderedDict[Pack, None] = OrderedDict()  # least recently used first
-        self.max_mapped = open_pack_limit()
+        self._mapped: LRU[Pack, None] = LRU(max_items=open_pack_limit())  # packs holding a map
         self.refresh()
 
     # -- refresh -------------------------------------------------------------
@@ -126,9 +125,9 @@ class PackBackend:
             midx, midx_changed = self._check_midx(present)
             if not (packs_changed or midx_changed):
                 return False
-            gone = [p for p in self._mapped if packs.get(p.name) is not p]
+            gone = [p for p in self._mapped.keys() if packs.get(p.name) is not p]
             for pack in gone:
-                del self._mapped[pack]
+                self._mapped.pop(pack)
             self._snap = snap = self._build_snapshot(midx, packs)
             self.find = snap.find
         # A pack git deleted or replaced is closed now, not when the LRU gets to it: its
@@ -220,18 +219,12 @@ class PackBackend:
 
     def _mapped_one(self, pack: Pack) -> None:
         with self._lock:
-            self._mapped[pack] = None
-            victims = []
-            while len(self._mapped) > self.max_mapped:
-                victims.append(self._mapped.popitem(last=False)[0])
-        for victim in victims:
+            victims = self._mapped.put(pack, None)
+        for victim, _ in victims:
             victim.unmap()
 
     def _touch(self, pack: Pack) -> None:
-        try:
-            self._mapped.move_to_end(pack)
-        except KeyError:
-            pass  # unmapped meanwhile; the next read maps it again
+        self._mapped.touch(pack)  # unmapped meanwhile: nothing (the next read maps it again)
 
     # -- lookups -------------------------------------------------------------
 

@@ -92,7 +92,7 @@ def test_the_cache_is_shared_and_bounded(tmp_path):
         assert len(cache) > 0  # bases were kept
         cache.clear()
         assert len(cache) == 0 and cache.used == 0
-        # Nothing over a quarter of the limit is kept, as odb.cache.ByteLRU does.
+        # Nothing over a quarter of the limit is kept, as odb.lru.ByteLRU does.
     with odb.open(objects, cache_size=4 * 3000 - 1) as store:
         store.read(ids[-1].hex())
         assert len(store._reader.cache) == 0
