@@ -15,6 +15,9 @@ from array import array
 
 import trio
 
+from odb.fanout import lower_bound
+
+from . import loop
 from .inodes import FIRST_OBJECT_INODE, MovedInodes
 
 SIZE_BATCH = 256  # ids per helper request for sizes
@@ -92,10 +95,7 @@ class Listing:
                 self.filled = self._done.pop(self.filled)
             event, self._event = self._event, None
         if event is not None:
-            try:
-                self._token.run_sync_soon(event.set)
-            except trio.RunFinishedError:
-                pass
+            loop.call_soon(self._token, event.set)
 
     async def wait_filled(self, i: int) -> None:
         """Returns once the size of entry i is known (the trio loop)."""
@@ -105,7 +105,7 @@ class Listing:
                     return
                 if self._event is None:
                     self._event = trio.Event()
-                    self._token = trio.lowlevel.current_trio_token()
+                    self._token = loop.token()
                 event = self._event
             await event.wait()
 
@@ -145,14 +145,7 @@ class BucketListing(Listing):
         return None
 
     def _lower_bound(self, key: bytes) -> int:
-        lo, hi, n, block, width = 0, self.count, self.raw_len, self.block, len(key)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if block[mid * n : mid * n + width] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return lower_bound(self.block, 0, self.raw_len, 0, self.count, key)
 
 _PREFIXES = {n: struct.Struct(f">Q{n - 8}x") for n in (20, 32)}
 

@@ -23,7 +23,7 @@ import odb
 from odb.lru import LRU
 from odb.tree import TREE
 
-from . import helper_protocol as hp
+from . import helper_protocol as hp, loop
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, POSITION_MASK, DynamicInodes, TreeEntryInodes
 from .lfs_view import LfsFile, LfsView
 from .listings import SIZE_BATCH
@@ -385,7 +385,7 @@ class Navigation:
         """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
         wanted = self._claim_subtrees(listing.tree, PREPARE_AHEAD)
         if wanted:
-            self._token = trio.lowlevel.current_trio_token()
+            self._token = loop.token()
             self.view.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
 
     def _prepare(self, trees: list[bytes]) -> None:
@@ -433,10 +433,7 @@ class Navigation:
             elif oid in self._prepared:  # not taken by a listing meanwhile
                 self._prepared.put(oid, prepared)
         if oid in self._prepared_waits:  # a listing waits (a late one waits PREPARED_WAIT at most)
-            try:
-                self._token.run_sync_soon(self._prepared_ready, oid)
-            except trio.RunFinishedError:
-                pass
+            loop.call_soon(self._token, self._prepared_ready, oid)
 
     def _prepared_ready(self, oid: bytes) -> None:
         event = self._prepared_waits.pop(oid, None)

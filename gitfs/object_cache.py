@@ -19,7 +19,7 @@ import trio
 
 from odb.lru import LRU
 
-from . import helper, helper_protocol as hp
+from . import helper, helper_protocol as hp, loop
 from .workers import Job
 
 # A reader waiting this long for a helper gets the object loaded in this process too.
@@ -122,7 +122,7 @@ class Loads:
         if data is not None:
             return data
         if self._token is None:
-            self._token = trio.lowlevel.current_trio_token()
+            self._token = loop.token()
         with self._lock:
             loading = self._loading.get(oid)
             if loading is None:
@@ -268,7 +268,4 @@ class Loads:
         with self._lock:
             wake = loading.waiters > 0
         if wake:
-            try:
-                self._token.run_sync_soon(loading.event.set)
-            except trio.RunFinishedError:
-                pass  # the mount is ending: nobody waits any more
+            loop.call_soon(self._token, loading.event.set)

@@ -35,7 +35,7 @@ import trio
 import odb
 from odb.lru import LRU
 
-from . import features, helper, helper_protocol as hp
+from . import features, helper, helper_protocol as hp, loop
 from .inodes import (
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -192,17 +192,14 @@ class MountView:
         if self.kernel_cache is None or self._sweeping or not self._sweep_wanted:
             return
         self._sweeping, self._sweep_wanted = True, False
-        token = trio.lowlevel.current_trio_token()
+        token = loop.token()
         listings, recent = [listing for _, listing in self._latest.items()], self._recent.items()
 
         def sweep() -> None:
             try:
                 self._forget_vanished(listings, recent)
             finally:
-                try:
-                    token.run_sync_soon(self._sweep_done)
-                except trio.RunFinishedError:
-                    pass
+                loop.call_soon(token, self._sweep_done)
         self.pool.submit(Job(hp.AHEAD, local=sweep))
 
     def _sweep_done(self) -> None:

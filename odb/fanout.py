@@ -94,15 +94,7 @@ class SortedIds:
     def lower_bound(self, raw: bytes) -> int:
         """The first position whose id is >= raw (raw may be a prefix)."""
         lo, hi = self._range(raw)
-        buf, start, stride, n = self.buf, self.start, self.stride, len(raw)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            p = start + mid * stride
-            if buf[p : p + n] < raw:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return lower_bound(self.buf, self.start, self.stride, lo, hi, raw)
 
     def find(self, raw: bytes) -> int | None:
         """The position of the id raw, by a C-level search of its (sub-)bucket.
@@ -163,3 +155,18 @@ class SortedIds:
             self._touched = 0
             if isinstance(self.buf, mmap.mmap):
                 self.buf.madvise(mmap.MADV_DONTNEED)
+
+
+def lower_bound(buf, start: int, stride: int, lo: int, hi: int, key: bytes) -> int:
+    """The first position k in [lo, hi) of a sorted table of records, record k at
+    buf[start + k * stride], whose first len(key) bytes are >= key (hi if none): the one
+    bisection of sorted ids, for .idx and multi-pack-index tables and the mount's listings."""
+    n = len(key)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        p = start + mid * stride
+        if buf[p : p + n] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
