@@ -176,13 +176,24 @@ def test_a_wake_up_after_closing_writes_nowhere(pool_of):
     ids = sorted(repo.git.objects())
     pool.submit(*[Job(hp.AHEAD, hp.Load(bytes.fromhex(h), 1 << 30), got.callback(h)) for h in ids])
     workers = list(pool._workers)
+    numbers = {fd for w in workers for fd in (w._wake_r, w._wake_w)}
     pool.close()
-    spare = os.open(os.devnull, os.O_RDONLY)  # takes the lowest free number, a closed pipe's maybe
+    assert all(w._wake_r == w._wake_w == -1 for w in workers)  # each wake-up pipe is closed
+    # New pipes take the lowest free numbers, the closed wake-up pipes' among them: a wake()
+    # that still wrote to its old number would write into one of these.
+    spares = [os.pipe() for _ in range(len(numbers))]
     try:
+        assert numbers & {fd for pair in spares for fd in pair}, "no closed number was reused"
         for w in workers:
             w._inflight[0] = None  # as if work were still out: wake() would write
             w.wake(True)
             w._inflight.clear()
+        for r, _ in spares:
+            os.set_blocking(r, False)
+            with pytest.raises(BlockingIOError):
+                os.read(r, 1)  # nothing was written to any of them
     finally:
-        os.close(spare)
+        for pair in spares:
+            os.close(pair[0])
+            os.close(pair[1])
     pool.close()  # twice is harmless
