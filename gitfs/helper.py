@@ -118,12 +118,12 @@ class Helper:
             self._reader_is_at(job.where)
         heapq.heappush(self._pending, (message.lane, message.seq, -1, message))
 
-    def _reader_is_at(self, where: tuple) -> None:
+    def _reader_is_at(self, where: hp.ReaderAt) -> None:
         listing, position = where
         if position >= 0 and position > self._reader_at.get(listing, -1):
             self._reader_at[listing] = position
 
-    def _near_reader(self, where: tuple) -> bool:
+    def _near_reader(self, where: hp.ReaderAt) -> bool:
         """Whether a reader may be reading this object now or next: its READ would hold the pages
         a push must write, and wait for this helper, which waits for the READ."""
         listing, position = where
@@ -187,7 +187,7 @@ def answers(store, request: hp.Request) -> Iterator[tuple[object, bytes]]:
             yield load(store, request.seq, k, item[0], job.max_size, item[2])
         yield hp.PushDone(request.seq, ()), b""
         return
-    sizes, errors, accesses, which = read_sizes(store, job.ids)
+    sizes, errors, accesses, which = sizes_and_accesses(store, job.ids)
     yield hp.SizesRead(request.seq, errors, accesses), sizes.tobytes() + which.tobytes()
 
 
@@ -202,7 +202,7 @@ def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> t
         return hp.Loaded(seq, index, error=_carried(e)), b""
 
 
-def read_sizes(store, ids: bytes) -> tuple[array, dict, tuple, array]:
+def sizes_and_accesses(store, ids: bytes) -> tuple[array, dict, tuple, array]:
     """(sizes, errors by index, the distinct Access values, which Access each id has): what
     Store.stat_many says, with each Access sent once (objects of one pack share theirs)."""
     try:

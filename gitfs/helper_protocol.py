@@ -39,20 +39,29 @@ class StoreConfig(NamedTuple):
     cache_size: int = 96 << 20  # the helper's delta base cache (odb.open's cache_size)
 
 
+class ReaderAt(NamedTuple):
+    """Where a reader is: the listing it walks (BucketListing.listing_id) and its position in
+    that listing. An urgent request tells a helper where its reader is, and pushes keep clear."""
+
+    listing: int = 0  # no listing
+    position: int = -1  # nowhere known
+
+
+NOWHERE = ReaderAt()
+
+
 class Load(NamedTuple):
     """An object's bytes; objects above max_size come back as too_big (they are streamed)."""
 
     oid: bytes
     max_size: int
     size: int = -1  # the size, when the mount knows it (a listing): no header read to check it
-    # (listing, position) of the object in the listing a reader walks: an urgent request tells
-    # the helper where the reader is, and pushes keep clear of it.
-    where: tuple = (0, -1)
+    where: ReaderAt = NOWHERE  # the object's place in the listing its reader walks
 
 
 class Push(NamedTuple):
     """Read-ahead: objects to push into the kernel's page cache, in order. items are
-    (oid, inode, size, where). An item comes back as a Loaded(index=k) with its bytes when it
+    (oid, inode, size, ReaderAt). An item comes back as a Loaded(index=k) with its bytes when it
     cannot be pushed (the kernel refused, a reader claimed it, a reader is near); the last answer
     is a PushDone naming the items pushed."""
 
@@ -70,7 +79,7 @@ class Request(NamedTuple):
     seq: int
     lane: int
     generation: int  # the mount's store generation: the helper refreshes when it is behind
-    job: Load | Sizes
+    job: Load | Push | Sizes
 
 
 class Bump(NamedTuple):
@@ -80,7 +89,7 @@ class Bump(NamedTuple):
 
     seq: int
     index: int = -1
-    where: tuple = (0, -1)  # where that reader is (see Load)
+    where: ReaderAt = NOWHERE  # where that reader is
 
 
 class Ready(NamedTuple):

@@ -21,7 +21,7 @@ from . import loop
 from .inodes import FIRST_OBJECT_INODE, MovedInodes
 
 SIZE_BATCH = 256  # ids per helper request for sizes
-_uids = itertools.count(1)
+_listing_ids = itertools.count(1)
 UNKNOWN = -1
 
 
@@ -36,13 +36,13 @@ class Listing:
     """What every directory of objects holds: the entries' raw ids (one block), inodes, and sizes
     as the helpers read them. Read-ahead (gitfs/read_ahead.py) follows any of them."""
 
-    __slots__ = ("uid", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
+    __slots__ = ("listing_id", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
                  "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
 
     def __init__(self, block: bytes, raw_len: int, generation: int, inodes, count: int | None = None):
         """inodes: an array, or anything indexable by position; count: the entries, when block
         does not hold their ids (a subclass then gives them by oid() and ids())."""
-        self.uid = next(_uids)  # names the listing to the helpers (where a reader is in it)
+        self.listing_id = next(_listing_ids)  # names the listing to the helpers (hp.ReaderAt)
         self.block = block
         self.raw_len = raw_len
         self.count = len(block) // raw_len if count is None else count

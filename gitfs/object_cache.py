@@ -114,9 +114,9 @@ class Loads:
         """Cached or being loaded: nothing to start for it."""
         return oid in self._loading or oid in self.cache
 
-    async def get(self, oid: bytes, where: tuple = (0, -1)):
+    async def get(self, oid: bytes, where: hp.ReaderAt = hp.NOWHERE):
         """The object's bytes (cached, or loaded now), or None when it is too big to hold.
-        From the trio loop; raises what the load raised. where: (listing, position) of the
+        From the trio loop; raises what the load raised. where: hp.ReaderAt, the place of the
         object in the listing its reader walks, when known (see hp.Load)."""
         data = self.cache.get(oid)
         if data is not None:
@@ -153,7 +153,7 @@ class Loads:
                                                         self.cache.max_entry, -1)
         self._done(loading, header, payload)
 
-    def ahead(self, oid: bytes, unclaimed, size: int = -1, where: tuple = (0, -1)) -> bool:
+    def ahead(self, oid: bytes, unclaimed, size: int = -1, where: hp.ReaderAt = hp.NOWHERE) -> bool:
         """Starts a read-ahead load of the object's bytes unless it is cached or loading; True if
         started. unclaimed(data) runs in a worker thread if no reader claimed it by then. size:
         the object's size if known (spares the helper a header read)."""
@@ -208,7 +208,7 @@ class Loads:
             self.pool.submit(job)
         return len(fresh)
 
-    def _load(self, oid: bytes, unclaimed, lane: int, size: int = -1, where: tuple = (0, -1)) -> _Loading:
+    def _load(self, oid: bytes, unclaimed, lane: int, size: int = -1, where: hp.ReaderAt = hp.NOWHERE) -> _Loading:
         """Under the lock: a Load job for oid (a new loading, or one that needs its bytes again)."""
         loading = self._loading.get(oid) or _Loading(oid, unclaimed)
         self._loading[oid] = loading

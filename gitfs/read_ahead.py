@@ -21,8 +21,8 @@ from .workers import Job
 
 log = logging.getLogger("gitfs")
 
-WINDOW = 128  # objects inflated ahead of the reader
-WINDOW_BYTES = 32 << 20
+AHEAD_OBJECTS = 128  # objects inflated ahead of the reader
+AHEAD_BYTES = 32 << 20
 TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed
 NEAR = 4  # objects this close behind the reader's last read are kept too, not pushed
 PUSH_BATCH = 16  # objects per helper request: one answer for all those pushed
@@ -59,11 +59,11 @@ class ReadAhead:
             walking = (k == 0 and state.until > 0) or (listing.walk_from_start and k == listing.first_file)
         else:
             walking = 0 < k - previous <= TRIPWIRE + 1
-        if not walking or state.until >= k + 1 + WINDOW:
+        if not walking or state.until >= k + 1 + AHEAD_OBJECTS:
             return
-        budget = WINDOW_BYTES
-        budget = self._schedule(listing, max(k + 1, state.until), k + 1 + WINDOW, budget)
-        stop = k + 1 + WINDOW
+        budget = AHEAD_BYTES
+        budget = self._schedule(listing, max(k + 1, state.until), k + 1 + AHEAD_OBJECTS, budget)
+        stop = k + 1 + AHEAD_OBJECTS
         if stop > listing.count and next_listing is not None and budget > 0:
             nxt = next_listing.ahead = next_listing.ahead or AheadState()
             self._schedule(next_listing, nxt.until, stop - listing.count, budget)
@@ -78,7 +78,7 @@ class ReadAhead:
         if state is None:
             state = listing.ahead = AheadState()
         if state.until <= k:
-            self._schedule(listing, k, k + 1 + WINDOW, WINDOW_BYTES)
+            self._schedule(listing, k, k + 1 + AHEAD_OBJECTS, AHEAD_BYTES)
 
     def _schedule(self, listing, start: int, stop: int, budget: int) -> int:
         state = listing.ahead
@@ -99,10 +99,10 @@ class ReadAhead:
                     # Tripwires come back here, to be read, and so do the next few objects: a
                     # reader that catches up with a push holds the pages it would write.
                     if k < listing.replied and k % TRIPWIRE and k > state.last + NEAR:
-                        pushes.append((oid, listing.inodes[k], size, (listing.uid, k), unclaimed))
+                        pushes.append((oid, listing.inodes[k], size, hp.ReaderAt(listing.listing_id, k), unclaimed))
                     elif listing.loads_here:
                         here.append((oid, size, unclaimed))
-                    elif self.loads.ahead(oid, unclaimed, size, (listing.uid, k)):
+                    elif self.loads.ahead(oid, unclaimed, size, hp.ReaderAt(listing.listing_id, k)):
                         self.counts["ahead"] += 1
             k += 1
         for i in range(0, len(pushes), PUSH_BATCH):

@@ -456,14 +456,14 @@ class MountView:
             block = await self.in_thread(self.store.bucket_ids, bucket)
         if block is None:
             listing = spec
-            self.read_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
+            self.ask_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
         else:
             listing = BucketListing(bucket, block, self.raw_len, self.store.generation, self.moved)
-            self.read_sizes(listing, hp.SIZES)
+            self.ask_sizes(listing, hp.SIZES)
         self._keep_latest(listing)
         if next_block is not None and not changed:
             self._speculative = BucketListing(after, next_block, self.raw_len, self.store.generation, self.moved)
-            self.read_sizes(self._speculative, hp.AHEAD)
+            self.ask_sizes(self._speculative, hp.AHEAD)
         return listing
 
     def _snapshot_bucket(self, bucket: int, need_ids: bool, after: int | None):
@@ -483,7 +483,9 @@ class MountView:
         self._latest.put(listing.bucket, listing)
         self.cache.hold("bucket listings", self._latest.nbytes)
 
-    def read_sizes(self, listing: BucketListing, lane: int) -> None:
+    def ask_sizes(self, listing: BucketListing, lane: int) -> None:
+        """The loop: the workers are asked for the listing's sizes in batches, in lane (asked
+        already: promoted to the SIZES lane, when a reader now waits for them)."""
         if listing.size_jobs is not None:
             if lane == hp.SIZES:
                 for job in listing.size_jobs:
@@ -492,18 +494,18 @@ class MountView:
         jobs = listing.size_jobs = []
         for start, stop in listing.batches():
             jobs.append(Job(lane, hp.Sizes(listing.ids(start, stop)),
-                            self._sizes_read(listing, start)))
+                            self._sizes_answered(listing, start)))
         self.pool.submit(*jobs)
 
-    def read_sizes_here(self, listing) -> None:
+    def fill_sizes(self, listing) -> None:
         """Thread: a small listing's sizes, read in this process rather than by the helpers
-        (read_sizes then has nothing left to ask)."""
+        (ask_sizes then has nothing left to ask)."""
         listing.size_jobs = []
-        listing.fill(0, *self.sizes_here(listing.ids(0, listing.count)))
+        listing.fill(0, *self.sizes_of(listing.ids(0, listing.count)))
 
-    def sizes_here(self, block: bytes) -> tuple[array, dict, array]:
+    def sizes_of(self, block: bytes) -> tuple[array, dict, array]:
         """Thread: (sizes, errors by index, Access index of each) of the ids in block."""
-        sizes, errors, accesses, which = helper.read_sizes(self.store, block)
+        sizes, errors, accesses, which = helper.sizes_and_accesses(self.store, block)
         ids = [self.access_id(a) for a in accesses]
         n = self.raw_len
         for k, error in errors.items():
@@ -511,7 +513,7 @@ class MountView:
             log.log(level, "listing %s: %s", block[k * n : (k + 1) * n].hex(), error)
         return sizes, errors, array("H", [ids[a] if a < len(ids) else 0 for a in which])
 
-    def _sizes_read(self, listing: BucketListing, start: int):
+    def _sizes_answered(self, listing: BucketListing, start: int):
         def done(header: hp.SizesRead, payload) -> None:
             count = len(payload) // 10  # an int64 size and a uint16 Access index per entry
             sizes, access = array("q"), array("H")
@@ -582,7 +584,7 @@ class MountView:
                     self.cache.put(oid, data)
                 return data
         self.counts["loads_waited"] += 1
-        return await self.loads.get(oid, (listing.uid, k) if listing is not None else (0, -1))
+        return await self.loads.get(oid, hp.ReaderAt(listing.listing_id, k) if listing is not None else hp.NOWHERE)
 
     def _small_object(self, oid: bytes):
         """The object's bytes if it is at most INLINE_MAX, else None (a header read only)."""

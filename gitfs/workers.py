@@ -34,7 +34,7 @@ log = logging.getLogger("gitfs")
 
 DEADLINE = 5.0  # seconds a busy helper may stay silent
 START_DEADLINE = 10.0  # a new interpreter importing odb, on a loaded machine
-WINDOW = 6  # requests in flight per helper, beyond urgent ones
+IN_FLIGHT = 6  # requests in flight per helper, beyond urgent ones
 RESPAWN_BACKOFF = (1.0, 60.0)
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20
@@ -100,7 +100,7 @@ class WorkerPool:
         for w in self._workers:
             w.wake(urgent)
 
-    def promote(self, job: Job, lane: int = hp.URGENT, index: int = -1, where: tuple = (0, -1)) -> None:
+    def promote(self, job: Job, lane: int = hp.URGENT, index: int = -1, where: hp.ReaderAt = hp.NOWHERE) -> None:
         """Someone now waits for job (its item index, for a Push), submitted in a lower lane: move
         it up to lane; a helper holding it already serves it next (hp.Bump)."""
         with self._cond:
@@ -232,7 +232,7 @@ class Worker(threading.Thread):
 
     def wake(self, urgent: bool) -> None:
         """Interrupts a wait on the helper's answers, when new work could be sent to it."""
-        if self._inflight and (urgent or len(self._inflight) < WINDOW):
+        if self._inflight and (urgent or len(self._inflight) < IN_FLIGHT):
             with self._pipe_lock:
                 if self._wake_w < 0:
                     return  # closed: the thread has ended
@@ -241,7 +241,7 @@ class Worker(threading.Thread):
                 except BlockingIOError:
                     pass  # a wake-up is pending already
 
-    def bump(self, job: Job, index: int, where: tuple) -> None:
+    def bump(self, job: Job, index: int, where: hp.ReaderAt) -> None:
         with self._bump_lock:
             self._bumps.append((job, index, where))
         self.wake(True)
@@ -313,7 +313,7 @@ class Worker(threading.Thread):
 
     def _fill(self) -> None:
         while True:
-            full = len(self._inflight) >= WINDOW
+            full = len(self._inflight) >= IN_FLIGHT
             job = self.pool.take(block=False, urgent_only=full)
             if job is None:
                 return

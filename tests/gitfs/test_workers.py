@@ -91,7 +91,7 @@ def test_a_push_without_a_session_sends_every_item_back(pool_of):
     pool, repo = pool_of("bare")
     ids = sorted(repo.git.objects())[:10]
     got = Collector()
-    items = tuple((bytes.fromhex(h), 1 << 40 | k, -1, (1, k)) for k, h in enumerate(ids))
+    items = tuple((bytes.fromhex(h), 1 << 40 | k, -1, hp.ReaderAt(1, k)) for k, h in enumerate(ids))
     pool.submit(Job(hp.AHEAD, hp.Push(items, 1 << 30), got.callback("push")))
     got.wait(len(ids) + 1, 30)
     *loaded, (_, last, _) = got.answers
