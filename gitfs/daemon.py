@@ -18,6 +18,7 @@ from odb import refused_paths
 from . import features, logs, status, systemd
 from . import helper_protocol as hp
 from .operations import GitOperations, PyfuseKernel
+from .tuning import GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE
 from .view import MountView
 from .workers import WorkerPool
 
@@ -27,12 +28,6 @@ log = logging.getLogger("gitfs")
 class MountError(Exception):
     """The mount could not be set up; the message is the one line the user sees."""
 
-
-GIL_SWITCH_INTERVAL = 0.001
-# Helper processes that inflate objects and read sizes beside the FUSE loop: on two cores, two
-# keep both busy during a grep (the loop itself then has almost nothing to do).
-HELPERS = max(1, min(2, os.cpu_count() or 2))
-DELTA_BASE_CACHE = 96 << 20  # git's core.deltaBaseCacheLimit, shared by the mount's processes
 
 # Every signal whose default action would end the mount (signal(7): Term or Core) either
 # unmounts cleanly or is ignored. A dead daemon leaves a mount that answers ENOTCONN until

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import struct
 
+from .tuning import PUSH_CHUNK as CHUNK
+
 FUSE_NOTIFY_STORE = 4
 _OUT_HEADER = struct.Struct("<IiQ")  # len, error (the notify code), unique (0)
 _STORE_OUT = struct.Struct("<QQII")  # nodeid, offset, size, padding
-CHUNK = 1 << 20  # bytes per message: the kernel copies them page by page
 
 
 def store(device: int, inode: int, data) -> None:

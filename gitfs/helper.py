@@ -24,10 +24,9 @@ import odb
 from odb import refused_paths
 
 from . import fuse_notify, helper_protocol as hp
+from .tuning import NEAR_READER
 
 _PR_SET_PDEATHSIG = 1
-# Objects up to this many places past the reader's last request are sent, not pushed.
-NEAR_READER = 8
 
 
 class _ForwardLogs(logging.Handler):

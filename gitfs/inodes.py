@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .tuning import UNHELD_SLOTS
+
 ROOT_INODE = 1
 FIRST_BUCKET_INODE = 2  # 256 buckets, then the same 256 spelt in upper case
 FIRST_ALIAS_INODE = FIRST_BUCKET_INODE + 256
@@ -155,7 +157,6 @@ ENTRY = 1 << 62
 SLOT_SHIFT = 32
 SLOTS = 1 << 30
 POSITION_MASK = (1 << SLOT_SHIFT) - 1
-UNHELD_SLOTS = 4096  # slots of directories none of whose entries the kernel holds, kept for reuse
 
 
 class EntryInodes:

@@ -14,10 +14,9 @@ import collections
 import logging
 import threading
 
-log = logging.getLogger("gitfs")
+from .tuning import PUSH_QUEUE_BYTES, PUSH_CHUNK
 
-PUSH_QUEUE_BYTES = 64 << 20
-PUSH_CHUNK = 1 << 20
+log = logging.getLogger("gitfs")
 
 
 class _Queue(threading.Thread):

@@ -19,8 +19,8 @@ from odb.fanout import lower_bound
 
 from . import loop
 from .inodes import FIRST_OBJECT_INODE, MovedInodes
+from .tuning import SIZE_BATCH
 
-SIZE_BATCH = 256  # ids per helper request for sizes
 _listing_ids = itertools.count(1)
 UNKNOWN = -1
 
@@ -113,7 +113,6 @@ class Listing:
     def nbytes(self) -> int:
         """Roughly what the listing holds in memory."""
         return len(self.block) + 18 * self.count
-
 
 
 class BucketListing(Listing):

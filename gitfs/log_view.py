@@ -24,13 +24,12 @@ from odb import revision
 from odb.history import FirstParents
 from odb.lru import LRU
 
+from .tuning import FIRST_CHUNK, MAX_CHUNK, WALKS_KEPT
+
 log = logging.getLogger("gitfs")
 
 POSITION_DIGITS = 7
 ABBREV = 12
-FIRST_CHUNK = 64  # commits walked before the first readdir answer
-MAX_CHUNK = 4096  # then twice as many as already listed, up to this
-WALKS_KEPT = 8
 
 
 class LogDir(NamedTuple):

@@ -40,6 +40,15 @@ from .tree_view import (
     TreeView,
     node_of,
 )
+from .tuning import (
+    TREE_LISTING_BYTES,
+    PREPARE_AHEAD,
+    PREPARE_TREES,
+    PREPARED_KEPT,
+    PREPARED_BYTES,
+    PREPARED_WAIT,
+    PREPARED_ENTRIES,
+)
 from .workers import Job
 
 log = logging.getLogger("gitfs")
@@ -49,23 +58,6 @@ TREES_INODE = FIRST_NAMESPACE_INODE + 1
 LOGS_INODE = FIRST_NAMESPACE_INODE + 2
 NAMES = {b".refs": REFS_INODE, b".tree": TREES_INODE, b".log": LOGS_INODE}
 LISTS_NOTHING = (TREES_INODE, LOGS_INODE)
-# A directory's listing serves its lookups and readdirs while kept (a tree never changes), so a
-# walk parses each tree and reads its sizes once; a file's inode names its place in a listing,
-# which read-ahead follows. What is kept counts against --cache-size: listings take at most a
-# quarter of it, parsed trees and trees read ahead a sixteenth each.
-TREE_LISTING_BYTES = 64 << 20
-# A walk goes into a directory's subtrees next: once it is listed, they are parsed and their
-# files' sizes read ahead, in a worker thread, and their subtrees after them (breadth first), so
-# that their listings take no thread of their own. A listing whose tree is being read ahead waits
-# for it a moment rather than reading it a second time.
-PREPARE_AHEAD = 128  # subtrees of one directory
-PREPARE_TREES = 512  # trees of one job, its subtrees' subtrees included
-PREPARED_KEPT = 1024  # trees
-PREPARED_BYTES = 16 << 20
-PREPARED_WAIT = 0.05  # seconds
-# A tree read ahead has at most this many entries: it is then listed on the loop, and a longer
-# one would hold up other requests meanwhile (about a millisecond per thousand entries).
-PREPARED_ENTRIES = 2048
 
 
 class EntriesListing:

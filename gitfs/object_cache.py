@@ -20,10 +20,8 @@ import trio
 from odb.lru import LRU
 
 from . import helper, helper_protocol as hp, loop
+from .tuning import HEDGE_AFTER
 from .workers import Job
-
-# A reader waiting this long for a helper gets the object loaded in this process too.
-HEDGE_AFTER = 0.02
 
 
 class ObjectCache:

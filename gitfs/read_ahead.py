@@ -17,15 +17,10 @@ from __future__ import annotations
 import logging
 
 from . import helper_protocol as hp
+from .tuning import AHEAD_OBJECTS, AHEAD_BYTES, TRIPWIRE, NEAR, PUSH_BATCH
 from .workers import Job
 
 log = logging.getLogger("gitfs")
-
-AHEAD_OBJECTS = 128  # objects inflated ahead of the reader
-AHEAD_BYTES = 32 << 20
-TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed
-NEAR = 4  # objects this close behind the reader's last read are kept too, not pushed
-PUSH_BATCH = 16  # objects per helper request: one answer for all those pushed
 
 
 class AheadState:

@@ -22,22 +22,16 @@ from typing import Awaitable, Callable
 
 import trio
 
-# Bytes a cursor keeps behind the offset it last served, so that the kernel's slightly
-# out-of-order parallel reads of one file do not force a new cursor.
-STREAM_WINDOW = 4 << 20
-# A read up to this far past a cursor's end moves that cursor on rather than starting another
-# (inflating the gap costs less than a new cursor's restart from a saved point would).
-STREAM_AHEAD = 8 << 20
-# Saved points: at least every this many bytes, and at most this many per object (a point is a
-# copy of the inflater, about 40 KiB of zlib state, plus at most 64 KiB of input it holds).
-POINT_EVERY = 16 << 20
-POINTS_PER_OBJECT = 32
-# Cursors per object, and bytes of windows across all objects, beyond which idle cursors are
-# closed, least recently used first; objects kept (with their points) once all their cursors
-# are idle.
-CURSORS_PER_OBJECT = 4
-WINDOW_BUDGET = 48 << 20
-OBJECTS_KEPT = 16
+from .tuning import (
+    STREAM_WINDOW,
+    STREAM_AHEAD,
+    POINT_EVERY,
+    POINTS_PER_OBJECT,
+    CURSORS_PER_OBJECT,
+    WINDOW_BUDGET,
+    OBJECTS_KEPT,
+)
+
 
 Run = Callable[..., Awaitable]
 

@@ -29,10 +29,9 @@ from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE
 
 from .inodes import EntryInodes
 from .listings import Listing
+from .tuning import TREES_KEPT_BYTES
 
 log = logging.getLogger("gitfs")
-
-TREES_KEPT_BYTES = 16 << 20  # parsed tree objects kept, for lookups that walk down a path
 
 
 class TreeDir(NamedTuple):

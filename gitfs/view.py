@@ -54,25 +54,21 @@ from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
 from .status import status_json
 from .streams import StreamTable
+from .tuning import (
+    OBJECT_TIMEOUT,
+    DIRECTORY_TIMEOUT,
+    DIRECTORY_BLOCK,
+    FILE_BLOCK,
+    LISTING_BYTES,
+    AMBIGUOUS_MEMORY,
+    AMBIGUOUS_KEPT,
+    INLINE_MAX,
+    RECENT_INODES,
+)
 from .workers import Job
 
 log = logging.getLogger("gitfs")
 
-# Objects never change, so the kernel may keep their names and attributes for long. Directories
-# change whenever the repository does.
-OBJECT_TIMEOUT = 3600.0
-DIRECTORY_TIMEOUT = 1.0
-# glibc sizes its getdents buffer from a directory's st_blksize, and the kernel sizes READDIRPLUS
-# requests to match: 1 MiB takes a bucket of a big repository in one or two requests.
-DIRECTORY_BLOCK = 1 << 20
-FILE_BLOCK = 128 << 10
-LISTING_BYTES = 64 << 20  # latest listings kept (read-ahead guide, inode -> id), all buckets
-AMBIGUOUS_MEMORY = 1.0  # seconds an ambiguous abbreviation is answered from memory
-AMBIGUOUS_KEPT = 1024
-# Objects up to this size are made on the loop (small()): about 0.3 ms of inflating at most, a
-# hop's worth. 128 KiB is the kernel's read size: most such objects are one READ.
-INLINE_MAX = 128 << 10
-RECENT_INODES = 4096  # inode -> id of objects looked up by name (no listing may hold them)
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
 # Under .tree: what the tree entry says (a submodule's commit, the id and the mode), and with -o lfs
 # where a pointer's content comes from.

@@ -29,15 +29,14 @@ import time
 
 from . import helper
 from . import helper_protocol as hp
+from .tuning import IN_FLIGHT, PIPE_SIZE as _PIPE_SIZE
 
 log = logging.getLogger("gitfs")
 
 DEADLINE = 5.0  # seconds a busy helper may stay silent
 START_DEADLINE = 10.0  # a new interpreter importing odb, on a loaded machine
-IN_FLIGHT = 6  # requests in flight per helper, beyond urgent ones
 RESPAWN_BACKOFF = (1.0, 60.0)
 _F_SETPIPE_SZ = 1031
-_PIPE_SIZE = 1 << 20
 
 
 class Job:

@@ -90,8 +90,9 @@ def test_signals_to_the_whole_group_of_a_foreground_mount(fixture_repo, fuse_ava
                             env=dict(ENV, **WITH_HELPERS), stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         assert wait_until(lambda: mounted(mnt), 20)
+        # The helpers may start a moment after the mount is live (on a loaded machine, later).
+        assert wait_until(lambda: len(children_of(proc.pid)) == daemon.HELPERS, 20), ps_lines(children_of(proc.pid))
         helpers = children_of(proc.pid)
-        assert helpers
         for signum in (signal.SIGHUP, signal.SIGTSTP, signal.SIGUSR1):
             os.killpg(proc.pid, signum)
         assert serves(mnt) and proc.poll() is None and all(running(h) for h in helpers), ps_lines(helpers)
