@@ -99,46 +99,31 @@ def _apply(b: memoryview, d: bytes, parts: list) -> bytes:
                 c = d[i]
                 i += 1
                 if c & 0x80:
-                    # The three commonest copy shapes in real packs (2- or 3-byte offset, 1- or
-                    # 2-byte size) skip the seven flag tests: a fifth of the loop's cost.
-                    if c == 0x93:
-                        off = d[i] | d[i + 1] << 8
-                        size = d[i + 2] or 0x10000
-                        i += 3
-                    elif c == 0x97:
-                        off = d[i] | d[i + 1] << 8 | d[i + 2] << 16
-                        size = d[i + 3] or 0x10000
-                        i += 4
-                    elif c == 0xB3:
-                        off = d[i] | d[i + 1] << 8
-                        size = d[i + 2] | d[i + 3] << 8 or 0x10000
-                        i += 4
-                    else:
-                        off = 0
-                        if c & 0x01:
-                            off = d[i]
-                            i += 1
-                        if c & 0x02:
-                            off |= d[i] << 8
-                            i += 1
-                        if c & 0x04:
-                            off |= d[i] << 16
-                            i += 1
-                        if c & 0x08:
-                            off |= d[i] << 24
-                            i += 1
-                        size = 0
-                        if c & 0x10:
-                            size = d[i]
-                            i += 1
-                        if c & 0x20:
-                            size |= d[i] << 8
-                            i += 1
-                        if c & 0x40:
-                            size |= d[i] << 16
-                            i += 1
-                        if not size:
-                            size = 0x10000
+                    off = 0
+                    if c & 0x01:
+                        off = d[i]
+                        i += 1
+                    if c & 0x02:
+                        off |= d[i] << 8
+                        i += 1
+                    if c & 0x04:
+                        off |= d[i] << 16
+                        i += 1
+                    if c & 0x08:
+                        off |= d[i] << 24
+                        i += 1
+                    size = 0
+                    if c & 0x10:
+                        size = d[i]
+                        i += 1
+                    if c & 0x20:
+                        size |= d[i] << 8
+                        i += 1
+                    if c & 0x40:
+                        size |= d[i] << 16
+                        i += 1
+                    if not size:
+                        size = 0x10000
                     end = off + size
                     if end > blen:
                         raise DeltaError(
