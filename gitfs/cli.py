@@ -10,7 +10,7 @@ import re
 import sys
 import time
 
-from . import __version__, logs, mountinfo, status, unmount
+from . import __version__, logs, mountinfo, probe, unmount
 from .preflight import (
     UsageError,
     check_empty,
@@ -99,7 +99,7 @@ it are counted; -z detaches it at once and it goes away when they are done.
 STATUS_HELP_EPILOG = f"""\
 For each gitfs mount: its mount point, repository, the mount process's pid,
 uptime and cache use, and its health: "healthy" if it answered a stat within
-{status.PROBE_SECONDS:g} s, "not responding", or "dead" (its process is gone; gitfs umount
+{probe.PROBE_SECONDS:g} s, "not responding", or "dead" (its process is gone; gitfs umount
 removes it); "unknown" when this user may not look inside (a mount without
 allow_other admits only the user who mounted it). Fields the mount does not
 report show as "-". The exit status is 1 if a mount listed is dead, not
@@ -144,10 +144,10 @@ def parse_size(text: str) -> int:
             f"not a size: {text!r} (an integer with an optional K, M, G or T suffix, e.g. 256M)")
     value = int(match[1]) << _UNITS[match[2].upper()]
     if value < MIN_CACHE_SIZE:
-        raise argparse.ArgumentTypeError(f"{text!r} is below the minimum, {status.size(MIN_CACHE_SIZE)}")
+        raise argparse.ArgumentTypeError(f"{text!r} is below the minimum, {probe.size(MIN_CACHE_SIZE)}")
     memory = physical_memory()
     if memory and value > memory:
-        raise argparse.ArgumentTypeError(f"{text!r} is more than this machine's memory ({status.size(memory)})")
+        raise argparse.ArgumentTypeError(f"{text!r} is more than this machine's memory ({probe.size(memory)})")
     return value
 
 
@@ -326,15 +326,15 @@ def show_status(paths: list[str], as_json: bool) -> int:
         if missing:
             raise UsageError(f"{sorted(missing)[0]}: not a gitfs mount")
         mounts = [m for m in mounts if m.mountpoint in wanted]
-    states = status.probe_all(mounts)
+    states = probe.probe_all(mounts)
     if as_json:
-        print(json.dumps([status.as_json(s) for s in states], indent=2, sort_keys=True))
+        print(json.dumps([probe.as_json(s) for s in states], indent=2, sort_keys=True))
     elif states:
         now = time.time()
-        print(status.table([status.row(s, now) for s in states]))
+        print(probe.table([probe.row(s, now) for s in states]))
     else:
         print("no gitfs mounts", file=sys.stderr)
-    return 0 if status.fine(states) else 1
+    return 0 if probe.fine(states) else 1
 
 
 def resolve(path: str, name: str | None) -> int:

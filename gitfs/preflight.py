@@ -9,7 +9,7 @@ import stat
 
 import odb
 
-from . import mountinfo, status
+from . import mountinfo, probe
 
 
 class UsageError(Exception):
@@ -65,7 +65,7 @@ def check_not_mounted(path: str) -> None:
     mount = mountinfo.mount_at(path)
     if mount is None:
         return
-    if mount.is_fuse and status.probe_all([mount])[0].health == "dead":
+    if mount.is_fuse and probe.probe_all([mount])[0].health == "dead":
         raise UsageError(dead_mount_advice(path))
     raise UsageError(f"mountpoint {path} is already a mount point")
 

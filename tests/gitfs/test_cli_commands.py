@@ -16,7 +16,7 @@ import pytest
 
 import odb
 from cli_checks import force_unmount, mount_status, one_line_error, running
-from gitfs import cli, mountinfo, preflight, status
+from gitfs import cli, mountinfo, preflight, probe
 from mounting import mounted, run_gitfs, wait_until
 from oracle import Git, git_env
 
@@ -151,7 +151,7 @@ def test_users_are_found_by_their_directory_files_and_maps(tmp_path):
 
 def status_rows(done) -> list[list[str]]:
     lines = done.stdout.splitlines()
-    assert lines[0].split() == list(status.COLUMNS)
+    assert lines[0].split() == list(probe.COLUMNS)
     return [re.split(r"\s{2,}", line) for line in lines[1:]]
 
 
@@ -224,34 +224,34 @@ def test_a_mount_that_does_not_report_itself_shows_unknown_fields(monkeypatch, t
     def no_attribute(path, name):
         raise OSError(errno.ENODATA, "No data available")
     monkeypatch.setattr(os, "getxattr", no_attribute)
-    assert status._judge(status._probe(str(tmp_path))) == ("healthy", {})
-    row = status.row(status.MountStatus(mountinfo.Mount(1, 0, "/m", "fuse.gitfs", "/r"), "healthy", {}), 0)
+    assert probe._judge(probe._probe(str(tmp_path))) == ("healthy", {})
+    row = probe.row(probe.MountStatus(mountinfo.Mount(1, 0, "/m", "fuse.gitfs", "/r"), "healthy", {}), 0)
     assert row == ("/m", "/r", "-", "-", "-", "healthy")
     monkeypatch.setattr(os, "getxattr", lambda path, name: b"not json")
-    assert status._judge(status._probe(str(tmp_path))) == ("healthy", {})
+    assert probe._judge(probe._probe(str(tmp_path))) == ("healthy", {})
 
 
 def test_a_mount_this_user_may_not_enter_is_unknown_not_failed(monkeypatch, tmp_path):
     def refuse(path, name):
         raise PermissionError(errno.EACCES, "Permission denied")
     monkeypatch.setattr(os, "getxattr", refuse)
-    health, facts = status._judge(status._probe(str(tmp_path)))
-    assert (health, facts) == (status.UNKNOWN, {})
+    health, facts = probe._judge(probe._probe(str(tmp_path)))
+    assert (health, facts) == (probe.UNKNOWN, {})
     mount = mountinfo.Mount(1, 0, "/m", "fuse.gitfs", "/r")
-    assert status.fine([status.MountStatus(mount, health, facts)])
-    assert not status.fine([status.MountStatus(mount, "dead", {})])
+    assert probe.fine([probe.MountStatus(mount, health, facts)])
+    assert not probe.fine([probe.MountStatus(mount, "dead", {})])
 
 
 @pytest.mark.parametrize("seconds,shown", [(0, "0s"), (59, "59s"), (61, "1m01s"), (3600, "1h00m"),
                                            (90061, "1d01h")])
 def test_uptime(seconds, shown):
-    assert status.duration(seconds) == shown
+    assert probe.duration(seconds) == shown
 
 
 @pytest.mark.parametrize("n,shown", [(0, "0"), (512 << 10, "512K"), (3 << 19, "1.5M"), (256 << 20, "256M"),
                                      (12 << 30, "12G")])
 def test_sizes_as_shown(n, shown):
-    assert status.size(n) == shown
+    assert probe.size(n) == shown
 
 
 # -- resolve ----------------------------------------------------------------------------------
