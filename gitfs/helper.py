@@ -3,7 +3,8 @@
 Threads of one process take turns under the GIL: odb's Python code in a thread of the mount
 would stall the FUSE loop. The mount starts helpers as fresh interpreters
 (`python -c "from gitfs.helper import main; main()"`), never by forking its threaded self, so a
-helper holds no FUSE descriptor and no lock some other thread held. It reads requests on stdin and
+helper holds no lock some other thread held (it inherits the FUSE descriptor on purpose, only to
+push pages into the kernel's cache). What it computes for each request is gitfs/answers.py. It reads requests on stdin and
 answers on stdout (gitfs/helper_protocol.py), serving the most urgent request it holds first: an
 urgent read sent while it works through read-ahead is answered next. It exits when the mount closes
 the pipe, or dies with it (PR_SET_PDEATHSIG).
@@ -17,13 +18,12 @@ import logging
 import os
 import select
 import signal
-from array import array
-from collections.abc import Iterator
 
 import odb
 from odb import refused_paths
 
 from . import fuse_notify, helper_protocol as hp
+from .answers import answers, load
 from .tuning import NEAR_READER
 
 _PR_SET_PDEATHSIG = 1
@@ -169,70 +169,6 @@ class Helper:
             return True
         except OSError:
             return False  # the kernel does not know the inode (yet): the mount keeps the bytes
-
-
-def answers(store, request: hp.Request) -> Iterator[tuple[object, bytes]]:
-    """The (header, payload) frames answering one request: what a helper sends, and what the
-    mount computes itself when it has no helper (which pushes nothing: every item's bytes).
-    Each item of a Push is yielded as soon as it is read, so that the mount can push it before
-    the reader gets there: answered all at once, a batch reached the kernel after most of its
-    files had been asked for by READs, which the loop then read a second time."""
-    job = request.job
-    if type(job) is hp.Load:
-        yield load(store, request.seq, -1, job.oid, job.max_size, job.size)
-        return
-    if type(job) is hp.Push:
-        for k, item in enumerate(job.items):
-            yield load(store, request.seq, k, item[0], job.max_size, item[2])
-        yield hp.PushDone(request.seq, ()), b""
-        return
-    sizes, errors, accesses, which = sizes_and_accesses(store, job.ids)
-    yield hp.SizesRead(request.seq, errors, accesses), sizes.tobytes() + which.tobytes()
-
-
-def load(store, seq: int, index: int, oid: bytes, max_size: int, size: int) -> tuple[hp.Loaded, bytes]:
-    try:
-        if size < 0:
-            size = store.read_size(oid)
-        if size > max_size:
-            return hp.Loaded(seq, index, too_big=True), b""
-        return hp.Loaded(seq, index), store.read(oid)[1]
-    except Exception as e:  # carried whole to the reader, who gets it as errno
-        return hp.Loaded(seq, index, error=_carried(e)), b""
-
-
-def sizes_and_accesses(store, ids: bytes) -> tuple[array, dict, tuple, array]:
-    """(sizes, errors by index, the distinct Access values, which Access each id has): what
-    Store.stat_many says, with each Access sent once (objects of one pack share theirs)."""
-    try:
-        sizes, errors, of_each = store.stat_many(ids)
-    except Exception:  # a bug in the bulk path: each id on its own, so one fault stays one id's
-        sizes, errors, of_each = _stat_each(store, ids)
-    accesses: dict = {}
-    index = accesses.setdefault
-    which = array("H", [0 if a is None else index(a, len(accesses)) for a in of_each])
-    return sizes, {k: _carried(e) for k, e in errors.items()}, tuple(accesses), which
-
-
-def _stat_each(store, ids: bytes) -> tuple[array, dict, list]:
-    n = store.format.raw_len
-    sizes, errors, of_each = array("q"), {}, []
-    for k, i in enumerate(range(0, len(ids), n)):
-        try:
-            size, access = store.stat(ids[i : i + n])
-        except Exception as e:
-            size, access = -1, None
-            errors[k] = e
-        sizes.append(size)
-        of_each.append(access)
-    return sizes, errors, of_each
-
-
-def _carried(error: Exception) -> Exception:
-    """odb's errors pickle whole; anything else (a bug) travels as an OdbError naming it."""
-    if isinstance(error, (odb.OdbError, OSError)):
-        return error
-    return odb.OdbError(f"{type(error).__name__}: {error}")
 
 
 def main() -> None:

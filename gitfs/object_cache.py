@@ -19,7 +19,7 @@ import trio
 
 from odb.lru import LRU
 
-from . import helper, helper_protocol as hp, loop
+from . import answers, helper_protocol as hp, loop
 from .tuning import HEDGE_AFTER
 from .workers import Job
 
@@ -147,7 +147,7 @@ class Loads:
         helper pushing an object into the page cache waits for a page that this reader's READ
         holds locked, and so cannot answer the READ itself."""
         self.counts["hedged"] += 1
-        header, payload = await trio.to_thread.run_sync(helper.load, self.pool.store, 0, -1, loading.oid,
+        header, payload = await trio.to_thread.run_sync(answers.load, self.pool.store, 0, -1, loading.oid,
                                                         self.cache.max_entry, -1)
         self._done(loading, header, payload)
 
@@ -184,7 +184,7 @@ class Loads:
         """Worker thread: the loads of ahead_here, in order; one a hedge answered is skipped."""
         for loading, size in loadings:
             if not loading.finished:
-                self._done(loading, *helper.load(self.pool.store, 0, -1, loading.oid, self.cache.max_entry, size))
+                self._done(loading, *answers.load(self.pool.store, 0, -1, loading.oid, self.cache.max_entry, size))
 
     def push(self, items) -> int:
         """Starts read-ahead that helpers push into the page cache themselves: items are (oid,

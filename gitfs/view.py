@@ -35,7 +35,7 @@ import trio
 import odb
 from odb.lru import LRU
 
-from . import features, helper, helper_protocol as hp, loop
+from . import answers, features, helper_protocol as hp, loop
 from .inodes import (
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -501,7 +501,7 @@ class MountView:
 
     def sizes_of(self, block: bytes) -> tuple[array, dict, array]:
         """Thread: (sizes, errors by index, Access index of each) of the ids in block."""
-        sizes, errors, accesses, which = helper.sizes_and_accesses(self.store, block)
+        sizes, errors, accesses, which = answers.sizes_and_accesses(self.store, block)
         ids = [self.access_id(a) for a in accesses]
         n = self.raw_len
         for k, error in errors.items():

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from . import helper
+from . import answers
 from . import helper_protocol as hp
 from .tuning import IN_FLIGHT, PIPE_SIZE as _PIPE_SIZE
 
@@ -294,7 +294,7 @@ class Worker(threading.Thread):
         if job.local is not None:
             _guarded(job.local)
             return
-        for header, payload in helper.answers(self.pool.store, hp.Request(job.seq, job.lane, 0, job.request)):
+        for header, payload in answers.answers(self.pool.store, hp.Request(job.seq, job.lane, 0, job.request)):
             _guarded(job.done, header, payload)
 
     def _work_remotely(self) -> None:
