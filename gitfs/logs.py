@@ -138,10 +138,8 @@ def setup_logging(dest: Destination, *, debug: bool) -> None:
     handler.addFilter(REPEATS)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    from . import (
-        errors,  # the FUSE side; `gitfs status` and the rest never load pyfuse3
-    )
-    errors.trace_requests(debug)
+    from . import fuse_errors  # the FUSE side, here: `gitfs status` and the rest never load pyfuse3
+    fuse_errors.trace_requests(debug)
     if not debug:
         logging.getLogger("pyfuse3").setLevel(logging.WARNING)
 

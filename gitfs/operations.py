@@ -21,7 +21,7 @@ import pyfuse3
 
 from odb.tree import BLOB, EXECUTABLE, SYMLINK
 
-from .errors import fuse_errors, read_only
+from .fuse_errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode
 from .listings import BucketListing, RootListing
 from .tree_view import TreeListing

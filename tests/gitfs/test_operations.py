@@ -272,7 +272,7 @@ def test_corrupt_object_is_eio_on_read_and_logged(store, make_ops, caplog):
 
 def test_a_file_the_mount_may_not_read_is_eacces_not_eio(store, make_ops, caplog):
     """odb.AccessDenied is an OdbError, but it says what errno does: the repository keeps the
-    file from this process (errors.py promises that EACCES stays EACCES)."""
+    file from this process (fuse_errors.py promises that EACCES stays EACCES)."""
     ops = make_ops(store)
     denied = blob_id(BLOBS[5])
 
