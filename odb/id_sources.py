@@ -90,10 +90,6 @@ class IdSource:
         """The id this source serves from `pack` at `offset`; None if it does not know."""
         raise NotImplementedError
 
-    def pack_of(self, raw: bytes) -> Pack | None:
-        hit = self.find(raw)
-        return None if hit is None else hit[0]
-
     def locate_many(self, ids: bytes, n: int) -> Located:
         """What find says of each of the concatenated ids of n bytes, as one Located; UNSURE
         where the careful path must look (a broken entry, a pack that cannot be read)."""

@@ -21,9 +21,6 @@ class ObjectFormat:
     def hex_len(self) -> int:
         return 2 * self.raw_len
 
-    def new_hash(self):
-        return hashlib.new(self.name)
-
     def hash_object(self, kind: str, data) -> bytes:
         h = hashlib.new(self.name)
         h.update(b"%s %d\0" % (kind.encode(), len(data)))
