@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .tuning import DELTA_WINDOW as WINDOW
+
 __all__ = [
     "DeltaError",
     "IMPLEMENTATION",
@@ -16,9 +18,6 @@ __all__ = [
 # A size varint carries 7 bits a byte; 9 bytes already reach 2**63, beyond any real object.
 # git itself reads until the continuation bit clears; a longer varint is garbage or hostile.
 MAX_VARINT_BYTES = 9
-
-# Delta bytes read per batch of result slices in apply_delta_python (see there).
-WINDOW = 1 << 16
 
 
 class DeltaError(ValueError):

@@ -8,13 +8,13 @@ from typing import Callable, NamedTuple
 
 from . import delta
 from . import pack as pack_format
-from .lru import ByteLRU
 from .errors import CorruptObject
+from .lru import ByteLRU
 from .pack import OFS_DELTA, Pack
+from .tuning import MAX_KINDS
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
-MAX_KINDS = 1 << 19  # entry types remembered at once (about 25 MB when full)
 DELTA_HEADER_BYTES = 20  # two varints of at most 10 bytes each
 # git never deltifies a file above core.bigFileThreshold (512 MiB by default), so a
 # delta claiming more than this is hostile: a few KB of 16 MiB copies can claim 100 GB.

@@ -9,16 +9,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 
 from .oid import Prefix
-
-# Buckets holding more ids than this get a second-level fanout (by the second byte) the
-# first time they are searched: a lookup is then one C-level find over a handful of ids
-# instead of a dozen Python-level bisect steps. Smaller buckets bisect; they are short.
-SUBFANOUT_MIN = 64
-RESIDENT_BUDGET = 16 << 20  # bytes of a mapped table read before it gives its pages back
-# What one find maps: Linux maps the 64 KiB around a faulting page (fault_around_bytes), once
-# for the ids searched and once for the entry read next. 10,000 random finds in a 10M-object midx
-# otherwise keep 270 MB of it mapped in each process.
-FIND_TOUCH = 128 << 10
+from .tuning import SUBFANOUT_MIN, TABLE_RESIDENT_BUDGET as RESIDENT_BUDGET, FIND_TOUCH
 
 
 def parse_fanout(buf, offset: int) -> tuple[int, ...] | None:

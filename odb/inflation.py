@@ -11,10 +11,7 @@ from __future__ import annotations
 import zlib
 from typing import Callable
 
-# Output handed out per piece, and input fed per step: zlib is asked for at most CHUNK bytes at
-# a time, so that a piece never holds more than that whatever the compression ratio.
-CHUNK = 1 << 20
-INPUT_STEP = 1 << 16
+from .tuning import INFLATE_CHUNK as CHUNK, INPUT_STEP
 
 
 class Inflation:

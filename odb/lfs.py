@@ -21,12 +21,12 @@ import threading
 from typing import NamedTuple
 
 from .mapped_file import open_stat
+from .tuning import HASH_CHUNK
 
 MAX_POINTER = 1024  # the spec: pointer files must be less than 1024 bytes
 VERSIONS = (b"https://git-lfs.github.com/spec/v1", b"https://hawser.github.com/spec/v1")
 _KEY = re.compile(rb"[a-z0-9.-]+")
 _OID = re.compile(rb"sha256:([0-9a-f]{64})")
-HASH_CHUNK = 1 << 20
 
 
 class LfsPointer(NamedTuple):

@@ -16,16 +16,15 @@ from .lru import LRU
 from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat
 from .refused_paths import SelfReference, open_nofollow, resolve
+from .tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
 MAX_INFLATE_RATIO = 1032  # see pack.py
 HEX = frozenset("0123456789abcdef")
-HEAD_READ = 1024
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 log = logging.getLogger("odb")
-MAX_BUCKET_DESCRIPTORS = 64  # per objects directory, when confined
 
 
 def bucket_descriptor_limit() -> int:

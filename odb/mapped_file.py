@@ -9,13 +9,7 @@ import stat
 
 from .errors import FileTooLarge
 from .refused_paths import open_nofollow
-
-
-# Files up to this size are read into memory instead of mapped: Python's mmap keeps a
-# duplicate of the descriptor for as long as the map lives (until 3.13's trackfd=False),
-# so mapping every small .idx and .pack of a repository with thousands of packs would
-# run out of descriptors. Big files are few, and those are mapped.
-READ_WHOLE_BELOW = 1 << 20
+from .tuning import READ_WHOLE_BELOW
 
 
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK

@@ -17,6 +17,8 @@ from .kinds import Kind
 from .mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from .oid import ObjectFormat
 from .pack_index import PackIndex
+from .tuning import HEADER_READ, PACK_RESIDENT_BUDGET as RESIDENT_BUDGET, PREFIX_READ, PROCESS_BUDGET
+from .tuning import STREAM_CHUNK, STREAM_RELEASE, WINDOW_SHIFT
 
 # Plain ints: entry types are compared with these once per entry parsed or walked.
 OFS_DELTA = int(Kind.OFS_DELTA)
@@ -25,30 +27,8 @@ REF_DELTA = int(Kind.REF_DELTA)
 # for the compressed bytes left in the file is a lie; refusing it up front keeps
 # memory bounded by what is on disk, never by what a header says.
 MAX_INFLATE_RATIO = 1032
-STREAM_CHUNK = 1 << 20
-# A stream hands back the pages of the pack it has read past every this many
-# bytes: otherwise reading a huge blob leaves the whole mapping resident and
-# counted in this process's RSS.
-STREAM_RELEASE = 32 << 20
-# Random reads (a grep over many objects) touch pages all over a pack, and touched
-# pages of a mapping count in RSS until the process lets go of them. (Headers are read
-# with pread and touch nothing.) A pack counts the distinct 64 KiB windows it has
-# touched (Linux maps the 64 KiB around a faulting page: fault_around_bytes) and, past
-# this budget, hands its pages back to the page cache, which keeps them: a re-read is a
-# minor fault, not I/O. Counting distinct windows, not touches, means hot windows
-# (shared delta bases) do not trigger releases. Reading buckets 00-03 of the benchmark
-# repository took the same time at 8 and 16 MiB, with 37 MB less peak RSS at 8.
-RESIDENT_BUDGET = 8 << 20
-# The same for all packs of the process together: random reads over a repository of many
-# packs (11 in a 10M-object one) would otherwise keep up to RESIDENT_BUDGET of each.
-PROCESS_BUDGET = 24 << 20
-WINDOW_SHIFT = 16
 # An entry header is at most 1 + 9 size bytes + 10 offset bytes or an id (32 bytes).
 MAX_ENTRY_HEADER = 48
-# One pread per header: the entry header plus the start of its zlib stream, which for
-# most deltas holds their two size varints (a dynamic Huffman table can take ~100 bytes).
-HEADER_READ = 128
-PREFIX_READ = 1024
 
 
 # A number per Pack for the compiled engine's cache (odb/_engine.c), which keys on numbers, not objects.

@@ -26,13 +26,10 @@ from .pack import Pack
 from .refused_paths import stat_nofollow
 from . import sizes
 from .sizes import MISSING, Located
+from .tuning import MAX_MAPPED_PACKS
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"
-# Big packs open at once, each holding a descriptor (and, once mapped, the mapping's
-# own): this bounds descriptors and address space, as git's core.packedGitLimit bounds
-# windows. Lower when the process may open few files.
-MAX_MAPPED_PACKS = 256
 
 
 def open_pack_limit() -> int:

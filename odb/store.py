@@ -24,12 +24,11 @@ from .pack_backend import PackBackend
 from .refused_paths import SelfReference, resolve
 from .repository import discover, read_alternates
 from .sizes import MISSING
+from .tuning import DEFAULT_CACHE_SIZE, STREAM_THRESHOLD
 
 log = logging.getLogger("odb")
 
-DEFAULT_CACHE_SIZE = 96 << 20  # git's core.deltaBaseCacheLimit
 MAX_ALTERNATE_DEPTH = 5  # as git's link_alt_odb_entries
-STREAM_THRESHOLD = 1 << 20  # smaller objects are simply read whole
 MIN_PREFIX = 4
 MAX_CANDIDATES = 1000
 # Times a read looks again when the file it was reading from vanished (git replaced the pack):
