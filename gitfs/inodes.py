@@ -20,11 +20,21 @@ from .tuning import UNHELD_SLOTS
 ROOT_INODE = 1
 FIRST_BUCKET_INODE = 2  # 256 buckets, then the same 256 spelt in upper case
 FIRST_ALIAS_INODE = FIRST_BUCKET_INODE + 256
-# Fixed inodes of the namespaces beside the buckets (.refs, .tree); see gitfs/view.py.
+# Fixed inodes of the namespaces beside the buckets (gitfs/namespace.py): NAMESPACE_INODES for
+# each of at most MAX_NAMESPACES, from namespace_base(k); .refs, .tree and .log are namespace 0.
 FIRST_NAMESPACE_INODE = FIRST_ALIAS_INODE + 256
+NAMESPACE_INODES = 16
+MAX_NAMESPACES = 16
 # Inodes below this bound are reserved: the above, and spares for moved objects.
 FIRST_OBJECT_INODE = 1 << 16
 DYNAMIC = 1 << 63
+
+
+def namespace_base(k: int) -> int:
+    """The first fixed inode of the k-th namespace."""
+    if not 0 <= k < MAX_NAMESPACES:
+        raise ValueError(f"at most {MAX_NAMESPACES} namespaces")
+    return FIRST_NAMESPACE_INODE + NAMESPACE_INODES * k
 
 
 def bucket_inode(bucket: int, alias: bool = False) -> int:
@@ -70,7 +80,7 @@ class MovedInodes:
         inode = self._inode_of.get(oid)
         if inode is not None:
             return inode
-        if self._next_spare < FIRST_NAMESPACE_INODE + 64:
+        if self._next_spare < FIRST_NAMESPACE_INODE + NAMESPACE_INODES * MAX_NAMESPACES:
             raise OverflowError("no spare inode left for colliding object ids")
         inode = self._next_spare
         self._next_spare -= 1

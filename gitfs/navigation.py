@@ -75,6 +75,11 @@ def no_entry(what: str = "") -> FileNotFoundError:
 
 
 class Navigation:
+    """The .refs, .tree and .log namespaces (gitfs/namespace.py): one namespace, since .tree and
+    .log share their inodes (DynamicInodes, TreeEntryInodes) and .tree's parsed trees."""
+
+    names = NAMES
+
     def __init__(self, view, refs):
         self.view = view
         self.refs = RefsView(refs, view.store.format, view.directory_timeout)
@@ -502,6 +507,10 @@ class Navigation:
                 "trees read ahead": prepared, "trees the kernel holds": self.entry_inodes.pinned_bytes,
                 "refs": self.refs.nbytes}
 
+    def status(self) -> dict:
+        self.account()
+        return {"refs": self.refs_status(), "tree listings": self.tree_status()}
+
     def refs_status(self) -> dict[str, int]:
         return {"reads": self.refs.reads, "unchanged": self.refs.checks, "refs": len(self.refs.current() or ())}
 
@@ -520,6 +529,15 @@ class Navigation:
         listing = self._slot_listing(inode) if self.entry_inodes.owns(inode) else None
         return node.blob, listing, -1 if listing is None else self.entry_inodes.position(inode)
 
+    async def read(self, inode: int, offset: int, size: int):
+        """A file's bytes: an LFS object's, or those of the blob, read (and read ahead in its
+        listing) as any object is."""
+        lfs = self.lfs_file(inode)
+        if lfs is not None:
+            return await self.view.in_thread(self.lfs.read, lfs, offset, size)
+        oid, listing, k = self.file(inode)
+        return await self.view.read_object(inode, oid, listing, k, offset, size)
+
     def lfs_file(self, inode: int) -> LfsFile | None:
         """The LfsFile an inode shows (its reads come from the LFS object), or None."""
         if self.lfs is None:
@@ -536,11 +554,9 @@ class Navigation:
             return node.tree
         if type(node) is LogLink:
             return node.commit
-        if type(node) is RefLink:
-            return None
-        return None
+        return None  # a ref's link, or a namespace directory
 
-    def extra_xattrs(self, inode: int) -> dict[bytes, bytes]:
+    def xattrs(self, inode: int) -> dict[bytes, bytes]:
         """user.git.id and user.git.mode of a tree entry (the mode as `git ls-tree` prints it),
         and a submodule's user.git.commit."""
         node = self.node(inode)

@@ -139,7 +139,7 @@ class GitOperations(pyfuse3.Operations):
             await self._readdir_tree(listing, start_id, token)
             return
         if not isinstance(listing, RootListing):
-            await self._readdir_namespace(listing, start_id, token)
+            await self._readdir_namespace(self.view.namespace_of(inode), listing, start_id, token)
             return
         for i in range(start_id, len(listing.buckets)):
             b = listing.buckets[i]
@@ -221,14 +221,13 @@ class GitOperations(pyfuse3.Operations):
             navigation.sent_entries(listing, i - start)  # the kernel holds a lookup of each
             self.view.replied(listing, i)
 
-    async def _readdir_namespace(self, listing, start: int, token) -> None:
-        navigation = self.view.navigation
-        async with contextlib.aclosing(navigation.entries(listing, start)) as entries:
+    async def _readdir_namespace(self, namespace, listing, start: int, token) -> None:
+        async with contextlib.aclosing(namespace.entries(listing, start)) as entries:
             async for k, name, attr in entries:
                 if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES):
-                    navigation.unsent(attr.inode)
+                    namespace.unsent(attr.inode)
                     return
-                navigation.sent(attr.inode)
+                namespace.sent(attr.inode)
 
     @fuse_errors
     async def releasedir(self, fh):

@@ -43,12 +43,13 @@ from .inodes import (
     bucket_inode,
     bucket_of_inode,
     inode_prefix,
+    namespace_base,
     natural_inode,
     shares_inode,
 )
 from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
-from .navigation import NAMES as NAMESPACES, Navigation, no_entry
+from .navigation import Navigation, no_entry
 from .object_cache import Loads, ObjectCache
 from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
@@ -69,10 +70,9 @@ from .workers import Job
 
 log = logging.getLogger("gitfs")
 
+# The object's attributes, on every object file and on namespace files that show an object; a
+# namespace adds its own (under .tree: user.git.id, user.git.mode, a submodule's user.git.commit).
 XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
-# Under .tree: what the tree entry says (a submodule's commit, the id and the mode), and with -o lfs
-# where a pointer's content comes from.
-NAVIGATION_XATTRS = (b"user.git.commit", b"user.git.id", b"user.git.mode", b"user.git.lfs")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -95,9 +95,11 @@ class MountView:
     object_timeout = OBJECT_TIMEOUT
     directory_timeout = DIRECTORY_TIMEOUT
 
-    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None, refs=None, inline=None):
-        """refs: an odb.RefStore for the .refs and .tree namespaces (None: the objects only).
-        inline: whether small work is done on the loop (see small()); None: where odb reads in C."""
+    def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None, refs=None, inline=None,
+                 namespaces=()):
+        """refs: an odb.RefStore for the .refs, .tree and .log namespaces (None: the objects only).
+        inline: whether small work is done on the loop (see small()); None: where odb reads in C.
+        namespaces: more namespaces (gitfs/namespace.py), each made as make(view, base inode)."""
         self.store = store
         self.pool = pool
         self.kernel = kernel
@@ -128,6 +130,10 @@ class MountView:
         self._access_ids = {self.accesses[0]: 0}
         self._access_lock = threading.Lock()
         self.navigation = Navigation(self, refs) if refs is not None else None
+        # The namespaces beside the buckets: a request for an inode one owns goes to it.
+        self.namespaces = [self.navigation] if self.navigation is not None else []
+        self.namespaces += [make(self, namespace_base(k)) for k, make in enumerate(namespaces, start=1)]
+        self._root_names = {name: ns for ns in self.namespaces for name in ns.names}
         self.counts = collections.Counter()  # requests, by kind
         self.on_loop = 0  # pieces of work done on the loop (small())
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
@@ -260,22 +266,29 @@ class MountView:
         return attr
 
     def is_directory(self, inode: int) -> bool:
-        if self._navigates(inode):
-            return self.navigation.is_directory(inode)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            return namespace.is_directory(inode)
         return inode == ROOT_INODE or bucket_of_inode(inode) is not None
 
-    def _navigates(self, inode: int) -> bool:
-        return self.navigation is not None and self.navigation.owns(inode)
+    def namespace_of(self, inode: int):
+        """The namespace that owns the inode, or None (the root, buckets and objects)."""
+        for namespace in self.namespaces:
+            if namespace.owns(inode):
+                return namespace
+        return None
 
     # -- names ------------------------------------------------------------------------------
 
     async def lookup(self, parent: int, name: bytes) -> Attr:
         if parent == ROOT_INODE:
-            if name in NAMESPACES and self.navigation is not None:
-                return await self.navigation.lookup_root(name)
+            namespace = self._root_names.get(name)
+            if namespace is not None:
+                return await namespace.lookup_root(name)
             return await self._lookup_bucket(name)
-        if self._navigates(parent):
-            return await self.navigation.lookup(parent, name)
+        namespace = self.namespace_of(parent)
+        if namespace is not None:
+            return await namespace.lookup(parent, name)
         bucket = bucket_of_inode(parent)
         if bucket is None:
             if self.is_directory(parent):
@@ -386,17 +399,20 @@ class MountView:
 
     def forget(self, inode: int, count: int) -> None:
         # Object inodes come from their ids: nothing is held for them. Namespace nodes are.
-        if self._navigates(inode):
-            self.navigation.forget(inode, count)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            namespace.forget(inode, count)
 
     async def readlink(self, inode: int) -> bytes:
-        if not self._navigates(inode):
+        namespace = self.namespace_of(inode)
+        if namespace is None:
             raise OSError(errno.EINVAL, "not a symlink")
-        return await self.navigation.readlink(inode)
+        return await namespace.readlink(inode)
 
     async def getattr(self, inode: int) -> Attr:
-        if self._navigates(inode):
-            return await self.navigation.getattr(inode)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            return await namespace.getattr(inode)
         if self.is_directory(inode):
             return self.dir_attr(inode)
         oid = await self.oid_of(inode)
@@ -423,8 +439,9 @@ class MountView:
             buckets = await self.in_thread(self._list_root)
             self._buckets = set(buckets)
             return RootListing(buckets)
-        if self._navigates(inode):
-            return await self.navigation.open_dir(inode)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            return await namespace.open_dir(inode)
         bucket = bucket_of_inode(inode)
         if bucket is None:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
@@ -538,17 +555,16 @@ class MountView:
 
     async def read(self, inode: int, offset: int, size: int):
         """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
-        if self._navigates(inode):
-            lfs = self.navigation.lfs_file(inode)
-            if lfs is not None:
-                return await self.in_thread(self.navigation.lfs.read, lfs, offset, size)
-            oid, listing, k = self.navigation.file(inode)
-        else:
-            oid = await self.oid_of(inode)
-            listing, k = self._position(oid)
-        return await self._read_object(inode, oid, listing, k, offset, size)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            return await namespace.read(inode, offset, size)
+        oid = await self.oid_of(inode)
+        listing, k = self._position(oid)
+        return await self.read_object(inode, oid, listing, k, offset, size)
 
-    async def _read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
+    async def read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
+        """Bytes of the object oid that inode shows, at position k of listing (what read-ahead
+        follows; None, -1: none), for the buckets and for namespaces whose files are objects."""
         data = self.cache.get(oid)
         if data is None:
             if oid in self._streams:
@@ -603,8 +619,9 @@ class MountView:
     async def xattr(self, inode: int, name: bytes) -> bytes:
         if inode == ROOT_INODE and name == STATUS_XATTR:
             return self.status()
-        if self._navigates(inode) and name in NAVIGATION_XATTRS:
-            value = self.navigation.extra_xattrs(inode).get(name)
+        namespace = self.namespace_of(inode)
+        if namespace is not None and name.startswith(b"user.") and name not in XATTRS:
+            value = namespace.xattrs(inode).get(name)  # its own (user.git.id, user.git.mode...)
             if value is None:
                 raise OSError(errno.ENODATA, "no such attribute")
             return value
@@ -615,7 +632,7 @@ class MountView:
             # rest of this filesystem, two requests per listing instead of two per entry. The
             # kernel treats ENOTSUP as "none" for security.capability at exec, as ENODATA.
             raise OSError(errno.ENOTSUP, "no attributes outside user.*")
-        if name not in XATTRS or (self.is_directory(inode) and not self._navigates(inode)):
+        if name not in XATTRS or (self.is_directory(inode) and namespace is None):
             raise OSError(errno.ENODATA, "no such attribute")
         value = (await self._xattr_values(inode)).get(name)
         if value is None:
@@ -625,16 +642,18 @@ class MountView:
     async def xattr_names(self, inode: int) -> list[bytes]:
         if inode == ROOT_INODE:
             return [STATUS_XATTR]
-        if self._navigates(inode):
-            return list(self.navigation.extra_xattrs(inode)) + list(await self._xattr_values(inode))
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            return list(namespace.xattrs(inode)) + list(await self._xattr_values(inode))
         if self.is_directory(inode):
             return []
         return list(await self._xattr_values(inode))
 
     async def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
         """user.git.* of the object an inode shows (under .tree: its blob or tree)."""
-        if self._navigates(inode):
-            oid = self.navigation.object_of(inode)
+        namespace = self.namespace_of(inode)
+        if namespace is not None:
+            oid = namespace.object_of(inode)
             if oid is None:
                 return {}
         else:
@@ -656,10 +675,8 @@ class MountView:
         self._check_generation()
         repository = {"path": self.store.git_dir or self.store.objects_dir, "gone": self.store.gone}
         more = {}
-        if self.navigation is not None:
-            self.navigation.account()
-            more["refs"] = self.navigation.refs_status()
-            more["tree listings"] = self.navigation.tree_status()
+        for namespace in self.namespaces:
+            more.update(namespace.status())
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
                            workers={**self.pool.counts, "on the loop": self.on_loop},
                            helpers=self.pool.helper_pids(),
