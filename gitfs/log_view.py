@@ -19,7 +19,6 @@ import logging
 import threading
 from typing import NamedTuple
 
-import odb
 from odb import revision
 from odb.history import FirstParents
 from odb.lru import LRU
@@ -87,10 +86,7 @@ class LogView:
 
     def resolve(self, component: bytes) -> LogDir:
         """The commit a <rev> names (ObjectNotFound, BadRevision, AmbiguousPrefix)."""
-        try:
-            rev = revision.decode_component(component.decode())
-        except UnicodeDecodeError:
-            raise odb.ObjectNotFound(repr(component)) from None
+        rev = revision.decode_component(component)
         found = revision.resolve_commit(self.store, self.refs, rev)
         if found.also:
             log.info(".log/%s: %s also names %s (git: refname is ambiguous)", rev, rev, ", ".join(found.also))

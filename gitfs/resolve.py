@@ -35,14 +35,19 @@ def resolve_in_mount(path: str, name: str | None) -> int:
         print(store.resolve_prefix(prefix))
         return 0
     except odb.AmbiguousPrefix as e:
-        print(f"gitfs: short object ID {prefix} is ambiguous; the candidates are:", file=sys.stderr)
-        for line in candidates(store, e.candidates):
-            print(line)
-        return 1
+        return ambiguous(store, prefix, e.candidates)
     except odb.ObjectNotFound:
         raise ResolveError(f"no object {prefix} in {repository}") from None
     except odb.OdbError as e:
         raise ResolveError(str(e)) from None
+
+
+def ambiguous(store, prefix: str, ids) -> int:
+    """What git prints of an ambiguous short id (the candidates, one line each): exit status 1."""
+    print(f"gitfs: short object ID {prefix} is ambiguous; the candidates are:", file=sys.stderr)
+    for line in candidates(store, ids):
+        print(line)
+    return 1
 
 
 def _hex(text: str) -> bool:
@@ -72,10 +77,7 @@ def resolve_revision(repository: str, rev: str) -> int:
         print(named.oid.hex())
         return 0
     except odb.AmbiguousPrefix as e:
-        print(f"gitfs: short object ID {e.prefix} is ambiguous; the candidates are:", file=sys.stderr)
-        for line in candidates(store, e.candidates):
-            print(line)
-        return 1
+        return ambiguous(store, e.prefix, e.candidates)
     except odb.revision.BadRevision as e:
         raise ResolveError(str(e)) from None
     except odb.ObjectNotFound:

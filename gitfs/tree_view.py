@@ -133,10 +133,7 @@ class TreeView:
 
     def resolve(self, component: bytes, parent: int) -> TreeDir:
         """The tree a <rev> names (ObjectNotFound, NotTreeish, AmbiguousPrefix)."""
-        try:
-            rev = revision.decode_component(component.decode())
-        except UnicodeDecodeError:
-            raise odb.ObjectNotFound(repr(component)) from None
+        rev = revision.decode_component(component)
         found = revision.resolve(self.store, self.refs, rev)
         if found.also:
             log.info(".tree/%s: %s also names %s (git: refname is ambiguous)", rev, rev, ", ".join(found.also))

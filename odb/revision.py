@@ -151,8 +151,14 @@ def encode_component(rev: str) -> str:
     return "".join(SLASH_IN_COMPONENT if c == "/" and not braced else c for c, braced in zip(rev, _braced(rev)))
 
 
-def decode_component(component: str) -> str:
-    """The revision one path component spells (the rule is in the module's docstring)."""
+def decode_component(component: str | bytes) -> str:
+    """The revision one path component spells (the rule is in the module's docstring); a
+    component in bytes that is not UTF-8 names nothing (ObjectNotFound)."""
+    if isinstance(component, bytes):
+        try:
+            component = component.decode()
+        except UnicodeDecodeError:
+            raise ObjectNotFound(repr(component)) from None
     if component.startswith(SLASH_IN_COMPONENT):
         return ":/" + component[1:]
     return "".join("/" if c == SLASH_IN_COMPONENT and not braced else c
