@@ -1044,6 +1044,34 @@ by_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* The entry offsets of a Python sequence, each with its place in it (to answer in the order
+   asked); *n their count. NULL with an exception set if it is not a sequence of offsets. */
+static struct item *
+items_of(PyObject *offsets, Py_ssize_t *n)
+{
+    PyObject *seq = PySequence_Fast(offsets, "offsets must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    *n = PySequence_Fast_GET_SIZE(seq);
+    struct item *items = PyMem_Malloc((*n ? *n : 1) * sizeof(*items));
+    if (items == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        items[i].offset = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        items[i].at = i;
+        if (PyErr_Occurred()) {
+            PyMem_Free(items);
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    return items;
+}
+
 /* Many entries of one pack, read in offset order whatever the order asked; the answers in the order asked. */
 static PyObject *
 engine_read_many(PyObject *module, PyObject *args)
@@ -1054,29 +1082,15 @@ engine_read_many(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!OKOKOO", &CacheType, &cache, &buf, &end, &offsets, &key, &windows,
                           &limits))
         return NULL;
-    PyObject *seq = PySequence_Fast(offsets, "offsets must be a sequence");
-    if (seq == NULL)
+    Py_ssize_t n;
+    struct item *items = items_of(offsets, &n);
+    if (items == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    struct item *items = PyMem_Malloc((n ? n : 1) * sizeof(*items));
     PyObject *answers = PyList_New(n);
-    if (items == NULL || answers == NULL) {
+    if (answers == NULL) {
         PyMem_Free(items);
-        Py_XDECREF(answers);
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        items[i].offset = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
-        items[i].at = i;
-        if (PyErr_Occurred()) {
-            PyMem_Free(items);
-            Py_DECREF(answers);
-            Py_DECREF(seq);
-            return NULL;
-        }
-    }
-    Py_DECREF(seq);
     qsort(items, (size_t)n, sizeof(*items), by_offset);
     struct call c;
     if (call_open(&c, buf, end, windows, limits) < 0) {
@@ -1121,34 +1135,20 @@ engine_headers(PyObject *module, PyObject *args)
     unsigned long long end;
     if (!PyArg_ParseTuple(args, "OKOOO", &buf, &end, &offsets, &windows, &limits))
         return NULL;
-    PyObject *seq = PySequence_Fast(offsets, "offsets must be a sequence");
-    if (seq == NULL)
+    Py_ssize_t n;
+    struct item *items = items_of(offsets, &n);
+    if (items == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    struct item *items = PyMem_Malloc((n ? n : 1) * sizeof(*items));
     struct header_answer {
         enum outcome outcome;
         int kind;
         uint64_t size;
         struct err err;
     } *got = PyMem_Malloc((n ? n : 1) * sizeof(*got));
-    if (items == NULL || got == NULL) {
+    if (got == NULL) {
         PyMem_Free(items);
-        PyMem_Free(got);
-        Py_DECREF(seq);
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        items[i].offset = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
-        items[i].at = i;
-        if (PyErr_Occurred()) {
-            PyMem_Free(items);
-            PyMem_Free(got);
-            Py_DECREF(seq);
-            return NULL;
-        }
-    }
-    Py_DECREF(seq);
     struct call c;
     if (call_open(&c, buf, end, windows, limits) < 0) {
         PyMem_Free(items);
