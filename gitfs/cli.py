@@ -370,7 +370,7 @@ def mount(args) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
     foreground = args.foreground or args.debug  # as in libfuse and sshfs
     check_repository_readable(repo)
-    store = open_store(repo, args.verify, cache_size=delta_base_caches()[0])
+    store = open_store(repo, args.verify, cache_size=delta_base_caches(args.cache_size)[0])
     options, nonempty = mount_options(repo, args.options)
     # Refusals no option can lift come first: advice to add -o nonempty must not lead to
     # "inside the repository".

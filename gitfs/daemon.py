@@ -60,13 +60,15 @@ def helper_processes() -> bool:
     return os.environ.get("GITFS_HELPERS", "1") != "0"
 
 
-def delta_base_caches() -> tuple[int, int]:
-    """(the mount process's delta-base cache, each helper's), git's 96 MiB in all. The mount
-    process reads small objects itself (MountView.small), so it needs one too: a third each
-    (the whole 96 MiB on top of the helpers' took the peak RSS of a grep from 262 to 316 MB)."""
+def delta_base_caches(cache_size: int) -> tuple[int, int]:
+    """(the mount process's delta-base cache, each helper's): git's 96 MiB in all, or
+    --cache-size when that is smaller, so that a small --cache-size bounds the bases too. The
+    mount process reads small objects itself (MountView.small), so it needs one as well: a
+    third each (the whole 96 MiB on top of the helpers' took a grep's peak RSS from 262 to 316 MB)."""
+    total = min(DELTA_BASE_CACHE, cache_size)
     if not helper_processes():
-        return DELTA_BASE_CACHE, 0
-    share = DELTA_BASE_CACHE // (HELPERS + 1)
+        return total, 0
+    share = total // (HELPERS + 1)
     return share, share
 
 
@@ -82,7 +84,7 @@ class Session:
         # it even after it was renamed (odb/anchor.py).
         config = hp.StoreConfig(store.held_path() or repository, store.verify, tuple(sys.path),
                                 refused_paths.refused(),
-                                cache_size=delta_base_caches()[1])
+                                cache_size=delta_base_caches(cache_size)[1])
         if not helper_processes():
             config = None  # the worker threads read in this process
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"

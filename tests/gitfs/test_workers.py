@@ -197,3 +197,17 @@ def test_a_wake_up_after_closing_writes_nowhere(pool_of):
             os.close(pair[0])
             os.close(pair[1])
     pool.close()  # twice is harmless
+
+
+@pytest.mark.parametrize("helpers", ["1", "0"])
+def test_the_delta_bases_share_git_s_96_mib_or_a_smaller_cache_size(monkeypatch, helpers):
+    """The mount and its helpers split git's 96 MiB of delta bases; a --cache-size below that
+    bounds them instead (the 600-open-files memory row of scripts/bench, at 64M)."""
+    from gitfs import daemon
+    monkeypatch.setenv("GITFS_HELPERS", helpers)
+    for cache_size, total in ((256 << 20, 96 << 20), (96 << 20, 96 << 20), (64 << 20, 64 << 20), (1 << 20, 1 << 20)):
+        mount, each_helper = daemon.delta_base_caches(cache_size)
+        if helpers == "1":
+            assert mount == each_helper == total // (daemon.HELPERS + 1)
+        else:
+            assert (mount, each_helper) == (total, 0)
