@@ -35,7 +35,7 @@ import trio
 import odb
 from odb.lru import LRU
 
-from . import answers, features, helper_protocol as hp, loop
+from . import answers, features, helper_protocol as hp
 from .inodes import (
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -55,6 +55,7 @@ from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
 from .status import status_json
 from .streams import StreamTable
+from .sweep import KernelSweep
 from .tuning import (
     OBJECT_TIMEOUT,
     DIRECTORY_TIMEOUT,
@@ -120,7 +121,6 @@ class MountView:
         # The sizes the latest lookups found (id -> size): the READ that follows a lookup then
         # needs no header read to know whether the object is small.
         self._recent_sizes: LRU[bytes, int] = LRU(max_items=RECENT_INODES)
-        self._sweeping = self._sweep_wanted = False
         self._streams = StreamTable(store.open_stream, self._in_thread_plain)
         self._ambiguous: LRU[str, tuple[float, odb.AmbiguousPrefix]] = LRU(max_items=AMBIGUOUS_KEPT)
         # Who may see what (default_permissions): the repository's owners and modes, as odb
@@ -135,6 +135,7 @@ class MountView:
         self.namespaces += [make(self, namespace_base(k)) for k, make in enumerate(namespaces, start=1)]
         self._root_names = {name: ns for ns in self.namespaces for name in ns.names}
         self.counts = collections.Counter()  # requests, by kind
+        self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
         self.on_loop = 0  # pieces of work done on the loop (small())
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
@@ -177,8 +178,7 @@ class MountView:
         self._generation = generation
         self._follow_repository()
         self.cache.clear()
-        self._sweep_wanted = True
-        self._start_sweep()
+        self.sweep.wanted()
 
     def _follow_repository(self) -> None:
         """After the store followed a moved repository, the refs are read there too."""
@@ -186,54 +186,10 @@ class MountView:
         if refs is not None and self.store.git_dir is not None and refs.git_dir != self.store.git_dir:
             refs.relocate(self.store.git_dir, self.store.common_dir)
 
-    def _start_sweep(self) -> None:
-        """The kernel keeps names, attributes and pages of objects for an hour: when objects may
-        have vanished, those it may hold (listed, or looked up by name) are checked, and the
-        gone ones forgotten. One sweep at a time, in the lowest lane; a change seen meanwhile
-        sweeps again after it."""
-        if self.kernel_cache is None or self._sweeping or not self._sweep_wanted:
-            return
-        self._sweeping, self._sweep_wanted = True, False
-        token = loop.token()
-        listings, recent = [listing for _, listing in self._latest.items()], self._recent.items()
-
-        def sweep() -> None:
-            try:
-                self._forget_vanished(listings, recent)
-            finally:
-                loop.call_soon(token, self._sweep_done)
-        self.pool.submit(Job(hp.AHEAD, local=sweep))
-
-    def _sweep_done(self) -> None:
-        self._sweeping = False
-        self._start_sweep()
-
-    def _forget_vanished(self, listings, recent) -> None:
-        """Worker thread: the kernel forgets the entries of objects that are gone."""
-        for listing in listings:
-            try:
-                now = set(self._split(self.store.bucket_ids(listing.bucket)))
-            except (odb.OdbError, OSError):
-                continue
-            for k in range(listing.count):
-                oid = listing.oid(k)
-                if oid not in now:
-                    self._forget_object(listing.bucket, oid, listing.inodes[k])
-        for inode, oid in recent:
-            try:
-                self.store.read_size(oid)
-            except odb.ObjectNotFound:
-                self._forget_object(oid[0], oid, inode)
-            except (odb.OdbError, OSError):
-                pass
-
-    def _forget_object(self, bucket: int, oid: bytes, inode: int) -> None:
-        self.kernel_cache.forget(bucket_inode(bucket), oid[1:].hex().encode(), inode)
-        self.counts["forgotten"] += 1
-
-    def _split(self, block: bytes) -> list[bytes]:
-        n = self.raw_len
-        return [block[i : i + n] for i in range(0, len(block), n)]
+    def _held_by_kernel(self) -> tuple[list, list]:
+        """What the kernel may hold of objects: the latest bucket listings, and (inode, id) of
+        the objects looked up by name."""
+        return [listing for _, listing in self._latest.items()], self._recent.items()
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -428,7 +384,7 @@ class MountView:
             yield
         except odb.ObjectNotFound:
             if self.kernel_cache is not None:
-                self._forget_object(oid[0], oid, inode)
+                self.sweep.forget(oid[0], oid, inode)
             raise
 
     # -- directories ------------------------------------------------------------------------
