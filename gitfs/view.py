@@ -23,7 +23,6 @@ import collections
 import contextlib
 import errno
 import logging
-import os
 import stat
 import threading
 import time
@@ -68,12 +67,10 @@ from .tuning import (
     RECENT_INODES,
 )
 from .workers import Job
+from .xattrs import ObjectXattrs
 
 log = logging.getLogger("gitfs")
 
-# The object's attributes, on every object file and on namespace files that show an object; a
-# namespace adds its own (under .tree: user.git.id, user.git.mode, a submodule's user.git.commit).
-XATTRS = (b"user.git.type", b"user.git.source", b"user.git.offset", b"user.git.delta_base")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -136,6 +133,7 @@ class MountView:
         self._root_names = {name: ns for ns in self.namespaces for name in ns.names}
         self.counts = collections.Counter()  # requests, by kind
         self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
+        self.xattrs = ObjectXattrs(self)
         self.on_loop = 0  # pieces of work done on the loop (small())
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
@@ -575,52 +573,12 @@ class MountView:
     async def xattr(self, inode: int, name: bytes) -> bytes:
         if inode == ROOT_INODE and name == STATUS_XATTR:
             return self.status()
-        namespace = self.namespace_of(inode)
-        if namespace is not None and name.startswith(b"user.") and name not in XATTRS:
-            value = namespace.xattrs(inode).get(name)  # its own (user.git.id, user.git.mode...)
-            if value is None:
-                raise OSError(errno.ENODATA, "no such attribute")
-            return value
-        if not name.startswith(b"user."):
-            # `ls -l` asks security.selinux and system.posix_acl_access of every entry. The mount
-            # holds no attribute outside user.*, and says so with ENOTSUP rather than ENODATA:
-            # ls (coreutils' getfilecon_cache, file_has_acl_cache) then stops asking for the
-            # rest of this filesystem, two requests per listing instead of two per entry. The
-            # kernel treats ENOTSUP as "none" for security.capability at exec, as ENODATA.
-            raise OSError(errno.ENOTSUP, "no attributes outside user.*")
-        if name not in XATTRS or (self.is_directory(inode) and namespace is None):
-            raise OSError(errno.ENODATA, "no such attribute")
-        value = (await self._xattr_values(inode)).get(name)
-        if value is None:
-            raise OSError(errno.ENODATA, "no such attribute")
-        return value
+        return await self.xattrs.value(inode, name)
 
     async def xattr_names(self, inode: int) -> list[bytes]:
         if inode == ROOT_INODE:
             return [STATUS_XATTR]
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            return list(namespace.xattrs(inode)) + list(await self._xattr_values(inode))
-        if self.is_directory(inode):
-            return []
-        return list(await self._xattr_values(inode))
-
-    async def _xattr_values(self, inode: int) -> dict[bytes, bytes]:
-        """user.git.* of the object an inode shows (under .tree: its blob or tree)."""
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            oid = namespace.object_of(inode)
-            if oid is None:
-                return {}
-        else:
-            oid = await self.oid_of(inode)
-        info = await self.small(self.store.locate, oid)
-        values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
-        if info.offset is not None:
-            values[b"user.git.offset"] = str(info.offset).encode()
-        if info.delta_base is not None:
-            values[b"user.git.delta_base"] = info.delta_base.encode()
-        return values
+        return await self.xattrs.names(inode)
 
     def status(self) -> bytes:
         """What `gitfs status` shows of this mount (the root's user.gitfs.status)."""
