@@ -35,21 +35,12 @@ import odb
 from odb.lru import LRU
 
 from . import answers, features, helper_protocol as hp
-from .inodes import (
-    FIRST_OBJECT_INODE,
-    ROOT_INODE,
-    MovedInodes,
-    bucket_inode,
-    bucket_of_inode,
-    inode_prefix,
-    namespace_base,
-    natural_inode,
-    shares_inode,
-)
+from .inodes import ROOT_INODE, MovedInodes, bucket_inode, bucket_of_inode, namespace_base
 from .kernel_cache import KernelCache
 from .listings import BucketListing, RootListing
 from .navigation import Navigation, no_entry
 from .object_cache import Loads, ObjectCache
+from .object_inodes import ObjectInodes
 from .read_ahead import ReadAhead
 from .status import XATTR as STATUS_XATTR
 from .status import status_json
@@ -114,7 +105,9 @@ class MountView:
         self._latest: LRU[int, BucketListing] = LRU(  # by bucket: kept in order of listing
             max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4), weigh=lambda listing: listing.nbytes)
         self._speculative: BucketListing | None = None
-        self._recent: LRU[int, bytes] = LRU(max_items=RECENT_INODES)  # inode -> id, of the latest lookups
+        self.object_inodes = ObjectInodes(store, self.moved, self._latest, self.small)
+        # The id of an object's inode (ENOENT when no object, or more than one, has it).
+        self.oid_of = self.object_inodes.oid_of
         # The sizes the latest lookups found (id -> size): the READ that follows a lookup then
         # needs no header read to know whether the object is small.
         self._recent_sizes: LRU[bytes, int] = LRU(max_items=RECENT_INODES)
@@ -187,7 +180,7 @@ class MountView:
     def _held_by_kernel(self) -> tuple[list, list]:
         """What the kernel may hold of objects: the latest bucket listings, and (inode, id) of
         the objects looked up by name."""
-        return [listing for _, listing in self._latest.items()], self._recent.items()
+        return [listing for _, listing in self._latest.items()], self.object_inodes.recent.items()
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -276,8 +269,8 @@ class MountView:
         if abbreviated:
             hex_id = await self._resolve_abbreviation(hex_id)
         oid = bytes.fromhex(hex_id)
-        size, access, inode = await self.small(self._stat_and_inode, oid)
-        self._remember(inode, oid)
+        size, access, inode = await self.small(self.object_inodes.stat_and_inode, oid)
+        self.object_inodes.remember(inode, oid)
         self._recent_sizes.put(oid, size)
         attr = self.object_attr(inode, size, access)
         if abbreviated or name != name.lower():
@@ -297,59 +290,6 @@ class MountView:
             # log is not flooded with one line per try.
             self._ambiguous.put(prefix, (time.monotonic() + AMBIGUOUS_MEMORY, e))
             raise
-
-    def _stat_and_inode(self, oid: bytes) -> tuple[int, object, int]:
-        """Thread: the object's size and Access, and its inode (moved if another id shares its
-        natural one)."""
-        size, access = self.store.stat(oid)
-        inode = self.moved.inode_for(oid)
-        if inode >= FIRST_OBJECT_INODE and not self._natural_is_unique(oid, inode):
-            inode = self.moved.move(oid)
-        elif inode < FIRST_OBJECT_INODE and inode == natural_inode(oid):
-            inode = self.moved.move(oid)
-        return size, access, inode
-
-    def _natural_is_unique(self, oid: bytes, inode: int) -> bool:
-        listing = self._latest.peek(oid[0])  # a thread, or the loop: peek() only reads
-        if listing is not None and listing.generation == self.store.generation and listing.index_of(oid) is not None:
-            k = listing.index_of_inode(inode)
-            return k is not None and listing.oid(k) == oid and (k + 1 >= listing.count or listing.inodes[k + 1] != inode)
-        return len(self._ids_with_inode(inode)) <= 1
-
-    def _ids_with_inode(self, inode: int) -> list[bytes]:
-        """Thread: the ids whose natural inode this is, from the store (a prefix search)."""
-        try:
-            found = [self.store.resolve_prefix(inode_prefix(inode).hex()[:15])]
-        except odb.ObjectNotFound:
-            return []
-        except odb.AmbiguousPrefix as e:
-            found = e.candidates
-        return [raw for raw in map(bytes.fromhex, found) if shares_inode(raw, inode)]
-
-    def _remember(self, inode: int, oid: bytes) -> None:
-        self._recent.put(inode, oid)
-
-    async def oid_of(self, inode: int) -> bytes:
-        """The id of an object's inode; ENOENT when no object (or more than one) has it."""
-        if self.moved.retired(inode):
-            raise no_entry()
-        oid = self._recent.peek(inode) or self.moved.oid_of(inode)
-        if oid is not None:
-            return oid
-        if inode < FIRST_OBJECT_INODE:
-            raise no_entry()
-        listing = self._latest.peek(inode >> 55)
-        if listing is not None:
-            k = listing.index_of_inode(inode)
-            if k is not None:
-                return listing.oid(k)
-        found = await self.small(self._ids_with_inode, inode)
-        if len(found) != 1:
-            for oid in found:
-                self.moved.move(oid)  # a collision met only now: neither id keeps this inode
-            raise no_entry()
-        self._remember(inode, found[0])
-        return found[0]
 
     def forget(self, inode: int, count: int) -> None:
         # Object inodes come from their ids: nothing is held for them. Namespace nodes are.
