@@ -136,7 +136,7 @@ class GitOperations(pyfuse3.Operations):
             await self._readdir_bucket(listing, start_id, token)
             return
         if isinstance(listing, TreeListing):
-            await self._readdir_tree(listing, start_id, token)
+            await self._readdir_tree(self.view.namespace_of(inode), listing, start_id, token)
             return
         if not isinstance(listing, RootListing):
             await self._readdir_namespace(self.view.namespace_of(inode), listing, start_id, token)
@@ -184,11 +184,11 @@ class GitOperations(pyfuse3.Operations):
         finally:
             self.view.replied(listing, i)
 
-    async def _readdir_tree(self, listing: TreeListing, start: int, token) -> None:
+    async def _readdir_tree(self, namespace, listing: TreeListing, start: int, token) -> None:
         # The hot loop of `ls -lR .tree/<rev>`: as for a bucket, one attributes object per kind
         # of entry (mode and Access: the mtime is the directory's) serves every entry of that
-        # kind; inodes are positions, names slices of the tree's bytes.
-        navigation = self.view.navigation
+        # kind; inodes are positions, names slices of the tree's bytes. The listing's namespace
+        # (the one that owns the directory) makes each kind's attributes.
         shown: dict[tuple[int, int], pyfuse3.EntryAttributes] = {}
         reply, sizes, count, access = pyfuse3.readdir_reply, listing.sizes, listing.count, listing.access
         base, (data, spaces, nuls, modes) = listing.base, listing.tree.layout()
@@ -202,13 +202,13 @@ class GitOperations(pyfuse3.Operations):
                 for k in range(i, listing.filled):
                     mode, size = modes[k], sizes[k]
                     if size < 0 and mode in _SIZED or lfs and k in lfs:
-                        entry, last_kind = entry_attributes(navigation.listed_attr(listing, k)), None
+                        entry, last_kind = entry_attributes(namespace.listed_attr(listing, k)), None
                     else:
                         kind = (mode, access[k])
                         if kind != last_kind:
                             entry = shown.get(kind)
                             if entry is None:
-                                entry = shown[kind] = entry_attributes(navigation.listed_attr(listing, k))
+                                entry = shown[kind] = entry_attributes(namespace.listed_attr(listing, k))
                             last_kind = kind
                         entry.st_ino = base | k
                         if mode in _SIZED:
@@ -218,7 +218,7 @@ class GitOperations(pyfuse3.Operations):
                         return
                     i = k + 1
         finally:
-            navigation.sent_entries(listing, i - start)  # the kernel holds a lookup of each
+            namespace.sent_entries(listing, i - start)  # the kernel holds a lookup of each
             self.view.replied(listing, i)
 
     async def _readdir_namespace(self, namespace, listing, start: int, token) -> None:
