@@ -249,16 +249,12 @@ class MountView:
         bucket = int(name, 16)
         if self._buckets is None or bucket not in self._buckets:
             # A bucket that was empty at the last root listing may hold a new pack's objects:
-            # as for any miss, refresh once before saying no.
-            if not await self.in_thread(self._bucket_exists, bucket):
+            # as for any miss, refresh before saying no (odb.Store.bucket_has_objects).
+            if not await self.in_thread(self.store.bucket_has_objects, bucket):
                 raise no_entry()
             if self._buckets is not None:
                 self._buckets.add(bucket)
         return self.dir_attr(bucket_inode(bucket, alias=name != name.lower()))
-
-    def _bucket_exists(self, bucket: int) -> bool:
-        self.store.refresh(bucket)
-        return bool(self.store.bucket_ids(bucket))
 
     async def _lookup_object(self, bucket: int, name: bytes) -> Attr:
         rest = self.hex_len - 2

@@ -34,6 +34,8 @@ MAX_CANDIDATES = 1000
 # Times a read looks again when the file it was reading from vanished (git replaced the pack):
 # under back-to-back repacks one more look was seen to miss (issue 17's maintenance flake).
 MAX_VANISHED = 4
+# Refreshes a miss may take while each finds the repository changed (see Store._after_refresh).
+MAX_LOOKS = 4
 
 
 class ObjectInfo(NamedTuple):
@@ -381,32 +383,19 @@ class Store:
         locs = self._locations(raw)
         loc = next(locs, None)
         if loc is None:
-            # Look again whatever refresh() says: another thread may have refreshed between the
-            # lookup above and this one, and then this one sees no change (git rescans and
-            # retries the same way before it calls an object missing).
-            self.refresh()
-            locs = self._locations(raw)
-            loc = next(locs, None)
-        if loc is None:
-            raise ObjectNotFound(raw.hex())
+            loc, locs = self._look_again(raw)
         first_error = None
         vanished = 0
         while loc is not None:
             try:
                 return action(raw, loc)
             except FileNotFoundError:
-                # git repacked or pruned between the lookup and the read: look again. Another
-                # thread may have refreshed already, so retry whatever refresh says; and git may
-                # replace the new pack too before this read gets to it (gc right after repack),
-                # so a few times, not once.
+                # git repacked or pruned between the lookup and the read: look again, a few
+                # times at most (git may replace the new pack too before this read gets to it).
                 vanished += 1
                 if vanished > MAX_VANISHED:
                     raise ObjectNotFound(raw.hex()) from None
-                self.refresh()
-                locs = self._locations(raw)
-                loc = next(locs, None)
-                if loc is None:
-                    raise ObjectNotFound(raw.hex()) from None
+                loc, locs = self._look_again(raw)
                 continue
             except (CorruptObject, OSError, ValueError) as e:
                 error = self._error_at(raw, loc, e)
@@ -417,6 +406,36 @@ class Store:
                 first_error = first_error or error
             loc = next(locs, None)
         raise first_error
+
+    def _look_again(self, raw: bytes) -> tuple[Location, Iterator[Location]]:
+        """After a miss: (the first location, the others) once a refresh shows the object;
+        ObjectNotFound if none does (see _after_refresh)."""
+        locs = self._after_refresh(lambda: list(self._locations(raw)))
+        if not locs:
+            raise ObjectNotFound(raw.hex())
+        rest = iter(locs)
+        return next(rest), rest
+
+    def _after_refresh(self, look, bucket: int | None = None):
+        """What look() finds after a refresh, looked for again while each refresh finds the
+        repository changed (MAX_LOOKS times at most); falsy if nothing was found.
+
+        One refresh is not enough. git writes an object's new home before it deletes the old
+        one, but a look is not atomic: a refresh lists pack A, git writes pack D and deletes A,
+        and the look then finds A gone (skipped as unreadable) and D not yet listed. The
+        repository changed under that look, so the next refresh sees a change, and the object
+        is looked for again; a look over a repository that its refresh found unchanged is
+        final. The first look happens whatever its refresh says: another thread may have
+        refreshed since the miss (issue 17's ENOENT for a reachable object under maintenance).
+        """
+        found = None
+        for _ in range(MAX_LOOKS):
+            seen = self.generation
+            self.refresh(bucket)
+            found = look()
+            if found or self.generation == seen:
+                break
+        return found
 
     def _error_at(self, raw: bytes, loc: Location, e: Exception) -> OdbError:
         """What a failed read at loc means: AccessDenied for EACCES/EPERM, else CorruptObject."""
@@ -585,6 +604,11 @@ class Store:
 
     # -- listing ---------------------------------------------------------------
 
+    def bucket_has_objects(self, first_byte: int) -> bool:
+        """Whether the bucket holds any object, after a refresh (looked at again as a miss is:
+        a bucket that git empties of loose objects by packing them is not reported empty)."""
+        return bool(self._after_refresh(lambda: self.bucket_ids(first_byte), first_byte))
+
     def bucket_ids(self, first_byte: int) -> bytes:
         """The bucket's raw ids, sorted, each once, concatenated: what a listing holds."""
         if not 0 <= first_byte <= 255:
@@ -628,10 +652,7 @@ class Store:
         prefix = prefix.lower()
         if not MIN_PREFIX <= len(prefix) <= self.format.hex_len or not is_hex(prefix):
             raise ObjectNotFound(prefix)
-        found = self._prefix_matches(prefix)
-        if not found:
-            self.refresh()  # and look again whatever it says (see _each_location)
-            found = self._prefix_matches(prefix)
+        found = self._prefix_matches(prefix) or self._after_refresh(lambda: self._prefix_matches(prefix))
         if not found:
             raise ObjectNotFound(prefix)
         if len(found) > 1:

@@ -170,6 +170,10 @@ class FakeStore:
         self.calls.append("bucket_ids")
         return b"".join(bytes.fromhex(h) for h in self.iter_bucket(bucket))
 
+    def bucket_has_objects(self, bucket: int) -> bool:
+        self.refresh(bucket)  # one refresh: a fake repository changes only when a test says so
+        return bool(self.iter_bucket(bucket))
+
     def nonempty_buckets(self) -> list[int]:
         return sorted({int(h[:2], 16) for h in self._ids})
 

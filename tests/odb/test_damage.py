@@ -516,6 +516,38 @@ def test_a_miss_looks_again_after_another_threads_refresh(repo_copy, call):
             assert store.resolve_prefix(oid[:12]) == oid
 
 
+@pytest.mark.parametrize("call", ["read", "resolve_prefix", "bucket_has_objects"])
+def test_a_miss_looks_again_while_git_keeps_moving_the_object(repo_copy, call):
+    """git packed a new object (the loose copy pruned), and the refresh that followed the miss
+    listed that pack just before gc's repack replaced it: the second look finds the listed pack
+    gone and the new one not yet listed. That refresh saw a change, so the object is looked for
+    once more (it was ENOENT for a reachable object: issue 17's maintenance flake in CI)."""
+    repo = repo_copy("midx")
+    with odb.open(repo.path) as store:
+        store.refresh()
+        oid = repo.git.run("hash-object", "-w", "--stdin", input="moved twice behind the store's back\n").strip()
+        repo.git.run("update-ref", "refs/moved", oid)  # reachable: repack -ad keeps it
+        repo.git.run("pack-objects", "-q", str(repo.objects_dir / "pack" / "pack"), input=oid + "\n")
+        repo.git.run("prune-packed")
+        real = store.refresh
+        repacked = []
+
+        def straddled(bucket=None):
+            changed = real(bucket)
+            if not repacked:  # git moves the object again right after this refresh listed it
+                repacked.append(repo.git.run("repack", "-q", "-a", "-d"))
+            return changed
+
+        store.refresh = straddled
+        if call == "read":
+            assert store.read(oid) == ("blob", b"moved twice behind the store's back\n")
+        elif call == "resolve_prefix":
+            assert store.resolve_prefix(oid[:12]) == oid
+        else:
+            assert store.bucket_has_objects(int(oid[:2], 16))
+        assert repacked
+
+
 def test_a_read_looks_again_each_time_git_replaces_the_pack_under_it(repo_copy):
     """repack, then gc's repack, each between a lookup and its read: the second vanishing is
     followed as the first was (it was ENOENT for a reachable object), within a bound."""
