@@ -161,8 +161,12 @@ def _apply_moves(listing: "BucketListing", moved: MovedInodes) -> None:
     inodes = listing.inodes
     natural = list(inodes)
     count = len(natural)
+    oid = listing.oid
     for k in range(count):
-        shared = (k > 0 and natural[k] == natural[k - 1]) or (k + 1 < count and natural[k] == natural[k + 1])
+        # An id listed twice is not a collision (odb lists each once; a second copy must not
+        # retire the inode the kernel was given).
+        shared = ((k > 0 and natural[k] == natural[k - 1] and oid(k) != oid(k - 1))
+                  or (k + 1 < count and natural[k] == natural[k + 1] and oid(k) != oid(k + 1)))
         if shared or natural[k] < FIRST_OBJECT_INODE:
             inodes[k] = moved.move(listing.oid(k))
     for oid in moved.ids_in_bucket(listing.bucket):

@@ -236,18 +236,19 @@ class PackBackend:
             found.update(source.prefix_matches(prefix, limit))
         return found
 
-    def bucket_block(self, first_byte: int) -> bytes:
-        """The raw ids of the bucket, concatenated (duplicates possible); with one healthy
-        multi-pack-index and no other pack (the usual case), a slice of the midx itself."""
+    def bucket_block(self, first_byte: int) -> tuple[bytes, bool]:
+        """(the raw ids of the bucket, concatenated; whether they are one sorted table's slice,
+        each id once). With one healthy multi-pack-index and no other pack (the usual case),
+        a slice of the midx itself; else a concatenation, duplicates possible.
+
+        Both come from one snapshot. Asked apart, another thread's refresh could swap the
+        snapshot in between, and a concatenation taken for a sorted table gave a listing
+        duplicate ids: their inodes were moved, and a READ of the inode the kernel had been
+        given failed with ENOENT (issue 17's maintenance flake)."""
         sources = self._snap.sources
         if len(sources) == 1:
-            return sources[0].bucket_block(first_byte)
-        return b"".join([s.bucket_block(first_byte) for s in sources])
-
-    def single_table(self) -> bool:
-        """Whether bucket_block is one sorted table's slice (each id once), not a concatenation."""
-        sources = self._snap.sources
-        return not sources or (len(sources) == 1 and sources[0].sorted_block)
+            return sources[0].bucket_block(first_byte), sources[0].sorted_block
+        return b"".join([s.bucket_block(first_byte) for s in sources]), not sources
 
     def nonempty_buckets(self) -> set[int]:
         """First bytes that some source lists, from the fanouts alone when nothing is broken."""

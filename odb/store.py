@@ -144,10 +144,11 @@ class ObjectsDir:
             changed = True
         return changed
 
-    def ids_in_bucket(self, first_byte: int) -> tuple[bytes, list[bytes]]:
-        """The bucket's raw ids: packed ones concatenated (sorted and unique when one index
-        lists them all, the usual case), and loose ones."""
-        return self.packs.bucket_block(first_byte), [bytes.fromhex(h) for h in self.loose.hex_in_bucket(first_byte)]
+    def ids_in_bucket(self, first_byte: int) -> tuple[bytes, bool, list[bytes]]:
+        """The bucket's raw ids: packed ones concatenated, whether those are sorted and unique
+        (one index lists them all, the usual case: PackBackend.bucket_block), and loose ones."""
+        block, sorted_unique = self.packs.bucket_block(first_byte)
+        return block, sorted_unique, [bytes.fromhex(h) for h in self.loose.hex_in_bucket(first_byte)]
 
     def nonempty_buckets(self) -> set[int]:
         return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
@@ -614,17 +615,14 @@ class Store:
         if not 0 <= first_byte <= 255:
             raise ValueError("a bucket is a byte, 0 to 255")
         n = self.format.raw_len
-        packed, loose = [], []
-        for d in self._dirs:
-            block, more = d.ids_in_bucket(first_byte)
+        packed, loose, dirs = [], [], self._dirs
+        for d in dirs:
+            block, sorted_unique, more = d.ids_in_bucket(first_byte)
             if block:
                 packed.append(block)
             loose += more
-        if len(packed) == 1 and not loose:
-            # Usually one multi-pack-index lists them all, sorted and unique already.
-            block = packed[0]
-            if len(self._dirs) == 1 and self._dirs[0].packs.single_table():
-                return block
+        if len(dirs) == 1 and sorted_unique and not loose:
+            return block  # usually one multi-pack-index lists them all, sorted and unique already
         ids = [blk[i : i + n] for blk in packed for i in range(0, len(blk), n)] + loose
         # dict.fromkeys drops duplicates in C, and sorting a nearly sorted list is linear.
         return b"".join(sorted(dict.fromkeys(ids)))

@@ -424,3 +424,35 @@ def test_packs_git_deleted_are_closed_at_refresh(repo_copy, monkeypatch):
         assert_matches_git(s, repo)
         left = open_pack_files() - before
         assert not any(name.endswith("(deleted)") for name in left), left
+
+
+def test_a_bucket_listing_is_sorted_and_unique_when_the_snapshot_changes_under_it(repo_copy, monkeypatch):
+    """A bucket's ids are listed from two sources (the midx, and a pack outside it that repeats
+    its objects); another thread's refresh swaps in a snapshot of one midx meanwhile. The listing
+    stays sorted, each id once: a concatenation taken for one sorted table gave the mount
+    duplicate ids, whose inodes it then moved (a READ of the inode the kernel held: ENOENT)."""
+    repo = repo_copy("midx")
+    git = repo.git
+    ids = git.ids()
+    git.run("pack-objects", "-q", str(repo.objects_dir / "pack" / "pack"), input="\n".join(ids) + "\n")
+    with odb.open(repo.path) as store:
+        store.refresh()
+        backend = store._dirs[0].packs
+        assert len(backend._snap.sources) >= 2  # the midx, and packs beside it (the new one last)
+        loose = {p.name for p in repo.objects_dir.iterdir() if len(p.name) == 2}
+        bucket = next(int(i[:2], 16) for i in ids if i[:2] not in loose)  # listed from packs alone
+        outside = backend._snap.sources[-1]
+        real = type(outside).bucket_block
+
+        def swapped(source, first_byte):
+            block = real(source, first_byte)
+            if source is outside:
+                git.run("multi-pack-index", "write")  # what another thread's refresh now sees
+                backend.refresh()
+                assert len(backend._snap.sources) == 1
+            return block
+
+        monkeypatch.setattr(type(outside), "bucket_block", swapped)
+        block = store.bucket_ids(bucket)
+        listed = [block[i : i + 20].hex() for i in range(0, len(block), 20)]
+        assert listed == sorted(set(listed)) == sorted(i for i in ids if int(i[:2], 16) == bucket)
