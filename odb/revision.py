@@ -56,8 +56,8 @@ from typing import NamedTuple
 from .errors import AmbiguousPrefix, CorruptObject, ObjectNotFound
 from .object_headers import GitDate, parse_commit, parse_tag
 from .oid import is_hex
-from .reflog import read_reflog, reflog_exists
-from .refname import check_refname
+from .refs.reflog import read_reflog, reflog_exists
+from .refs.names import check_refname
 from .refs import RefStore
 from .store import MIN_PREFIX, Store
 

@@ -157,6 +157,9 @@ def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.endswith((".c", ".h"))], "C sources in the wheel"
     assert not [n for n in names if n.startswith(("tests/", "scripts/", "fixtures/"))]
+    # Every module of both packages, subpackages too (pyproject.toml lists them one by one).
+    modules = sorted(str(p.relative_to(ROOT)) for top in ("odb", "gitfs") for p in (ROOT / top).rglob("*.py"))
+    assert [m for m in modules if m not in names] == []
     assert any(n.startswith("odb/_delta") and n.endswith(".so") for n in names), "no C accelerator built"
     assert any(n.startswith("odb/_sizes") and n.endswith(".so") for n in names), "no C size accelerator built"
     assert any(n.startswith("odb/_engine") and n.endswith(".so") for n in names), "no C object engine built"

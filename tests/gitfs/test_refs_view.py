@@ -25,7 +25,7 @@ def test_lookups_and_listings_read_the_refs_once_per_refresh(tmp_path):
     git(repo, "update-ref", "refs/heads/loose", commit)
     git(repo, "symbolic-ref", "HEAD", "refs/heads/a/b")
     view = RefsView(odb.RefStore(repo), odb.SHA1, fresh_for=3600)
-    time.sleep(0.2)  # past odb.refs.RACY_NS: the files' mtimes can be trusted
+    time.sleep(0.2)  # past odb.refs.store.RACY_NS: the files' mtimes can be trusted
 
     top = view.list(RefsDir(""))
     assert [name for name, _, _ in top] == [b"HEAD", b"heads", b"tags"]

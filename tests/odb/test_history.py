@@ -55,7 +55,7 @@ def test_a_missing_start_is_not_found(fixture_repo):
 
 
 def test_reflog_lines_git_cannot_read_are_skipped():
-    from odb.reflog import parse_line
+    from odb.refs.reflog import parse_line
     a, b = "1" * 40, "2" * 40
     good = f"{a} {b} C O Mitter <c@x> 1577836800 +0130\tcommit: x".encode()
     entry = parse_line(good, 40)

@@ -11,8 +11,8 @@ import pytest
 from limits import time_limit
 from oracle import Git
 import odb
-from odb import packed_refs, refs as refs_module
-from odb.refname import check_refname, is_root_ref, parse_worktree_ref
+from odb.refs import packed as packed_refs, store as refs_module
+from odb.refs.names import check_refname, is_root_ref, parse_worktree_ref
 from odb.refs import RefStore, config_value, ref_storage
 
 FORMAT = "%(objectname) %(refname) %(symref)"

@@ -1,4 +1,4 @@
-"""odb.reftable against the committed reftable repository and what the newest git said about it.
+"""odb.refs.reftable against the committed reftable repository and what the newest git said about it.
 
 fixtures/refs/reftable/ was written by scripts/make_ref_fixtures.py with the newest git (Debian's
 git 2.39 cannot read reftable); fixtures/refs/reftable.json holds that git's answers.
@@ -21,7 +21,7 @@ from limits import time_limit
 import odb
 from odb import revision
 from odb.refs import RefStore
-from odb.reftable import DELETION, SYMREF, VAL2, Reftable, ReftableStack
+from odb.refs.reftable import DELETION, SYMREF, VAL2, Reftable, ReftableStack
 from odb.tree import Tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,7 +242,7 @@ def test_an_index_that_points_at_itself_is_refused(copy):
     pos, key, loop = block.start, b"", put_varint(table.ref_index)
     while pos < block.restarts:
         key, _, pos = table._key(block, pos, key)
-        position, end = odb.reftable.varint(table.buf, pos, block.restarts, path)
+        position, end = odb.refs.reftable.varint(table.buf, pos, block.restarts, path)
         if len(put_varint(position)) == len(loop):
             data[pos:end] = loop
             break
@@ -331,7 +331,7 @@ def test_list_of_one_directory(store):
 def test_worktree_refs_shadow_common_ones_and_hide_the_main_worktrees(monkeypatch):
     """refs/iterator.c ref_iterator_select, with stacks made up for the case git never writes
     (a shared name in a worktree's own stack)."""
-    from odb.reftable import VAL1, RefRecord
+    from odb.refs.reftable import VAL1, RefRecord
 
     def stack(*names_and_ids):
         records = [RefRecord(n.encode(), VAL1, bytes([i]) * 20, None, None, 1) for n, i in names_and_ids]

@@ -10,7 +10,7 @@ from limits import time_limit
 from oracle import Git, colliding_prefixes, git_env
 import odb
 from odb import revision
-from odb.refname import check_refname
+from odb.refs.names import check_refname
 from odb.refs import RefStore
 from odb.revision import NotTreeish, decode_component, encode_component
 

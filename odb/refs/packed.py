@@ -6,10 +6,10 @@ import os
 import re
 from typing import NamedTuple
 
-from .errors import CorruptObject
-from .mapped_file import file_identity, open_regular, read_all
-from .oid import ObjectFormat
-from .refname import check_refname, sort_key
+from ..errors import CorruptObject
+from ..mapped_file import file_identity, open_regular, read_all
+from ..oid import ObjectFormat
+from .names import check_refname, sort_key
 
 # git mmaps packed-refs whatever its size; we hold it parsed, so a file past this size is
 # refused rather than read (android's 866k refs take 62 MB).

@@ -5,7 +5,7 @@
 
 Each line is "<old> <new> <name> <<email>> <seconds> <zone>\\t<message>" (refs/files-backend.c
 show_one_reflog_ent). A line git could not read is skipped, as git skips it. reftable keeps its
-logs in log blocks, which odb/reftable.py does not read: such a repository has no reflog here.
+logs in log blocks, which odb/refs/reftable.py does not read: such a repository has no reflog here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import errno
 import os
 from typing import NamedTuple
 
-from .mapped_file import open_stat
-from .refname import check_refname, parse_worktree_ref
+from ..mapped_file import open_stat
+from .names import check_refname, parse_worktree_ref
 
 # git reads a reflog backwards in 1 KiB blocks and has no limit; a reflog bigger than this
 # (a million entries or so) is refused rather than held in memory.

@@ -13,9 +13,9 @@ import struct
 import zlib
 from typing import Iterator, NamedTuple
 
-from .errors import CorruptObject
-from .mapped_file import file_identity, map_file, open_regular
-from .oid import SHA1, SHA256, ObjectFormat
+from ..errors import CorruptObject
+from ..mapped_file import file_identity, map_file, open_regular
+from ..oid import SHA1, SHA256, ObjectFormat
 
 MAGIC = b"REFT"
 HEADER_SIZE = {1: 24, 2: 28}

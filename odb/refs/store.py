@@ -23,11 +23,11 @@ import stat
 import time
 from typing import Iterator, NamedTuple
 
-from .errors import CorruptObject
-from .mapped_file import open_regular
-from .oid import ObjectFormat
-from .packed_refs import PackedRefsFile
-from .refname import (PER_WORKTREE_PREFIXES, PSEUDO_REFS, check_refname, is_root_ref,
+from ..errors import CorruptObject
+from ..mapped_file import open_regular
+from ..oid import ObjectFormat
+from .packed import PackedRefsFile
+from .names import (PER_WORKTREE_PREFIXES, PSEUDO_REFS, check_refname, is_root_ref,
                       parse_worktree_ref, sort_key)
 from .reftable import ReftableStack
 
@@ -358,7 +358,7 @@ class RefStore:
     """
 
     def __init__(self, git_dir, common_dir=None, fmt: ObjectFormat | None = None):
-        from .oid import SHA1
+        from ..oid import SHA1
 
         self.format = fmt or SHA1
         self.relocate(git_dir, common_dir)
