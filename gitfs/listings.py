@@ -15,7 +15,7 @@ from array import array
 
 import trio
 
-from odb.fanout import lower_bound
+from odb.pack.fanout import lower_bound
 
 from . import loop
 from .inodes import FIRST_OBJECT_INODE, MovedInodes

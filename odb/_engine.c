@@ -9,7 +9,7 @@
  * shares, bounded in bytes. A REF_DELTA's base is found by id, which only Python can do: the
  * call comes back with "need the base of the entry at R" and Python calls again with it.
  *
- * Every check mirrors odb/pack.py, odb/delta.py and odb/delta_chain.py, in the same order and
+ * Every check mirrors odb/pack/packfile.py, odb/delta.py and odb/delta_chain.py, in the same order and
  * with the same messages (zlib's own wording aside), on limits Python passes at every call: a
  * damaged entry comes back as (offset, reason), which Python raises as CorruptObject.
  */
@@ -33,8 +33,8 @@
 
 #define OFS_DELTA 6
 #define REF_DELTA 7
-#define MAX_ENTRY_HEADER 48 /* odb/pack.py */
-#define WINDOW_SHIFT 16     /* odb/pack.py: pages are counted per 64 KiB window */
+#define MAX_ENTRY_HEADER 48 /* odb/pack/packfile.py */
+#define WINDOW_SHIFT 16     /* odb/pack/packfile.py: pages are counted per 64 KiB window */
 #define MAX_RAW_LEN 64
 /* Above this result size the instructions are checked before the result is allocated, so that a
    delta lying about its size makes nothing big; below it a lie costs one small allocation. */
@@ -314,7 +314,7 @@ static PyTypeObject CacheType = {
 /* ---- one pack's bytes, and the limits of odb's Python code --------------------------------- */
 
 struct limits {
-    uint64_t inflate_ratio;  /* odb.pack.MAX_INFLATE_RATIO */
+    uint64_t inflate_ratio;  /* odb.pack.packfile.MAX_INFLATE_RATIO */
     uint64_t max_depth;      /* odb.delta_chain.MAX_DEPTH */
     uint64_t max_result;     /* odb.delta_chain.MAX_DELTA_RESULT */
     int max_varint;          /* odb.delta.MAX_VARINT_BYTES */

@@ -206,7 +206,7 @@ done:
 
 /* ---- entry_sizes: Pack.header, then for deltas inflate_prefix and read_sizes -------------------- */
 
-/* The limits of odb's Python path (odb/pack.py, odb/delta_chain.py, odb/delta.py), passed in. */
+/* The limits of odb's Python path (odb/pack/packfile.py, odb/delta_chain.py, odb/delta.py), passed in. */
 struct limits {
     Py_ssize_t raw_len, header_read, prefix_read, delta_header, varint_bytes;
     uint64_t inflate_ratio, delta_expansion, max_result;

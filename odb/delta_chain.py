@@ -7,10 +7,10 @@ import os
 from typing import Callable, NamedTuple
 
 from . import delta
-from . import pack as pack_format
+from .pack import packfile as pack_format
 from .errors import CorruptObject
 from .lru import ByteLRU
-from .pack import OFS_DELTA, Pack
+from .pack.packfile import OFS_DELTA, Pack
 from .tuning import MAX_KINDS
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.

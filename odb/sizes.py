@@ -8,9 +8,9 @@ from array import array
 from typing import NamedTuple
 
 from . import delta, delta_chain
-from . import pack as pack_format
+from .pack import packfile as pack_format
 from .errors import CorruptObject
-from .fanout import SUBFANOUT_MIN, SortedIds
+from .pack.fanout import SUBFANOUT_MIN, SortedIds
 
 __all__ = ["IMPLEMENTATION", "MISSING", "UNSURE", "Located", "entries", "entry_sizes", "find_each", "locate_each", "positions"]
 

@@ -20,7 +20,7 @@ from .kinds import KINDS, Kind
 from .loose import DIR_FLAGS, LooseObjects
 from .mapped_file import Descriptor
 from .oid import ObjectFormat, Prefix, is_hex, parse_oid
-from .pack_backend import PackBackend
+from .pack.backend import PackBackend
 from .refused_paths import SelfReference, resolve
 from .repository import discover, read_alternates
 from .sizes import MISSING

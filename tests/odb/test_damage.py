@@ -15,7 +15,7 @@ import odb
 from odb import store as store_module
 from size_check import check_sizes
 from damage import Midx
-from odb.multi_pack_index import MultiPackIndex
+from odb.pack.multi_pack_index import MultiPackIndex
 
 
 def midx_packs(repo) -> tuple[list[Path], list[Path]]:

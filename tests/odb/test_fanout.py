@@ -11,8 +11,8 @@ import struct
 
 import pytest
 
-from odb import fanout as fanout_module
-from odb.fanout import SUBFANOUT_MIN, SortedIds
+from odb.pack import fanout as fanout_module
+from odb.pack.fanout import SUBFANOUT_MIN, SortedIds
 from odb.oid import Prefix
 
 

@@ -21,7 +21,7 @@ from format_fixtures import (  # noqa: F401 - format_copy is a pytest fixture
     repo_path,
     stored_once,
 )
-from odb.multi_pack_index import MultiPackIndex
+from odb.pack.multi_pack_index import MultiPackIndex
 
 
 def warnings(caplog) -> list[str]:

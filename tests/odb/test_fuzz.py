@@ -23,7 +23,7 @@ from limits import time_limit
 from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
 from odb import delta_chain, sizes
-from odb.pack import Pack
+from odb.pack.packfile import Pack
 from size_check import available, check_sizes, using
 
 EXAMPLES = int(os.environ.get("GITFS_FUZZ_EXAMPLES", "20"))

@@ -1,4 +1,4 @@
-"""Id sources as peers (odb/id_sources.py): a pack's .idx, a multi-pack-index and a chain answer the
+"""Id sources as peers (odb/pack/id_sources.py): a pack's .idx, a multi-pack-index and a chain answer the
 same questions, the backend asks them in turn (packs most recently found first, as git's MRU),
 and which packs are broken is the snapshot's state."""
 
@@ -11,7 +11,7 @@ import pytest
 import damage
 import odb
 from format_fixtures import Answers, format_copy, repo_path  # noqa: F401 - format_copy is a fixture
-from odb.id_sources import ChainSource, MidxSource, PackSource
+from odb.pack.id_sources import ChainSource, MidxSource, PackSource
 
 
 def holders(repo, raw_len: int) -> dict[str, set[str]]:

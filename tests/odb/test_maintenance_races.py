@@ -44,7 +44,7 @@ def test_midx_gone_between_its_stat_and_its_load_is_debug(repo_copy, caplog, mon
     def vanished(self, path, fmt):
         raise FileNotFoundError(2, "No such file or directory", str(path))
 
-    monkeypatch.setattr("odb.pack_backend.MultiPackIndex.__init__", vanished)
+    monkeypatch.setattr("odb.pack.backend.MultiPackIndex.__init__", vanished)
     with odb.open(repo.path) as store:
         assert sorted(store) == repo.git.ids()
     assert warnings_of(caplog) == []

@@ -1,4 +1,4 @@
-"""Incremental multi-pack-index chains (odb/midx_chain.py): lookups go through every layer, a plain
+"""Incremental multi-pack-index chains (odb/pack/midx_chain.py): lookups go through every layer, a plain
 multi-pack-index wins as in git, the chain reloads when it changes, and any damaged layer or chain
 file means plain pack scanning, with every object still served."""
 
@@ -23,9 +23,9 @@ from format_fixtures import (  # noqa: F401 - format_copy is a pytest fixture
     rewrite_layer,
     write_chain,
 )
-from odb import midx_chain, pack_index
-from odb.midx_chain import MAX_CHAIN_BYTES
-from odb.multi_pack_index import MultiPackIndex
+from odb.pack import index as pack_index, midx_chain
+from odb.pack.midx_chain import MAX_CHAIN_BYTES
+from odb.pack.multi_pack_index import MultiPackIndex
 from oracle import Git
 
 NAME = "midx-chain"

@@ -4,7 +4,7 @@ import subprocess
 
 from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
-from odb.pack_backend import PackBackend
+from odb.pack.backend import PackBackend
 from oracle import git_env
 
 
@@ -24,7 +24,7 @@ def _repo_with_packs(tmp_path, n):
 
 
 def test_mapped_packs_are_bounded_and_reads_stay_exact(tmp_path, monkeypatch):
-    monkeypatch.setattr("odb.pack_backend.MAX_MAPPED_PACKS", 4)
+    monkeypatch.setattr("odb.pack.backend.MAX_MAPPED_PACKS", 4)
     repo, ids = _repo_with_packs(tmp_path, 12)
     store = odb.open(repo)
     backend: PackBackend = store._dirs[0].packs
@@ -90,7 +90,7 @@ def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
 def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
     """Past PROCESS_BUDGET of windows touched across all packs, every pack holding some hands its
     pages back, not only the one that crossed the line; a pack that is gone is skipped."""
-    from odb import pack as pack_module
+    from odb.pack import packfile as pack_module
 
     class Held:
         released = 0

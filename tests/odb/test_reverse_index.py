@@ -1,4 +1,4 @@
-"""Reverse indexes (odb/reverse_index.py): a pack's .rev file and a multi-pack-index's RIDX chunk name
+"""Reverse indexes (odb/pack/reverse_index.py): a pack's .rev file and a multi-pack-index's RIDX chunk name
 OFS_DELTA bases (offset -> id) when they are valid; damaged ones are ignored and the table is built
 from the .idx instead, with the same answers as git."""
 
@@ -13,8 +13,8 @@ import pytest
 import damage
 import odb
 from format_fixtures import Answers, format_copy, repo_path  # noqa: F401 - format_copy is a fixture
-from odb import pack_index, reverse_index
-from odb.multi_pack_index import MultiPackIndex
+from odb.pack import index as pack_index, reverse_index
+from odb.pack.multi_pack_index import MultiPackIndex
 
 
 def warned(caplog, text: str) -> bool:

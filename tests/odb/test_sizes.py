@@ -13,8 +13,8 @@ import pytest
 import damage
 import odb
 from odb import delta_chain, sizes
-from odb.fanout import SUBFANOUT_MIN, SortedIds
-from odb.pack import Pack
+from odb.pack.fanout import SUBFANOUT_MIN, SortedIds
+from odb.pack.packfile import Pack
 from format_fixtures import FORMAT_NAMES, Answers, repo_path
 from size_check import BATCH, IMPLEMENTATIONS, available, batched, check_sizes, using
 
@@ -234,8 +234,8 @@ def test_entries_are_entry_at(fixture_repo, name):
 def test_entries_of_broken_large_offsets(fixture_repo):
     """A v2 index whose large-offset index points past its table: UNSURE (the careful path
     reports it); in a midx without LOFF, bit 31 is part of a raw offset."""
-    from odb.multi_pack_index import MultiPackIndex
-    from odb.pack_index import PackIndex
+    from odb.pack.multi_pack_index import MultiPackIndex
+    from odb.pack.index import PackIndex
 
     (idx_path,) = (fixture_repo("idx-v2-large").objects_dir / "pack").glob("*.idx")
     index = PackIndex(str(idx_path), odb.oid.SHA1)
@@ -291,7 +291,7 @@ def test_entry_sizes_at_every_byte_offset(fixture_repo, name):
 
 def test_entry_sizes_read_through_a_descriptor(fixture_repo, monkeypatch):
     """A pack of 1 MiB or more is read with pread, not held in memory: the same answers."""
-    monkeypatch.setattr("odb.pack.READ_WHOLE_BELOW", 0)
+    monkeypatch.setattr("odb.pack.packfile.READ_WHOLE_BELOW", 0)
     repo = fixture_repo("deep-delta")
     (path,) = (repo.objects_dir / "pack").glob("*.pack")
     pack = Pack(str(path), odb.oid.SHA1)
@@ -312,7 +312,7 @@ def test_entry_sizes_use_the_python_limits(fixture_repo, monkeypatch):
     offsets = pack_offsets(pack)
     before = both(lambda: sizes_at(pack, offsets))
     monkeypatch.setattr(delta_chain, "MAX_DELTA_RESULT", 300)
-    monkeypatch.setattr("odb.pack.HEADER_READ", 24)
+    monkeypatch.setattr("odb.pack.packfile.HEADER_READ", 24)
     after = both(lambda: sizes_at(pack, offsets))
     assert after == [python_size(pack, o) for o in offsets]
     assert any(a == -1 and b > 300 for a, b in zip(after, before))

@@ -410,7 +410,7 @@ def open_pack_files() -> set[str]:
 
 def test_packs_git_deleted_are_closed_at_refresh(repo_copy, monkeypatch):
     """After gc, the old packs' space is freed: nothing here keeps them open or mapped."""
-    monkeypatch.setattr("odb.pack.READ_WHOLE_BELOW", 0)  # every pack held open, as big ones are
+    monkeypatch.setattr("odb.pack.packfile.READ_WHOLE_BELOW", 0)  # every pack held open, as big ones are
     repo = repo_copy("midx")
     before = open_pack_files()
     with odb.open(repo.path) as s:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from .errors import CorruptObject
-from .mapped_file import file_identity, open_regular, read_all
+from ..errors import CorruptObject
+from ..mapped_file import file_identity, open_regular, read_all
 from .multi_pack_index import MultiPackIndex
-from .oid import ObjectFormat
+from ..oid import ObjectFormat
 
 CHAIN_DIR = "multi-pack-index.d"
 CHAIN_FILE = "multi-pack-index-chain"

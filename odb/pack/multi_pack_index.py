@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import struct
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 from .fanout import SortedIds, parse_fanout
-from .mapped_file import map_file, open_regular
-from .oid import ObjectFormat
+from ..mapped_file import map_file, open_regular
+from ..oid import ObjectFormat
 
 MAGIC = b"MIDX"
 HEADER_SIZE = 12

@@ -15,18 +15,18 @@ import resource
 import threading
 from typing import NamedTuple
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 from .id_sources import ChainSource, IdSource, MidxSource, PackHealth, PackSource
-from .lru import LRU
-from .mapped_file import file_identity
+from ..lru import LRU
+from ..mapped_file import file_identity
 from .midx_chain import CHAIN_DIR, load_chain, read_chain
 from .multi_pack_index import MultiPackIndex, read_checksum
-from .oid import ObjectFormat, Prefix
-from .pack import Pack
-from .refused_paths import stat_nofollow
-from . import sizes
-from .sizes import MISSING, Located
-from .tuning import MAX_MAPPED_PACKS
+from ..oid import ObjectFormat, Prefix
+from .packfile import Pack
+from ..refused_paths import stat_nofollow
+from .. import sizes
+from ..sizes import MISSING, Located
+from ..tuning import MAX_MAPPED_PACKS
 
 log = logging.getLogger("odb")
 MIDX_NAME = "multi-pack-index"

@@ -11,14 +11,14 @@ import weakref
 import zlib
 from typing import NamedTuple
 
-from .errors import CorruptObject
-from .inflation import Inflation
-from .kinds import Kind
-from .mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
-from .oid import ObjectFormat
-from .pack_index import PackIndex
-from .tuning import HEADER_READ, PACK_RESIDENT_BUDGET as RESIDENT_BUDGET, PREFIX_READ, PROCESS_BUDGET
-from .tuning import STREAM_CHUNK, STREAM_RELEASE, WINDOW_SHIFT
+from ..errors import CorruptObject
+from ..inflation import Inflation
+from ..kinds import Kind
+from ..mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
+from ..oid import ObjectFormat
+from .index import PackIndex
+from ..tuning import HEADER_READ, PACK_RESIDENT_BUDGET as RESIDENT_BUDGET, PREFIX_READ, PROCESS_BUDGET
+from ..tuning import STREAM_CHUNK, STREAM_RELEASE, WINDOW_SHIFT
 
 # Plain ints: entry types are compared with these once per entry parsed or walked.
 OFS_DELTA = int(Kind.OFS_DELTA)

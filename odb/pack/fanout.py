@@ -8,8 +8,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from .oid import Prefix
-from .tuning import SUBFANOUT_MIN, TABLE_RESIDENT_BUDGET as RESIDENT_BUDGET, FIND_TOUCH
+from ..oid import Prefix
+from ..tuning import SUBFANOUT_MIN, TABLE_RESIDENT_BUDGET as RESIDENT_BUDGET, FIND_TOUCH
 
 
 def parse_fanout(buf, offset: int) -> tuple[int, ...] | None:

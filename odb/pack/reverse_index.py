@@ -16,9 +16,9 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 
-from .errors import CorruptObject
-from .mapped_file import map_file
-from .oid import ObjectFormat
+from ..errors import CorruptObject
+from ..mapped_file import map_file
+from ..oid import ObjectFormat
 
 MAGIC = b"RIDX"
 HEADER_SIZE = 12

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import struct
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 from .fanout import SortedIds, parse_fanout
-from .mapped_file import map_file
-from .oid import ObjectFormat
+from ..mapped_file import map_file
+from ..oid import ObjectFormat
 from .reverse_index import BuiltReverseIndex, ReverseIndexFile
 
 log = logging.getLogger("odb")
