@@ -366,12 +366,12 @@ class Navigation:
         if prepared is not None and prepared.generation == self.view.store.generation and self.lfs is None:
             self.counts["read ahead"] += 1
             listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
-            listing.size_jobs = []  # ask_sizes has nothing left to ask
+            listing.size_jobs = []  # sizes.ask has nothing left to ask
             listing.fill(0, prepared.sizes, prepared.errors, prepared.access)
         else:
             self.counts["read on their own"] += 1
             listing = await self.view.in_thread(self._list_tree, node, inode, base)
-        self.view.ask_sizes(listing, hp.SIZES)
+        self.view.sizes.ask(listing, hp.SIZES)
         if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
             self._prepare_subtrees(listing)
         self._tree_listings.put(inode, listing)
@@ -397,7 +397,7 @@ class Navigation:
                 generation = self.view.store.generation
                 tree = self.trees.tree(oid)
                 if len(tree) <= PREPARED_ENTRIES:
-                    prepared = PreparedTree(tree, *self.view.sizes_of(tree.ids(0, len(tree))), generation)
+                    prepared = PreparedTree(tree, *self.view.sizes.of(tree.ids(0, len(tree))), generation)
             except (odb.OdbError, OSError) as e:
                 log.debug("tree %s not read ahead: %s", oid.hex(), e)
             if prepared is not None and budget > 0:
@@ -444,7 +444,7 @@ class Navigation:
         if self.lfs is not None:
             listing.lfs = self.lfs.files(listing.tree, node.mtime_ns)
         if listing.count <= SIZE_BATCH:
-            self.view.fill_sizes(listing)
+            self.view.sizes.fill(listing)
         return listing
 
     async def entries(self, listing, start: int):

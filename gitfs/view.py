@@ -26,7 +26,6 @@ import logging
 import stat
 import threading
 import time
-from array import array
 from dataclasses import dataclass
 
 import trio
@@ -34,9 +33,11 @@ import trio
 import odb
 from odb.lru import LRU
 
-from . import answers, features, helper_protocol as hp
+from . import features, helper_protocol as hp
 from .inodes import ROOT_INODE, MovedInodes, bucket_inode, bucket_of_inode, namespace_base
 from .kernel_cache import KernelCache
+from .buckets import BucketListings
+from .listing_sizes import ListingSizes
 from .listings import BucketListing, RootListing
 from .navigation import Navigation, no_entry
 from .object_cache import Loads, ObjectCache
@@ -57,7 +58,6 @@ from .tuning import (
     INLINE_MAX,
     RECENT_INODES,
 )
-from .workers import Job
 from .xattrs import ObjectXattrs
 
 log = logging.getLogger("gitfs")
@@ -101,13 +101,6 @@ class MountView:
         self.moved = MovedInodes()
         self.limiter = trio.CapacityLimiter(4)
         self._generation = store.generation
-        self._buckets: set[int] | None = None  # from the last root listing
-        self._latest: LRU[int, BucketListing] = LRU(  # by bucket: kept in order of listing
-            max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4), weigh=lambda listing: listing.nbytes)
-        self._speculative: BucketListing | None = None
-        self.object_inodes = ObjectInodes(store, self.moved, self._latest, self.small)
-        # The id of an object's inode (ENOENT when no object, or more than one, has it).
-        self.oid_of = self.object_inodes.oid_of
         # The sizes the latest lookups found (id -> size): the READ that follows a lookup then
         # needs no header read to know whether the object is small.
         self._recent_sizes: LRU[bytes, int] = LRU(max_items=RECENT_INODES)
@@ -119,6 +112,13 @@ class MountView:
         self.accesses = [self.root_access._replace(mode=self.root_access.mode & 0o444)]
         self._access_ids = {self.accesses[0]: 0}
         self._access_lock = threading.Lock()
+        self.sizes = ListingSizes(store, pool, self.access_id)
+        self.buckets = BucketListings(store, self.sizes, self.moved, self.in_thread,
+                                      max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4),
+                                      hold=lambda nbytes: self.cache.hold("bucket listings", nbytes))
+        self.object_inodes = ObjectInodes(store, self.moved, self.buckets.latest, self.small)
+        # The id of an object's inode (ENOENT when no object, or more than one, has it).
+        self.oid_of = self.object_inodes.oid_of
         self.navigation = Navigation(self, refs) if refs is not None else None
         # The namespaces beside the buckets: a request for an inode one owns goes to it.
         self.namespaces = [self.navigation] if self.navigation is not None else []
@@ -180,7 +180,7 @@ class MountView:
     def _held_by_kernel(self) -> tuple[list, list]:
         """What the kernel may hold of objects: the latest bucket listings, and (inode, id) of
         the objects looked up by name."""
-        return [listing for _, listing in self._latest.items()], self.object_inodes.recent.items()
+        return self.buckets.held(), self.object_inodes.recent.items()
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -247,13 +247,8 @@ class MountView:
         if len(name) != 2 or not _HEX.issuperset(name):
             raise no_entry()
         bucket = int(name, 16)
-        if self._buckets is None or bucket not in self._buckets:
-            # A bucket that was empty at the last root listing may hold a new pack's objects:
-            # as for any miss, refresh before saying no (odb.Store.bucket_has_objects).
-            if not await self.in_thread(self.store.bucket_has_objects, bucket):
-                raise no_entry()
-            if self._buckets is not None:
-                self._buckets.add(bucket)
+        if not await self.buckets.exists(bucket):
+            raise no_entry()
         return self.dir_attr(bucket_inode(bucket, alias=name != name.lower()))
 
     async def _lookup_object(self, bucket: int, name: bytes) -> Attr:
@@ -327,7 +322,7 @@ class MountView:
         """A snapshot of the directory: re-reading a directory refreshes the view."""
         if inode == ROOT_INODE:
             buckets = await self.in_thread(self._list_root)
-            self._buckets = set(buckets)
+            self.buckets.root_listed(buckets)
             return RootListing(buckets)
         namespace = self.namespace_of(inode)
         if namespace is not None:
@@ -335,107 +330,12 @@ class MountView:
         bucket = bucket_of_inode(inode)
         if bucket is None:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        return await self._list_bucket(bucket)
+        return await self.buckets.list(bucket)
 
     def _list_root(self) -> list[int]:
         self.store.refresh()
         self.root_access = self.store.root_access()  # a chmod shows from the next root listing
         return self.store.nonempty_buckets()
-
-    async def _list_bucket(self, bucket: int) -> BucketListing:
-        """A fresh snapshot of the bucket, and the next bucket listed ahead for a walk in order.
-
-        The speculative listing of this bucket, taken at the previous opendir, is the snapshot
-        when the refresh at this opendir saw no change.
-        """
-        spec, self._speculative = self._speculative, None
-        if spec is not None and (spec.bucket != bucket or spec.generation != self.store.generation):
-            spec = None
-        after = self._next_bucket(bucket)
-        generation = self.store.generation
-        block, next_block = await self.in_thread(self._snapshot_bucket, bucket, spec is None, after)
-        changed = self.store.generation != generation
-        if block is None and changed:
-            block = await self.in_thread(self.store.bucket_ids, bucket)
-        if block is None:
-            listing = spec
-            self.ask_sizes(listing, hp.SIZES)  # promotes what was read ahead at low priority
-        else:
-            listing = BucketListing(bucket, block, self.raw_len, self.store.generation, self.moved)
-            self.ask_sizes(listing, hp.SIZES)
-        self._keep_latest(listing)
-        if next_block is not None and not changed:
-            self._speculative = BucketListing(after, next_block, self.raw_len, self.store.generation, self.moved)
-            self.ask_sizes(self._speculative, hp.AHEAD)
-        return listing
-
-    def _snapshot_bucket(self, bucket: int, need_ids: bool, after: int | None):
-        generation = self.store.generation
-        self.store.refresh(bucket)
-        changed = self.store.generation != generation
-        block = self.store.bucket_ids(bucket) if changed or need_ids else None
-        next_block = self.store.bucket_ids(after) if after is not None else None
-        return block, next_block
-
-    def _next_bucket(self, bucket: int) -> int | None:
-        if self._buckets is None:
-            return None
-        return next((b for b in range(bucket + 1, 256) if b in self._buckets), None)
-
-    def _keep_latest(self, listing: BucketListing) -> None:
-        self._latest.put(listing.bucket, listing)
-        self.cache.hold("bucket listings", self._latest.nbytes)
-
-    def ask_sizes(self, listing: BucketListing, lane: int) -> None:
-        """The loop: the workers are asked for the listing's sizes in batches, in lane (asked
-        already: promoted to the SIZES lane, when a reader now waits for them)."""
-        if listing.size_jobs is not None:
-            if lane == hp.SIZES:
-                for job in listing.size_jobs:
-                    self.pool.promote(job, hp.SIZES)
-            return
-        jobs = listing.size_jobs = []
-        for start, stop in listing.batches():
-            jobs.append(Job(lane, hp.Sizes(listing.ids(start, stop)),
-                            self._sizes_answered(listing, start)))
-        self.pool.submit(*jobs)
-
-    def fill_sizes(self, listing) -> None:
-        """Thread: a small listing's sizes, read in this process rather than by the helpers
-        (ask_sizes then has nothing left to ask)."""
-        listing.size_jobs = []
-        listing.fill(0, *self.sizes_of(listing.ids(0, listing.count)))
-
-    def sizes_of(self, block: bytes) -> tuple[array, dict, array]:
-        """Thread: (sizes, errors by index, Access index of each) of the ids in block."""
-        sizes, errors, accesses, which = answers.sizes_and_accesses(self.store, block)
-        ids = [self.access_id(a) for a in accesses]
-        n = self.raw_len
-        for k, error in errors.items():
-            level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
-            log.log(level, "listing %s: %s", block[k * n : (k + 1) * n].hex(), error)
-        return sizes, errors, array("H", [ids[a] if a < len(ids) else 0 for a in which])
-
-    def _sizes_answered(self, listing: BucketListing, start: int):
-        def done(header: hp.SizesRead, payload) -> None:
-            count = len(payload) // 10  # an int64 size and a uint16 Access index per entry
-            sizes, access = array("q"), array("H")
-            sizes.frombytes(payload[: 8 * count])
-            access.frombytes(payload[8 * count :])
-            ids = [self.access_id(a) for a in header.accesses]
-            if ids != list(range(len(ids))):
-                access = array("H", [ids[a] if a < len(ids) else 0 for a in access])
-            for k, error in header.errors.items():
-                # An object pruned between the listing and its size read is git gc at work.
-                level = logging.DEBUG if isinstance(error, odb.ObjectNotFound) else logging.ERROR
-                log.log(level, "listing %s: %s", listing.oid(start + k).hex(), error)
-            listing.fill(start, sizes, header.errors, access)
-            if listing.filled == listing.count:
-                # The jobs hold copies of the ids and, through this callback, the listing: a
-                # cycle the collector would free only at its next full pass (at 10M objects,
-                # hundreds of MB of listings in between).
-                listing.size_jobs = ()
-        return done
 
     def replied(self, listing: BucketListing, upto: int) -> None:
         """readdir has sent the entries before upto: the kernel knows their inodes."""
@@ -449,7 +349,7 @@ class MountView:
         if namespace is not None:
             return await namespace.read(inode, offset, size)
         oid = await self.oid_of(inode)
-        listing, k = self._position(oid)
+        listing, k = self.buckets.position(oid)
         return await self.read_object(inode, oid, listing, k, offset, size)
 
     async def read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
@@ -464,9 +364,7 @@ class MountView:
             if data is None:  # too big to hold: streamed
                 return await self._streams.read(oid, offset, size)
         if offset == 0 and listing is not None:
-            spec = self._speculative
-            follows = type(listing) is BucketListing and spec is not None and spec.bucket > listing.bucket
-            self.ahead.after_read(listing, k, spec if follows else None)
+            self.ahead.after_read(listing, k, self.buckets.following(listing))
         end = offset + size
         if end >= len(data):
             # The kernel keeps the pages (objects never change); holding the bytes here as well
@@ -494,15 +392,6 @@ class MountView:
         if (self.store.read_size(oid) if size is None else size) > INLINE_MAX:
             return None
         return self.store.read(oid)[1]
-
-    def _position(self, oid: bytes) -> tuple[BucketListing | None, int]:
-        """Where oid is in the latest listing of its bucket: what read-ahead follows."""
-        listing = self._latest.peek(oid[0])
-        if listing is not None:
-            k = listing.index_of(oid)
-            if k is not None:
-                return listing, k
-        return None, -1
 
     # -- extended attributes ------------------------------------------------------------------
 
