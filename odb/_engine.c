@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>  /* pread: headers read without touching the mapping */
 
 #include <zlib.h>  /* a delta's first bytes (headers), and inflation without libdeflate */
 #ifdef HAVE_LIBDEFLATE
@@ -34,6 +36,9 @@
 #define OFS_DELTA 6
 #define REF_DELTA 7
 #define MAX_ENTRY_HEADER 48 /* odb/pack/packfile.py */
+/* odb/tuning.py HEADER_READ: one pread holds an entry header and, for most deltas, the start of
+ * its zlib stream up to the two size varints. */
+#define HEADER_READ 128
 #define WINDOW_SHIFT 16     /* odb/pack/packfile.py: pages are counted per 64 KiB window */
 #define MAX_RAW_LEN 64
 /* Above this result size the instructions are checked before the result is allocated, so that a
@@ -329,6 +334,7 @@ struct src {
     uint8_t *windows;        /* Pack._windows: one byte per 64 KiB window touched, or NULL */
     uint64_t nwindows;
     uint64_t touched;        /* windows newly marked */
+    int fd;                  /* the pack's descriptor, for headers read with pread; -1: none */
     struct limits L;
 };
 
@@ -387,12 +393,9 @@ touch(struct src *s, uint64_t start, uint64_t stop)
 
 /* Pack._parse_entry, check for check. */
 static int
-parse_entry(const struct src *s, uint64_t offset, struct entry *e, struct err *err)
+parse_entry_at(const struct src *s, const uint8_t *head, uint64_t offset, struct entry *e, struct err *err)
 {
     uint64_t end = s->end;
-    if (!(offset >= 12 && offset < end))
-        return fail(err, offset, "entry offset outside the pack");
-    const uint8_t *head = s->buf + offset;
     uint64_t limit = end - offset < MAX_ENTRY_HEADER ? end - offset : MAX_ENTRY_HEADER;
     unsigned c = head[0];
     uint64_t pos = 1;
@@ -449,6 +452,46 @@ parse_entry(const struct src *s, uint64_t offset, struct entry *e, struct err *e
         return fail(err, offset, "invalid entry type %d", kind);
     e->data_offset = offset + pos;
     return 0;
+}
+
+static int
+parse_entry(const struct src *s, uint64_t offset, struct entry *e, struct err *err)
+{
+    if (!(offset >= 12 && offset < s->end))
+        return fail(err, offset, "entry offset outside the pack");
+    return parse_entry_at(s, s->buf + offset, offset, e, err);
+}
+
+/*
+ * The bytes of the pack from offset, up to HEADER_READ (fewer only where the entries end), read
+ * with pread into buf: they map nothing, so a header walk over every object neither faults in
+ * nor counts in RSS the pages of the packs (docs/performance.md, "What bounds read_header").
+ * How many were read, or -1 when there is no descriptor or the read fell short (the caller then
+ * reads the mapping, whose bytes are the same).
+ */
+static int64_t
+read_head(const struct src *s, uint64_t offset, uint8_t *buf)
+{
+    if (s->fd < 0 || !(offset >= 12 && offset < s->end))
+        return -1;
+    uint64_t want = s->end - offset < HEADER_READ ? s->end - offset : HEADER_READ;
+    ssize_t n;
+    do
+        n = pread(s->fd, buf, (size_t)want, (off_t)offset);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)want ? (int64_t)n : -1;
+}
+
+/* parse_entry from a head read with pread (buf, n bytes from offset): the same checks. */
+static int
+parse_entry_read(const struct src *s, uint64_t offset, const uint8_t *buf, int64_t n, struct entry *e,
+                 struct err *err)
+{
+    if (n < 0)
+        return parse_entry(s, offset, e, err);
+    /* n is HEADER_READ, or all that is left before the entries end: at least what the
+     * header may take (MAX_ENTRY_HEADER), or the mapping would hold no more either. */
+    return parse_entry_at(s, buf, offset, e, err);
 }
 
 #ifdef HAVE_LIBDEFLATE
@@ -787,17 +830,21 @@ done:
 
 /* ---- headers: type and size without inflating more than a delta's first bytes ------------- */
 
-/* Pack.inflate_prefix: up to n bytes of the entry's data, inflated from its start. */
+/*
+ * Up to n bytes inflated from the zlib stream at in (in_left bytes there), of the entry at
+ * entry_offset. *consumed: the input used; *starved: the input ran out before n bytes or the
+ * stream's end (only possible when in holds less than the rest of the pack).
+ */
 static int
-inflate_prefix(struct src *s, const struct entry *e, uint8_t *out, int n, int *got, struct err *err)
+inflate_prefix_from(const uint8_t *in, uint64_t in_left, uint64_t entry_offset, uint8_t *out, int n, int *got,
+                    uint64_t *consumed, int *starved, struct err *err)
 {
     z_stream z;
     memset(&z, 0, sizeof(z));
     if (inflateInit(&z) != Z_OK)
         return out_of_memory(err);
-    uint64_t pos = e->data_offset, end = s->end;
-    const uint8_t *in = s->buf + pos;
-    uint64_t in_left = pos < end ? end - pos : 0;
+    const uint8_t *start = in;
+    *starved = 0;
     z.next_out = out;
     z.avail_out = (uInt)n;
     int rc = Z_OK, result = 0;
@@ -817,24 +864,42 @@ inflate_prefix(struct src *s, const struct entry *e, uint8_t *out, int n, int *g
         if (rc == Z_BUF_ERROR)
             continue;  /* wants more input, given on the next turn if there is any */
         if (rc != Z_OK) {
-            result = fail(err, e->offset, "bad compressed data: %s", z.msg ? z.msg : "zlib error");
+            result = fail(err, entry_offset, "bad compressed data: %s", z.msg ? z.msg : "zlib error");
             break;
         }
     }
-    uint64_t consumed = (uint64_t)(in - (s->buf + pos)) - z.avail_in;
-    touch(s, e->offset, pos + consumed);
+    *starved = result == 0 && rc != Z_STREAM_END && z.avail_out > 0 && z.avail_in == 0 && !in_left;
+    *consumed = (uint64_t)(in - start) - z.avail_in;
     *got = n - (int)z.avail_out;
     inflateEnd(&z);
     return result;
 }
 
-/* delta_chain.delta_result_size, check for check. */
+/* Pack.inflate_prefix: up to n bytes of the entry's data, inflated from its start (the mapping). */
 static int
-result_size(struct src *s, const struct entry *e, uint64_t *rs, struct err *err)
+inflate_prefix(struct src *s, const struct entry *e, uint8_t *out, int n, int *got, struct err *err)
+{
+    uint64_t pos = e->data_offset, end = s->end, consumed = 0;
+    int starved;
+    int result = inflate_prefix_from(s->buf + pos, pos < end ? end - pos : 0, e->offset, out, n, got,
+                                     &consumed, &starved, err);
+    touch(s, e->offset, pos + consumed);
+    return result;
+}
+
+/* delta_chain.delta_result_size, check for check. head: the n bytes read with pread at the
+ * entry (n < 0: none); the mapping is read only when the delta's first bytes are not all there. */
+static int
+result_size(struct src *s, const struct entry *e, const uint8_t *head, int64_t n, uint64_t *rs, struct err *err)
 {
     uint8_t prefix[MAX_DELTA_HEADER];
-    int got = 0;
-    if (inflate_prefix(s, e, prefix, s->L.header_bytes, &got, err) < 0)
+    int got = 0, starved = 1;
+    uint64_t at = e->data_offset - e->offset, consumed;
+    if (n >= 0 && (uint64_t)n >= at
+        && inflate_prefix_from(head + at, (uint64_t)n - at, e->offset, prefix, s->L.header_bytes, &got,
+                               &consumed, &starved, err) < 0)
+        return -1;
+    if (starved && inflate_prefix(s, e, prefix, s->L.header_bytes, &got, err) < 0)
         return -1;
     size_t pos = 0;
     uint64_t bs;
@@ -863,7 +928,9 @@ static enum outcome
 header_of(struct src *s, uint64_t offset, int *kind, uint64_t *size, struct err *err)
 {
     struct entry top, e;
-    if (parse_entry(s, offset, &top, err) < 0)
+    uint8_t head[HEADER_READ], base_head[HEADER_READ];
+    int64_t n = read_head(s, offset, head);
+    if (parse_entry_read(s, offset, head, n, &top, err) < 0)
         return READ_FAILED;
     if (top.type < OFS_DELTA) {
         *kind = top.type;
@@ -882,11 +949,12 @@ header_of(struct src *s, uint64_t offset, int *kind, uint64_t *size, struct err 
         }
         if (e.type == REF_DELTA)
             return READ_NEED;
-        if (parse_entry(s, e.base_offset, &e, err) < 0)
+        uint64_t base = e.base_offset;
+        if (parse_entry_read(s, base, base_head, read_head(s, base, base_head), &e, err) < 0)
             return READ_FAILED;
     }
     *kind = e.type;
-    return result_size(s, &top, size, err) < 0 ? READ_FAILED : READ_OK;
+    return result_size(s, &top, head, n, size, err) < 0 ? READ_FAILED : READ_OK;
 }
 
 /* ---- the Python calls ----------------------------------------------------------------------- */
@@ -924,6 +992,7 @@ static int
 call_open(struct call *c, PyObject *buf, unsigned long long end, PyObject *windows, PyObject *limits)
 {
     memset(c, 0, sizeof(*c));
+    c->s.fd = -1;
     if (parse_limits(limits, &c->s.L) < 0)
         return -1;
     if (PyObject_GetBuffer(buf, &c->buf, PyBUF_SIMPLE) < 0)
@@ -1133,7 +1202,8 @@ engine_headers(PyObject *module, PyObject *args)
     (void)module;
     PyObject *buf, *offsets, *windows, *limits;
     unsigned long long end;
-    if (!PyArg_ParseTuple(args, "OKOOO", &buf, &end, &offsets, &windows, &limits))
+    int fd = -1;
+    if (!PyArg_ParseTuple(args, "OKOOO|i", &buf, &end, &offsets, &windows, &limits, &fd))
         return NULL;
     Py_ssize_t n;
     struct item *items = items_of(offsets, &n);
@@ -1155,6 +1225,7 @@ engine_headers(PyObject *module, PyObject *args)
         PyMem_Free(got);
         return NULL;
     }
+    c.s.fd = fd;  /* the caller holds it open across the call (Pack.header_source) */
     Py_BEGIN_ALLOW_THREADS
     qsort(items, (size_t)n, sizeof(*items), by_offset);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1204,10 +1275,11 @@ static PyMethodDef methods[] = {
      "-> (answers, windows_touched)\n\n"
      "read() for many entries of one pack, in offset order; the answers in the order asked."},
     {"headers", engine_headers, METH_VARARGS,
-     "headers(pack_bytes, data_end, offsets, windows, limits) -> (answers, windows_touched)\n\n"
+     "headers(pack_bytes, data_end, offsets, windows, limits[, fd]) -> (answers, windows_touched)\n\n"
      "(kind, size) of each entry's object from headers alone (a delta's size from its first\n"
      "inflated bytes), in offset order; (0,) where the chain meets a REF_DELTA (Python types it);\n"
-     "(-1, offset, reason) for damage."},
+     "(-1, offset, reason) for damage. With fd, the pack's descriptor, headers are read with\n"
+     "pread and map nothing (the mapping is read only where a delta's first bytes run past).\n"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -238,9 +238,14 @@ class ChainReader:
             return _loose(loc, loc.source.loose.read_header)
         if self._engine is not None:
             buf, end, windows = pack.engine_source()
+            # Headers are read with pread through the descriptor (held across the call, so its
+            # number cannot be reused meanwhile): they map nothing (docs/performance.md, "What
+            # bounds read_header"). A small pack is bytes already: no descriptor.
+            source, _ = pack.header_source()
+            fd = -1 if isinstance(source, bytes) else source.fd
             (answer,), touched = self._engine.headers(buf, end, (loc.offset,), windows,
-                                                      engine_limits(pack.format.raw_len))
-            del buf
+                                                      engine_limits(pack.format.raw_len), fd)
+            del buf, source
             if touched:
                 pack.touched(touched)
             if answer[0] < 0:

@@ -3,6 +3,7 @@ every object of every fixture, its batch calls, its shared cache, and reads with
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -153,3 +154,63 @@ def test_a_read_releases_the_gil(tmp_path):
     assert (code, data == blob) == (3, True)
     assert took > 0.01
     assert during > 1000, f"the other thread counted {during} in {took:.3f} s"
+
+
+def _offsets_by_pack(store, oids) -> dict:
+    by_pack: dict = {}
+    for _, loc in _packed(store, oids):
+        by_pack.setdefault(loc.pack, []).append(loc.offset)
+    return by_pack
+
+
+def _headers_both_ways(path, data: bytes, end: int, offsets: list, raw_len: int):
+    """headers() of the same bytes from the buffer, and with pread through a descriptor."""
+    limits = delta_chain.engine_limits(raw_len)
+    mapped, _ = ENGINE.headers(data, end, offsets, None, limits)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        read, _ = ENGINE.headers(data, end, offsets, None, limits, fd)
+    finally:
+        os.close(fd)
+    return mapped, read
+
+
+@pytest.mark.parametrize("name", ["ofs-delta", "ref-delta", "deep-delta", "midx", "bigblob"])
+def test_headers_read_with_pread_answer_as_from_the_mapping(fixture_repo, name, tmp_path):
+    """With the pack's descriptor, headers are read with pread (nothing mapped): every entry's
+    answer, and those of offsets inside entries (damage), are the mapping's, byte for byte."""
+    repo = fixture_repo(name)
+    with odb.open(repo.path) as store:
+        for pack, offsets in _offsets_by_pack(store, repo.git.ids()).items():
+            data = open(pack.pack_path, "rb").read()
+            end = len(data) - pack.format.raw_len
+            offsets = sorted(offsets) + [offsets[0] + 1, offsets[-1] + 2, 12, end - 1]
+            mapped, read = _headers_both_ways(pack.pack_path, data, end, offsets, pack.format.raw_len)
+            assert read == mapped
+            # And the descriptor's bytes are what is read: zeros there are "invalid entry type 0".
+            zeros = tmp_path / "zeros.pack"
+            zeros.write_bytes(bytes(len(data)))
+            _, from_zeros = _headers_both_ways(zeros, data, end, offsets[:3], pack.format.raw_len)
+            assert all(answer[0] == -1 and "invalid entry type 0" in answer[2] for answer in from_zeros)
+
+
+def test_headers_read_with_pread_answer_as_from_the_mapping_in_damaged_packs(fixture_repo, tmp_path):
+    """Random bytes of a pack overwritten, 30 times: pread and the mapping see the same bytes, and
+    every answer (types, sizes, and each damage's offset and reason) is the same both ways, the
+    deltas whose first bytes run past one pread included."""
+    repo = fixture_repo("deep-delta")
+    with odb.open(repo.path) as store:
+        (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
+        original = open(pack.pack_path, "rb").read()
+        raw_len = pack.format.raw_len
+    end = len(original) - raw_len
+    offsets = sorted(offsets)
+    rng = random.Random(17)
+    path = tmp_path / "damaged.pack"
+    for _ in range(30):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 12)):
+            data[rng.randrange(12, end)] = rng.randrange(256)
+        path.write_bytes(data)
+        mapped, read = _headers_both_ways(path, bytes(data), end, offsets, raw_len)
+        assert read == mapped
