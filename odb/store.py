@@ -616,6 +616,7 @@ class Store:
             raise ValueError("a bucket is a byte, 0 to 255")
         n = self.format.raw_len
         packed, loose, dirs = [], [], self._dirs
+        sorted_unique = False  # (no directory left: every one was refused)
         for d in dirs:
             block, sorted_unique, more = d.ids_in_bucket(first_byte)
             if block:

@@ -318,3 +318,17 @@ def test_refusal_costs_the_hot_path_nothing_it_can_avoid(fixture_repo, mountpoin
             with using(implementation):
                 store.read_sizes(b"".join(bytes.fromhex(oid) for oid in ids))
         assert calls == []
+
+
+def test_a_store_whose_objects_directory_leads_into_the_refused_one_lists_nothing(repo_copy, tmp_path, refusal):
+    """Every objects directory refused (the repository's own lies below the refused path): the
+    store lists no bucket and no id, and a read is "not found", never an error of its own."""
+    repo = repo_copy("midx")
+    oid = repo.git.ids()[0]
+    with odb.open(repo.path) as store:
+        store.refuse_under(repo.path)
+        assert store._dirs == []
+        assert store.nonempty_buckets() == []
+        assert store.bucket_ids(int(oid[:2], 16)) == b"" and not store.bucket_has_objects(int(oid[:2], 16))
+        with pytest.raises(odb.ObjectNotFound):
+            store.read(oid)
