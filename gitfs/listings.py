@@ -163,12 +163,13 @@ def _apply_moves(listing: "BucketListing", moved: MovedInodes) -> None:
     count = len(natural)
     oid = listing.oid
     for k in range(count):
-        # An id listed twice is not a collision (odb lists each once; a second copy must not
-        # retire the inode the kernel was given).
+        # An id listed twice is not a collision, and must not retire the inode the kernel was
+        # given. odb lists each id once, but takes an index's order on trust, as git does: a
+        # damaged .idx or multi-pack-index may repeat an id.
         shared = ((k > 0 and natural[k] == natural[k - 1] and oid(k) != oid(k - 1))
                   or (k + 1 < count and natural[k] == natural[k + 1] and oid(k) != oid(k + 1)))
         if shared or natural[k] < FIRST_OBJECT_INODE:
-            inodes[k] = moved.move(listing.oid(k))
+            inodes[k] = moved.move(oid(k))
     for oid in moved.ids_in_bucket(listing.bucket):
         k = listing.index_of(oid)
         if k is not None:

@@ -76,3 +76,17 @@ def test_forget_of_unknown_inodes_is_harmless(count):
     table = DynamicInodes()
     table.forget(DYNAMIC | 12345, count)
     assert len(table) == 0
+
+
+def test_an_id_listed_twice_is_not_taken_for_a_collision():
+    """A damaged index may repeat an id (odb takes an index's order on trust, as git does): the
+    listing keeps the id's natural inode, retires nothing; two ids that really share their top
+    63 bits are both moved."""
+    from gitfs.listings import BucketListing
+
+    a = bytes.fromhex("ab" + "11" * 19)
+    twin_pair = bytes.fromhex("ab" + "22" * 7 + "00" + "33" * 11), bytes.fromhex("ab" + "22" * 7 + "01" + "44" * 11)
+    moved = MovedInodes()
+    listing = BucketListing(0xAB, a + a + b"".join(twin_pair), 20, 0, moved)
+    assert list(listing.inodes[:2]) == [natural_inode(a)] * 2 and not moved.retired(natural_inode(a))
+    assert all(listing.inodes[k] < FIRST_OBJECT_INODE for k in (2, 3)) and moved.retired(natural_inode(twin_pair[0]))
