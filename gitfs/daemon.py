@@ -91,8 +91,8 @@ class Session:
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
         self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
-        if lfs and self.view.navigation is not None:
-            self.view.navigation.enable_lfs(store.common_dir)
+        if lfs and self.view.tree is not None:
+            self.view.tree.enable_lfs(store.common_dir)
         self.operations = GitOperations(self.view, no_open=no_open)
 
     def start(self) -> None:

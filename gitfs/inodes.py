@@ -21,13 +21,23 @@ ROOT_INODE = 1
 FIRST_BUCKET_INODE = 2  # 256 buckets, then the same 256 spelt in upper case
 FIRST_ALIAS_INODE = FIRST_BUCKET_INODE + 256
 # Fixed inodes of the namespaces beside the buckets (gitfs/namespace.py): NAMESPACE_INODES for
-# each of at most MAX_NAMESPACES, from namespace_base(k); .refs, .tree and .log are namespace 0.
+# each of at most MAX_NAMESPACES, from namespace_base(k). .refs, .tree and .log are namespaces
+# 0, 1 and 2 (numbered so whether the mount shows them or not); those given to MountView from
+# outside are numbered from FIRST_ADDED_NAMESPACE.
 FIRST_NAMESPACE_INODE = FIRST_ALIAS_INODE + 256
 NAMESPACE_INODES = 16
 MAX_NAMESPACES = 16
+REFS_NAMESPACE, TREE_NAMESPACE, LOG_NAMESPACE = 0, 1, 2
+FIRST_ADDED_NAMESPACE = 3
+NAMESPACES_END = FIRST_NAMESPACE_INODE + NAMESPACE_INODES * MAX_NAMESPACES
 # Inodes below this bound are reserved: the above, and spares for moved objects.
 FIRST_OBJECT_INODE = 1 << 16
 DYNAMIC = 1 << 63
+# Dynamic inodes with ENTRY set are tree entries, numbered by place: ENTRY | slot << 32 | position.
+# The others carry their namespace's number in bits 56-61, so that owning one is a bit test.
+ENTRY = 1 << 62
+TAG_SHIFT = 56
+TAG_MASK = 0x3F << TAG_SHIFT
 
 
 def namespace_base(k: int) -> int:
@@ -35,6 +45,11 @@ def namespace_base(k: int) -> int:
     if not 0 <= k < MAX_NAMESPACES:
         raise ValueError(f"at most {MAX_NAMESPACES} namespaces")
     return FIRST_NAMESPACE_INODE + NAMESPACE_INODES * k
+
+
+def is_object_inode(inode: int) -> bool:
+    """Whether the inode can be an object's: natural (from its id) or moved apart."""
+    return inode & DYNAMIC == 0 and inode >= NAMESPACES_END
 
 
 def bucket_inode(bucket: int, alias: bool = False) -> int:
@@ -80,7 +95,7 @@ class MovedInodes:
         inode = self._inode_of.get(oid)
         if inode is not None:
             return inode
-        if self._next_spare < FIRST_NAMESPACE_INODE + NAMESPACE_INODES * MAX_NAMESPACES:
+        if self._next_spare < NAMESPACES_END:
             raise OverflowError("no spare inode left for colliding object ids")
         inode = self._next_spare
         self._next_spare -= 1
@@ -113,11 +128,16 @@ class DynamicInodes:
     directory, link or file variant); the same node always gets the same inode while held.
     """
 
-    def __init__(self):
+    def __init__(self, namespace: int = 0):
         self._node_of: dict[int, object] = {}
         self._inode_of: dict[object, int] = {}
         self._counts: dict[int, int] = {}
-        self._next = DYNAMIC | 1
+        self._tag = DYNAMIC | namespace << TAG_SHIFT
+        self._next = self._tag | 1
+
+    def owns(self, inode: int) -> bool:
+        """Whether the inode is in this table's range (handed out or not)."""
+        return inode & (DYNAMIC | ENTRY | TAG_MASK) == self._tag
 
     def __len__(self) -> int:
         return len(self._node_of)
@@ -162,8 +182,6 @@ class DynamicInodes:
         del self._inode_of[node]
 
 
-# Dynamic inodes with ENTRY set are tree entries, numbered by place: ENTRY | slot << 32 | position.
-ENTRY = 1 << 62
 SLOT_SHIFT = 32
 SLOTS = 1 << 30
 POSITION_MASK = (1 << SLOT_SHIFT) - 1

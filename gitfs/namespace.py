@@ -1,32 +1,55 @@
-"""What a namespace of the mount is: a tree beside the object buckets, found by name in the root.
+"""What a namespace of the mount is: a tree of entries with inodes of its own, composed by the root.
 
-`.refs`, `.tree` and `.log` are one namespace (gitfs/navigation.py: they share inodes and
-parsed trees); a new one implements this protocol and is given to MountView, which composes
-them: a request for an inode a namespace owns goes to that namespace, and nothing else in the
-view or in the FUSE handlers changes (tests/gitfs/test_namespaces.py adds one so).
+The root (gitfs/view.py MountView) composes the namespaces: the buckets and their objects
+(gitfs/bucket_namespace.py), whose names the root lists, and beside them `.refs`, `.tree` and
+`.log` (gitfs/refs_namespace.py, tree_namespace.py, log_namespace.py), found by name in the root
+and listed nowhere, so that `grep -r` and `find` over the mount never enter them. A request for
+an inode goes to the namespace that owns it; a new namespace implements this protocol and is
+given to MountView, and nothing else in the view or in the FUSE handlers changes
+(tests/gitfs/test_namespaces.py adds one so).
 
-A namespace's root names are looked up in the root and listed nowhere, so `grep -r` and `find`
-over the mount never enter it. Its inodes are its own: the fixed ones it was given (`base`, see
-gitfs/inodes.py `namespace_base`), and any it numbers in a range no other namespace uses. Its
-answers are the view's values (Attr, listings it reads itself) and the view's errors
+A namespace's inodes are its own: the fixed ones it was given (`base`, see gitfs/inodes.py
+`namespace_base`), and any it numbers in a range no other namespace uses (`DynamicInodes` of its
+number). Its answers are the view's values (Attr, listings it reads itself) and the view's errors
 (`no_entry()` for ENOENT, NotADirectoryError, OSError with an errno); gitfs/fuse_errors.py turns
 them into errno.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import errno
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .view import Attr
 
 
+def no_entry(what: str = "") -> FileNotFoundError:
+    """ENOENT for a name the view or a namespace does not have (the one error of a miss)."""
+    return FileNotFoundError(errno.ENOENT, "no such entry", what)
+
+
+class DirectoryReplies(Protocol):
+    """Where a namespace's readdir sends entries: one READDIRPLUS reply (gitfs/operations.py).
+    Entry k goes to the kernel with the offset that resumes after it."""
+
+    def add(self, name: bytes, attr: Attr, k: int) -> bool:
+        """Sends entry k; False: the reply is full and the entry was not sent."""
+
+    def shape(self, attr: Attr) -> object:
+        """A reusable reply entry with attr's attributes (a listing's hot loop makes one per
+        kind of entry and sends each entry through add_shaped)."""
+
+    def add_shaped(self, name: bytes, shaped: object, inode: int, size: int, k: int) -> bool:
+        """Sends entry k as shaped, with its own inode and size; False as add()."""
+
+
 class Namespace(Protocol):
     names: dict[bytes, int]  # its names in the root, and the inode of each one's directory
 
     def owns(self, inode: int) -> bool:
-        """Whether the inode is one of this namespace's (asked of every request: keep it cheap)."""
+        """Whether the inode is one of this namespace's (asked of most requests: keep it a few
+        comparisons)."""
 
     def is_directory(self, inode: int) -> bool: ...
 
@@ -43,23 +66,18 @@ class Namespace(Protocol):
     async def readlink(self, inode: int) -> bytes: ...
 
     async def open_dir(self, inode: int) -> object:
-        """A snapshot of the directory, which entries() then reads (re-reading refreshes)."""
+        """A snapshot of the directory, which readdir() then sends (re-reading refreshes)."""
 
-    def entries(self, listing, start: int) -> AsyncIterator[tuple[int, bytes, Attr]]:
-        """(position, name, attributes) of the listing's entries from start on."""
-
-    def sent(self, inode: int) -> None:
-        """readdir handed the kernel this entry: it holds a lookup of it now."""
-
-    def unsent(self, inode: int) -> None:
-        """The entry did not fit in the kernel's buffer: it holds nothing of it."""
+    async def readdir(self, listing, start: int, out: DirectoryReplies) -> None:
+        """Sends the listing's entries from start on until out is full; each sent entry is a
+        lookup the kernel holds (FORGET gives it back), an entry not sent is none."""
 
     async def read(self, inode: int, offset: int, size: int) -> bytes | memoryview: ...
 
     def xattrs(self, inode: int) -> dict[bytes, bytes]:
         """The namespace's own attributes of the inode (all of them user.*)."""
 
-    def object_of(self, inode: int) -> bytes | None:
+    async def object_of(self, inode: int) -> bytes | None:
         """The object a file or directory shows, whose user.git.* the view adds; None: none."""
 
     def status(self) -> dict:

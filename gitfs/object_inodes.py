@@ -13,7 +13,7 @@ import odb
 from odb.lru import LRU
 
 from .inodes import FIRST_OBJECT_INODE, inode_prefix, natural_inode, shares_inode
-from .navigation import no_entry
+from .namespace import no_entry
 from .tuning import RECENT_INODES
 
 

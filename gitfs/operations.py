@@ -10,27 +10,20 @@ Without the patch the mount opens files the ordinary way, through a handle that 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import logging
 import os
-import stat
 
 import pyfuse3
 
-from odb.tree import BLOB, EXECUTABLE, SYMLINK
-
 from .fuse_errors import fuse_errors, read_only
-from .inodes import ROOT_INODE, bucket_inode
-from .listings import BucketListing, RootListing
-from .tree_view import TreeListing
+from .inodes import ROOT_INODE
 from .view import Attr, MountView
 
 log = logging.getLogger("gitfs")
 
 DOT_ENTRIES = 2  # "." and "..", offsets 0 and 1 of every directory
-_SIZED = (BLOB, EXECUTABLE, SYMLINK)  # tree entries whose size is their object's
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
@@ -65,9 +58,27 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return a
 
 
-def _show_access(a: pyfuse3.EntryAttributes, access) -> None:
-    a.st_uid, a.st_gid, a.st_mode = access.uid, access.gid, stat.S_IFREG | access.mode
-    a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = access.mtime_ns
+class Replies:
+    """One READDIRPLUS reply, as a namespace's readdir fills it (gitfs/namespace.py
+    DirectoryReplies). A listing's hot loop shapes one reply entry per kind of entry and sends
+    each entry through it with its own inode and size: readdir_reply copies the entry."""
+
+    __slots__ = ("token", "reply")
+
+    def __init__(self, token):
+        self.token = token
+        self.reply = pyfuse3.readdir_reply
+
+    def add(self, name: bytes, attr: Attr, k: int) -> bool:
+        return self.reply(self.token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES)
+
+    shape = staticmethod(entry_attributes)
+
+    def add_shaped(self, name: bytes, entry: pyfuse3.EntryAttributes, inode: int, size: int, k: int) -> bool:
+        entry.st_ino = inode
+        entry.st_size = size
+        entry.st_blocks = (size + 511) >> 9
+        return self.reply(self.token, name, entry, k + 1 + DOT_ENTRIES)
 
 
 class GitOperations(pyfuse3.Operations):
@@ -131,103 +142,7 @@ class GitOperations(pyfuse3.Operations):
         if start_id <= 1 and not pyfuse3.readdir_reply(token, b"..", entry_attributes(self.view.dir_attr(ROOT_INODE)),
                                                         DOT_ENTRIES):
             return
-        start_id = max(start_id - DOT_ENTRIES, 0)
-        if isinstance(listing, BucketListing):
-            await self._readdir_bucket(listing, start_id, token)
-            return
-        if isinstance(listing, TreeListing):
-            await self._readdir_tree(self.view.namespace_of(inode), listing, start_id, token)
-            return
-        if not isinstance(listing, RootListing):
-            await self._readdir_namespace(self.view.namespace_of(inode), listing, start_id, token)
-            return
-        for i in range(start_id, len(listing.buckets)):
-            b = listing.buckets[i]
-            if not pyfuse3.readdir_reply(token, b"%02x" % b, entry_attributes(self.view.dir_attr(bucket_inode(b))),
-                                         i + 1 + DOT_ENTRIES):
-                return
-
-    async def _readdir_bucket(self, listing: BucketListing, start: int, token) -> None:
-        # The hot loop of `find` and `ls -l`: one attributes object per Access (objects of one
-        # pack share theirs, and ids interleave the packs) serves every entry that has it
-        # (readdir_reply copies it); sizes and inodes come from arrays.
-        template = self.view.object_attr(0, 0)
-        shown: dict[int, pyfuse3.EntryAttributes] = {}
-        reply, inodes, sizes, count = pyfuse3.readdir_reply, listing.inodes, listing.sizes, listing.count
-        access, accesses = listing.access, self.view.accesses
-        skip = 2  # the name is the id without its bucket's two digits
-        width = 2 * self.view.raw_len
-        i = start
-        try:
-            while i < count:
-                if i >= listing.filled:
-                    await listing.wait_filled(i)
-                stop = listing.filled
-                names = listing.names(i, stop)
-                for k in range(i, stop):
-                    size = sizes[k]
-                    if size >= 0:
-                        entry = shown.get(access[k])
-                        if entry is None:
-                            entry = shown[access[k]] = entry_attributes(template)
-                            _show_access(entry, accesses[access[k]])
-                        entry.st_ino = inodes[k]
-                        entry.st_size = size
-                        entry.st_blocks = (size + 511) >> 9
-                    else:
-                        entry = entry_attributes(self.view.broken_attr(inodes[k]))
-                    at = (k - i) * width
-                    if not reply(token, names[at + skip : at + width], entry, k + 1 + DOT_ENTRIES):
-                        i = k
-                        return
-                i = stop
-        finally:
-            self.view.replied(listing, i)
-
-    async def _readdir_tree(self, namespace, listing: TreeListing, start: int, token) -> None:
-        # The hot loop of `ls -lR .tree/<rev>`: as for a bucket, one attributes object per kind
-        # of entry (mode and Access: the mtime is the directory's) serves every entry of that
-        # kind; inodes are positions, names slices of the tree's bytes. The listing's namespace
-        # (the one that owns the directory) makes each kind's attributes.
-        shown: dict[tuple[int, int], pyfuse3.EntryAttributes] = {}
-        reply, sizes, count, access = pyfuse3.readdir_reply, listing.sizes, listing.count, listing.access
-        base, (data, spaces, nuls, modes) = listing.base, listing.tree.layout()
-        lfs = listing.lfs  # -o lfs: these entries show their content's size, each on its own
-        last_kind, entry = None, None
-        i = start
-        try:
-            while i < count:
-                if i >= listing.filled:
-                    await listing.wait_filled(i)
-                for k in range(i, listing.filled):
-                    mode, size = modes[k], sizes[k]
-                    if size < 0 and mode in _SIZED or lfs and k in lfs:
-                        entry, last_kind = entry_attributes(namespace.listed_attr(listing, k)), None
-                    else:
-                        kind = (mode, access[k])
-                        if kind != last_kind:
-                            entry = shown.get(kind)
-                            if entry is None:
-                                entry = shown[kind] = entry_attributes(namespace.listed_attr(listing, k))
-                            last_kind = kind
-                        entry.st_ino = base | k
-                        if mode in _SIZED:
-                            entry.st_size = size
-                            entry.st_blocks = (size + 511) >> 9
-                    if not reply(token, data[spaces[k] + 1 : nuls[k]], entry, k + 1 + DOT_ENTRIES):
-                        return
-                    i = k + 1
-        finally:
-            namespace.sent_entries(listing, i - start)  # the kernel holds a lookup of each
-            self.view.replied(listing, i)
-
-    async def _readdir_namespace(self, namespace, listing, start: int, token) -> None:
-        async with contextlib.aclosing(namespace.entries(listing, start)) as entries:
-            async for k, name, attr in entries:
-                if not pyfuse3.readdir_reply(token, name, entry_attributes(attr), k + 1 + DOT_ENTRIES):
-                    namespace.unsent(attr.inode)
-                    return
-                namespace.sent(attr.inode)
+        await self.view.readdir(inode, listing, max(start_id - DOT_ENTRIES, 0), Replies(token))
 
     @fuse_errors
     async def releasedir(self, fh):
@@ -245,7 +160,7 @@ class GitOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOSYS)
         if self.view.is_directory(inode):
             raise pyfuse3.FUSEError(errno.EISDIR)
-        await self.view.oid_of(inode)  # a file that vanished fails at open, as it would on disk
+        await self.view.getattr(inode)  # a file that vanished fails at open, as it would on disk
         fh = next(self._handles)
         self._files[fh] = inode
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)

@@ -1,12 +1,15 @@
-"""The mount's view of a repository, without FUSE: names to entries, listings, bytes by inode.
+"""The mount's view of a repository, without FUSE: a thin root over namespaces, and what they share.
 
 The pyfuse3 handlers (gitfs/operations.py) turn requests into calls here and the answers into
 replies; everything a request means lives here, and is tested without mounting. The data flows one
-way: request -> view -> store (odb) -> source -> bytes.
+way: request -> view -> namespace -> store (odb) -> source -> bytes.
 
-- The root lists the buckets 00..ff that hold objects; a bucket lists its objects by the rest of
-  their id; a file holds an object's bytes. Names may be abbreviated (>= 4 hex digits in all) and
-  written in upper case, as git accepts them.
+- The root lists the names of the buckets namespace (gitfs/bucket_namespace.py: 00..ff, each
+  listing its objects) and finds the hidden ones of the others by name (.refs, .tree, .log, and
+  any given to the view: gitfs/namespace.py). A request for any other inode goes to the namespace
+  that owns it.
+- What the namespaces share is here: the object cache and its loads, read-ahead, object reads
+  (gitfs/object_reads.py), listing sizes, the Access values files show, and small work on the loop.
 - Refresh has one owner, the store: `store.generation` moves whenever a refresh saw a change, and
   the cache, the listings and the helpers all compare against it.
 - Store calls that touch the disk run in threads; object bytes and listing sizes come from the
@@ -20,50 +23,37 @@ way: request -> view -> store (odb) -> source -> bytes.
 from __future__ import annotations
 
 import collections
-import contextlib
 import errno
 import logging
 import stat
 import threading
-import time
 from dataclasses import dataclass
 
 import trio
 
 import odb
-from odb.lru import LRU
 
-from . import features, helper_protocol as hp
-from .inodes import ROOT_INODE, MovedInodes, bucket_inode, bucket_of_inode, namespace_base
-from .kernel_cache import KernelCache
+from . import features
+from .bucket_namespace import BucketsNamespace
 from .buckets import BucketListings
+from .inodes import FIRST_ADDED_NAMESPACE, ROOT_INODE, MovedInodes, is_object_inode, namespace_base
+from .kernel_cache import KernelCache
 from .listing_sizes import ListingSizes
-from .listings import BucketListing, RootListing
-from .navigation import Navigation, no_entry
+from .log_namespace import LogNamespace
+from .namespace import no_entry
 from .object_cache import Loads, ObjectCache
 from .object_inodes import ObjectInodes
+from .object_reads import ObjectReads
 from .read_ahead import ReadAhead
+from .refs_namespace import RefsNamespace
 from .status import XATTR as STATUS_XATTR
 from .status import status_json
-from .streams import StreamTable
 from .sweep import KernelSweep
-from .tuning import (
-    OBJECT_TIMEOUT,
-    DIRECTORY_TIMEOUT,
-    DIRECTORY_BLOCK,
-    FILE_BLOCK,
-    LISTING_BYTES,
-    AMBIGUOUS_MEMORY,
-    AMBIGUOUS_KEPT,
-    INLINE_MAX,
-    RECENT_INODES,
-)
+from .tree_namespace import TreeNamespace
+from .tuning import DIRECTORY_BLOCK, DIRECTORY_TIMEOUT, FILE_BLOCK, LISTING_BYTES, OBJECT_TIMEOUT
 from .xattrs import ObjectXattrs
 
 log = logging.getLogger("gitfs")
-
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
 
 @dataclass(slots=True)
 class Attr:
@@ -101,11 +91,6 @@ class MountView:
         self.moved = MovedInodes()
         self.limiter = trio.CapacityLimiter(4)
         self._generation = store.generation
-        # The sizes the latest lookups found (id -> size): the READ that follows a lookup then
-        # needs no header read to know whether the object is small.
-        self._recent_sizes: LRU[bytes, int] = LRU(max_items=RECENT_INODES)
-        self._streams = StreamTable(store.open_stream, self._in_thread_plain)
-        self._ambiguous: LRU[str, tuple[float, odb.AmbiguousPrefix]] = LRU(max_items=AMBIGUOUS_KEPT)
         # Who may see what (default_permissions): the repository's owners and modes, as odb
         # reads them (odb/access.py). accesses[0] is what an object shows before its own is read.
         self.root_access = store.root_access()
@@ -117,22 +102,27 @@ class MountView:
                                       max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4),
                                       hold=lambda nbytes: self.cache.hold("bucket listings", nbytes))
         self.object_inodes = ObjectInodes(store, self.moved, self.buckets.latest, self.small)
-        # The id of an object's inode (ENOENT when no object, or more than one, has it).
-        self.oid_of = self.object_inodes.oid_of
-        self.navigation = Navigation(self, refs) if refs is not None else None
-        # The namespaces beside the buckets: a request for an inode one owns goes to it.
-        self.namespaces = [self.navigation] if self.navigation is not None else []
-        self.namespaces += [make(self, namespace_base(k)) for k, make in enumerate(namespaces, start=1)]
-        self._root_names = {name: ns for ns in self.namespaces for name in ns.names}
         self.counts = collections.Counter()  # requests, by kind
         self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
-        self.xattrs = ObjectXattrs(self)
-        self.on_loop = 0  # pieces of work done on the loop (small())
+        self.reads = ObjectReads(self)
+        self.on_loop_count = 0  # pieces of work done on the loop (small())
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
-        self._inline = features.engine_accelerated() is not None if inline is None else inline
+        self.inline = features.engine_accelerated() is not None if inline is None else inline
+        # The namespaces: the buckets, whose names the root lists, and those found by name.
+        self.objects = BucketsNamespace(self)
+        self.refs = refs
+        self.tree: TreeNamespace | None = None
+        hidden = []
+        if refs is not None:
+            self.tree = TreeNamespace(self, refs)
+            hidden = [RefsNamespace(self, refs), self.tree, LogNamespace(self, refs)]
+        hidden += [make(self, namespace_base(k)) for k, make in enumerate(namespaces, start=FIRST_ADDED_NAMESPACE)]
+        self.namespaces = hidden
+        self._root_names = {name: ns for ns in hidden for name in ns.names}
+        self.xattrs = ObjectXattrs(self)
 
-    async def _in_thread_plain(self, fn, *args):
+    async def in_thread_plain(self, fn, *args):
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     async def in_thread(self, fn, *args):
@@ -148,12 +138,12 @@ class MountView:
         than the work, and under load it costs most: 32 readers of 9,600 random objects took
         12.7 s with such work in threads whenever a request waited, 6.0 s with all of it on the
         loop (and one reader 1.4 s -> 0.7 s for 1,000)."""
-        if not self._inline:
+        if not self.inline:
             return await self.in_thread(fn, *args)
-        return self._on_loop(fn, *args)
+        return self.on_loop(fn, *args)
 
-    def _on_loop(self, fn, *args):
-        self.on_loop += 1
+    def on_loop(self, fn, *args):
+        self.on_loop_count += 1
         try:
             return fn(*args)
         finally:
@@ -173,7 +163,7 @@ class MountView:
 
     def _follow_repository(self) -> None:
         """After the store followed a moved repository, the refs are read there too."""
-        refs = self.navigation.refs.refs if self.navigation is not None else None
+        refs = self.refs
         if refs is not None and self.store.git_dir is not None and refs.git_dir != self.store.git_dir:
             refs.relocate(self.store.git_dir, self.store.common_dir)
 
@@ -181,6 +171,12 @@ class MountView:
         """What the kernel may hold of objects: the latest bucket listings, and (inode, id) of
         the objects looked up by name."""
         return self.buckets.held(), self.object_inodes.recent.items()
+
+    def list_root(self) -> list[int]:
+        """Thread: the buckets that hold objects, after a refresh."""
+        self.store.refresh()
+        self.root_access = self.store.root_access()  # a chmod shows from the next root listing
+        return self.store.nonempty_buckets()
 
     # -- attributes -------------------------------------------------------------------------
 
@@ -212,186 +208,69 @@ class MountView:
         attr.timeout = 0
         return attr
 
-    def is_directory(self, inode: int) -> bool:
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            return namespace.is_directory(inode)
-        return inode == ROOT_INODE or bucket_of_inode(inode) is not None
+    # -- the root, and the namespace of every other inode ---------------------------------------
 
     def namespace_of(self, inode: int):
-        """The namespace that owns the inode, or None (the root, buckets and objects)."""
+        """The namespace that owns the inode, or None (the root, or an inode nobody gave out)."""
+        if is_object_inode(inode):  # most requests: checked first
+            return self.objects
         for namespace in self.namespaces:
             if namespace.owns(inode):
                 return namespace
-        return None
+        return self.objects if self.objects.owns(inode) else None
 
-    # -- names ------------------------------------------------------------------------------
+    def _owner(self, inode: int):
+        namespace = self.namespace_of(inode)
+        if namespace is None:
+            raise no_entry()
+        return namespace
+
+    def is_directory(self, inode: int) -> bool:
+        if inode == ROOT_INODE:
+            return True
+        namespace = self.namespace_of(inode)
+        return namespace is not None and namespace.is_directory(inode)
 
     async def lookup(self, parent: int, name: bytes) -> Attr:
         if parent == ROOT_INODE:
-            namespace = self._root_names.get(name)
-            if namespace is not None:
-                return await namespace.lookup_root(name)
-            return await self._lookup_bucket(name)
-        namespace = self.namespace_of(parent)
-        if namespace is not None:
-            return await namespace.lookup(parent, name)
-        bucket = bucket_of_inode(parent)
-        if bucket is None:
-            if self.is_directory(parent):
-                raise no_entry()
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        return await self._lookup_object(bucket, name)
+            return await self._root_names.get(name, self.objects).lookup_root(name)
+        return await self._owner(parent).lookup(parent, name)
 
-    async def _lookup_bucket(self, name: bytes) -> Attr:
-        if len(name) != 2 or not _HEX.issuperset(name):
-            raise no_entry()
-        bucket = int(name, 16)
-        if not await self.buckets.exists(bucket):
-            raise no_entry()
-        return self.dir_attr(bucket_inode(bucket, alias=name != name.lower()))
-
-    async def _lookup_object(self, bucket: int, name: bytes) -> Attr:
-        rest = self.hex_len - 2
-        if not 2 <= len(name) <= rest or not _HEX.issuperset(name):
-            raise no_entry()
-        hex_id = "%02x%s" % (bucket, name.decode().lower())
-        abbreviated = len(name) < rest
-        if abbreviated:
-            hex_id = await self._resolve_abbreviation(hex_id)
-        oid = bytes.fromhex(hex_id)
-        size, access, inode = await self.small(self.object_inodes.stat_and_inode, oid)
-        self.object_inodes.remember(inode, oid)
-        self._recent_sizes.put(oid, size)
-        attr = self.object_attr(inode, size, access)
-        if abbreviated or name != name.lower():
-            # A new object can make a short name ambiguous at any time; and the kernel must not
-            # take another spelling's dentry for the canonical one.
-            attr.timeout = 0
-        return attr
-
-    async def _resolve_abbreviation(self, prefix: str) -> str:
-        remembered = self._ambiguous.peek(prefix)
-        if remembered is not None and remembered[0] > time.monotonic():
-            raise remembered[1]
-        try:
-            return await self.in_thread(self.store.resolve_prefix, prefix)
-        except odb.AmbiguousPrefix as e:
-            # A reader retrying an ambiguous name in a loop gets the answer from memory, and the
-            # log is not flooded with one line per try.
-            self._ambiguous.put(prefix, (time.monotonic() + AMBIGUOUS_MEMORY, e))
-            raise
+    async def getattr(self, inode: int) -> Attr:
+        if inode == ROOT_INODE:
+            return self.dir_attr(inode)
+        return await self._owner(inode).getattr(inode)
 
     def forget(self, inode: int, count: int) -> None:
-        # Object inodes come from their ids: nothing is held for them. Namespace nodes are.
         namespace = self.namespace_of(inode)
         if namespace is not None:
             namespace.forget(inode, count)
 
     async def readlink(self, inode: int) -> bytes:
-        namespace = self.namespace_of(inode)
-        if namespace is None:
+        if inode == ROOT_INODE:
             raise OSError(errno.EINVAL, "not a symlink")
-        return await namespace.readlink(inode)
-
-    async def getattr(self, inode: int) -> Attr:
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            return await namespace.getattr(inode)
-        if self.is_directory(inode):
-            return self.dir_attr(inode)
-        oid = await self.oid_of(inode)
-        with self._forgotten_if_gone(inode, oid):
-            size, access = await self.small(self.store.stat, oid)
-        return self.object_attr(inode, size, access)
-
-    @contextlib.contextmanager
-    def _forgotten_if_gone(self, inode: int, oid: bytes):
-        """An object the kernel knows turned out to be gone: it must forget it at once, or
-        `stat` would go on finding it (and its pages) for the hour it keeps entries."""
-        try:
-            yield
-        except odb.ObjectNotFound:
-            if self.kernel_cache is not None:
-                self.sweep.forget(oid[0], oid, inode)
-            raise
-
-    # -- directories ------------------------------------------------------------------------
+        return await self._owner(inode).readlink(inode)
 
     async def open_dir(self, inode: int):
         """A snapshot of the directory: re-reading a directory refreshes the view."""
         if inode == ROOT_INODE:
-            buckets = await self.in_thread(self._list_root)
-            self.buckets.root_listed(buckets)
-            return RootListing(buckets)
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            return await namespace.open_dir(inode)
-        bucket = bucket_of_inode(inode)
-        if bucket is None:
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        return await self.buckets.list(bucket)
+            return await self.objects.open_root()  # the hidden names are listed nowhere
+        return await self._owner(inode).open_dir(inode)
 
-    def _list_root(self) -> list[int]:
-        self.store.refresh()
-        self.root_access = self.store.root_access()  # a chmod shows from the next root listing
-        return self.store.nonempty_buckets()
+    async def readdir(self, inode: int, listing, start: int, out) -> None:
+        """Sends the entries of listing (from open_dir(inode)) from start on into out
+        (gitfs/namespace.py DirectoryReplies)."""
+        owner = self.objects if inode == ROOT_INODE else self._owner(inode)
+        await owner.readdir(listing, start, out)
 
-    def replied(self, listing: BucketListing, upto: int) -> None:
+    def replied(self, listing, upto: int) -> None:
         """readdir has sent the entries before upto: the kernel knows their inodes."""
         self.ahead.replied(listing, upto)
 
-    # -- reading ----------------------------------------------------------------------------
-
     async def read(self, inode: int, offset: int, size: int):
-        """Bytes of an object, by inode (the kernel sends no OPEN, so no handle exists)."""
-        namespace = self.namespace_of(inode)
-        if namespace is not None:
-            return await namespace.read(inode, offset, size)
-        oid = await self.oid_of(inode)
-        listing, k = self.buckets.position(oid)
-        return await self.read_object(inode, oid, listing, k, offset, size)
-
-    async def read_object(self, inode: int, oid: bytes, listing, k: int, offset: int, size: int):
-        """Bytes of the object oid that inode shows, at position k of listing (what read-ahead
-        follows; None, -1: none), for the buckets and for namespaces whose files are objects."""
-        data = self.cache.get(oid)
-        if data is None:
-            if oid in self._streams:
-                return await self._streams.read(oid, offset, size)
-            with self._forgotten_if_gone(inode, oid):
-                data = await self._load(oid, listing, k, offset + size)
-            if data is None:  # too big to hold: streamed
-                return await self._streams.read(oid, offset, size)
-        if offset == 0 and listing is not None:
-            self.ahead.after_read(listing, k, self.buckets.following(listing))
-        end = offset + size
-        if end >= len(data):
-            # The kernel keeps the pages (objects never change); holding the bytes here as well
-            # would only double the memory.
-            self.cache.discard(oid)
-        return memoryview(data)[offset:end]
-
-    async def _load(self, oid: bytes, listing, k: int, end: int):
-        """The bytes of an object nobody holds (None: too big to hold, to be streamed). A small
-        one is made on the loop when that is cheaper (see small()); it is held only if this read
-        leaves some of it for the next. Otherwise a load (object_cache.Loads) makes it in a
-        worker, shared by every reader that wants it meanwhile."""
-        if self._inline and not self.loads.busy(oid):
-            data = self._on_loop(self._small_object, oid)
-            if data is not None:
-                if end < len(data):
-                    self.cache.put(oid, data)
-                return data
-        self.counts["loads_waited"] += 1
-        return await self.loads.get(oid, hp.ReaderAt(listing.listing_id, k) if listing is not None else hp.NOWHERE)
-
-    def _small_object(self, oid: bytes):
-        """The object's bytes if it is at most INLINE_MAX, else None (a header read only)."""
-        size = self._recent_sizes.peek(oid)
-        if (self.store.read_size(oid) if size is None else size) > INLINE_MAX:
-            return None
-        return self.store.read(oid)[1]
+        if inode == ROOT_INODE:
+            raise IsADirectoryError(errno.EISDIR, "not a file")
+        return await self._owner(inode).read(inode, offset, size)
 
     # -- extended attributes ------------------------------------------------------------------
 
@@ -417,9 +296,9 @@ class MountView:
         for namespace in self.namespaces:
             more.update(namespace.status())
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
-                           workers={**self.pool.counts, "on the loop": self.on_loop},
+                           workers={**self.pool.counts, "on the loop": self.on_loop_count},
                            helpers=self.pool.helper_pids(),
-                           read_ahead=self.read_ahead_counts(), streams=self._streams.status(),
+                           read_ahead=self.read_ahead_counts(), streams=self.reads.streams.status(),
                            repository_now=repository, **more)
 
     def read_ahead_counts(self) -> dict:
@@ -431,6 +310,6 @@ class MountView:
         return dict(counts)
 
     async def close(self) -> None:
-        self._streams.close()
+        self.reads.close()
         if self.kernel_cache is not None:
             self.kernel_cache.close()

@@ -17,13 +17,6 @@ class ObjectXattrs:
         self.view = view
 
     async def value(self, inode: int, name: bytes) -> bytes:
-        view = self.view
-        namespace = view.namespace_of(inode)
-        if namespace is not None and name.startswith(b"user.") and name not in XATTRS:
-            value = namespace.xattrs(inode).get(name)  # its own (user.git.id, user.git.mode...)
-            if value is None:
-                raise OSError(errno.ENODATA, "no such attribute")
-            return value
         if not name.startswith(b"user."):
             # `ls -l` asks security.selinux and system.posix_acl_access of every entry. The mount
             # holds no attribute outside user.*, and says so with ENOTSUP rather than ENODATA:
@@ -31,30 +24,30 @@ class ObjectXattrs:
             # rest of this filesystem, two requests per listing instead of two per entry. The
             # kernel treats ENOTSUP as "none" for security.capability at exec, as ENODATA.
             raise OSError(errno.ENOTSUP, "no attributes outside user.*")
-        if name not in XATTRS or (view.is_directory(inode) and namespace is None):
+        namespace = self.view.namespace_of(inode)
+        if namespace is None:
             raise OSError(errno.ENODATA, "no such attribute")
-        value = (await self._object_values(inode, namespace)).get(name)
+        if name in XATTRS:
+            value = (await self._object_values(inode, namespace)).get(name)
+        else:
+            value = namespace.xattrs(inode).get(name)  # its own (user.git.id, user.git.mode...)
         if value is None:
             raise OSError(errno.ENODATA, "no such attribute")
         return value
 
     async def names(self, inode: int) -> list[bytes]:
         namespace = self.view.namespace_of(inode)
-        if namespace is not None:
-            return list(namespace.xattrs(inode)) + list(await self._object_values(inode, namespace))
-        if self.view.is_directory(inode):
+        if namespace is None:
             return []
-        return list(await self._object_values(inode, None))
+        return list(namespace.xattrs(inode)) + list(await self._object_values(inode, namespace))
 
     async def _object_values(self, inode: int, namespace) -> dict[bytes, bytes]:
-        """user.git.* of the object an inode shows (under .tree: its blob or tree)."""
+        """user.git.* of the object an inode shows (an object file; under .tree its blob or
+        tree; a .log entry's commit), or none."""
         view = self.view
-        if namespace is not None:
-            oid = namespace.object_of(inode)
-            if oid is None:
-                return {}
-        else:
-            oid = await view.oid_of(inode)
+        oid = await namespace.object_of(inode)
+        if oid is None:
+            return {}
         info = await view.small(view.store.locate, oid)
         values = {b"user.git.type": info.kind.encode(), b"user.git.source": os.fsencode(info.source)}
         if info.offset is not None:

@@ -12,8 +12,8 @@ import trio
 
 from fake_store import FakeStore
 from gitfs import operations as operations_module
-from gitfs.inodes import ROOT_INODE, namespace_base
-from gitfs.navigation import no_entry
+from gitfs.inodes import FIRST_ADDED_NAMESPACE, ROOT_INODE, namespace_base
+from gitfs.namespace import no_entry
 from gitfs.operations import GitOperations
 from gitfs.view import MountView
 from gitfs.workers import WorkerPool
@@ -57,15 +57,11 @@ class Greetings:
     async def open_dir(self, inode: int):
         return [(b"greeting", self.file)]
 
-    async def entries(self, listing, start: int):
+    async def readdir(self, listing, start: int, out):
         for k in range(start, len(listing)):
-            yield k, listing[k][0], self._file_attr()
-
-    def sent(self, inode: int) -> None:
-        self.held[inode] = self.held.get(inode, 0) + 1
-
-    def unsent(self, inode: int) -> None:
-        pass
+            if not out.add(listing[k][0], self._file_attr(), k):
+                return
+            self.held[self.file] = self.held.get(self.file, 0) + 1  # the kernel holds a lookup
 
     async def read(self, inode: int, offset: int, size: int) -> bytes:
         self.reads += 1
@@ -74,7 +70,7 @@ class Greetings:
     def xattrs(self, inode: int) -> dict[bytes, bytes]:
         return {b"user.greeting.language": b"en"} if inode == self.file else {}
 
-    def object_of(self, inode: int) -> bytes | None:
+    async def object_of(self, inode: int) -> bytes | None:
         return None
 
     def status(self) -> dict:
@@ -101,7 +97,7 @@ def test_a_namespace_is_served_by_the_handlers_as_they_are(ops, monkeypatch):
         return True
     monkeypatch.setattr(operations_module.pyfuse3, "readdir_reply", readdir_reply)
     greetings = ops.view.namespaces[0]
-    base = namespace_base(1)  # namespace 0 is .refs, .tree and .log's, when the mount has refs
+    base = namespace_base(FIRST_ADDED_NAMESPACE)  # .refs, .tree and .log are 0, 1 and 2
 
     async def go():
         directory = await ops.lookup(ROOT_INODE, b".hello")

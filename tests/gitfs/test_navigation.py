@@ -344,3 +344,17 @@ def test_wide_trees_are_held_compactly_and_within_the_cache_size(tmp_path, mount
     assert one_tree > 40_000 * 30 and all(h <= max(limit // 4, one_tree) for h in held), held
     first = m.path / ".tree" / trees[0] / "a00007"  # its tree was let go: parsed again
     assert first.read_bytes() == b"wide\n" and first.stat().st_size == 5
+
+
+def test_a_ref_link_asked_about_after_its_table_aged_reads_its_ref(refs_repo, mount):
+    # Past the table's second of youth the link's size comes from reading the ref (in a
+    # thread). That path once called itself for ever: stat gave EIO.
+    m = mount(refs_repo)
+    heads = m.path / ".refs" / "heads"
+    names = [name for name in os.listdir(heads) if (heads / name).is_symlink()]
+    assert names
+    time.sleep(2.5)  # the table (1 s) and the kernel's entries and attributes (1 s) age
+    for name in names:
+        link = heads / name
+        assert stat.S_ISLNK(os.lstat(link).st_mode)
+        assert os.lstat(link).st_size == len(os.readlink(link)), name

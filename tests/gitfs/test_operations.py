@@ -629,6 +629,6 @@ def test_small_work_is_done_on_the_loop(inline):
         pool.close()
     if inline:
         # Two lookups and the small object's bytes; the big one's size only, then a worker.
-        assert view.on_loop == 4 and view.counts["loads_waited"] == 1, view.counts
+        assert view.on_loop_count == 4 and view.counts["loads_waited"] == 1, view.counts
     else:
-        assert view.on_loop == 0 and view.counts["loads_waited"] == 2, view.counts
+        assert view.on_loop_count == 0 and view.counts["loads_waited"] == 2, view.counts
