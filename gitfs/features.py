@@ -7,7 +7,7 @@ import ctypes.util
 import functools
 import importlib.metadata
 
-from . import __version__
+from gitfs import __version__
 
 
 @functools.cache
@@ -34,7 +34,7 @@ def _version(dist: str) -> str:
 
 def fast_path_command() -> str:
     """The one command that gives this installation the patched pyfuse3 (gitfs/patched_pyfuse3.py)."""
-    from .patched_pyfuse3 import command
+    from gitfs.patched_pyfuse3 import command
     return command()
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitfs import __version__, cli  # noqa: E402
+from gitfs import __version__  # noqa: E402
+from gitfs.cli import main as cli  # noqa: E402
 
 MAN_PAGE = ROOT / "docs" / "gitfs.1"
 COMPLETION = ROOT / "docs" / "completion" / "gitfs"

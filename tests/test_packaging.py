@@ -82,7 +82,7 @@ def test_the_readme_and_the_docs_pages_link_to_what_exists():
 def test_build_outputs_are_ignored_by_git():
     """`python -m build` and `pip wheel -w dist` write dist/; a `git add .` after them must not take it."""
     for path in (f"dist/git_odbfs-{gitfs.__version__}-cp311-cp311-linux_x86_64.whl",
-                 f"dist/git_odbfs-{gitfs.__version__}.tar.gz", "build/lib/gitfs/cli.py", ".venv/bin/python"):
+                 f"dist/git_odbfs-{gitfs.__version__}.tar.gz", "build/lib/gitfs/cli/main.py", ".venv/bin/python"):
         done = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", "--no-index", path])
         assert done.returncode == 0, f"{path} is not ignored"
 

@@ -1,6 +1,6 @@
 """Big objects through a real mount: many readers at once, at any offsets, get every byte.
 
-Objects over a quarter of --cache-size are streamed (gitfs/streams.py). Here the cache is 1 MiB,
+Objects over a quarter of --cache-size are streamed (gitfs/engine/streams.py). Here the cache is 1 MiB,
 so these 6 MiB blobs stream as 100 MiB ones do under the default 256 MiB."""
 
 from __future__ import annotations

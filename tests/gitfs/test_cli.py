@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import gitfs
-from gitfs import cli, features, preflight
+from gitfs.cli import main as cli
+from gitfs import features
+from gitfs.cli import preflight
 from cli_checks import one_line_error
 from mounting import ENV, gitfs_argv, mount_line, mounted, run_gitfs, unmount, wait_until
 

@@ -16,7 +16,10 @@ import pytest
 
 import odb
 from cli_checks import force_unmount, mount_status, one_line_error, running
-from gitfs import cli, mountinfo, preflight, probe
+from gitfs.cli import main as cli
+from gitfs.cli import mountinfo
+from gitfs.cli import preflight
+from gitfs.cli import probe
 from mounting import mounted, run_gitfs, wait_until
 from oracle import Git, git_env
 
@@ -125,7 +128,7 @@ def test_umount_of_a_busy_mount_counts_its_users_and_z_detaches_it(fixture_repo,
 
 
 def test_users_are_found_by_their_directory_files_and_maps(tmp_path):
-    from gitfs import unmount
+    from gitfs.cli import unmount
     (tmp_path / "held").write_bytes(b"x" * 4096)
     by_cwd = subprocess.Popen(["sleep", "60"], cwd=tmp_path)
     by_fd = subprocess.Popen(["sh", "-c", f"exec 7<{tmp_path / 'held'}; exec sleep 60"], cwd="/")
@@ -338,7 +341,7 @@ def test_resolve_errors_are_one_line(fixture_repo, mount, tmp_path):
 
 
 def test_resolve_dates_and_subjects_as_git():
-    from gitfs import resolve
+    from gitfs.cli import resolve
     assert resolve.short_date(b"A <a@x> 1577923200 +0930", own_zone=True) == "2020-01-02"
     assert resolve.short_date(b"A <a@x> 1577923200 -1200", own_zone=True) == "2020-01-01"
     assert resolve.short_date(b"A <a@x> 1577836799 -0800", own_zone=False) == "2019-12-31"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli_checks import force_unmount, one_line_error
-from gitfs import logs
+from gitfs.cli import logs
 from mounting import mounted, run_gitfs, unmount, wait_until
 from oracle import colliding_prefixes
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli_checks import NOBODY, force_unmount, mount_status, one_line_error, run_as, running
-from gitfs import mountinfo
+from gitfs.cli import mountinfo
 from mounting import ENV, gitfs_argv, mounted, run_gitfs, unmount, wait_until
 from oracle import git_env
 
@@ -108,7 +108,7 @@ def test_a_mount_point_on_a_dead_mount_gets_advice_that_works(fixture_repo, fuse
 
 
 def test_dead_foreign_fuse_mount_advice_names_fusermount3(monkeypatch):
-    from gitfs import preflight
+    from gitfs.cli import preflight
     table = [mountinfo.Mount(1, 0, "/", "ext4", "/dev/sda"), mountinfo.Mount(2, 1, "/mnt/s", "fuse.sshfs", "h:/")]
     monkeypatch.setattr(mountinfo, "mounts", lambda: table)
     assert preflight.dead_mount_advice("/mnt/s/a/b") == ("mountpoint /mnt/s/a/b is inside the dead FUSE mount /mnt/s "

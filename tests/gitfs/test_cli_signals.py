@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_checks import children_of, force_unmount, mount_status, ps_lines, running
-from gitfs import daemon
+from gitfs.fuse import daemon
 from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
 
 

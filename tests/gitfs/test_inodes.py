@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitfs.inodes import (
+from gitfs.view.inodes import (
     DYNAMIC,
     FIRST_OBJECT_INODE,
     ROOT_INODE,
@@ -82,7 +82,7 @@ def test_an_id_listed_twice_is_not_taken_for_a_collision():
     """A damaged index may repeat an id (odb takes an index's order on trust, as git does): the
     listing keeps the id's natural inode, retires nothing; two ids that really share their top
     63 bits are both moved."""
-    from gitfs.listings import BucketListing
+    from gitfs.view.listings import BucketListing
 
     a = bytes.fromhex("ab" + "11" * 19)
     twin_pair = bytes.fromhex("ab" + "22" * 7 + "00" + "33" * 11), bytes.fromhex("ab" + "22" * 7 + "01" + "44" * 11)

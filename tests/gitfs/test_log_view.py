@@ -1,11 +1,11 @@
-"""gitfs/log_view.py without a mount: names, lookups and walks over the history fixture."""
+"""gitfs/namespaces/log_view.py without a mount: names, lookups and walks over the history fixture."""
 
 from __future__ import annotations
 
 import pytest
 
 import odb
-from gitfs.log_view import LogLink, LogView, entry_name, link_target, position_of
+from gitfs.namespaces.log_view import LogLink, LogView, entry_name, link_target, position_of
 
 
 @pytest.fixture(scope="module")

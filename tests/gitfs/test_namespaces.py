@@ -1,4 +1,4 @@
-"""A namespace added from outside (gitfs/namespace.py): given to MountView, it is served by the
+"""A namespace added from outside (gitfs/namespaces/namespace.py): given to MountView, it is served by the
 unchanged FUSE handlers, beside the buckets, found by name and listed nowhere."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 import trio
 
 from fake_store import FakeStore
-from gitfs import operations as operations_module
-from gitfs.inodes import FIRST_ADDED_NAMESPACE, ROOT_INODE, namespace_base
-from gitfs.namespace import no_entry
-from gitfs.operations import GitOperations
-from gitfs.view import MountView
-from gitfs.workers import WorkerPool
+from gitfs.fuse import operations as operations_module
+from gitfs.view.inodes import FIRST_ADDED_NAMESPACE, ROOT_INODE, namespace_base
+from gitfs.namespaces.namespace import no_entry
+from gitfs.fuse.operations import GitOperations
+from gitfs.view.mount_view import MountView
+from gitfs.engine.workers import WorkerPool
 
 GREETING = b"hello from a namespace\n"
 

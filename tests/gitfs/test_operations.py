@@ -14,11 +14,12 @@ import trio
 
 import odb
 from fake_store import FakeStore
-from gitfs import operations as operations_module, streams
-from gitfs.inodes import ROOT_INODE, bucket_inode, natural_inode
-from gitfs.operations import GitOperations
-from gitfs.view import MountView
-from gitfs.workers import WorkerPool
+from gitfs.fuse import operations as operations_module
+from gitfs.engine import streams
+from gitfs.view.inodes import ROOT_INODE, bucket_inode, natural_inode
+from gitfs.fuse.operations import GitOperations
+from gitfs.view.mount_view import MountView
+from gitfs.engine.workers import WorkerPool
 
 
 def blob_id(data: bytes) -> str:

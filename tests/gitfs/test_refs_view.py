@@ -1,4 +1,4 @@
-"""gitfs/refs_view.py without a mount: one read of every ref per refresh, answers from the table."""
+"""gitfs/namespaces/refs_view.py without a mount: one read of every ref per refresh, answers from the table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import odb
-from gitfs.refs_view import RefLink, RefsDir, RefsView
+from gitfs.namespaces.refs_view import RefLink, RefsDir, RefsView
 
 
 def git(repo, *args, input=None):

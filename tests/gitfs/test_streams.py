@@ -1,4 +1,4 @@
-"""Big objects streamed (gitfs/streams.py): any number of readers, at any offsets and in any
+"""Big objects streamed (gitfs/engine/streams.py): any number of readers, at any offsets and in any
 order, get every byte, and readers far apart do not undo each other's work."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from fake_store import FakeStream
-from gitfs import streams
+from gitfs.engine import streams
 
 SIZE = 300_000
 DATA = {bytes([i]) * 20: random.Random(i).randbytes(SIZE) for i in range(6)}

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from cli_checks import force_unmount, mount_status
-from gitfs import systemd
+from gitfs.cli import systemd
 from mounting import ENV, gitfs_argv, mounted, run_gitfs, unmount, wait_until
 
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 import odb
-from gitfs import helper_protocol as hp
-from gitfs.workers import Job, WorkerPool
+from gitfs.engine import helper_protocol as hp
+from gitfs.engine.workers import Job, WorkerPool
 
 from cli_checks import running
 
@@ -203,7 +203,7 @@ def test_a_wake_up_after_closing_writes_nowhere(pool_of):
 def test_the_delta_bases_share_git_s_96_mib_or_a_smaller_cache_size(monkeypatch, helpers):
     """The mount and its helpers split git's 96 MiB of delta bases; a --cache-size below that
     bounds them instead (the 600-open-files memory row of scripts/bench, at 64M)."""
-    from gitfs import daemon
+    from gitfs.fuse import daemon
     monkeypatch.setenv("GITFS_HELPERS", helpers)
     for cache_size, total in ((256 << 20, 96 << 20), (96 << 20, 96 << 20), (64 << 20, 64 << 20), (1 << 20, 1 << 20)):
         mount, each_helper = daemon.delta_base_caches(cache_size)
