@@ -7,12 +7,10 @@ after FIRST_CHUNK commits however long the history.
 
 from __future__ import annotations
 
-import errno
 import stat
 
 from gitfs.view.inodes import LOG_NAMESPACE
 from gitfs.namespaces.log_view import LogDir, LogLink, LogListing, LogView, chunk_after, entry_name, link_target
-from gitfs.namespaces.namespace import no_entry
 from gitfs.namespaces.node_namespace import EntriesListing, NodeNamespace
 
 
@@ -42,32 +40,19 @@ class LogNamespace(NodeNamespace):
 
     async def lookup(self, parent: int, name: bytes):
         if parent == self.root:
-            found = await self.view.in_thread(self.logs.resolve, name)
-            attr = await self.entry(found)
+            attr = await self.looked_up(await self.view.in_thread(self.logs.resolve, name))
             attr.timeout = self.view.directory_timeout  # the revision may move: ask again soon
-        else:
-            node = self.node(parent)
-            if type(node) is not LogDir:
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-            found = await self.view.in_thread(self.logs.lookup, node, name)
-            if found is None:
-                raise no_entry()
-            attr = await self.entry(found)
-        self.inodes.remember(attr.inode)
-        return attr
+            return attr
+        node = self.node_of_type(parent, LogDir)
+        return await self.looked_up(await self.view.in_thread(self.logs.lookup, node, name))
 
     async def readlink(self, inode: int) -> bytes:
-        node = self.node(inode)
-        if type(node) is not LogLink:
-            return await super().readlink(inode)
-        return link_target(node.commit)
+        return link_target(self.node_of_type(inode, LogLink).commit)
 
     async def open_dir(self, inode: int):
         if inode == self.root:
             return EntriesListing([])
-        node = self.node(inode)
-        if type(node) is not LogDir:
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        node = self.node_of_type(inode, LogDir)
         return LogListing(self.logs.walk(node.commit))
 
     async def entries(self, listing, start: int):

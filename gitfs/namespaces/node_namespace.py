@@ -80,6 +80,23 @@ class NodeNamespace:
         found = self.known(node) or await self.stat_of(node)
         return self.attr(self.inodes.inode_for(node), node, *found)
 
+    async def looked_up(self, node):
+        """The Attr of the node a lookup found (None: ENOENT), counted: the kernel holds it."""
+        if node is None:
+            raise no_entry()
+        attr = await self.entry(node)
+        self.inodes.remember(attr.inode)
+        return attr
+
+    def node_of_type(self, inode: int, kind: type):
+        """The inode's node, which must be a kind (a directory: ENOTDIR; a link: EINVAL)."""
+        node = self.node(inode)
+        if type(node) is not kind:
+            if kind in self.directories:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+            raise OSError(errno.EINVAL, "not a symlink")
+        return node
+
     # -- the protocol -------------------------------------------------------------------------
 
     async def lookup_root(self, name: bytes):
@@ -96,7 +113,7 @@ class NodeNamespace:
         self.inodes.forget(inode, count)
 
     async def readlink(self, inode: int) -> bytes:
-        self.node(inode)
+        self.node(inode)  # ENOENT for an inode the kernel let go
         raise OSError(errno.EINVAL, "not a symlink")
 
     async def readdir(self, listing, start: int, out: DirectoryReplies) -> None:

@@ -7,7 +7,6 @@ answered on the loop.
 
 from __future__ import annotations
 
-import errno
 import stat
 
 import odb
@@ -49,33 +48,23 @@ class RefsNamespace(NodeNamespace):
         return await self.view.in_thread(self.stat, node)  # reads the ref's files
 
     async def lookup(self, parent: int, name: bytes):
-        node = self.node(parent)
-        if type(node) is not RefsDir:
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        node = self.node_of_type(parent, RefsDir)
         # A dict hit in the latest table; a miss (or no table yet) reads the refs again.
         marker, table = self.refs.marker(), self.refs.current()
         found = self.refs.find(table, node, name) if table is not None else None
         if found is None:
             found = await self.view.in_thread(self.refs.lookup, node, name, marker)
-        if found is None:
-            raise no_entry()
-        attr = await self.entry(found)
-        self.inodes.remember(attr.inode)
-        return attr
+        return await self.looked_up(found)
 
     async def readlink(self, inode: int) -> bytes:
-        node = self.node(inode)
-        if type(node) is not RefLink:
-            return await super().readlink(inode)
+        node = self.node_of_type(inode, RefLink)
         target = self.refs.known_target(node) or await self.view.in_thread(self.refs.target, node)
         if target is None:
             raise no_entry()
         return target
 
     async def open_dir(self, inode: int):
-        node = self.node(inode)
-        if type(node) is not RefsDir:
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        node = self.node_of_type(inode, RefsDir)
         entries = await self.view.in_thread(self.refs.list, node)
         self.view.cache.hold("refs", self.refs.nbytes)
         if entries is None:
