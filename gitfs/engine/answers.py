@@ -1,6 +1,6 @@
-"""The answers to the requests of gitfs/engine/helper_protocol.py, computed against an odb store: what a
-helper process sends back (gitfs/engine/helper.py), and what the mount computes itself when it has no
-helper or does the work on its own (gitfs/engine/workers.py, object_cache.py, view.py).
+"""The answers to the requests of helper_protocol.py, computed against an odb store: what a
+helper process sends back (helper.py), and what the mount computes itself when it has no
+helper or does the work on its own (workers.py, object_cache.py, view.py).
 """
 
 from __future__ import annotations

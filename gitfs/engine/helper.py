@@ -2,12 +2,12 @@
 
 Threads of one process take turns under the GIL: odb's Python code in a thread of the mount
 would stall the FUSE loop. The mount starts helpers as fresh interpreters
-(`python -c "from gitfs.engine.helper import main; main()"`), never by forking its threaded self, so a
-helper holds no lock some other thread held (it inherits the FUSE descriptor on purpose, only to
-push pages into the kernel's cache). What it computes for each request is gitfs/engine/answers.py. It reads requests on stdin and
-answers on stdout (gitfs/engine/helper_protocol.py), serving the most urgent request it holds first: an
-urgent read sent while it works through read-ahead is answered next. It exits when the mount closes
-the pipe, or dies with it (PR_SET_PDEATHSIG).
+(`python -c "from gitfs.engine.helper import main; main()"`), never by forking its threaded
+self, so a helper holds no lock some other thread held (it inherits the FUSE descriptor on
+purpose, only to push pages into the kernel's cache). What it computes for each request is
+answers.py. It reads requests on stdin and answers on stdout (helper_protocol.py), serving the
+most urgent request it holds first: an urgent read sent while it works through read-ahead is
+answered next. It exits when the mount closes the pipe, or dies with it (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The buckets and `.tree` read their files' objects here, so both share the cache, the loads that
 readers of one object share, the read-ahead that follows a listing, and the streams of objects too
-big to hold (gitfs/engine/streams.py).
+big to hold (streams.py).
 """
 
 from __future__ import annotations

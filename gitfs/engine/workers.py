@@ -2,7 +2,7 @@
 
 Work comes in three lanes, served in priority order: urgent (a reader waits), sizes (a listing
 waits for its entries' sizes) and ahead (objects inflated before a reader asks). Each Worker is a
-thread that owns at most one helper process (gitfs/engine/helper.py): it keeps a few requests in flight
+thread that owns at most one helper process (helper.py): it keeps a few requests in flight
 there, urgent ones beyond that window, and the helper serves the most urgent it holds first.
 
 Every request to a helper has a deadline: the helper must answer something within DEADLINE of

@@ -23,7 +23,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class BucketsNamespace:
-    """A namespace (gitfs/namespaces/namespace.py) whose names are the root's listing, not hidden ones."""
+    """A namespace (namespace.py) whose names are the root's listing, not hidden ones."""
 
     names: dict[bytes, int] = {}
 

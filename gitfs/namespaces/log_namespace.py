@@ -1,7 +1,7 @@
 """MNT/.log/<rev>: a revision's first-parent history, newest first, as symlinks into .tree.
 
 `.log` itself lists nothing. A <rev> directory lists its commits as they are walked: one chunk
-of commits per READDIR (gitfs/namespaces/log_view.py reads them in a thread), so the first entries are out
+of commits per READDIR (log_view.py reads them in a thread), so the first entries are out
 after FIRST_CHUNK commits however long the history.
 """
 

@@ -1,8 +1,8 @@
 """What a namespace of the mount is: a tree of entries with inodes of its own, composed by the root.
 
 The root (gitfs/view/mount_view.py MountView) composes the namespaces: the buckets and their objects
-(gitfs/namespaces/bucket_namespace.py), whose names the root lists, and beside them `.refs`, `.tree` and
-`.log` (gitfs/namespaces/refs_namespace.py, tree_namespace.py, log_namespace.py), found by name in the root
+(bucket_namespace.py), whose names the root lists, and beside them `.refs`, `.tree` and
+`.log` (refs_namespace.py, tree_namespace.py, log_namespace.py), found by name in the root
 and listed nowhere, so that `grep -r` and `find` over the mount never enter them. A request for
 an inode goes to the namespace that owns it; a new namespace implements this protocol and is
 given to MountView, and nothing else in the view or in the FUSE handlers changes

@@ -28,7 +28,7 @@ class EntriesListing:
 
 
 class NodeNamespace:
-    """A namespace (gitfs/namespaces/namespace.py) of nodes below one fixed directory, `name` in the root."""
+    """A namespace (namespace.py) of nodes below one fixed directory, `name` in the root."""
 
     name: bytes  # the directory's name in the root
     directories: tuple[type, ...] = ()  # the node types that are directories

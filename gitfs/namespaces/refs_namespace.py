@@ -1,4 +1,4 @@
-"""MNT/.refs: every ref as a symlink to its object (gitfs/namespaces/refs_view.py reads them), by directory.
+"""MNT/.refs: every ref as a symlink to its object (refs_view.py reads them), by directory.
 
 A ref directory's listing and a lookup that misses refresh the table of refs (in a thread); a
 lookup that the latest table answers, and a link's target while that table is young, are

@@ -1,11 +1,11 @@
-"""MNT/.tree/<rev>: a revision's tree as directories, files and symlinks (gitfs/namespaces/tree_view.py).
+"""MNT/.tree/<rev>: a revision's tree as directories, files and symlinks (see tree_view.py).
 
 `.tree` itself lists nothing. A <rev> directory has a dynamic inode of this namespace; every entry
-below it is numbered by place (gitfs/view/inodes.py TreeEntryInodes), and its node is made again from
-its directory's tree when the kernel asks. A directory's listing (gitfs/namespaces/tree_view.py TreeListing)
-serves its lookups and readdirs alike and is kept, bounded by bytes; its subtrees are read ahead
-(gitfs/namespaces/subtrees_ahead.py). A file's bytes come through the view's object path: the same cache,
-loads and read-ahead as MNT/xx/yyyy; with -o lfs, LFS content comes from the LFS object.
+below it is numbered by place (tree_entries.py), and its node is made again from its directory's
+tree when the kernel asks. A directory's listing (tree_view.py TreeListing) serves its lookups and
+readdirs alike and is kept, bounded by bytes; its subtrees are read ahead (subtrees_ahead.py). A
+file's bytes come through the view's object path: the same cache, loads and read-ahead as
+MNT/xx/yyyy; with -o lfs, LFS content comes from the LFS object.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import errno
 import logging
 import stat
 
-import odb
 from odb.lru import LRU
 from odb.tree import BLOB, EXECUTABLE, SYMLINK
 
 from gitfs.engine import helper_protocol as hp
-from gitfs.view.inodes import POSITION_MASK, TREE_NAMESPACE, TreeEntryInodes
+from gitfs.view.inodes import TREE_NAMESPACE
 from gitfs.namespaces.lfs_view import LfsFile, LfsView
 from gitfs.namespaces.namespace import DirectoryReplies, no_entry
 from gitfs.namespaces.node_namespace import EntriesListing, NodeNamespace
 from gitfs.namespaces.subtrees_ahead import SubtreesAhead
-from gitfs.namespaces.tree_view import TREES_KEPT_BYTES, BlobFile, BlobLink, Gitlink, TreeDir, TreeListing, TreeView, node_of
+from gitfs.namespaces.tree_entries import TreeEntries, entry_xattrs
+from gitfs.namespaces.tree_view import TREES_KEPT_BYTES, BlobFile, BlobLink, Gitlink, TreeDir, TreeListing, TreeView
 from gitfs.tuning import SIZE_BATCH, TREE_LISTING_BYTES
 
 log = logging.getLogger("gitfs")
@@ -40,66 +40,25 @@ class TreeNamespace(NodeNamespace):
         super().__init__(view, number)
         limit = view.cache.max_bytes
         self.trees = TreeView(view.store, refs, min(TREES_KEPT_BYTES, limit // 16))
-        self.entry_inodes = TreeEntryInodes(pinned_limit=limit // 4)  # everything below a .tree/<rev>
         self.listings: LRU[int, TreeListing] = LRU(  # by the directory's inode
             max_bytes=min(TREE_LISTING_BYTES, limit // 4), weigh=lambda listing: listing.nbytes)
+        self.tree_entries = TreeEntries(self.trees, self.listings, limit // 4)  # everything below a .tree/<rev>
         self.subtrees = SubtreesAhead(self.trees, view.sizes, view.store, view.pool, limit)
         self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
 
     def enable_lfs(self, common_dir: str) -> None:
-        self.lfs = LfsView(self.view.store, common_dir)
+        self.lfs = self.tree_entries.lfs = LfsView(self.view.store, common_dir)
 
     def owns(self, inode: int) -> bool:
-        return inode == self.root or self.inodes.owns(inode) or self.entry_inodes.owns(inode)
+        return inode == self.root or self.inodes.owns(inode) or self.tree_entries.owns(inode)
 
     def node(self, inode: int):
-        if not self.entry_inodes.owns(inode):
+        if not self.tree_entries.owns(inode):
             return super().node(inode)
-        node = self._entry_node(inode)
+        node = self.tree_entries.node(inode)
         if node is None:
             raise no_entry()  # forgotten by the kernel, or never handed out
         return node
-
-    def _entry_node(self, inode: int):
-        """The node of a tree entry's inode: from its directory's tree, held while the kernel
-        holds any of its entries (or from the directory's listing), or None."""
-        slot = self.entry_inodes.slot(inode)
-        if slot is None:
-            return None
-        tree = slot.tree
-        if tree is None:
-            listing = self._slot_listing(inode)
-            if listing is not None:
-                tree = listing.tree
-            elif slot.held:
-                # Let go past the bound while the kernel still holds entries of it: parsed again
-                # here, on the loop (the kernel seldom asks: it has their attributes already).
-                try:
-                    tree = self.trees.tree(slot.directory.tree)
-                except (odb.OdbError, OSError) as e:
-                    log.warning("tree %s: %s", slot.directory.tree.hex(), e)
-                    return None
-                self.entry_inodes.pin(self.entry_inodes.number(inode), tree)
-            else:
-                return None
-        k = self.entry_inodes.position(inode)
-        if k >= len(tree):
-            return None
-        node = node_of(tree.mode_at(k), tree.name_at(k), tree.oid_at(k), slot.dir_inode, slot.directory.mtime_ns)
-        if self.lfs is not None and type(node) is BlobFile:
-            listing = self._slot_listing(inode)
-            if listing is not None and listing.lfs is not None:
-                return listing.lfs.get(k, node)
-            return self.lfs.file(node)  # its listing let go: the pointer is looked at again
-        return node
-
-    def _slot_listing(self, inode: int) -> TreeListing | None:
-        """The kept listing that gave out a tree entry's inode, or None."""
-        slot = self.entry_inodes.slot(inode)
-        listing = None if slot is None else self.listings.peek(slot.dir_inode)
-        if listing is None or listing.base != inode & ~POSITION_MASK:
-            return None
-        return listing
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -176,8 +135,8 @@ class TreeNamespace(NodeNamespace):
         return attr
 
     def forget(self, inode: int, count: int) -> None:
-        if self.entry_inodes.owns(inode):
-            self.entry_inodes.forget(inode, count)
+        if self.tree_entries.owns(inode):
+            self.tree_entries.forget(inode, count)
             return
         self.inodes.forget(inode, count)
         if self.inodes.node_of(inode) is None:  # dropped: the inode is never given out again
@@ -206,7 +165,7 @@ class TreeNamespace(NodeNamespace):
         listing = self.listings.get(inode)
         if listing is not None and listing.generation == self.view.store.generation:
             return listing
-        base = self.entry_inodes.base(inode, node)
+        base = self.tree_entries.base(inode, node)
         prepared = await self.subtrees.take(node.tree) if self.lfs is None else None
         if prepared is not None:
             listing = TreeListing(prepared.tree, node, inode, base, prepared.generation)  # nothing to read
@@ -266,8 +225,7 @@ class TreeNamespace(NodeNamespace):
 
     def _sent(self, listing: TreeListing, count: int) -> None:
         """The kernel took count lookups of the listing's entries (readdirplus, lookup)."""
-        if count > 0:
-            self.entry_inodes.held(listing.base, count, listing.dir_inode, listing.directory, listing.tree)
+        self.tree_entries.held(listing, count)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -279,8 +237,8 @@ class TreeNamespace(NodeNamespace):
             return await self.view.in_thread(self.lfs.read, node, offset, size)
         if type(node) is not BlobFile:
             return await super().read(inode, offset, size)
-        listing = self._slot_listing(inode) if self.entry_inodes.owns(inode) else None
-        k = -1 if listing is None else self.entry_inodes.position(inode)
+        listing = self.tree_entries.listing_of(inode)
+        k = -1 if listing is None else self.tree_entries.position(inode)
         return await self.view.reads.read(inode, node.blob, listing, k, offset, size)
 
     async def object_of(self, inode: int) -> bytes | None:
@@ -292,24 +250,7 @@ class TreeNamespace(NodeNamespace):
         return None
 
     def xattrs(self, inode: int) -> dict[bytes, bytes]:
-        """user.git.id and user.git.mode of a tree entry (the mode as `git ls-tree` prints it),
-        and a submodule's user.git.commit."""
-        node = self.node(inode)
-        kind = type(node)
-        if kind is Gitlink:
-            commit = node.commit.hex().encode()
-            return {b"user.git.commit": commit, b"user.git.id": commit, b"user.git.mode": b"160000"}
-        if kind in (BlobFile, LfsFile):
-            mode = b"100755" if node.executable else b"100644"
-            values = {b"user.git.id": node.blob.hex().encode(), b"user.git.mode": mode}
-            if self.lfs is not None:
-                values.update(self.lfs.xattrs(node))
-            return values
-        if kind is BlobLink:
-            return {b"user.git.id": node.blob.hex().encode(), b"user.git.mode": b"120000"}
-        if kind is TreeDir:
-            return {b"user.git.id": node.tree.hex().encode(), b"user.git.mode": b"040000"}
-        return {}
+        return entry_xattrs(self.node(inode), self.lfs)
 
     # -- memory and status -----------------------------------------------------------------------
 
@@ -321,9 +262,9 @@ class TreeNamespace(NodeNamespace):
     def memory(self) -> dict[str, int]:
         """Bytes held besides the object cache, by part."""
         return {"tree listings": self.listings.nbytes, "trees": self.trees.nbytes,
-                "trees read ahead": self.subtrees.nbytes, "trees the kernel holds": self.entry_inodes.pinned_bytes}
+                "trees read ahead": self.subtrees.nbytes, "trees the kernel holds": self.tree_entries.pinned_bytes}
 
     def status(self) -> dict:
         """How tree listings were made, and the directories whose entries have inodes."""
         self.account()
-        return {"tree listings": {**self.subtrees.counts, "directories": len(self.entry_inodes)}}
+        return {"tree listings": {**self.subtrees.counts, "directories": len(self.tree_entries)}}

@@ -83,7 +83,7 @@ class TreeListing(Listing):
         self.base = base
         modes = tree.modes()
         self.first_file = next((k for k, mode in enumerate(modes) if mode in _REGULAR), -1)
-        self.lfs: dict | None = None  # -o lfs: entries that show LFS content (gitfs/namespaces/lfs_view.py LfsFile) by position
+        self.lfs: dict | None = None  # -o lfs: entries that show LFS content (lfs_view.py LfsFile), by position
 
     def oid(self, k: int) -> bytes:
         return self.tree.oid_at(k)

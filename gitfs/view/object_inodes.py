@@ -2,7 +2,7 @@
 
 An object's inode is its id's top 63 bits (natural_inode): no table, and the same number in
 every mount of the repository. Two ids that share those bits (never seen in practice, but
-possible) both move to spare inodes below FIRST_OBJECT_INODE (gitfs/view/inodes.py MovedInodes), and
+possible) both move to spare inodes below FIRST_OBJECT_INODE (inodes.py MovedInodes), and
 the number they shared is retired. An inode's id comes from the latest lookups, the bucket's
 listing, or a prefix search of the store.
 """
