@@ -116,6 +116,14 @@ def resolve(path, trail: list | None = None) -> str:
     return real
 
 
+def real_or_none(path) -> str | None:
+    """The real path, or None if it leads into a refused directory."""
+    try:
+        return resolve(path)
+    except SelfReference:
+        return None
+
+
 def open_nofollow(path, flags: int) -> int:
     """os.open(path, flags), following a symlink in the last component only once resolve()
     says where it leads (with no refusal in force: a plain open)."""
