@@ -206,7 +206,8 @@ done:
 
 /* ---- entry_sizes: Pack.header, then for deltas inflate_prefix and read_sizes -------------------- */
 
-/* The limits of odb's Python path (odb/pack/packfile.py, odb/delta_chain.py, odb/delta.py), passed in. */
+/* The limits of odb's Python path (odb/pack/packfile.py, odb/pack/entry.py, odb/delta_chain.py, odb/delta.py),
+ * passed in. */
 struct limits {
     Py_ssize_t raw_len, header_read, prefix_read, delta_header, varint_bytes;
     uint64_t inflate_ratio, delta_expansion, max_result;
@@ -347,7 +348,7 @@ entry_size(const struct source *s, int64_t offset, const struct limits *L, z_str
     Py_ssize_t limit = read_at(s, offset, head, L->header_read);
     if (limit <= 0)
         return -1;
-    /* Pack._parse_entry. */
+    /* odb/pack/entry.py parse_entry. */
     unsigned c = head[0];
     Py_ssize_t pos = 1;
     unsigned kind = (c >> 4) & 7;

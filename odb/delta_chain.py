@@ -7,10 +7,11 @@ import os
 from typing import Callable, NamedTuple
 
 from . import delta
-from .pack import packfile as pack_format
+from .pack import entry as pack_entry
 from .errors import CorruptObject
 from .lru import ByteLRU
-from .pack.packfile import OFS_DELTA, Pack
+from .pack.entry import OFS_DELTA
+from .pack.packfile import Pack
 from .tuning import MAX_KINDS
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
@@ -87,7 +88,7 @@ IMPLEMENTATION = "c" if engine is not None else "python"
 
 def engine_limits(raw_len: int) -> tuple:
     # Read at each call, so that the compiled path can never drift from this one (tests lower them).
-    return (pack_format.MAX_INFLATE_RATIO, MAX_DEPTH, MAX_DELTA_RESULT, delta.MAX_VARINT_BYTES, raw_len,
+    return (pack_entry.MAX_INFLATE_RATIO, MAX_DEPTH, MAX_DELTA_RESULT, delta.MAX_VARINT_BYTES, raw_len,
             DELTA_HEADER_BYTES, MAX_DELTA_EXPANSION)
 
 

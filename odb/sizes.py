@@ -8,7 +8,7 @@ from array import array
 from typing import NamedTuple
 
 from . import delta, delta_chain
-from .pack import packfile as pack_format
+from .pack import entry as pack_entry, packfile as pack_format
 from .errors import CorruptObject
 from .pack.fanout import SUBFANOUT_MIN, SortedIds
 
@@ -120,7 +120,7 @@ def entries(index, found: array) -> tuple[array, array]:
 def _limits(raw_len: int) -> tuple:
     # Read at each call, so that the C path can never drift from the Python one (tests lower them).
     return (raw_len, pack_format.HEADER_READ, pack_format.PREFIX_READ, delta_chain.DELTA_HEADER_BYTES,
-            delta.MAX_VARINT_BYTES, pack_format.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
+            delta.MAX_VARINT_BYTES, pack_entry.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
             delta_chain.MAX_DELTA_RESULT)
 
 

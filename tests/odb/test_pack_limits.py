@@ -90,7 +90,7 @@ def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
 def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
     """Past PROCESS_BUDGET of windows touched across all packs, every pack holding some hands its
     pages back, not only the one that crossed the line; a pack that is gone is skipped."""
-    from odb.pack import packfile as pack_module
+    from odb.pack import residency
 
     class Held:
         released = 0
@@ -98,8 +98,8 @@ def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
         def _release_all(self):
             self.released += 1
 
-    monkeypatch.setattr(pack_module, "PROCESS_BUDGET", 10 << pack_module.WINDOW_SHIFT)
-    resident = pack_module._ResidentPacks()
+    monkeypatch.setattr(residency, "PROCESS_BUDGET", 10 << residency.WINDOW_SHIFT)
+    resident = residency._ResidentPacks()
     packs = [Held() for _ in range(4)]
     gone = Held()
     resident.add(gone, 1)
