@@ -21,7 +21,7 @@ from .anchor import Anchor
 from .delta_chain import ChainReader, Location
 from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, RepositoryGone,
                      display_path)
-from .kinds import KINDS, Kind
+from .objects.kinds import KINDS, Kind
 from .lookup import Lookup
 from .object_stream import ObjectStream
 from .objects_dir import ObjectsDir, bucket_ids_in, confined, nonempty_buckets_in, prefix_matches_in

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..kinds import Kind
+from ..objects.kinds import Kind
 
 if TYPE_CHECKING:
     from .packfile import Pack

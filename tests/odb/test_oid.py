@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import odb
-from odb.kinds import KINDS, Kind
+from odb.objects.kinds import KINDS, Kind
 from odb.oid import Prefix
 
 
