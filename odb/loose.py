@@ -11,7 +11,7 @@ import threading
 import zlib
 
 from .errors import CorruptObject, display_path
-from .inflation import Inflation
+from .objects.inflation import Inflation
 from .lru import LRU
 from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
 from .oid import ObjectFormat

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .inflation import CHUNK, Inflation
+from .objects.inflation import CHUNK, Inflation
 
 
 class ObjectStream:

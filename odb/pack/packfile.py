@@ -14,7 +14,7 @@ import threading
 import zlib
 
 from ..errors import CorruptObject
-from ..inflation import Inflation
+from ..objects.inflation import Inflation
 from ..mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from ..oid import ObjectFormat
 from .entry import MAX_ENTRY_HEADER, MAX_INFLATE_RATIO, Entry, parse_entry
