@@ -45,7 +45,7 @@ def reads_by_inode() -> bool:
 
 
 def delta_accelerated() -> bool:
-    from odb import delta
+    from odb.objects import delta
     return delta.IMPLEMENTATION == "c"
 
 

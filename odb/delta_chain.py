@@ -6,7 +6,7 @@ import errno
 import os
 from typing import Callable, NamedTuple
 
-from . import delta
+from .objects import delta
 from .pack import entry as pack_entry
 from .errors import CorruptObject
 from .lru import ByteLRU

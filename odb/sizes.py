@@ -7,7 +7,8 @@ import os
 from array import array
 from typing import NamedTuple
 
-from . import delta, delta_chain
+from . import delta_chain
+from .objects import delta
 from .pack import entry as pack_entry, packfile as pack_format
 from .errors import CorruptObject
 from .pack.fanout import SUBFANOUT_MIN, SortedIds

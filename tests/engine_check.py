@@ -11,7 +11,8 @@ import zlib
 import pytest
 
 from damage import PackBuilder
-from odb import delta, delta_chain
+from odb import delta_chain
+from odb.objects import delta
 
 # "c" only where odb/_engine.c is built; its absence shows as a skip in the -ra summary.
 ENGINES = ["python", "c"]
