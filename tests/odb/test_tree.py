@@ -9,7 +9,7 @@ import pytest
 from limits import memory_limit, time_limit
 from oracle import Git, git_env
 import odb
-from odb.object_headers import GitDate, parse_commit, parse_tag
+from odb.objects.object_headers import GitDate, parse_commit, parse_tag
 from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE, Tree, canon_mode, name_problem
 
 KIND = {TREE: "tree", BLOB: "blob", EXECUTABLE: "blob", SYMLINK: "blob", GITLINK: "commit"}
