@@ -63,7 +63,7 @@ def sizes_accelerated() -> bool:
 
 def tree_accelerated() -> bool:
     """odb/_tree.c is built and in use: trees are indexed in C for .tree listings."""
-    from odb import tree
+    from odb.objects import tree
     return tree.IMPLEMENTATION == "c"
 
 

@@ -21,7 +21,7 @@ import trio
 
 import odb
 from odb.lru import LRU
-from odb.tree import TREE
+from odb.objects.tree import TREE
 
 from . import helper_protocol as hp, loop
 from .inodes import DYNAMIC, FIRST_NAMESPACE_INODE, POSITION_MASK, DynamicInodes, TreeEntryInodes

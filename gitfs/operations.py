@@ -19,7 +19,7 @@ import stat
 
 import pyfuse3
 
-from odb.tree import BLOB, EXECUTABLE, SYMLINK
+from odb.objects.tree import BLOB, EXECUTABLE, SYMLINK
 
 from .fuse_errors import fuse_errors, read_only
 from .inodes import ROOT_INODE, bucket_inode

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta_chain, sizes, tree
+from odb import delta_chain, sizes
+from odb.objects import tree
 from odb.objects import delta
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
