@@ -12,7 +12,7 @@ from typing import Iterator
 
 from .delta_chain import Location
 from .errors import display_path
-from .loose import DIR_FLAGS, LooseObjects
+from .objects.loose import DIR_FLAGS, LooseObjects
 from .mapped_file import Descriptor
 from .oid import ObjectFormat, Prefix
 from .pack.backend import PackBackend

@@ -10,13 +10,13 @@ import stat
 import threading
 import zlib
 
-from .errors import CorruptObject, display_path
-from .objects.inflation import Inflation
-from .lru import LRU
-from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
-from .oid import ObjectFormat
-from .refused_paths import SelfReference, open_nofollow, resolve
-from .tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
+from ..errors import CorruptObject, display_path
+from .inflation import Inflation
+from ..lru import LRU
+from ..mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
+from ..oid import ObjectFormat
+from ..refused_paths import SelfReference, open_nofollow, resolve
+from ..tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
