@@ -51,7 +51,7 @@ def delta_accelerated() -> bool:
 
 def engine_accelerated() -> str | None:
     """odb/_engine.c is built and in use: objects are read in C, without the GIL; its inflater."""
-    from odb import delta_chain
+    from odb.objects import delta_chain
     return delta_chain.engine.INFLATER if delta_chain.IMPLEMENTATION == "c" else None
 
 

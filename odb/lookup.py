@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Iterator
 
-from .delta_chain import Location
+from .objects.delta_chain import Location
 from .errors import AccessDenied, CorruptObject, ObjectNotFound, OdbError
 from .objects_dir import ObjectsDir
 from .oid import ObjectFormat, parse_oid

@@ -10,7 +10,7 @@ import os
 import stat
 from typing import Iterator
 
-from .delta_chain import Location
+from .objects.delta_chain import Location
 from .errors import display_path
 from .objects.loose import DIR_FLAGS, LooseObjects
 from .mapped_file import Descriptor

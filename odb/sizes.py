@@ -7,8 +7,7 @@ import os
 from array import array
 from typing import NamedTuple
 
-from . import delta_chain
-from .objects import delta
+from .objects import delta, delta_chain
 from .pack import entry as pack_entry, packfile as pack_format
 from .errors import CorruptObject
 from .pack.fanout import SUBFANOUT_MIN, SortedIds

@@ -18,7 +18,7 @@ from . import bulk_sizes, refused_paths
 from .access import Access, AccessRules
 from .alternates import open_alternates
 from .anchor import Anchor
-from .delta_chain import ChainReader, Location
+from .objects.delta_chain import ChainReader, Location
 from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, RepositoryGone,
                      display_path)
 from .objects.kinds import KINDS, Kind

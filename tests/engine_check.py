@@ -11,8 +11,7 @@ import zlib
 import pytest
 
 from damage import PackBuilder
-from odb import delta_chain
-from odb.objects import delta
+from odb.objects import delta, delta_chain
 
 # "c" only where odb/_engine.c is built; its absence shows as a skip in the -ra summary.
 ENGINES = ["python", "c"]

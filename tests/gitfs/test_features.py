@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta_chain, sizes
-from odb.objects import tree
-from odb.objects import delta
+from odb import sizes
+from odb.objects import delta, delta_chain, tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LINES = "from gitfs import features; print('\\n'.join(features.describe()))"

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from damage import varint
 from engine_check import engine_apply
-from odb import delta_chain
-from odb.objects import delta
+from odb.objects import delta, delta_chain
 from odb.objects.delta import DeltaError, apply_delta_python, read_sizes
 
 

@@ -12,7 +12,8 @@ import pytest
 
 import damage
 import odb
-from odb import delta_chain, sizes
+from odb import sizes
+from odb.objects import delta_chain
 from odb.pack.fanout import SUBFANOUT_MIN, SortedIds
 from odb.pack.packfile import Pack
 from format_fixtures import FORMAT_NAMES, Answers, repo_path

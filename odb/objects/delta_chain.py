@@ -6,13 +6,13 @@ import errno
 import os
 from typing import Callable, NamedTuple
 
-from .objects import delta
-from .pack import entry as pack_entry
-from .errors import CorruptObject
-from .lru import ByteLRU
-from .pack.entry import OFS_DELTA
-from .pack.packfile import Pack
-from .tuning import MAX_KINDS
+from . import delta
+from ..pack import entry as pack_entry
+from ..errors import CorruptObject
+from ..lru import ByteLRU
+from ..pack.entry import OFS_DELTA
+from ..pack.packfile import Pack
+from ..tuning import MAX_KINDS
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
@@ -73,7 +73,7 @@ Finder = Callable[[bytes], "Location | None"]
 
 def _load_engine():
     try:
-        from . import _engine
+        from .. import _engine
     except ImportError:
         return None
     return _engine
