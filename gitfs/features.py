@@ -57,7 +57,7 @@ def engine_accelerated() -> str | None:
 
 def sizes_accelerated() -> bool:
     """odb/_sizes.c is built and in use: listings read object sizes in bulk in C."""
-    from odb import sizes
+    from odb.pack import sizes
     return sizes.IMPLEMENTATION == "c"
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from array import array
 
-from . import sizes
+from .pack import sizes
 from .access import AccessRules
 from .errors import OdbError
 from .objects_dir import ObjectsDir
-from .sizes import MISSING
+from .pack.sizes import MISSING
 
 
 def read_sizes(ids: bytes, dirs: list[ObjectsDir], raw_len: int, read_size) -> tuple[array, dict[int, Exception]]:

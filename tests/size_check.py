@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from limits import Hang
-from odb import sizes
+from odb.pack import sizes
 
 BATCH = 256  # what the mount's helpers ask for at once
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from odb import sizes
+from odb.pack import sizes
 from odb.objects import delta, delta_chain, tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 
 import damage
 import odb
-from odb import sizes
+from odb.pack import sizes
 from odb.objects import delta_chain
 from odb.pack.fanout import SUBFANOUT_MIN, SortedIds
 from odb.pack.packfile import Pack

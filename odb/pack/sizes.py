@@ -7,10 +7,10 @@ import os
 from array import array
 from typing import NamedTuple
 
-from .objects import delta, delta_chain
-from .pack import entry as pack_entry, packfile as pack_format
-from .errors import CorruptObject
-from .pack.fanout import SUBFANOUT_MIN, SortedIds
+from ..objects import delta, delta_chain
+from . import entry as pack_entry, packfile as pack_format
+from ..errors import CorruptObject
+from .fanout import SUBFANOUT_MIN, SortedIds
 
 __all__ = ["IMPLEMENTATION", "MISSING", "UNSURE", "Located", "entries", "entry_sizes", "find_each", "locate_each", "positions"]
 
@@ -63,7 +63,7 @@ def find_each(located: Located, find, ids: bytes, n: int, picks) -> None:
 
 def _load():
     try:
-        from . import _sizes
+        from .. import _sizes
     except ImportError:
         return None
     return _sizes
