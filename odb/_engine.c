@@ -1,7 +1,7 @@
 /* The object engine in C: pack entries read, inflated and rebuilt through their delta chains without the GIL. */
 
 /*
- * The optional accelerator behind odb.delta_chain.ChainReader.read. One call takes a pack's
+ * The optional accelerator behind odb.objects.delta_chain.ChainReader.read. One call takes a pack's
  * bytes (its mapping) and an entry offset, and does all of the work of a read with the GIL
  * released: entry headers, the walk down an OFS_DELTA chain (an explicit stack, never
  * recursion), inflation (libdeflate when it was there at build time: one shot, the exact size
@@ -9,9 +9,10 @@
  * shares, bounded in bytes. A REF_DELTA's base is found by id, which only Python can do: the
  * call comes back with "need the base of the entry at R" and Python calls again with it.
  *
- * Every check mirrors odb/pack/entry.py, odb/pack/packfile.py, odb/delta.py and odb/delta_chain.py, in the
- * same order and with the same messages (zlib's own wording aside), on limits Python passes at every
- * call: a damaged entry comes back as (offset, reason), which Python raises as CorruptObject.
+ * Every check mirrors odb/pack/entry.py, odb/pack/packfile.py, odb/objects/delta.py and
+ * odb/objects/delta_chain.py, in the same order and with the same messages (zlib's own wording aside),
+ * on limits Python passes at every call: a damaged entry comes back as (offset, reason), which Python
+ * raises as CorruptObject.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -320,12 +321,12 @@ static PyTypeObject CacheType = {
 
 struct limits {
     uint64_t inflate_ratio;  /* odb.pack.entry.MAX_INFLATE_RATIO */
-    uint64_t max_depth;      /* odb.delta_chain.MAX_DEPTH */
-    uint64_t max_result;     /* odb.delta_chain.MAX_DELTA_RESULT */
-    int max_varint;          /* odb.delta.MAX_VARINT_BYTES */
+    uint64_t max_depth;      /* odb.objects.delta_chain.MAX_DEPTH */
+    uint64_t max_result;     /* odb.objects.delta_chain.MAX_DELTA_RESULT */
+    int max_varint;          /* odb.objects.delta.MAX_VARINT_BYTES */
     int raw_len;             /* the id length of REF_DELTA entries */
-    int header_bytes;        /* odb.delta_chain.DELTA_HEADER_BYTES */
-    uint64_t expansion;      /* odb.delta_chain.MAX_DELTA_EXPANSION */
+    int header_bytes;        /* odb.objects.delta_chain.DELTA_HEADER_BYTES */
+    uint64_t expansion;      /* odb.objects.delta_chain.MAX_DELTA_EXPANSION */
 };
 
 struct src {
@@ -1286,7 +1287,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "odb._engine",
-    "The object engine in C (optional accelerator of odb.delta_chain).",
+    "The object engine in C (optional accelerator of odb.objects.delta_chain).",
     0,
     methods,
     NULL, NULL, NULL, NULL,

@@ -1,9 +1,9 @@
 """Store.read_sizes and Store.stat_many: the sizes (and Accesses) of many objects per call.
 
-Objects found in a pack that opens, whose headers read, are answered many at once (odb/sizes.py,
-in C when it is built): what listings ask of every object. Anything else (loose objects, damage,
-a miss, which refreshes) goes through the store's read_size or stat itself, so that the answers
-are theirs in every case.
+Objects found in a pack that opens, whose headers read, are answered many at once
+(odb/pack/sizes.py, in C when it is built): what listings ask of every object. Anything else
+(loose objects, damage, a miss, which refreshes) goes through the store's read_size or stat
+itself, so that the answers are theirs in every case.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ What keeps the hot path at one system call:
 - every repository file is opened with O_NOFOLLOW, so a symlink in the last component is met as
   ELOOP, and only then resolved here, component by component, before it is followed;
 - the directories above those files (objects directories, pack/, the loose buckets) are checked
-  by their owners: store.py when it refuses and at every refresh, loose.py per bucket.
+  by their owners: store.py when it refuses and at every refresh, objects/loose.py per bucket.
 
 Refusal is for the whole process, on purpose: nothing in a mount's daemon may read the mount.
 """

@@ -80,7 +80,7 @@ def _load_engine():
 
 
 # odb/_engine.c, or None when it was not built; `engine` is what ChainReader uses by default
-# (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.delta).
+# (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.objects.delta).
 compiled = _load_engine()
 engine = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
 IMPLEMENTATION = "c" if engine is not None else "python"

@@ -20,7 +20,7 @@ from ..tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
-MAX_INFLATE_RATIO = 1032  # see pack/packfile.py
+MAX_INFLATE_RATIO = 1032  # see pack/entry.py
 HEX = frozenset("0123456789abcdef")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 

@@ -198,7 +198,7 @@ class Pack(ResidentWindows):
             self._open()
 
     def header_source(self) -> tuple[bytes | Descriptor, int]:
-        """What header() reads from, for reading many entries at once (odb/sizes.py): the small
+        """What header() reads from, for reading many entries at once (pack/sizes.py): the small
         file's bytes, or the descriptor (to be held across the reads), and where the data ends."""
         while True:
             small = self._small

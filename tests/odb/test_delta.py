@@ -1,4 +1,4 @@
-"""Tests of odb.delta: both implementations against a test-side encoder, hostile deltas and real git deltas."""
+"""Tests of odb.objects.delta: both implementations against a test-side encoder, hostile deltas and real git deltas."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ else:
     )
 
 
-# ---- a test-side encoder, written from the format description, independent of odb.delta ----
+# ---- a test-side encoder, written from the format description, independent of odb.objects.delta ----
 
 
 def header(base_size: int, result_size: int) -> bytes:

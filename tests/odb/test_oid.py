@@ -1,4 +1,4 @@
-"""Ids and their vocabulary (odb/oid.py, odb/kinds.py): Prefix parses an abbreviation once, Kind
+"""Ids and their vocabulary (odb/oid.py, odb/objects/kinds.py): Prefix parses an abbreviation once, Kind
 names the type codes of pack entries."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""odb.tree and odb.object_headers against git: ls-tree, log and for-each-ref, and trees git never writes."""
+"""odb.objects.tree and odb.objects.object_headers against git: ls-tree, log and for-each-ref, and
+trees git never writes."""
 
 from __future__ import annotations
 
