@@ -45,25 +45,25 @@ def reads_by_inode() -> bool:
 
 
 def delta_accelerated() -> bool:
-    from odb import delta
+    from odb.objects import delta
     return delta.IMPLEMENTATION == "c"
 
 
 def engine_accelerated() -> str | None:
     """odb/_engine.c is built and in use: objects are read in C, without the GIL; its inflater."""
-    from odb import delta_chain
+    from odb.objects import delta_chain
     return delta_chain.engine.INFLATER if delta_chain.IMPLEMENTATION == "c" else None
 
 
 def sizes_accelerated() -> bool:
     """odb/_sizes.c is built and in use: listings read object sizes in bulk in C."""
-    from odb import sizes
+    from odb.pack import sizes
     return sizes.IMPLEMENTATION == "c"
 
 
 def tree_accelerated() -> bool:
     """odb/_tree.c is built and in use: trees are indexed in C for .tree listings."""
-    from odb import tree
+    from odb.objects import tree
     return tree.IMPLEMENTATION == "c"
 
 

@@ -53,7 +53,8 @@ from .errors import (
 from .oid import SHA1, SHA256, ObjectFormat
 from .store import ObjectInfo, ObjectStream, Store, open
 from .refs import Ref, RefStore
-from .tree import Tree, TreeEntry
+from .objects.tree import Tree, TreeEntry
+from .objects import tree  # noqa: F401 - odb.tree, as the API above names it (and the README's example)
 from . import history, revision
 
 __all__ = [

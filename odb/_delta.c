@@ -1,9 +1,9 @@
-/* Git delta application in C: the optional accelerator behind odb.delta.apply_delta. */
+/* Git delta application in C: the optional accelerator behind odb.objects.delta.apply_delta. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* Same limit as odb/delta.py: 9 varint bytes already reach 2**63. */
+/* Same limit as odb/objects/delta.py: 9 varint bytes already reach 2**63. */
 #define MAX_VARINT_BYTES 9
 
 /* Below this many bytes of work, dropping and retaking the GIL costs more than it frees. */
@@ -119,7 +119,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "odb._delta",
-    "Git delta application in C (optional accelerator of odb.delta).",
+    "Git delta application in C (optional accelerator of odb.objects.delta).",
     0,
     methods,
     NULL, NULL, NULL, NULL,

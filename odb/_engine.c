@@ -1,7 +1,7 @@
 /* The object engine in C: pack entries read, inflated and rebuilt through their delta chains without the GIL. */
 
 /*
- * The optional accelerator behind odb.delta_chain.ChainReader.read. One call takes a pack's
+ * The optional accelerator behind odb.objects.delta_chain.ChainReader.read. One call takes a pack's
  * bytes (its mapping) and an entry offset, and does all of the work of a read with the GIL
  * released: entry headers, the walk down an OFS_DELTA chain (an explicit stack, never
  * recursion), inflation (libdeflate when it was there at build time: one shot, the exact size
@@ -9,9 +9,10 @@
  * shares, bounded in bytes. A REF_DELTA's base is found by id, which only Python can do: the
  * call comes back with "need the base of the entry at R" and Python calls again with it.
  *
- * Every check mirrors odb/pack/packfile.py, odb/delta.py and odb/delta_chain.py, in the same order and
- * with the same messages (zlib's own wording aside), on limits Python passes at every call: a
- * damaged entry comes back as (offset, reason), which Python raises as CorruptObject.
+ * Every check mirrors odb/pack/entry.py, odb/pack/packfile.py, odb/objects/delta.py and
+ * odb/objects/delta_chain.py, in the same order and with the same messages (zlib's own wording aside),
+ * on limits Python passes at every call: a damaged entry comes back as (offset, reason), which Python
+ * raises as CorruptObject.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -35,11 +36,11 @@
 
 #define OFS_DELTA 6
 #define REF_DELTA 7
-#define MAX_ENTRY_HEADER 48 /* odb/pack/packfile.py */
+#define MAX_ENTRY_HEADER 48 /* odb/pack/entry.py */
 /* odb/tuning.py HEADER_READ: one pread holds an entry header and, for most deltas, the start of
  * its zlib stream up to the two size varints. */
 #define HEADER_READ 128
-#define WINDOW_SHIFT 16     /* odb/pack/packfile.py: pages are counted per 64 KiB window */
+#define WINDOW_SHIFT 16     /* odb/pack/residency.py: pages are counted per 64 KiB window */
 #define MAX_RAW_LEN 64
 /* Above this result size the instructions are checked before the result is allocated, so that a
    delta lying about its size makes nothing big; below it a lie costs one small allocation. */
@@ -319,13 +320,13 @@ static PyTypeObject CacheType = {
 /* ---- one pack's bytes, and the limits of odb's Python code --------------------------------- */
 
 struct limits {
-    uint64_t inflate_ratio;  /* odb.pack.packfile.MAX_INFLATE_RATIO */
-    uint64_t max_depth;      /* odb.delta_chain.MAX_DEPTH */
-    uint64_t max_result;     /* odb.delta_chain.MAX_DELTA_RESULT */
-    int max_varint;          /* odb.delta.MAX_VARINT_BYTES */
+    uint64_t inflate_ratio;  /* odb.pack.entry.MAX_INFLATE_RATIO */
+    uint64_t max_depth;      /* odb.objects.delta_chain.MAX_DEPTH */
+    uint64_t max_result;     /* odb.objects.delta_chain.MAX_DELTA_RESULT */
+    int max_varint;          /* odb.objects.delta.MAX_VARINT_BYTES */
     int raw_len;             /* the id length of REF_DELTA entries */
-    int header_bytes;        /* odb.delta_chain.DELTA_HEADER_BYTES */
-    uint64_t expansion;      /* odb.delta_chain.MAX_DELTA_EXPANSION */
+    int header_bytes;        /* odb.objects.delta_chain.DELTA_HEADER_BYTES */
+    uint64_t expansion;      /* odb.objects.delta_chain.MAX_DELTA_EXPANSION */
 };
 
 struct src {
@@ -391,7 +392,7 @@ touch(struct src *s, uint64_t start, uint64_t stop)
     }
 }
 
-/* Pack._parse_entry, check for check. */
+/* odb/pack/entry.py parse_entry, check for check. */
 static int
 parse_entry_at(const struct src *s, const uint8_t *head, uint64_t offset, struct entry *e, struct err *err)
 {
@@ -1286,7 +1287,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "odb._engine",
-    "The object engine in C (optional accelerator of odb.delta_chain).",
+    "The object engine in C (optional accelerator of odb.objects.delta_chain).",
     0,
     methods,
     NULL, NULL, NULL, NULL,

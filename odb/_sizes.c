@@ -1,4 +1,4 @@
-/* Object sizes in bulk, in C: the optional accelerator behind odb/sizes.py. */
+/* Object sizes in bulk, in C: the optional accelerator behind odb/pack/sizes.py. */
 
 /*
  * Three loops that odb runs once per object when a listing asks for sizes (find -size, ls -l):
@@ -17,11 +17,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* odb/sizes.py: MISSING and UNSURE. */
+/* odb/pack/sizes.py: MISSING and UNSURE. */
 #define MISSING (-1)
 #define UNSURE (-2)
 
-/* Bounds on the limits odb/sizes.py passes in, so that the buffers below can live on the stack. */
+/* Bounds on the limits odb/pack/sizes.py passes in, so that the buffers below can live on the stack. */
 #define MAX_HEADER_READ 4096
 #define MAX_PREFIX_READ 8192
 #define MAX_DELTA_HEADER 64
@@ -206,7 +206,8 @@ done:
 
 /* ---- entry_sizes: Pack.header, then for deltas inflate_prefix and read_sizes -------------------- */
 
-/* The limits of odb's Python path (odb/pack/packfile.py, odb/delta_chain.py, odb/delta.py), passed in. */
+/* The limits of odb's Python path (odb/pack/packfile.py, odb/pack/entry.py, odb/objects/delta_chain.py,
+ * odb/objects/delta.py), passed in. */
 struct limits {
     Py_ssize_t raw_len, header_read, prefix_read, delta_header, varint_bytes;
     uint64_t inflate_ratio, delta_expansion, max_result;
@@ -337,7 +338,7 @@ delta_size(const struct source *s, int64_t offset, const uint8_t *head, Py_ssize
     return (int64_t)result;
 }
 
-/* odb.delta_chain.packed_size for one entry: its object's size, or -1 where Python raises. */
+/* odb.objects.delta_chain.packed_size for one entry: its object's size, or -1 where Python raises. */
 static int64_t
 entry_size(const struct source *s, int64_t offset, const struct limits *L, z_stream *z, int *z_ready)
 {
@@ -347,7 +348,7 @@ entry_size(const struct source *s, int64_t offset, const struct limits *L, z_str
     Py_ssize_t limit = read_at(s, offset, head, L->header_read);
     if (limit <= 0)
         return -1;
-    /* Pack._parse_entry. */
+    /* odb/pack/entry.py parse_entry. */
     unsigned c = head[0];
     Py_ssize_t pos = 1;
     unsigned kind = (c >> 4) & 7;
@@ -538,7 +539,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "odb._sizes",
-    "Object sizes in bulk, in C (optional accelerator of odb.sizes).",
+    "Object sizes in bulk, in C (optional accelerator of odb.pack.sizes).",
     0,
     methods,
     NULL, NULL, NULL, NULL,

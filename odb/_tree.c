@@ -1,4 +1,4 @@
-/* Tree object indexing in C: the optional accelerator behind odb.tree.Tree's index. */
+/* Tree object indexing in C: the optional accelerator behind odb.objects.tree.Tree's index. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -221,7 +221,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "odb._tree",
-    "Tree object indexing in C (optional accelerator of odb.tree).",
+    "Tree object indexing in C (optional accelerator of odb.objects.tree).",
     0,
     methods,
     NULL, NULL, NULL, NULL,

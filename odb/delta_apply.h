@@ -2,7 +2,7 @@
 
 /*
  * One copy of the loop, so that the two accelerators cannot drift from each other; each check
- * mirrors odb/delta.py's pure-Python apply_delta, and describe_failure() gives its messages.
+ * mirrors odb/objects/delta.py's pure-Python apply_delta, and describe_failure() gives its messages.
  * Nothing here touches Python objects: it runs without the GIL.
  */
 
@@ -50,7 +50,7 @@ read_varint(const uint8_t *d, size_t n, size_t *pos, uint64_t *value, int max_by
     return -2;
 }
 
-/* odb/delta.py's messages for a varint that read_varint refused. */
+/* odb/objects/delta.py's messages for a varint that read_varint refused. */
 static void
 describe_varint(int rc, const char *what, int max_bytes, char *msg, size_t len)
 {
@@ -132,7 +132,7 @@ truncated_copy:
     return f->kind = TRUNCATED_COPY;
 }
 
-/* The messages match odb/delta.py's pure-Python implementation. */
+/* The messages match odb/objects/delta.py's pure-Python implementation. */
 static void
 describe_failure(const struct failure *f, char *msg, size_t len)
 {

@@ -17,7 +17,7 @@ import threading
 from array import array
 
 from .errors import CorruptObject, ObjectNotFound
-from .object_headers import parse_commit
+from .objects.object_headers import parse_commit
 
 
 class FirstParents:

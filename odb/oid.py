@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import ObjectNotFound
-from .kinds import KINDS  # noqa: F401 - re-exported: the names of whole-object codes
+from .objects.kinds import KINDS  # noqa: F401 - re-exported: the names of whole-object codes
 
 
 @dataclass(frozen=True)

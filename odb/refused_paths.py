@@ -11,7 +11,7 @@ What keeps the hot path at one system call:
 - every repository file is opened with O_NOFOLLOW, so a symlink in the last component is met as
   ELOOP, and only then resolved here, component by component, before it is followed;
 - the directories above those files (objects directories, pack/, the loose buckets) are checked
-  by their owners: store.py when it refuses and at every refresh, loose.py per bucket.
+  by their owners: store.py when it refuses and at every refresh, objects/loose.py per bucket.
 
 Refusal is for the whole process, on purpose: nothing in a mount's daemon may read the mount.
 """
@@ -114,6 +114,14 @@ def resolve(path, trail: list | None = None) -> str:
     if inside(real):
         raise SelfReference(path)
     return real
+
+
+def real_or_none(path) -> str | None:
+    """The real path, or None if it leads into a refused directory."""
+    try:
+        return resolve(path)
+    except SelfReference:
+        return None
 
 
 def open_nofollow(path, flags: int) -> int:

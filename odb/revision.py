@@ -54,7 +54,7 @@ import time
 from typing import NamedTuple
 
 from .errors import AmbiguousPrefix, CorruptObject, ObjectNotFound
-from .object_headers import GitDate, parse_commit, parse_tag
+from .objects.object_headers import GitDate, parse_commit, parse_tag
 from .oid import is_hex
 from .refs.reflog import read_reflog, reflog_exists
 from .refs.names import check_refname

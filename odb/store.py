@@ -1,41 +1,38 @@
-"""The object store: one repository's packs, loose objects and alternates behind one API."""
+"""The object store: one repository's packs, loose objects and alternates behind one API.
+
+Its parts, each in a module of its own: one objects directory (odb/objects_dir.py), the
+alternates found in git's order (odb/alternates.py), the lookup and its rule for misses and
+damage (odb/lookup.py, the base of Store), sizes in bulk (odb/bulk_sizes.py), and the stream
+open_stream gives (odb/object_stream.py).
+"""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import stat
 from array import array
 from typing import Iterator, NamedTuple
 
-from . import refused_paths, sizes
+from . import bulk_sizes, refused_paths
 from .access import Access, AccessRules
+from .alternates import open_alternates
 from .anchor import Anchor
-from .delta_chain import ChainReader, Location
-from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, OdbError,
-                     RepositoryGone, display_path)
-from .inflation import CHUNK, Inflation
-from .kinds import KINDS, Kind
-from .loose import DIR_FLAGS, LooseObjects
-from .mapped_file import Descriptor
-from .oid import ObjectFormat, Prefix, is_hex, parse_oid
-from .pack.backend import PackBackend
-from .refused_paths import SelfReference, resolve
-from .repository import discover, read_alternates
-from .sizes import MISSING
+from .objects.delta_chain import ChainReader, Location
+from .errors import (AccessDenied, AmbiguousPrefix, CorruptObject, NotARepository, ObjectNotFound, RepositoryGone,
+                     display_path)
+from .objects.kinds import KINDS, Kind
+from .lookup import Lookup
+from .object_stream import ObjectStream
+from .objects_dir import ObjectsDir, bucket_ids_in, confined, nonempty_buckets_in, prefix_matches_in
+from .oid import ObjectFormat, Prefix, is_hex
+from .refused_paths import SelfReference, real_or_none
+from .repository import discover
 from .tuning import DEFAULT_CACHE_SIZE, STREAM_THRESHOLD
 
 log = logging.getLogger("odb")
 
-MAX_ALTERNATE_DEPTH = 5  # as git's link_alt_odb_entries
 MIN_PREFIX = 4
-MAX_CANDIDATES = 1000
-# Times a read looks again when the file it was reading from vanished (git replaced the pack):
-# under back-to-back repacks one more look was seen to miss (issue 17's maintenance flake).
-MAX_VANISHED = 4
-# Refreshes a miss may take while each finds the repository changed (see Store._after_refresh).
-MAX_LOOKS = 4
 
 
 class ObjectInfo(NamedTuple):
@@ -46,187 +43,7 @@ class ObjectInfo(NamedTuple):
     delta_base: str | None  # hex id of the base, for objects stored as deltas
 
 
-class ObjectsDir:
-    """One objects directory: its packs (multi-pack-index first), then its loose objects."""
-
-    def __init__(self, path: str, fmt: ObjectFormat, label: str):
-        self.path = path
-        self.label = label
-        self.pack_dir = os.path.join(path, "pack")
-        self._check_readable()
-        self.packs = PackBackend(self.pack_dir, fmt)
-        self.loose = LooseObjects(path, fmt)
-        self._loose_stamp = self.loose.bucket_mtimes()
-        self._confined: tuple | None = None  # identities of the directory and pack/ when confined
-        self._has_pack_dir = os.path.isdir(self.pack_dir)
-
-    def has(self, directory: str) -> bool:
-        """Whether directory (this one or its pack/) exists, as seen when it was opened."""
-        return directory == self.path or self._has_pack_dir
-
-    def _check_readable(self) -> None:
-        """PermissionError now if this process may not list the directory or its pack/, which
-        the pack scan would otherwise take for "no packs" without a word."""
-        for directory in (self.path, self.pack_dir):
-            try:
-                os.listdir(directory)
-                os.stat(os.path.join(directory, "."))
-            except (FileNotFoundError, NotADirectoryError):
-                if directory == self.path:
-                    raise
-            except PermissionError as e:
-                raise PermissionError(e.errno, e.strerror, directory) from None
-
-    def confine(self) -> None:
-        """Checks that this directory and its pack/ lead nowhere into a refused directory
-        (SelfReference if they do); from now on loose objects are read through a descriptor of
-        the directory, and the two are re-checked at each refresh."""
-        self._real = resolve(self.path)
-        resolve(self.pack_dir)
-        self._root = Descriptor(os.open(self._real, DIR_FLAGS))
-        self.loose.confine(self._root)
-        self._confined = self._identities()
-
-    def _identities(self) -> tuple:
-        """What tells that neither the directory nor its pack/ was replaced (by a symlink, say):
-        the pinned directory, what its real path names now, and pack/ (not followed)."""
-        root = self._root.fd
-        pinned, named = os.fstat(root), os.lstat(self._real)
-        try:
-            pack = os.stat("pack", dir_fd=root, follow_symlinks=False)
-            pack = (pack.st_dev, pack.st_ino, stat.S_IFMT(pack.st_mode))
-        except FileNotFoundError:
-            pack = None
-        return (pinned.st_dev, pinned.st_ino), (named.st_dev, named.st_ino, stat.S_IFMT(named.st_mode)), pack
-
-    def _check_confined(self) -> None:
-        """At each refresh of a confined directory: three stats while nothing moved; a careful
-        resolve() again (SelfReference if it now leads into a refused directory) when it did."""
-        now = self._identities()
-        if now != self._confined:
-            resolve(self.path)
-            resolve(self.pack_dir)
-            self._confined = now
-
-    def locations(self, raw: bytes) -> Iterator[Location]:
-        hit = self.packs.find(raw)
-        if hit is not None:
-            yield Location(self, hit[0], hit[1], raw)
-        if self.loose.contains(raw):
-            yield Location(self, None, 0, raw)
-
-    def first_location(self, raw: bytes) -> Location | None:
-        """What locations() yields first, without a generator: the per-object fast path."""
-        hit = self.packs.find(raw)
-        if hit is not None:
-            # Location(...) minus a Python-level __new__: 1.95 us a call against 2.09 us (63,970
-            # ids of the bench repository; docs/performance.md, "Micro-optimisations").
-            return tuple.__new__(Location, (self, hit[0], hit[1], raw))
-        if self.loose.contains(raw):
-            return Location(self, None, 0, raw)
-        return None
-
-    def refresh(self, bucket: int | None = None) -> bool:
-        if self._confined is not None:
-            self._check_confined()
-        changed = self.packs.refresh()
-        if bucket is not None:
-            # Loose objects are always read live; the fingerprint only answers "changed?",
-            # and one stat beats 256 when a single bucket is being listed.
-            stamp = self.loose.bucket_mtime(bucket)
-            if stamp != self._loose_stamp[bucket]:
-                self._loose_stamp[bucket] = stamp
-                changed = True
-            return changed
-        stamp = self.loose.bucket_mtimes()
-        if stamp != self._loose_stamp:
-            self._loose_stamp = stamp
-            changed = True
-        return changed
-
-    def ids_in_bucket(self, first_byte: int) -> tuple[bytes, bool, list[bytes]]:
-        """The bucket's raw ids: packed ones concatenated, whether those are sorted and unique
-        (one index lists them all, the usual case: PackBackend.bucket_block), and loose ones."""
-        block, sorted_unique = self.packs.bucket_block(first_byte)
-        return block, sorted_unique, [bytes.fromhex(h) for h in self.loose.hex_in_bucket(first_byte)]
-
-    def nonempty_buckets(self) -> set[int]:
-        return self.packs.nonempty_buckets() | self.loose.nonempty_buckets()
-
-    def prefix_matches(self, prefix: Prefix) -> set[str]:
-        out = {r.hex() for r in self.packs.prefix_matches(prefix, MAX_CANDIDATES)}
-        out.update(h for h in self.loose.hex_in_bucket(prefix.first_byte) if h.startswith(prefix.hex))
-        return out
-
-
-class ObjectStream:
-    """An object's bytes, read front to back. Big blobs inflate piece by piece as they are read
-    (an Inflation), others are held whole; fork() gives an independent stream at the same point,
-    to resume from later without starting over."""
-
-    def __init__(self, kind: str, size: int, source: Inflation | bytes):
-        self.kind = kind
-        self.size = size
-        self._source = source  # an Inflation, or the whole bytes
-        self._buf = b""
-        self._pos = 0
-        self._offset = 0  # of the whole bytes, for the next read_chunk()
-
-    @property
-    def offset(self) -> int:
-        """The object offset of the next byte read() returns."""
-        source = self._source
-        at = source.offset if isinstance(source, Inflation) else self._offset
-        return at - (len(self._buf) - self._pos)
-
-    def read_chunk(self) -> bytes:
-        """The next piece of the object (at most 1 MiB when inflated as read); b"" at the end."""
-        if self._pos < len(self._buf):
-            out = self._buf[self._pos :]
-            self._buf, self._pos = b"", 0
-            return out
-        return self._next_piece()
-
-    def _next_piece(self) -> bytes:
-        source = self._source
-        if isinstance(source, Inflation):
-            return source.next_chunk()
-        out = source[self._offset : self._offset + CHUNK]
-        self._offset += len(out)
-        return out
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            parts = [self._buf[self._pos :]]
-            self._buf, self._pos = b"", 0
-            while chunk := self._next_piece():
-                parts.append(chunk)
-            return b"".join(parts)
-        while len(self._buf) - self._pos < n:
-            chunk = self._next_piece()
-            if not chunk:
-                break
-            self._buf = self._buf[self._pos :] + chunk
-            self._pos = 0
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += len(out)
-        return out
-
-    def fork(self) -> ObjectStream:
-        """An independent stream at this one's offset (sharing its input, not its state)."""
-        source = self._source
-        twin = ObjectStream(self.kind, self.size, source.copy() if isinstance(source, Inflation) else source)
-        twin._buf, twin._pos, twin._offset = self._buf, self._pos, self._offset
-        return twin
-
-    def close(self) -> None:
-        if isinstance(self._source, Inflation):
-            self._source.close()
-        self._source = b""
-        self._buf, self._pos, self._offset = b"", 0, 0
-
-
-class Store:
+class Store(Lookup):
     """One repository's objects. See odb/__init__.py for the API; git_dir and common_dir are
     what odb.open() found (None for a bare objects directory)."""
 
@@ -242,7 +59,7 @@ class Store:
             main = ObjectsDir(objects_dir, fmt, "")
         except PermissionError as e:
             raise AccessDenied(e.filename or objects_dir) from None
-        self._dirs = [main] + self._open_alternates(objects_dir, fmt, list(alternates))
+        self._dirs = [main] + open_alternates(objects_dir, fmt, list(alternates))
         self._main = main
         # The directories, held open: a repository renamed while open is followed (odb/anchor.py).
         self._anchors = {name: _anchor(path) for name, path in
@@ -257,44 +74,6 @@ class Store:
         if refused_paths.active():
             self._apply_refusal()
 
-    @classmethod
-    def _open_alternates(cls, objects_dir: str, fmt: ObjectFormat, named: list[str]) -> list[ObjectsDir]:
-        out = []
-        for path in cls._alternates(objects_dir, named):
-            try:
-                out.append(ObjectsDir(path, fmt, f"alternate:{path}:"))
-            except OSError as e:
-                log.warning("ignoring alternate %s: %s", display_path(path), e.strerror)
-        return out
-
-    @staticmethod
-    def _alternates(objects_dir: str, named: list[str]) -> list[str]:
-        """Alternates in git's order (those named by the environment, then info/alternates,
-        each depth first), each once, the repository itself never."""
-        seen = {_real_or_none(objects_dir)}
-        out = []
-        stack = [(path, 1) for path in reversed(named + read_alternates(objects_dir))]
-        while stack:
-            path, depth = stack.pop()
-            real = _real_or_none(path)
-            shown = display_path(path)
-            if real is None:
-                log.warning("ignoring alternate %s: it resolves into the mount itself", shown)
-                continue
-            if real in seen:
-                log.warning("ignoring alternate %s: it loops back", shown)
-                continue
-            if depth > MAX_ALTERNATE_DEPTH:
-                log.warning("ignoring alternate %s: nested more than %d deep", shown, MAX_ALTERNATE_DEPTH)
-                continue
-            if not os.path.isdir(real):
-                log.warning("ignoring alternate %s: not a directory", shown)
-                continue
-            seen.add(real)
-            out.append(path)
-            stack.extend((p, depth + 1) for p in reversed(read_alternates(path)))
-        return out
-
     # -- what the store reads, and what it must never read ---------------------
 
     def directories(self) -> list[str]:
@@ -304,7 +83,7 @@ class Store:
         named = [self.git_dir, self.common_dir] + [d.path for d in self._dirs]
         out = []
         for path in named:
-            real = _real_or_none(path) if path is not None else None
+            real = real_or_none(path) if path is not None else None
             if real is not None and real not in out:
                 out.append(real)
         return out
@@ -317,19 +96,7 @@ class Store:
         self._apply_refusal()
 
     def _apply_refusal(self) -> None:
-        kept = []
-        for d in self._dirs:
-            try:
-                if d._confined is None:
-                    d.confine()
-            except SelfReference:
-                log.warning("ignoring objects directory %s: it resolves into the mount itself", display_path(d.path))
-                continue
-            except OSError as e:
-                log.warning("ignoring objects directory %s: %s", display_path(d.path), e.strerror)
-                continue
-            kept.append(d)
-        self._dirs = kept
+        self._dirs = confined(self._dirs)
 
     # -- who may read what -----------------------------------------------------
 
@@ -354,103 +121,6 @@ class Store:
         path = loose.path(raw)
         return size, self._access.for_file(path[: path.rindex("/")], st, path if linked else None)
 
-    # -- finding ---------------------------------------------------------------
-
-    def _find(self, raw: bytes) -> Location | None:
-        for d in self._dirs:
-            loc = d.first_location(raw)
-            if loc is not None:
-                return loc
-        return None
-
-    def _locations(self, raw: bytes) -> Iterator[Location]:
-        for d in self._dirs:
-            yield from d.locations(raw)
-
-    def _first_good(self, oid, action):
-        """Runs action on the object's first location, and on its other copies only if that
-        one is damaged: damage in one pack must not hide a good copy elsewhere. A miss
-        refreshes once and retries, since git may have just repacked."""
-        raw = parse_oid(oid, self.format)
-        loc = self._find(raw)
-        if loc is not None:
-            try:
-                return action(raw, loc)
-            except (CorruptObject, OSError, ValueError):
-                pass  # the careful path below starts over, and reports what it sees
-        return self._each_location(raw, action)
-
-    def _each_location(self, raw: bytes, action):
-        locs = self._locations(raw)
-        loc = next(locs, None)
-        if loc is None:
-            loc, locs = self._look_again(raw)
-        first_error = None
-        vanished = 0
-        while loc is not None:
-            try:
-                return action(raw, loc)
-            except FileNotFoundError:
-                # git repacked or pruned between the lookup and the read: look again, a few
-                # times at most (git may replace the new pack too before this read gets to it).
-                vanished += 1
-                if vanished > MAX_VANISHED:
-                    raise ObjectNotFound(raw.hex()) from None
-                loc, locs = self._look_again(raw)
-                continue
-            except (CorruptObject, OSError, ValueError) as e:
-                error = self._error_at(raw, loc, e)
-                if isinstance(error, AccessDenied):
-                    log.debug("object %s: %s", raw.hex(), error)  # the mode shown says so already
-                else:
-                    log.warning("object %s: %s", raw.hex(), error)
-                first_error = first_error or error
-            loc = next(locs, None)
-        raise first_error
-
-    def _look_again(self, raw: bytes) -> tuple[Location, Iterator[Location]]:
-        """After a miss: (the first location, the others) once a refresh shows the object;
-        ObjectNotFound if none does (see _after_refresh)."""
-        locs = self._after_refresh(lambda: list(self._locations(raw)))
-        if not locs:
-            raise ObjectNotFound(raw.hex())
-        rest = iter(locs)
-        return next(rest), rest
-
-    def _after_refresh(self, look, bucket: int | None = None):
-        """What look() finds after a refresh, looked for again while each refresh finds the
-        repository changed (MAX_LOOKS times at most); falsy if nothing was found.
-
-        One refresh is not enough. git writes an object's new home before it deletes the old
-        one, but a look is not atomic: a refresh lists pack A, git writes pack D and deletes A,
-        and the look then finds A gone (skipped as unreadable) and D not yet listed. The
-        repository changed under that look, so the next refresh sees a change, and the object
-        is looked for again; a look over a repository that its refresh found unchanged is
-        final. The first look happens whatever its refresh says: another thread may have
-        refreshed since the miss (issue 17's ENOENT for a reachable object under maintenance).
-        """
-        found = None
-        for _ in range(MAX_LOOKS):
-            seen = self.generation
-            self.refresh(bucket)
-            found = look()
-            if found or self.generation == seen:
-                break
-        return found
-
-    def _error_at(self, raw: bytes, loc: Location, e: Exception) -> OdbError:
-        """What a failed read at loc means: AccessDenied for EACCES/EPERM, else CorruptObject."""
-        if isinstance(e, PermissionError):
-            return AccessDenied(e.filename or self._where(loc))
-        if isinstance(e, CorruptObject):
-            error = e
-        else:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            error = CorruptObject(self._where(loc), loc.offset if loc.pack else None, reason)
-        if error.oid is None:
-            error.oid = raw.hex()
-        return error
-
     # -- reading ---------------------------------------------------------------
 
     def read(self, oid) -> tuple[str, bytes]:
@@ -474,88 +144,13 @@ class Store:
     def read_sizes(self, ids: bytes) -> tuple[array, dict[int, Exception]]:
         """The sizes of the objects whose raw ids are concatenated in ids, in order, each as
         read_size gives it; -1 where the dict (index -> exception) holds what read_size raises.
-
-        Objects found in a pack that opens, whose headers read, are answered many at once
-        (odb/sizes.py, in C when it is built): what listings ask of every object. Anything
-        else (loose objects, damage, a miss, which refreshes) goes through read_size itself,
-        so that the answers are read_size's in every case.
-        """
-        out, errors, _ = self._bulk(ids, None)
-        return out, errors
+        Packs answer many at once, anything else goes through read_size itself (odb/bulk_sizes.py)."""
+        return bulk_sizes.read_sizes(ids, self._dirs, self.format.raw_len, self.read_size)
 
     def stat_many(self, ids: bytes) -> tuple[array, dict[int, Exception], list]:
         """read_sizes with each object's Access beside its size, as stat gives both: (sizes,
         errors by index, Access by index, None where the size is an error)."""
-        return self._bulk(ids, self.stat)
-
-    def _bulk(self, ids: bytes, careful_call) -> tuple[array, dict[int, Exception], list]:
-        """Sizes (and, with careful_call = stat, Accesses) of many ids: bulk through the packs,
-        the rest one by one through read_size or stat, so the answers are theirs in every case."""
-        ids = bytes(ids)
-        n = self.format.raw_len
-        count = len(ids) // n
-        out = array("q", [-1]) * -(-len(ids) // n)
-        accesses: list = [None] * len(out) if careful_call is not None else []
-        careful = self._sizes_in_packs(ids, count, out, accesses)
-        careful.extend(range(count, len(out)))  # a short id at the end: read_size says what it is
-        errors: dict[int, Exception] = {}
-        for k in sorted(careful):
-            try:
-                if careful_call is None:
-                    out[k] = self.read_size(ids[k * n : (k + 1) * n])
-                else:
-                    out[k], accesses[k] = careful_call(ids[k * n : (k + 1) * n])
-            except (OdbError, OSError) as e:  # what read_size raises is the answer, carried whole
-                errors[k] = e
-        return out, errors, accesses
-
-    def _sizes_in_packs(self, ids: bytes, count: int, out: array, accesses: list) -> list[int]:
-        """Fills out with the sizes of the first count ids that packs answer in bulk, looking
-        in each objects directory in turn as _find does, and accesses (when it is not empty)
-        with their packs' Access; returns the indexes left to read_size."""
-        n = self.format.raw_len
-        careful: list[int] = []
-        pending, block = range(count), ids[: count * n]
-        for d in self._dirs:
-            if not pending:
-                break
-            located = d.packs.locate_many(block)
-            got = sizes.entry_sizes(located, n)
-            of_pack = self._pack_accesses(located, got) if accesses else None
-            if of_pack is None and accesses:
-                careful.extend(pending)  # a pack's files do not stat: stat says why, one by one
-                return careful
-            if len(pending) == count and min(got, default=0) >= 0:
-                out[:count] = got  # all found and read: the usual case
-                if accesses:
-                    accesses[:count] = [of_pack[j] for j in located.which]
-                return careful
-            missed = []
-            for j, k in enumerate(pending):
-                if got[j] >= 0:
-                    out[k] = got[j]
-                    if accesses:
-                        accesses[k] = of_pack[located.which[j]]
-                elif located.which[j] == MISSING and not d.loose.contains(ids[k * n : (k + 1) * n]):
-                    missed.append(k)  # the next objects directory may have it
-                else:
-                    careful.append(k)
-            pending = missed
-            block = b"".join([ids[k * n : (k + 1) * n] for k in missed])
-        careful.extend(pending)
-        return careful
-
-    def _pack_accesses(self, located, got: array) -> list | None:
-        """The Access of each pack located names (by position), or None when one of them does
-        not stat (it vanished): the careful path then reports it."""
-        used = [j for j in set(located.which) if j >= 0]
-        out: list = [None] * len(located.packs)
-        try:
-            for j in used:
-                out[j] = self._access.for_pack(located.packs[j])
-        except OSError:
-            return None
-        return out
+        return bulk_sizes.stat_many(ids, self._dirs, self.format.raw_len, self.stat, self._access)
 
     def _size_of(self, raw: bytes, loc: Location) -> int:
         return self._reader.size(loc)
@@ -599,10 +194,6 @@ class Store:
         kind, data = self._read_at(raw, loc)
         return ObjectStream(kind, len(data), data)
 
-    @staticmethod
-    def _where(loc: Location) -> str:
-        return loc.pack.pack_path if loc.pack else loc.source.loose.path(loc.raw)
-
     # -- listing ---------------------------------------------------------------
 
     def bucket_has_objects(self, first_byte: int) -> bool:
@@ -614,19 +205,7 @@ class Store:
         """The bucket's raw ids, sorted, each once, concatenated: what a listing holds."""
         if not 0 <= first_byte <= 255:
             raise ValueError("a bucket is a byte, 0 to 255")
-        n = self.format.raw_len
-        packed, loose, dirs = [], [], self._dirs
-        sorted_unique = False  # (no directory left: every one was refused)
-        for d in dirs:
-            block, sorted_unique, more = d.ids_in_bucket(first_byte)
-            if block:
-                packed.append(block)
-            loose += more
-        if len(dirs) == 1 and sorted_unique and not loose:
-            return block  # usually one multi-pack-index lists them all, sorted and unique already
-        ids = [blk[i : i + n] for blk in packed for i in range(0, len(blk), n)] + loose
-        # dict.fromkeys drops duplicates in C, and sorting a nearly sorted list is linear.
-        return b"".join(sorted(dict.fromkeys(ids)))
+        return bucket_ids_in(self._dirs, first_byte, self.format.raw_len)
 
     def list_bucket(self, first_byte: int) -> list[str]:
         """The bucket's hex ids, sorted, each once."""
@@ -638,10 +217,7 @@ class Store:
 
     def nonempty_buckets(self) -> list[int]:
         """The first bytes that at least one object has: the root listing, without listing ids."""
-        found: set[int] = set()
-        for d in self._dirs:
-            found |= d.nonempty_buckets()
-        return sorted(found)
+        return nonempty_buckets_in(self._dirs)
 
     def __iter__(self) -> Iterator[str]:
         for b in range(256):
@@ -659,11 +235,7 @@ class Store:
         return found.pop()
 
     def _prefix_matches(self, digits: str) -> set[str]:
-        prefix = Prefix.from_hex(digits)
-        found: set[str] = set()
-        for d in self._dirs:
-            found |= d.prefix_matches(prefix)
-        return found
+        return prefix_matches_in(self._dirs, Prefix.from_hex(digits))
 
     # -- upkeep ----------------------------------------------------------------
 
@@ -736,14 +308,6 @@ def _anchor(path: str) -> Anchor | None:
     try:
         return Anchor(path)
     except OSError:  # (a bare objects directory has no git dir to hold, nor needs one)
-        return None
-
-
-def _real_or_none(path: str) -> str | None:
-    """The real path, or None if it leads into a refused directory."""
-    try:
-        return resolve(path)
-    except SelfReference:
         return None
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import odb  # noqa: E402
 from odb import revision  # noqa: E402
 from odb.refs import RefStore  # noqa: E402
-from odb.tree import GITLINK, TREE, Tree  # noqa: E402
+from odb.objects.tree import GITLINK, TREE, Tree  # noqa: E402
 
 DEFAULT_REPO = "/work/.mirror/git+git/repo"
 

@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import odb  # noqa: E402
-from odb import delta_chain  # noqa: E402
+from odb.objects import delta_chain  # noqa: E402
 
 
 def ids_of(repo: str, buckets: str, count: int) -> list[str]:

@@ -1,6 +1,7 @@
-"""The two read paths of odb/delta_chain.py (the compiled engine, odb/_engine.c, and the Python
-walk around zlib and odb.delta): a fixture that runs a test module on each, and the engine's delta
-application as an apply_delta, for the delta tests to hold it to odb.delta's checks and messages."""
+"""The two read paths of odb/objects/delta_chain.py (the compiled engine, odb/_engine.c, and the
+Python walk around zlib and odb.objects.delta): a fixture that runs a test module on each, and the
+engine's delta application as an apply_delta, for the delta tests to hold it to odb.objects.delta's
+checks and messages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import zlib
 import pytest
 
 from damage import PackBuilder
-from odb import delta, delta_chain
+from odb.objects import delta, delta_chain
 
 # "c" only where odb/_engine.c is built; its absence shows as a skip in the -ra summary.
 ENGINES = ["python", "c"]

@@ -1,5 +1,5 @@
-"""Store.read_sizes against read_size (and stat_many against stat), in each implementation of odb/sizes.py: the check that the
-size, damage, hostile and fuzz tests share."""
+"""Store.read_sizes against read_size (and stat_many against stat), in each implementation of
+odb/pack/sizes.py: the check that the size, damage, hostile and fuzz tests share."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from limits import Hang
-from odb import sizes
+from odb.pack import sizes
 
 BATCH = 256  # what the mount's helpers ask for at once
 
@@ -18,7 +18,7 @@ IMPLEMENTATIONS = ["python", "c"]
 
 @contextlib.contextmanager
 def using(implementation: str):
-    """odb/sizes.py computes with `implementation` inside the block."""
+    """odb/pack/sizes.py computes with `implementation` inside the block."""
     if implementation == "c" and sizes.compiled is None:
         pytest.skip("odb._sizes is not built (no C compiler or zlib headers at install?)")
     saved = sizes.accelerator

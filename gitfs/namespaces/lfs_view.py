@@ -15,7 +15,7 @@ from typing import NamedTuple
 import odb
 from odb.lfs import MAX_POINTER, LfsObjects, LfsPointer, parse_pointer
 from odb.lru import LRU
-from odb.tree import BLOB, EXECUTABLE
+from odb.objects.tree import BLOB, EXECUTABLE
 
 from gitfs.namespaces.tree_view import BlobFile
 

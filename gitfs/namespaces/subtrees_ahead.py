@@ -16,7 +16,7 @@ import trio
 
 import odb
 from odb.lru import LRU
-from odb.tree import TREE
+from odb.objects.tree import TREE
 
 from gitfs.engine import helper_protocol as hp
 from gitfs.engine import loop

@@ -15,7 +15,7 @@ import logging
 import stat
 
 from odb.lru import LRU
-from odb.tree import BLOB, EXECUTABLE, SYMLINK
+from odb.objects.tree import BLOB, EXECUTABLE, SYMLINK
 
 from gitfs.engine import helper_protocol as hp
 from gitfs.view.inodes import TREE_NAMESPACE

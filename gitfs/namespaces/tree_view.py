@@ -25,7 +25,7 @@ from typing import NamedTuple
 import odb
 from odb import revision
 from odb.lru import LRU
-from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE
+from odb.objects.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE
 
 from gitfs.view.inodes import EntryInodes
 from gitfs.view.listings import Listing

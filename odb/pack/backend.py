@@ -24,8 +24,8 @@ from .multi_pack_index import MultiPackIndex, read_checksum
 from ..oid import ObjectFormat, Prefix
 from .packfile import Pack
 from ..refused_paths import stat_nofollow
-from .. import sizes
-from ..sizes import MISSING, Located
+from . import sizes
+from .sizes import MISSING, Located
 from ..tuning import MAX_MAPPED_PACKS
 
 log = logging.getLogger("odb")

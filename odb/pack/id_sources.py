@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import struct
 
-from .. import sizes
+from . import sizes
 from ..errors import CorruptObject
 from .multi_pack_index import MultiPackIndex
 from ..oid import Prefix
 from .packfile import Pack
-from ..sizes import MISSING, UNSURE, Located
+from .sizes import MISSING, UNSURE, Located
 
 log = logging.getLogger("odb")
 _ENTRY = struct.Struct(">II").unpack_from  # an OOFF entry: pack id, offset

@@ -1,4 +1,8 @@
-"""Pack (.pack) files, versions 2 and 3: entry headers and zlib inflation of entry data."""
+"""Pack (.pack) files, versions 2 and 3: entry headers and zlib inflation of entry data.
+
+What an entry header says is parsed by odb/pack/entry.py, and how many of a pack's pages stay
+resident is odb/pack/residency.py's (the base of Pack).
+"""
 
 from __future__ import annotations
 
@@ -7,50 +11,23 @@ import mmap
 import os
 import struct
 import threading
-import weakref
 import zlib
-from typing import NamedTuple
 
 from ..errors import CorruptObject
-from ..inflation import Inflation
-from ..kinds import Kind
+from ..objects.inflation import Inflation
 from ..mapped_file import READ_WHOLE_BELOW, Descriptor, open_regular, read_all
 from ..oid import ObjectFormat
+from .entry import MAX_ENTRY_HEADER, MAX_INFLATE_RATIO, Entry, parse_entry
 from .index import PackIndex
-from ..tuning import HEADER_READ, PACK_RESIDENT_BUDGET as RESIDENT_BUDGET, PREFIX_READ, PROCESS_BUDGET
-from ..tuning import STREAM_CHUNK, STREAM_RELEASE, WINDOW_SHIFT
-
-# Plain ints: entry types are compared with these once per entry parsed or walked.
-OFS_DELTA = int(Kind.OFS_DELTA)
-REF_DELTA = int(Kind.REF_DELTA)
-# Deflate cannot expand more than about 1032:1, so a size claimed beyond that
-# for the compressed bytes left in the file is a lie; refusing it up front keeps
-# memory bounded by what is on disk, never by what a header says.
-MAX_INFLATE_RATIO = 1032
-# An entry header is at most 1 + 9 size bytes + 10 offset bytes or an id (32 bytes).
-MAX_ENTRY_HEADER = 48
+from .residency import PageRelease, ResidentWindows
+from ..tuning import HEADER_READ, PREFIX_READ, STREAM_CHUNK, WINDOW_SHIFT
 
 
 # A number per Pack for the compiled engine's cache (odb/_engine.c), which keys on numbers, not objects.
 _keys = itertools.count(1)
 
-# Entry(...) goes through a Python-level __new__; the tuple's own is C (133 ns against 314 ns).
-# The Python read path builds an entry per link of each delta chain it walks: this makes
-# read_header of buckets 00-03 of the bench repository 6 % faster (0.062 s against 0.066 s,
-# medians of 5 processes; docs/performance.md, "Micro-optimisations"). The C engine builds none.
-_new = tuple.__new__
 
-
-class Entry(NamedTuple):
-    offset: int
-    type: int  # a Kind code: 1-4 a whole object, 6 OFS_DELTA, 7 REF_DELTA
-    size: int  # inflated size of this entry's data (for a delta: the delta's own size)
-    data_offset: int  # where the zlib stream starts
-    base_offset: int  # OFS_DELTA: the base entry's offset; otherwise -1
-    base_id: bytes | None  # REF_DELTA: the base's raw id
-
-
-class Pack:
+class Pack(ResidentWindows):
     """A .pack beside its .idx. The idx opens on demand, the pack data on first read.
 
     Opening lazily is what makes a multi-pack-index hit cheap (libgit2's design): a
@@ -221,7 +198,7 @@ class Pack:
             self._open()
 
     def header_source(self) -> tuple[bytes | Descriptor, int]:
-        """What header() reads from, for reading many entries at once (odb/sizes.py): the small
+        """What header() reads from, for reading many entries at once (pack/sizes.py): the small
         file's bytes, or the descriptor (to be held across the reads), and where the data ends."""
         while True:
             small = self._small
@@ -239,7 +216,7 @@ class Pack:
         # The pages touched here are counted by inflate(), which reads on from here. A slice
         # of the map itself (view.obj) is bytes, which index faster than a memoryview.
         buf = self.view.obj
-        return self._parse_entry(buf[offset : min(offset + MAX_ENTRY_HEADER, self._data_end)], offset)
+        return parse_entry(self, buf[offset : min(offset + MAX_ENTRY_HEADER, self._data_end)], offset)
 
     def header(self, offset: int) -> tuple[Entry, bytes]:
         """The entry header at offset and the bytes read with it: the start of its data,
@@ -255,56 +232,7 @@ class Pack:
             if not 12 <= offset < self._data_end:
                 raise self._corrupt("entry offset outside the pack", offset)
             head = os.pread(desc.fd, min(HEADER_READ, self._data_end - offset), offset)
-        return self._parse_entry(head, offset), head
-
-    def _parse_entry(self, head, offset: int) -> Entry:
-        """Parses the entry starting at head[0], which lies at `offset` in the pack."""
-        end = self._data_end
-        if not 12 <= offset < end:
-            raise self._corrupt("entry offset outside the pack", offset)
-        limit = len(head)  # the caller read no further than the end of the data
-        if not limit:
-            raise self._corrupt("pack truncated under us", offset)
-        c = head[0]
-        pos = 1
-        kind = (c >> 4) & 7
-        size = c & 15
-        shift = 4
-        while c & 0x80:
-            if pos >= limit or shift > 63:
-                raise self._corrupt("bad entry header", offset)
-            c = head[pos]
-            pos += 1
-            size |= (c & 0x7F) << shift
-            shift += 7
-        if size > (end - offset - pos) * MAX_INFLATE_RATIO + 64:
-            # Refused here, not only at inflation: st_size comes from this header.
-            raise self._corrupt(f"entry claims {size} bytes, more than its data can hold", offset)
-        if kind == OFS_DELTA:
-            if pos >= limit:
-                raise self._corrupt("truncated delta base offset", offset)
-            c = head[pos]
-            pos += 1
-            distance = c & 0x7F
-            while c & 0x80:
-                if pos >= limit or distance > (1 << 56):
-                    raise self._corrupt("bad delta base offset", offset)
-                c = head[pos]
-                pos += 1
-                distance = ((distance + 1) << 7) | (c & 0x7F)
-            base = offset - distance
-            # A base must come before its delta: this is also what makes OFS chains loop-free.
-            if not 12 <= base < offset:
-                raise self._corrupt(f"delta base offset {base} out of range", offset)
-            return _new(Entry, (offset, OFS_DELTA, size, offset + pos, base, None))
-        if kind == REF_DELTA:
-            h = self.format.raw_len
-            if pos + h > limit:
-                raise self._corrupt("truncated delta base id", offset)
-            return _new(Entry, (offset, kind, size, offset + pos + h, -1, bytes(head[pos : pos + h])))
-        if kind in (0, 5):
-            raise self._corrupt(f"invalid entry type {kind}", offset)
-        return _new(Entry, (offset, kind, size, offset + pos, -1, None))
+        return parse_entry(self, head, offset), head
 
     # -- inflation -----------------------------------------------------------
 
@@ -327,36 +255,6 @@ class Pack:
             raise self._corrupt(f"entry inflates to the wrong size (header says {size})", entry.offset)
         self._touch(entry.offset, stop - len(d.unused_data))
         return out
-
-    def _touch(self, start: int, stop: int) -> None:
-        windows = self._windows
-        before = self._resident
-        for w in range(start >> WINDOW_SHIFT, ((stop - 1) >> WINDOW_SHIFT) + 1):
-            if w < len(windows) and not windows[w]:
-                windows[w] = 1
-                self._resident += 1
-        if self._resident != before:
-            self.touched(self._resident - before, counted=True)
-
-    def touched(self, new: int, counted: bool = False) -> None:
-        """`new` windows were marked in _windows (by odb/_engine.c, or _touch which counted them)."""
-        if not new:
-            return
-        before = self._resident - new if counted else self._resident
-        self._resident = before + new
-        if self._resident << WINDOW_SHIFT > RESIDENT_BUDGET:
-            self._release_all()
-        _resident_packs.add(self, self._resident - before)
-
-    def _release_all(self) -> None:
-        buf = self._buf
-        self._windows = bytearray(len(self._windows))
-        self._resident = 0
-        if isinstance(buf, mmap.mmap):
-            try:
-                buf.madvise(mmap.MADV_DONTNEED)
-            except ValueError:
-                pass  # closed meanwhile (another thread, the LRU of open packs): nothing is mapped
 
     def _inflate_rest(self, d, out: bytes, pos: int, size: int) -> bytes:
         # Only unusual encoders get here: the stream is longer than zlib's own bound.
@@ -389,61 +287,9 @@ class Pack:
             raise self._corrupt(f"bad compressed data: {e}", entry.offset) from None
         return out
 
-    def _release_pages(self, start: int, stop: int) -> int:
-        """Drops this process's mapping of whole pages in [start, stop); they re-fault from the page cache."""
-        buf = self._buf
-        if isinstance(buf, mmap.mmap):
-            lo = start - start % mmap.PAGESIZE
-            hi = stop - stop % mmap.PAGESIZE
-            if hi > lo:
-                buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-        return stop
-
     def iter_inflate(self, entry: Entry) -> Inflation:
         """The entry's data in pieces, for streaming big blobs without holding them."""
         view = self.view
         return Inflation(lambda pos, n: view[pos : pos + n], entry.data_offset, self._data_end, entry.size,
                          lambda reason: self._corrupt(reason, entry.offset),
-                         on_input=_PageRelease(self, entry.data_offset))
-
-
-class _PageRelease:
-    """Hands back the pages a stream has read past, every STREAM_RELEASE bytes of input
-    (shared by an inflation's copies: a page one of them still wants re-faults from the page
-    cache)."""
-
-    def __init__(self, pack: Pack, start: int):
-        self._pack = pack
-        self._released = start
-
-    def __call__(self, pos: int) -> None:
-        if pos - self._released >= STREAM_RELEASE:
-            self._released = self._pack._release_pages(self._released, pos)
-
-
-class _ResidentPacks:
-    """The packs of this process holding touched windows, against PROCESS_BUDGET: past it, all
-    of them hand their pages back. Counts are approximate under threads (a lost increment only
-    delays a release); the set itself is changed under a lock."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._packs: dict[int, weakref.ref] = {}
-        self._windows = 0
-
-    def add(self, pack: Pack, windows: int) -> None:
-        self._windows += windows
-        known = self._packs.get(id(pack))
-        if known is None or known() is not pack:  # (an id may be reused once a pack is gone)
-            with self._lock:
-                self._packs[id(pack)] = weakref.ref(pack)
-        if self._windows << WINDOW_SHIFT > PROCESS_BUDGET:
-            with self._lock:
-                packs, self._packs, self._windows = list(self._packs.values()), {}, 0
-            for ref in packs:
-                held = ref()
-                if held is not None:
-                    held._release_all()
-
-
-_resident_packs = _ResidentPacks()
+                         on_input=PageRelease(self, entry.data_offset))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from odb import delta, delta_chain, sizes, tree
+from odb.pack import sizes
+from odb.objects import delta, delta_chain, tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LINES = "from gitfs import features; print('\\n'.join(features.describe()))"

@@ -12,7 +12,7 @@ import damage
 from midx_fixtures import bases, repo, truth  # noqa: F401 - pytest fixtures
 from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
-from odb import store as store_module
+from odb.lookup import MAX_VANISHED
 from size_check import check_sizes
 from damage import Midx
 from odb.pack.multi_pack_index import MultiPackIndex
@@ -554,7 +554,7 @@ def test_a_read_looks_again_each_time_git_replaces_the_pack_under_it(repo_copy):
     repo = repo_copy("midx")
     oid = repo.git.ids()[0]
     with odb.open(repo.path) as store:
-        for vanishings, found in ((2, True), (store_module.MAX_VANISHED + 1, False)):
+        for vanishings, found in ((2, True), (MAX_VANISHED + 1, False)):
             left = [vanishings]
 
             def action(raw, loc):

@@ -1,4 +1,4 @@
-"""Tests of odb.delta: both implementations against a test-side encoder, hostile deltas and real git deltas."""
+"""Tests of odb.objects.delta: both implementations against a test-side encoder, hostile deltas and real git deltas."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from damage import varint
 from engine_check import engine_apply
-from odb import delta, delta_chain
-from odb.delta import DeltaError, apply_delta_python, read_sizes
+from odb.objects import delta, delta_chain
+from odb.objects.delta import DeltaError, apply_delta_python, read_sizes
 
 
 IMPLEMENTATIONS = [pytest.param(apply_delta_python, id="python")]
@@ -41,7 +41,7 @@ else:
     )
 
 
-# ---- a test-side encoder, written from the format description, independent of odb.delta ----
+# ---- a test-side encoder, written from the format description, independent of odb.objects.delta ----
 
 
 def header(base_size: int, result_size: int) -> bytes:

@@ -13,8 +13,8 @@ import pytest
 
 from damage import PackBuilder, hash_object, insert_delta
 import odb
-from odb import delta_chain
-from odb.delta_chain import ChainReader, Location
+from odb.objects import delta_chain
+from odb.objects.delta_chain import ChainReader, Location
 
 pytestmark = pytest.mark.skipif(delta_chain.compiled is None, reason="odb._engine is not built")
 ENGINE = delta_chain.compiled

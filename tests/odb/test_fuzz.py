@@ -22,7 +22,8 @@ import damage
 from limits import time_limit
 from engine_check import read_engine  # noqa: F401 - autouse: every test here runs on both read paths
 import odb
-from odb import delta_chain, sizes
+from odb.pack import sizes
+from odb.objects import delta_chain
 from odb.pack.packfile import Pack
 from size_check import available, check_sizes, using
 

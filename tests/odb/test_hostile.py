@@ -181,7 +181,7 @@ def test_chain_10000_deep_is_refused_quickly(empty):
 
 def test_chain_just_under_the_limit_matches_git(empty):
     """4000 deep is legal (git's pack.depth allows 4095): served byte-exact, as git serves it."""
-    from odb.delta_chain import MAX_DEPTH
+    from odb.objects.delta_chain import MAX_DEPTH
 
     depth = min(4000, MAX_DEPTH - 1)
     p, ids, contents = chain_pack(depth)

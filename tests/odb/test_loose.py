@@ -11,7 +11,7 @@ import pytest
 import damage
 import odb
 from limits import time_limit
-from odb.loose import LooseObjects
+from odb.objects.loose import LooseObjects
 
 
 def _swap_for_fifo(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Ids and their vocabulary (odb/oid.py, odb/kinds.py): Prefix parses an abbreviation once, Kind
+"""Ids and their vocabulary (odb/oid.py, odb/objects/kinds.py): Prefix parses an abbreviation once, Kind
 names the type codes of pack entries."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import odb
-from odb.kinds import KINDS, Kind
+from odb.objects.kinds import KINDS, Kind
 from odb.oid import Prefix
 
 

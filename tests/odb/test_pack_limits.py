@@ -37,7 +37,7 @@ def test_mapped_packs_are_bounded_and_reads_stay_exact(tmp_path, monkeypatch):
 
 def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, tmp_path):
     """A real delta whose result is above the cap is CorruptObject, not a huge allocation."""
-    import odb.delta_chain
+    import odb.objects.delta_chain
 
     repo, _ = _repo_with_packs(tmp_path, 1)
     env = git_env()
@@ -51,7 +51,7 @@ def test_delta_result_over_the_limit_is_refused_before_allocation(monkeypatch, t
     store = odb.open(repo)
     deltas = [i.decode() for i in ids if store.locate(i.decode()).delta_base]
     assert deltas, "git stored neither object as a delta"
-    monkeypatch.setattr(odb.delta_chain, "MAX_DELTA_RESULT", 64)  # after locate(), which checks it too
+    monkeypatch.setattr(odb.objects.delta_chain, "MAX_DELTA_RESULT", 64)  # after locate(), which checks it too
     try:
         store.read(deltas[0])
     except odb.CorruptObject as e:
@@ -76,7 +76,7 @@ def test_refresh_of_one_bucket_notices_a_loose_object_there(tmp_path):
 def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
     """The type memo of header walks forgets everything past MAX_KINDS, whatever the mix of
     whole objects and deltas: it must not grow with the repository."""
-    monkeypatch.setattr("odb.delta_chain.MAX_KINDS", 16)
+    monkeypatch.setattr("odb.objects.delta_chain.MAX_KINDS", 16)
     objects = any_repo.git.objects()
     with odb.open(any_repo.path) as store:
         reader = store._reader
@@ -90,7 +90,7 @@ def test_remembered_entry_types_are_bounded(any_repo, monkeypatch):
 def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
     """Past PROCESS_BUDGET of windows touched across all packs, every pack holding some hands its
     pages back, not only the one that crossed the line; a pack that is gone is skipped."""
-    from odb.pack import packfile as pack_module
+    from odb.pack import residency
 
     class Held:
         released = 0
@@ -98,8 +98,8 @@ def test_the_packs_of_a_process_share_one_budget_of_mapped_windows(monkeypatch):
         def _release_all(self):
             self.released += 1
 
-    monkeypatch.setattr(pack_module, "PROCESS_BUDGET", 10 << pack_module.WINDOW_SHIFT)
-    resident = pack_module._ResidentPacks()
+    monkeypatch.setattr(residency, "PROCESS_BUDGET", 10 << residency.WINDOW_SHIFT)
+    resident = residency._ResidentPacks()
     packs = [Held() for _ in range(4)]
     gone = Held()
     resident.add(gone, 1)

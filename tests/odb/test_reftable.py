@@ -22,7 +22,7 @@ import odb
 from odb import revision
 from odb.refs import RefStore
 from odb.refs.reftable import DELETION, SYMREF, VAL2, Reftable, ReftableStack
-from odb.tree import Tree
+from odb.objects.tree import Tree
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Store.read_sizes and odb/sizes.py, in both implementations: git's sizes on every fixture,
+"""Store.read_sizes and odb/pack/sizes.py, in both implementations: git's sizes on every fixture,
 read_size's answers whatever the ids, and the C loops step for step against the Python ones."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 
 import damage
 import odb
-from odb import delta_chain, sizes
+from odb.pack import sizes
+from odb.objects import delta_chain
 from odb.pack.fanout import SUBFANOUT_MIN, SortedIds
 from odb.pack.packfile import Pack
 from format_fixtures import FORMAT_NAMES, Answers, repo_path
@@ -162,7 +163,7 @@ def test_a_damaged_copy_does_not_hide_a_good_one(repo_copy, implementation, capl
         check_sizes(s, list(truth))
 
 
-# ---- the loops of odb/sizes.py, C against Python ----------------------------------------------------
+# ---- the loops of odb/pack/sizes.py, C against Python --------------------------------------------------
 
 
 def both(call):

@@ -1,4 +1,5 @@
-"""odb.tree and odb.object_headers against git: ls-tree, log and for-each-ref, and trees git never writes."""
+"""odb.objects.tree and odb.objects.object_headers against git: ls-tree, log and for-each-ref, and
+trees git never writes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from limits import memory_limit, time_limit
 from oracle import Git, git_env
 import odb
-from odb.object_headers import GitDate, parse_commit, parse_tag
-from odb.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE, Tree, canon_mode, name_problem
+from odb.objects.object_headers import GitDate, parse_commit, parse_tag
+from odb.objects.tree import BLOB, EXECUTABLE, GITLINK, SYMLINK, TREE, Tree, canon_mode, name_problem
 
 KIND = {TREE: "tree", BLOB: "blob", EXECUTABLE: "blob", SYMLINK: "blob", GITLINK: "commit"}
 
@@ -245,13 +246,13 @@ def test_hand_made_headers(scratch):
 
 @pytest.fixture(params=["c", "python"])
 def implementation(request, monkeypatch):
-    import odb.tree
+    import odb.objects.tree
     if request.param == "c":
-        if odb.tree.compiled is None:
+        if odb.objects.tree.compiled is None:
             pytest.skip("odb/_tree.c is not built")
-        monkeypatch.setattr(odb.tree, "_accelerator", odb.tree.compiled)
+        monkeypatch.setattr(odb.objects.tree, "_accelerator", odb.objects.tree.compiled)
     else:
-        monkeypatch.setattr(odb.tree, "_accelerator", None)
+        monkeypatch.setattr(odb.objects.tree, "_accelerator", None)
     return request.param
 
 

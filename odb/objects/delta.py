@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .tuning import DELTA_WINDOW as WINDOW
+from ..tuning import DELTA_WINDOW as WINDOW
 
 __all__ = [
     "DeltaError",
@@ -158,7 +158,7 @@ def _apply(b: memoryview, d: bytes, parts: list) -> bytes:
 
 def _load_c():
     try:
-        from . import _delta
+        from .. import _delta
     except ImportError:
         return None
 

@@ -19,8 +19,8 @@ from array import array
 from bisect import bisect_left
 from typing import Callable, Iterator, NamedTuple
 
-from .errors import CorruptObject
-from .oid import ObjectFormat
+from ..errors import CorruptObject
+from ..oid import ObjectFormat
 
 TREE = 0o040000
 BLOB = 0o100644
@@ -233,7 +233,7 @@ class Tree:
 
 def _load():
     try:
-        from . import _tree
+        from .. import _tree
     except ImportError:
         return None
     return _tree

@@ -10,17 +10,17 @@ import stat
 import threading
 import zlib
 
-from .errors import CorruptObject, display_path
+from ..errors import CorruptObject, display_path
 from .inflation import Inflation
-from .lru import LRU
-from .mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
-from .oid import ObjectFormat
-from .refused_paths import SelfReference, open_nofollow, resolve
-from .tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
+from ..lru import LRU
+from ..mapped_file import OPEN_FLAGS, Descriptor, check_regular, read_all
+from ..oid import ObjectFormat
+from ..refused_paths import SelfReference, open_nofollow, resolve
+from ..tuning import HEAD_READ, MAX_BUCKET_DESCRIPTORS
 
 TYPE_CODES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 MAX_HEADER = 64  # "commit " + a 20-digit size + NUL fits with room to spare
-MAX_INFLATE_RATIO = 1032  # see pack/packfile.py
+MAX_INFLATE_RATIO = 1032  # see pack/entry.py
 HEX = frozenset("0123456789abcdef")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .errors import CorruptObject
-from .oid import ObjectFormat
+from ..errors import CorruptObject
+from ..oid import ObjectFormat
 
 KINDS = ("commit", "tree", "blob", "tag")
 MAX_SECONDS = (1 << 63) // 10**9  # beyond this a date cannot be an mtime in nanoseconds

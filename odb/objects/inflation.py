@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from typing import Callable
 
-from .tuning import INFLATE_CHUNK as CHUNK, INPUT_STEP
+from ..tuning import INFLATE_CHUNK as CHUNK, INPUT_STEP
 
 
 class Inflation:

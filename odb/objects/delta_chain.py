@@ -7,11 +7,12 @@ import os
 from typing import Callable, NamedTuple
 
 from . import delta
-from .pack import packfile as pack_format
-from .errors import CorruptObject
-from .lru import ByteLRU
-from .pack.packfile import OFS_DELTA, Pack
-from .tuning import MAX_KINDS
+from ..pack import entry as pack_entry
+from ..errors import CorruptObject
+from ..lru import ByteLRU
+from ..pack.entry import OFS_DELTA
+from ..pack.packfile import Pack
+from ..tuning import MAX_KINDS
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
@@ -72,14 +73,14 @@ Finder = Callable[[bytes], "Location | None"]
 
 def _load_engine():
     try:
-        from . import _engine
+        from .. import _engine
     except ImportError:
         return None
     return _engine
 
 
 # odb/_engine.c, or None when it was not built; `engine` is what ChainReader uses by default
-# (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.delta).
+# (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.objects.delta).
 compiled = _load_engine()
 engine = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
 IMPLEMENTATION = "c" if engine is not None else "python"
@@ -87,7 +88,7 @@ IMPLEMENTATION = "c" if engine is not None else "python"
 
 def engine_limits(raw_len: int) -> tuple:
     # Read at each call, so that the compiled path can never drift from this one (tests lower them).
-    return (pack_format.MAX_INFLATE_RATIO, MAX_DEPTH, MAX_DELTA_RESULT, delta.MAX_VARINT_BYTES, raw_len,
+    return (pack_entry.MAX_INFLATE_RATIO, MAX_DEPTH, MAX_DELTA_RESULT, delta.MAX_VARINT_BYTES, raw_len,
             DELTA_HEADER_BYTES, MAX_DELTA_EXPANSION)
 
 

@@ -7,10 +7,10 @@ import os
 from array import array
 from typing import NamedTuple
 
-from . import delta, delta_chain
-from .pack import packfile as pack_format
-from .errors import CorruptObject
-from .pack.fanout import SUBFANOUT_MIN, SortedIds
+from ..objects import delta, delta_chain
+from . import entry as pack_entry, packfile as pack_format
+from ..errors import CorruptObject
+from .fanout import SUBFANOUT_MIN, SortedIds
 
 __all__ = ["IMPLEMENTATION", "MISSING", "UNSURE", "Located", "entries", "entry_sizes", "find_each", "locate_each", "positions"]
 
@@ -63,7 +63,7 @@ def find_each(located: Located, find, ids: bytes, n: int, picks) -> None:
 
 def _load():
     try:
-        from . import _sizes
+        from .. import _sizes
     except ImportError:
         return None
     return _sizes
@@ -120,7 +120,7 @@ def entries(index, found: array) -> tuple[array, array]:
 def _limits(raw_len: int) -> tuple:
     # Read at each call, so that the C path can never drift from the Python one (tests lower them).
     return (raw_len, pack_format.HEADER_READ, pack_format.PREFIX_READ, delta_chain.DELTA_HEADER_BYTES,
-            delta.MAX_VARINT_BYTES, pack_format.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
+            delta.MAX_VARINT_BYTES, pack_entry.MAX_INFLATE_RATIO, delta_chain.MAX_DELTA_EXPANSION,
             delta_chain.MAX_DELTA_RESULT)
 
 
