@@ -83,6 +83,18 @@ class CorruptObject(OdbError):
     def __reduce__(self):
         return type(self), (self.path, self.offset, self.reason, self.oid)
 
+class BadRevision(ObjectNotFound):
+    """An expression that names nothing, with the reason (unknown syntax, a reflog too short)."""
+
+    def __init__(self, rev: str, reason: str):
+        super().__init__(rev)
+        self.args = (f"{rev}: {reason}",)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.oid, self.reason))
+
+
 class FileTooLarge(OSError):
     """A metadata file is larger than the limit it is read with (mapped_file.read_bounded).
 

@@ -36,6 +36,10 @@ loops, counts are bounded, so neither `~100000` nor a 4 KiB chain of `^` can ove
 Peeling: tags peel to their target (at most MAX_TAG_DEPTH levels), commits to their tree.
 Reached through a commit, Revision carries the commit and its committer date (for mtimes).
 
+Where each part lives: this module resolves names and applies steps; revision_syntax.py takes an
+expression apart and maps path components; approxidate.py reads dates; message_search.py is
+`:/<text>`; peeling.py peels tags and commits.
+
 As one path component (`.tree/<rev>`, `.log/<rev>`), since "/" cannot be in one:
   - ":" stands for "/" (`.tree/feature:x` is `feature/x`, `.tree/refs:tags:v1.0~2`), except
     inside `@{...}` and `^{...}` (`.tree/main@{2020-01-01 10:00:00}` keeps its colons);
@@ -47,53 +51,28 @@ with "/", so every name that worked before keeps its meaning.
 
 from __future__ import annotations
 
-import calendar
-import heapq
 import re
-import time
 from typing import NamedTuple
 
-from .errors import AmbiguousPrefix, CorruptObject, ObjectNotFound
-from .objects.object_headers import GitDate, parse_commit, parse_tag
+from .approxidate import parse_date
+from .errors import AmbiguousPrefix, BadRevision, ObjectNotFound
+from .message_search import search_messages
+from .objects.object_headers import GitDate
 from .oid import is_hex
 from .refs.reflog import read_reflog, reflog_exists
 from .refs.names import check_refname
 from .refs import RefStore
+from .peeling import MAX_TAG_DEPTH, NotTreeish, commit_of, peel_tags, peel_to_tree, peels_to
+from .revision_syntax import KINDS, Step, decode_component, encode_component, parse
 from .store import MIN_PREFIX, Store
 
+# The parts in modules of their own, named here too: what callers of odb.revision have used.
+__all__ = ["BadRevision", "KINDS", "MAX_TAG_DEPTH", "Named", "NotTreeish", "Revision", "decode_component",
+           "encode_component", "lookup", "parse", "parse_date", "peel_to_tree", "resolve", "resolve_commit",
+           "search_messages"]
+
 REF_RULES = ("{}", "refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
-MAX_TAG_DEPTH = 32  # git follows tag chains without a limit; a longer chain than this is refused
-MAX_REVISION = 4096  # bytes of one expression (PATH_MAX: it came through a path, or a command line)
-MAX_COUNT = (1 << 31) - 1  # git reads ~<n> and ^<n> into an int
-SLASH_IN_COMPONENT = ":"
-KINDS = ("commit", "tree", "blob", "tag")
-# git's approxidate units, in seconds ("month" and "year" move the calendar instead).
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
-_AGO = re.compile(r"(\d+)[ .]+(second|minute|hour|day|week|month|year)s?[ .]+ago")
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ t](\d{1,2}):(\d{2})(?::(\d{2}))?)?"
-                  r"(?: ?(z|[+-]\d{2}:?\d{2}))?")  # matched against the lower-cased text
 _PRIOR = re.compile(r"@\{-(\d+)\}")
-
-
-class NotTreeish(ObjectNotFound):
-    """The revision names an object that peels to no tree (a blob, or a tag of one)."""
-
-    def __init__(self, rev: str, kind: str):
-        super().__init__(rev)
-        self.args = (f"{rev} names a {kind}, which has no tree",)
-        self.kind = kind
-
-
-class BadRevision(ObjectNotFound):
-    """An expression that names nothing, with the reason (unknown syntax, a reflog too short)."""
-
-    def __init__(self, rev: str, reason: str):
-        super().__init__(rev)
-        self.args = (f"{rev}: {reason}",)
-        self.reason = reason
-
-    def __reduce__(self):
-        return (type(self), (self.oid, self.reason))
 
 
 class Named(NamedTuple):
@@ -113,120 +92,6 @@ class Revision(NamedTuple):
     also: tuple[str, ...]
 
 
-class Step(NamedTuple):
-    """One suffix: "~" (n first parents), "^" (the nth parent), or "peel" (to kind, "" for ^{})."""
-
-    op: str
-    n: int
-    kind: str
-
-
-class Expression(NamedTuple):
-    name: str  # the name before any @{...} and suffix ("" for "@{1}" alone)
-    reflog: str | None  # what is inside <name>@{...}
-    steps: tuple[Step, ...]  # applied left to right
-    search: str | None  # the text of :/<text> (then nothing else is set)
-
-
-# -- path components ----------------------------------------------------------------------------
-
-
-def _braced(text: str) -> list[bool]:
-    """For each character: is it inside git's "@{...}" or "^{...}"? A ref name holds neither
-    "@{" nor "^", so its own "{" never counts, and the mapping stays one to one for them."""
-    inside, out = False, []
-    for i, c in enumerate(text):
-        if not inside and c == "{" and i and text[i - 1] in "@^":
-            inside = True
-        out.append(inside)
-        if inside and c == "}":
-            inside = False
-    return out
-
-
-def encode_component(rev: str) -> str:
-    """A ref name (or any revision) as one path component of `.tree/`."""
-    if rev.startswith(":/"):
-        return ":" + rev[2:]
-    return "".join(SLASH_IN_COMPONENT if c == "/" and not braced else c for c, braced in zip(rev, _braced(rev)))
-
-
-def decode_component(component: str | bytes) -> str:
-    """The revision one path component spells (the rule is in the module's docstring); a
-    component in bytes that is not UTF-8 names nothing (ObjectNotFound)."""
-    if isinstance(component, bytes):
-        try:
-            component = component.decode()
-        except UnicodeDecodeError:
-            raise ObjectNotFound(repr(component)) from None
-    if component.startswith(SLASH_IN_COMPONENT):
-        return ":/" + component[1:]
-    return "".join("/" if c == SLASH_IN_COMPONENT and not braced else c
-                   for c, braced in zip(component, _braced(component)))
-
-
-# -- parsing ---------------------------------------------------------------------------------------
-
-
-def parse(rev: str) -> Expression:
-    """The expression's parts, as get_oid_with_context_1 and get_oid_1 take it apart: from
-    the end, one suffix at a time (a loop, not git's recursion). BadRevision if git would
-    refuse it whatever the repository holds."""
-    if len(rev.encode("utf-8", "surrogateescape")) > MAX_REVISION:
-        raise BadRevision(rev[:64] + "...", f"longer than {MAX_REVISION} bytes")
-    if rev.startswith(":/") and len(rev) > 2:
-        return Expression("", None, (), rev[2:])
-    if ":" in _outside_braces(rev):
-        raise BadRevision(rev, "<rev>:<path> is not supported (name the path below .tree/<rev>)")
-    steps: list[Step] = []
-    s = rev
-    while s:
-        if s.endswith("}"):
-            at = s.rfind("^{")
-            if at < 0:
-                break  # <name>@{...}: the name's business
-            inside = s[at + 2:-1]
-            if inside.startswith("/"):
-                raise BadRevision(rev, "^{/<text>} is not supported (:/<text> is)")
-            if inside not in ("", "object", *KINDS):
-                raise BadRevision(rev, f"^{{{inside}}}: not a kind of object")
-            steps.append(Step("peel", 0, inside))
-            s = s[:at]
-            continue
-        end = len(s)
-        while end and "0" <= s[end - 1] <= "9":
-            end -= 1
-        if end and s[end - 1] in "~^":
-            digits = s[end:]
-            if len(digits) > len(str(MAX_COUNT)):
-                raise BadRevision(rev, f"{s[end - 1]}{digits[:12]}...: more than {MAX_COUNT}")
-            n = int(digits) if digits else 1
-            if n > MAX_COUNT:
-                raise BadRevision(rev, f"{s[end - 1]}{digits}: more than {MAX_COUNT}")
-            steps.append(Step(s[end - 1], n, ""))
-            s = s[:end - 1]
-            continue
-        break
-    if not s and steps:
-        raise BadRevision(rev, "a suffix needs a name before it")
-    name, reflog = s, None
-    if s.endswith("}"):
-        # get_oid_basic: the last "@{" ends the name; "@{-n}" only at the start.
-        for at in range(len(s) - 4, -1, -1):
-            if s.startswith("@{", at) and not s.startswith("@{-", at):
-                name, reflog = s[:at], s[at + 2:-1]
-                break
-    if reflog is not None and reflog.lower() in ("u", "upstream", "push") or \
-            reflog is not None and reflog.lower().startswith(("u}", "upstream}", "push}")):
-        raise BadRevision(rev, "@{upstream} and @{push} are not supported")
-    steps.reverse()
-    return Expression(name, reflog, tuple(steps), None)
-
-
-def _outside_braces(rev: str) -> str:
-    return "".join(c for c, braced in zip(rev, _braced(rev)) if not braced)
-
-
 # -- resolving ----------------------------------------------------------------------------------
 
 
@@ -241,7 +106,7 @@ def resolve(store: Store, refs: RefStore, rev: str) -> Revision:
 def resolve_commit(store: Store, refs: RefStore, rev: str) -> Named:
     """The commit rev names (`rev^{commit}`): what `.log/<rev>` walks from."""
     named = lookup(store, refs, rev, committish=True)
-    kind, raw = _peel_tags(store, named.oid, rev)
+    kind, raw = peel_tags(store, named.oid, rev)
     if kind != "commit":
         raise BadRevision(rev, f"names a {kind}, not a commit")
     return Named(raw, named.ref, named.also)
@@ -386,55 +251,6 @@ def _prior_checkout(refs: RefStore, n: int, rev: str) -> str:
     raise BadRevision(rev, f"HEAD's reflog has fewer than {n} checkouts")
 
 
-def parse_date(text: str, rev: str, now: float | None = None) -> int:
-    """Seconds since the epoch of a date in `@{...}` (see the module docstring)."""
-    try:
-        return _parse_date(text, rev, int(time.time() if now is None else now))
-    except (OverflowError, ValueError, OSError):
-        raise BadRevision(rev, f"the date {text!r} is out of range") from None
-
-
-def _parse_date(text: str, rev: str, now: int) -> int:
-    t = text.strip().lower()
-    if t == "now":
-        return now
-    if t == "yesterday":
-        return now - 86400
-    m = _AGO.fullmatch(t)
-    if m and len(m.group(1)) > 12:
-        raise BadRevision(rev, f"the date {text!r} is out of range")
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        if unit in _UNITS:
-            return now - n * _UNITS[unit]
-        tm = time.localtime(now)
-        months = n * (12 if unit == "year" else 1)
-        year, month = divmod(tm.tm_year * 12 + tm.tm_mon - 1 - months, 12)
-        return int(time.mktime((year, month + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, 0, 0, -1)))
-    m = _ISO.fullmatch(t)
-    if m:
-        year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        if m.group(4) is None:
-            tm = time.localtime(now)  # approxidate keeps the time of day it did not read
-            hour, minute, second = tm.tm_hour, tm.tm_min, tm.tm_sec
-        else:
-            hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
-        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
-            raise BadRevision(rev, f"{text!r} is not a date")
-        fields = (year, month, day, hour, minute, second, 0, 0, -1)
-        zone = m.group(7)
-        if zone is None:
-            return int(time.mktime(fields))
-        seconds = calendar.timegm(fields)
-        if zone == "z":
-            return seconds
-        digits = zone[1:].replace(":", "")
-        offset = int(digits[:2]) * 3600 + int(digits[2:]) * 60
-        return seconds - offset if zone[0] == "+" else seconds + offset
-    raise BadRevision(rev, f"cannot read the date {text!r} (seconds since 1970, YYYY-MM-DD HH:MM:SS, "
-                           "or <n>.<unit>.ago)")
-
-
 def _apply(store: Store, oid: bytes, step: Step, rev: str) -> bytes:
     if step.op == "peel":
         if step.kind == "object":
@@ -445,130 +261,28 @@ def _apply(store: Store, oid: bytes, step: Step, rev: str) -> bytes:
             if kind != "tag":
                 raise BadRevision(rev, f"^{{tag}} of a {kind}")
             return oid
-        kind, raw = _peel_tags(store, oid, rev)
+        kind, raw = peel_tags(store, oid, rev)
         if step.kind in ("", kind):
             return raw
         if step.kind == "tree" and kind == "commit":
-            return _commit(store, raw).tree
+            return commit_of(store, raw).tree
         raise BadRevision(rev, f"^{{{step.kind}}} of a {kind}")
-    kind, raw = _peel_tags(store, oid, rev)
+    kind, raw = peel_tags(store, oid, rev)
     if kind != "commit":
         raise BadRevision(rev, f"{step.op} of a {kind}")
     if step.op == "^":
         if step.n == 0:
             return raw
-        parents = _commit(store, raw).parents
+        parents = commit_of(store, raw).parents
         if step.n > len(parents):
             raise BadRevision(rev, f"{raw.hex()} has {len(parents)} parents, not {step.n}")
         return parents[step.n - 1]
     for _ in range(step.n):
-        parents = _commit(store, raw).parents
+        parents = commit_of(store, raw).parents
         if not parents:
             raise BadRevision(rev, f"{raw.hex()} has no parent: the history is shorter")
         raw = parents[0]
     return raw
-
-
-def _commit(store: Store, raw: bytes):
-    kind, data = store.read(raw)
-    if kind != "commit":
-        raise CorruptObject("commit object", None, f"a parent is a {kind}", oid=raw.hex())
-    return parse_commit(data, store.format, raw)
-
-
-def search_messages(store: Store, refs: RefStore, text: str, rev: str) -> bytes:
-    """object-name.c get_oid_oneline: the youngest commit (by committer date) reachable from
-    any ref or HEAD whose message matches the regular expression text ("!-" in front: does
-    not match; "!!": a literal "!"). A walk over the history, with a heap, never recursion."""
-    negative = False
-    if text.startswith("!"):
-        if text.startswith("!-"):
-            negative, text = True, text[2:]
-        elif text.startswith("!!"):
-            text = text[1:]
-        else:
-            raise BadRevision(rev, ":/! must be followed by - or !")
-    try:
-        # POSIX regexec without REG_NEWLINE: "." matches a newline as well.
-        pattern = re.compile(text.encode("utf-8", "surrogateescape"), re.DOTALL)
-    except re.error as e:
-        raise BadRevision(rev, f"bad regular expression: {e}") from None
-    if _nested_repeat(pattern.pattern):
-        # git's regexec (glibc) does not backtrack; Python's re does, and "(a+)+b" against a
-        # long message would take exponential time in a lookup: refused instead.
-        raise BadRevision(rev, "a repeated group holding a repetition is not supported in :/")
-    heap: list[tuple[int, int, bytes]] = []
-    seen: set[bytes] = set()
-    counter = 0
-    starts = [r.oid for r in refs.list(root_refs=False) if r.oid is not None]
-    head = refs.resolve("HEAD")
-    if head is not None and head.oid is not None:
-        starts.append(head.oid)
-    for oid in starts:
-        try:
-            kind, raw = _peel_tags(store, oid, rev)
-        except (ObjectNotFound, CorruptObject):
-            continue
-        if kind != "commit" or raw in seen:
-            continue
-        seen.add(raw)
-        commit = _commit(store, raw)
-        heapq.heappush(heap, (-_seconds(commit), counter, raw))
-        counter += 1
-    while heap:
-        _, _, raw = heapq.heappop(heap)
-        _, data = store.read(raw)
-        end = data.find(b"\n\n")
-        matched = end >= 0 and pattern.search(bytes(data[end + 2:])) is not None
-        if matched != negative:
-            return raw
-        for parent in parse_commit(data, store.format, raw).parents:
-            if parent in seen:
-                continue
-            seen.add(parent)
-            try:
-                commit = _commit(store, parent)
-            except ObjectNotFound:
-                continue  # a shallow or damaged history: git skips what it cannot parse
-            heapq.heappush(heap, (-_seconds(commit), counter, parent))
-            counter += 1
-    raise BadRevision(rev, "no commit's message matches")
-
-
-def _nested_repeat(pattern: bytes) -> bool:
-    """Does the expression repeat (more than once) something that itself repeats?"""
-    try:
-        from re import _parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover
-        import sre_parse
-    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
-
-    def walk(items, inside: bool) -> bool:
-        stack = [(items, inside)]
-        while stack:
-            items, inside = stack.pop()
-            for op, av in items:
-                if op in repeats:
-                    low, high, sub = av
-                    many = high is sre_parse.MAXREPEAT or high > 1
-                    if inside and many:
-                        return True
-                    stack.append((sub, inside or many))
-                elif op is sre_parse.SUBPATTERN:
-                    stack.append((av[-1], inside))
-                elif op is sre_parse.BRANCH:
-                    stack.extend((branch, inside) for branch in av[1])
-                elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-                    stack.append((av[1], inside))
-                elif op is getattr(sre_parse, "ATOMIC_GROUP", None):
-                    stack.append((av, inside))
-        return False
-
-    return walk(sre_parse.parse(pattern), False)
-
-
-def _seconds(commit) -> int:
-    return commit.committer_date.seconds if commit.committer_date is not None else 0
 
 
 def _ambiguous_path(name: str) -> bool:
@@ -583,40 +297,9 @@ def _short_id(store: Store, prefix: str, hint: str | None) -> bytes:
         if hint is None:
             raise
         wanted = ("commit", "tree") if hint == "treeish" else ("commit",)
-        fitting = [c for c in e.candidates if _peels_to(store, bytes.fromhex(c), wanted)]
+        fitting = [c for c in e.candidates if peels_to(store, bytes.fromhex(c), wanted)]
         if len(fitting) != 1:
             raise
         return bytes.fromhex(fitting[0])
 
 
-def _peels_to(store: Store, raw: bytes, kinds: tuple[str, ...]) -> bool:
-    """object-name.c disambiguate_treeish_only / committish_only: the object, tags peeled,
-    is one of kinds."""
-    try:
-        kind, raw = _peel_tags(store, raw, raw.hex())
-    except (ObjectNotFound, CorruptObject):
-        return False
-    return kind in kinds
-
-
-def _peel_tags(store: Store, raw: bytes, rev: str) -> tuple[str, bytes]:
-    """The first object that is not a tag, following the tag chain from raw."""
-    for _ in range(MAX_TAG_DEPTH + 1):
-        kind, size = store.read_header(raw)
-        if kind != "tag":
-            return kind, raw
-        _, data = store.read(raw)
-        raw = parse_tag(data, store.format, raw).object
-    raise CorruptObject("tag object", None, f"{rev}: tags nested more than {MAX_TAG_DEPTH} deep", oid=raw.hex())
-
-
-def peel_to_tree(store: Store, raw: bytes, rev: str | None = None) -> tuple[bytes, bytes | None, GitDate | None]:
-    """(tree, commit, committer date) of the object raw, tags peeled."""
-    rev = rev or raw.hex()
-    kind, raw = _peel_tags(store, raw, rev)
-    if kind == "tree":
-        return raw, None, None
-    if kind == "commit":
-        commit = _commit(store, raw)
-        return commit.tree, raw, commit.committer_date
-    raise NotTreeish(rev, kind)
