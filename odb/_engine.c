@@ -317,6 +317,188 @@ static PyTypeObject CacheType = {
     .tp_as_sequence = &Cache_as_sequence,
 };
 
+/* ---- the kinds memo: the whole object's type of entries already walked ---------------------- */
+
+/*
+ * ChainReader.kind's memo in C (pack.kinds in the Python path): the type at the bottom of the
+ * chain of every entry a successful header walk passed, by pack key and offset, so that a walk
+ * over many objects stops at the first entry some earlier walk typed, where it would otherwise
+ * pread every header down to the base (most chains share their lower entries). Only walks that
+ * end in a base fill it, from the headers they parsed: an entry's type is a fact of the pack's
+ * immutable bytes. Bounded as the Python memo is: past `limit` entries it starts again. One
+ * mutex: header walks run without the GIL, on any thread.
+ */
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    struct kind_slot {
+        uint64_t key;
+        uint64_t at;  /* offset << 3 | type; 0: empty (no entry lies at offset 0) */
+    } *slots;
+    size_t nslots;  /* a power of two, or 0 */
+    size_t count, limit;
+} Kinds;
+
+static size_t
+kind_slot(size_t nslots, uint64_t key, uint64_t offset)
+{
+    uint64_t h = (key * 0x9E3779B97F4A7C15ull) ^ (offset * 0xC2B2AE3D27D4EB4Full);
+    return (size_t)(h ^ (h >> 29)) & (nslots - 1);
+}
+
+/* The type memoized for the entry, or -1. */
+static int
+kinds_get(Kinds *m, uint64_t key, uint64_t offset)
+{
+    int kind = -1;
+    pthread_mutex_lock(&m->lock);
+    if (m->nslots) {
+        for (size_t i = kind_slot(m->nslots, key, offset);; i = (i + 1) & (m->nslots - 1)) {
+            struct kind_slot *k = &m->slots[i];
+            if (k->at == 0)
+                break;
+            if (k->key == key && k->at >> 3 == offset) {
+                kind = (int)(k->at & 7);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return kind;
+}
+
+static void
+kinds_insert_locked(Kinds *m, uint64_t key, uint64_t at)
+{
+    for (size_t i = kind_slot(m->nslots, key, at >> 3);; i = (i + 1) & (m->nslots - 1)) {
+        struct kind_slot *k = &m->slots[i];
+        if (k->at == 0) {
+            k->key = key;
+            k->at = at;
+            m->count++;
+            return;
+        }
+        if (k->key == key && k->at >> 3 == at >> 3)
+            return;
+    }
+}
+
+/* Room for one more entry at half load at most: grown, or emptied past the limit (0: no room). */
+static int
+kinds_room_locked(Kinds *m)
+{
+    if (m->count >= m->limit) {
+        memset(m->slots, 0, m->nslots * sizeof(*m->slots));
+        m->count = 0;
+    }
+    if (m->nslots && 2 * (m->count + 1) <= m->nslots)
+        return 1;
+    size_t grown = m->nslots ? 2 * m->nslots : 1024;
+    struct kind_slot *old = m->slots, *slots = PyMem_RawCalloc(grown, sizeof(*slots));
+    if (slots == NULL)
+        return 0;  /* only slower: the walks go on without memoizing */
+    size_t had = m->nslots;
+    m->slots = slots;
+    m->nslots = grown;
+    m->count = 0;
+    for (size_t i = 0; i < had; i++)
+        if (old[i].at != 0)
+            kinds_insert_locked(m, old[i].key, old[i].at);
+    FREE(old);
+    return 1;
+}
+
+static void
+kinds_put(Kinds *m, uint64_t key, const uint64_t *offsets, size_t n, int kind)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < n && kinds_room_locked(m); i++)
+        kinds_insert_locked(m, key, offsets[i] << 3 | (uint64_t)kind);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int
+Kinds_init(Kinds *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"limit", NULL};
+    unsigned long long limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "K", names, &limit))
+        return -1;
+    if (!self->nslots && self->slots == NULL && self->limit == 0)
+        pthread_mutex_init(&self->lock, NULL);
+    self->limit = limit ? (size_t)limit : 1;
+    return 0;
+}
+
+static void
+Kinds_dealloc(Kinds *self)
+{
+    if (self->limit) {
+        FREE(self->slots);
+        pthread_mutex_destroy(&self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+Kinds_len(Kinds *self)
+{
+    pthread_mutex_lock(&self->lock);
+    Py_ssize_t n = (Py_ssize_t)self->count;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+static PyObject *
+Kinds_get(Kinds *self, PyObject *args)
+{
+    unsigned long long key, offset;
+    if (!PyArg_ParseTuple(args, "KK", &key, &offset))
+        return NULL;
+    int kind = kinds_get(self, key, offset);
+    if (kind < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(kind);
+}
+
+static PyObject *
+Kinds_put(Kinds *self, PyObject *args)
+{
+    unsigned long long key, offset;
+    int kind;
+    if (!PyArg_ParseTuple(args, "KKi", &key, &offset, &kind))
+        return NULL;
+    if (offset == 0 || offset >> 60 || kind < 1 || kind > 7) {
+        PyErr_SetString(PyExc_ValueError, "no entry lies at offset 0, and a type is 1..7");
+        return NULL;
+    }
+    uint64_t at = offset;
+    kinds_put(self, key, &at, 1, kind);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Kinds_methods[] = {
+    {"get", (PyCFunction)Kinds_get, METH_VARARGS, "get(pack_key, offset) -> the type memoized, or None."},
+    {"put", (PyCFunction)Kinds_put, METH_VARARGS, "put(pack_key, offset, type): what a walk found."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Kinds_as_sequence = {.sq_length = (lenfunc)Kinds_len};
+
+static PyTypeObject KindsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "odb._engine.Kinds",
+    .tp_basicsize = sizeof(Kinds),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Kinds(limit): the whole object's type of entries header walks passed, by pack key and\n"
+              "offset, shared by every thread; emptied past limit entries.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Kinds_init,
+    .tp_dealloc = (destructor)Kinds_dealloc,
+    .tp_methods = Kinds_methods,
+    .tp_as_sequence = &Kinds_as_sequence,
+};
+
 /* ---- one pack's bytes, and the limits of odb's Python code --------------------------------- */
 
 struct limits {
@@ -925,8 +1107,12 @@ result_size(struct src *s, const struct entry *e, const uint8_t *head, int64_t n
  * (ChainReader.kind), then the size (a delta's from its first bytes). READ_NEED when the walk
  * meets a REF_DELTA: Python types those chains.
  */
+/* Offsets of a walk memoized at most (a longer chain memoizes its first MEMO_PATH entries). */
+#define MEMO_PATH 64
+
 static enum outcome
-header_of(struct src *s, uint64_t offset, int *kind, uint64_t *size, struct err *err)
+header_of(struct src *s, uint64_t offset, Kinds *memo, uint64_t key, int *kind, uint64_t *size,
+          struct err *err)
 {
     struct entry top, e;
     uint8_t head[HEADER_READ], base_head[HEADER_READ];
@@ -938,12 +1124,20 @@ header_of(struct src *s, uint64_t offset, int *kind, uint64_t *size, struct err 
         *size = top.size;
         return READ_OK;
     }
+    /* As ChainReader.kind: the depth counts the entries walked until one is typed. */
+    uint64_t path[MEMO_PATH];
+    size_t np = 0;
+    int known = memo != NULL ? kinds_get(memo, key, offset) : -1;
     e = top;
     uint64_t walked = 0;
-    for (;;) {
+    while (known < 0) {
         walked++;
-        if (e.type < OFS_DELTA)
+        if (np < MEMO_PATH)
+            path[np++] = e.offset;
+        if (e.type < OFS_DELTA) {
+            known = e.type;
             break;
+        }
         if (walked > s->L.max_depth) {
             fail(err, e.offset, "delta chain deeper than %llu", (unsigned long long)s->L.max_depth);
             return READ_FAILED;
@@ -951,10 +1145,14 @@ header_of(struct src *s, uint64_t offset, int *kind, uint64_t *size, struct err 
         if (e.type == REF_DELTA)
             return READ_NEED;
         uint64_t base = e.base_offset;
+        if (memo != NULL && (known = kinds_get(memo, key, base)) >= 0)
+            break;
         if (parse_entry_read(s, base, base_head, read_head(s, base, base_head), &e, err) < 0)
             return READ_FAILED;
     }
-    *kind = e.type;
+    if (memo != NULL)
+        kinds_put(memo, key, path, np, known);
+    *kind = known;
     return result_size(s, &top, head, n, size, err) < 0 ? READ_FAILED : READ_OK;
 }
 
@@ -1201,11 +1399,16 @@ static PyObject *
 engine_headers(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *buf, *offsets, *windows, *limits;
-    unsigned long long end;
+    PyObject *buf, *offsets, *windows, *limits, *memo = Py_None;
+    unsigned long long end, key = 0;
     int fd = -1;
-    if (!PyArg_ParseTuple(args, "OKOOO|i", &buf, &end, &offsets, &windows, &limits, &fd))
+    if (!PyArg_ParseTuple(args, "OKOOO|iOK", &buf, &end, &offsets, &windows, &limits, &fd, &memo, &key))
         return NULL;
+    if (memo != Py_None && !PyObject_TypeCheck(memo, &KindsType)) {
+        PyErr_SetString(PyExc_TypeError, "memo: an odb._engine.Kinds or None");
+        return NULL;
+    }
+    Kinds *kinds = memo == Py_None ? NULL : (Kinds *)memo;
     Py_ssize_t n;
     struct item *items = items_of(offsets, &n);
     if (items == NULL)
@@ -1232,7 +1435,7 @@ engine_headers(PyObject *module, PyObject *args)
     for (Py_ssize_t i = 0; i < n; i++) {
         struct header_answer *a = &got[items[i].at];
         a->err.nomem = 0;
-        a->outcome = header_of(&c.s, items[i].offset, &a->kind, &a->size, &a->err);
+        a->outcome = header_of(&c.s, items[i].offset, kinds, key, &a->kind, &a->size, &a->err);
     }
     Py_END_ALLOW_THREADS
     PyObject *answers = PyList_New(n), *result = NULL;
@@ -1276,11 +1479,14 @@ static PyMethodDef methods[] = {
      "-> (answers, windows_touched)\n\n"
      "read() for many entries of one pack, in offset order; the answers in the order asked."},
     {"headers", engine_headers, METH_VARARGS,
-     "headers(pack_bytes, data_end, offsets, windows, limits[, fd]) -> (answers, windows_touched)\n\n"
+     "headers(pack_bytes, data_end, offsets, windows, limits[, fd[, memo, pack_key]])\n"
+     "-> (answers, windows_touched)\n\n"
      "(kind, size) of each entry's object from headers alone (a delta's size from its first\n"
      "inflated bytes), in offset order; (0,) where the chain meets a REF_DELTA (Python types it);\n"
      "(-1, offset, reason) for damage. With fd, the pack's descriptor, headers are read with\n"
-     "pread and map nothing (the mapping is read only where a delta's first bytes run past).\n"},
+     "pread and map nothing (the mapping is read only where a delta's first bytes run past).\n"
+     "With memo, a Kinds, a walk stops at the first entry an earlier walk typed, and types the\n"
+     "entries it passes.\n"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1306,13 +1512,15 @@ PyInit__engine(void)
         key_made = 1;
     }
 #endif
-    if (PyType_Ready(&CacheType) < 0)
+    if (PyType_Ready(&CacheType) < 0 || PyType_Ready(&KindsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&CacheType);
+    Py_INCREF(&KindsType);
     if (PyModule_AddObject(m, "Cache", (PyObject *)&CacheType) < 0
+        || PyModule_AddObject(m, "Kinds", (PyObject *)&KindsType) < 0
         || PyModule_AddStringConstant(m, "INFLATER", INFLATER) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -107,6 +107,8 @@ class ChainReader:
         # them): a header walk of a chain happens once. A new epoch forgets them all.
         self._kinds_epoch = object()
         self._kinds_count = 0
+        # The engine's memo of the same, which its header walks read and fill without the GIL.
+        self._kinds_memo = engine.Kinds(MAX_KINDS) if engine is not None and hasattr(engine, "Kinds") else None
 
     def _base_location(self, pack: Pack, entry) -> Location:
         if entry.type == OFS_DELTA:
@@ -245,7 +247,8 @@ class ChainReader:
             source, _ = pack.header_source()
             fd = -1 if isinstance(source, bytes) else source.fd
             (answer,), touched = self._engine.headers(buf, end, (loc.offset,), windows,
-                                                      engine_limits(pack.format.raw_len), fd)
+                                                      engine_limits(pack.format.raw_len), fd,
+                                                      self._kinds_memo, pack.key)
             del buf, source
             if touched:
                 pack.touched(touched)

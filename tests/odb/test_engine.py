@@ -214,3 +214,107 @@ def test_headers_read_with_pread_answer_as_from_the_mapping_in_damaged_packs(fix
         path.write_bytes(data)
         mapped, read = _headers_both_ways(path, bytes(data), end, offsets, raw_len)
         assert read == mapped
+
+
+def _headers_with_memo(data: bytes, end: int, offsets: list, raw_len: int, memo, order: list):
+    """headers() of each offset alone, in the given order, through one memo: the answers by offset."""
+    limits = delta_chain.engine_limits(raw_len)
+    return {at: ENGINE.headers(data, end, (at,), None, limits, -1, memo, 7)[0][0] for at in order}
+
+
+@pytest.mark.parametrize("name", ["ofs-delta", "ref-delta", "deep-delta", "midx"])
+def test_header_walks_through_the_kinds_memo_answer_as_without_it(fixture_repo, name):
+    """Each entry typed alone, in random orders, through one memo (so that later walks stop where
+    earlier ones typed an entry): the answers are those of walks without a memo."""
+    repo = fixture_repo(name)
+    with odb.open(repo.path) as store:
+        for pack, offsets in _offsets_by_pack(store, repo.git.ids()).items():
+            data = open(pack.pack_path, "rb").read()
+            end = len(data) - pack.format.raw_len
+            limits = delta_chain.engine_limits(pack.format.raw_len)
+            plain = dict(zip(sorted(offsets), ENGINE.headers(data, end, sorted(offsets), None, limits)[0]))
+            for seed in range(3):
+                order = sorted(offsets)
+                random.Random(seed).shuffle(order)
+                memo = ENGINE.Kinds(1 << 20)
+                assert _headers_with_memo(data, end, offsets, pack.format.raw_len, memo, order) == plain
+                assert _headers_with_memo(data, end, offsets, pack.format.raw_len, memo, order) == plain
+
+
+def test_header_walks_through_the_kinds_memo_in_damaged_packs(fixture_repo):
+    """Random bytes overwritten, 30 times: through a memo, cold and then warm, every answer
+    (types, sizes, each damage's offset and reason) is that of a walk without one. A walk that
+    fails types nothing, so no later walk takes a damaged chain for a typed one."""
+    repo = fixture_repo("deep-delta")
+    with odb.open(repo.path) as store:
+        (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
+        original = open(pack.pack_path, "rb").read()
+        raw_len = pack.format.raw_len
+    end = len(original) - raw_len
+    offsets = sorted(offsets)
+    limits = delta_chain.engine_limits(raw_len)
+    rng = random.Random(19)
+    for _ in range(30):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 12)):
+            data[rng.randrange(12, end)] = rng.randrange(256)
+        data = bytes(data)
+        plain = dict(zip(offsets, ENGINE.headers(data, end, offsets, None, limits)[0]))
+        memo = ENGINE.Kinds(1 << 20)
+        order = list(offsets)
+        rng.shuffle(order)
+        assert _headers_with_memo(data, end, offsets, raw_len, memo, order) == plain
+        assert _headers_with_memo(data, end, offsets, raw_len, memo, order[::-1]) == plain
+
+
+def test_the_kinds_memo_is_filled_by_walks_read_by_them_and_bounded(fixture_repo):
+    repo = fixture_repo("deep-delta")
+    with odb.open(repo.path) as store:
+        (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
+        data = open(pack.pack_path, "rb").read()
+        raw_len = pack.format.raw_len
+    end = len(data) - raw_len
+    limits = delta_chain.engine_limits(raw_len)
+    answers = dict(zip(sorted(offsets), ENGINE.headers(data, end, sorted(offsets), None, limits)[0]))
+    deltas = [at for at in sorted(offsets) if _entry_type(data, at) >= 6]
+    assert deltas, "the fixture has OFS_DELTA entries"
+    top = deltas[-1]
+    memo = ENGINE.Kinds(1 << 20)
+    ENGINE.headers(data, end, (top,), None, limits, -1, memo, 7)
+    assert len(memo) >= 2 and memo.get(7, top) == answers[top][0]  # the top and the base below it
+    assert memo.get(8, top) is None  # another pack's key: nothing known
+    # A walk trusts the memo (only walks fill it, from the headers they parsed): a type planted
+    # at the entry under the top is what the top then shows.
+    base = _ofs_base(data, top)
+    planted = ENGINE.Kinds(1 << 20)
+    other = 4 if answers[top][0] != 4 else 3
+    planted.put(7, base, other)
+    assert ENGINE.headers(data, end, (top,), None, limits, -1, planted, 7)[0][0] == (other, answers[top][1])
+    # Bounded: past its limit the memo starts again.
+    small = ENGINE.Kinds(2)
+    for at in deltas:
+        ENGINE.headers(data, end, (at,), None, limits, -1, small, 7)
+        assert len(small) <= 2
+    with pytest.raises(ValueError):
+        planted.put(7, 0, 1)
+    with pytest.raises(TypeError):
+        ENGINE.headers(data, end, (top,), None, limits, -1, object(), 7)
+
+
+def _entry_type(data: bytes, at: int) -> int:
+    return (data[at] >> 4) & 7
+
+
+def _ofs_base(data: bytes, at: int) -> int:
+    """The base offset of the OFS_DELTA entry at `at` (git's header and offset encodings)."""
+    i = at
+    while data[i] & 0x80:
+        i += 1
+    i += 1
+    c = data[i]
+    back = c & 0x7F
+    while c & 0x80:
+        i += 1
+        c = data[i]
+        back = ((back + 1) << 7) | (c & 0x7F)
+    return at - back
