@@ -11,7 +11,10 @@ test can still patch `module.NAME` for that module alone.
 
 DEFAULT_CACHE_SIZE = 96 << 20  # delta bases kept: git's core.deltaBaseCacheLimit
 STREAM_THRESHOLD = 1 << 20  # smaller objects are simply read whole; bigger ones can be streamed
-# Entry types remembered at once by header walks (about 25 MB when full). Not measured.
+# Entry types remembered at once by header walks: the Python path's pack.kinds (about 25 MB when
+# full) and the engine's Kinds (16 bytes a slot, at most half full: 16 MB when full). The engine's
+# memo took read_header of 402,064 objects from 4.65 to 2.73 s (docs/performance.md); the bound
+# itself is not measured.
 MAX_KINDS = 1 << 19
 # Delta bytes read per batch of result slices in the Python delta path: a huge delta of tiny
 # instructions cannot multiply its size in Python objects. A bound, not measured for speed.
