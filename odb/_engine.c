@@ -94,12 +94,38 @@ obj_release(obj *o)
 
 /* ---- the delta-base cache ------------------------------------------------------------------- */
 
+/* What the engine's shared tables (Cache, Kinds) begin with: one lock, and their entries' count. */
+#define SHARED_TABLE_HEAD \
+    PyObject_HEAD \
+    pthread_mutex_t lock; \
+    size_t count;
+
 typedef struct {
-    PyObject_HEAD
-    pthread_mutex_t lock;
+    SHARED_TABLE_HEAD
+} SharedTable;
+
+static Py_ssize_t
+SharedTable_len(PyObject *self)
+{
+    SharedTable *t = (SharedTable *)self;
+    pthread_mutex_lock(&t->lock);
+    Py_ssize_t n = (Py_ssize_t)t->count;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* The home slot of (pack key, offset) in a table of n slots, n a power of two. */
+static size_t
+home_slot(size_t n, uint64_t key, uint64_t offset)
+{
+    uint64_t h = (key * 0x9E3779B97F4A7C15ull) ^ (offset * 0xC2B2AE3D27D4EB4Full);
+    return (size_t)(h ^ (h >> 29)) & (n - 1);
+}
+
+typedef struct {
+    SHARED_TABLE_HEAD
     obj **buckets;
     size_t nbuckets;  /* a power of two */
-    size_t count;
     obj lru;          /* sentinel: lru.next is the oldest, lru.prev the newest */
     uint64_t limit, used;
 } Cache;
@@ -107,8 +133,7 @@ typedef struct {
 static size_t
 slot(const Cache *c, uint64_t key, uint64_t offset)
 {
-    uint64_t h = (key * 0x9E3779B97F4A7C15ull) ^ (offset * 0xC2B2AE3D27D4EB4Full);
-    return (size_t)(h ^ (h >> 29)) & (c->nbuckets - 1);
+    return home_slot(c->nbuckets, key, offset);
 }
 
 static void
@@ -220,12 +245,19 @@ cache_clear_locked(Cache *c)
         cache_remove(c, c->lru.next);
 }
 
+/* The one argument of Cache() and Kinds(): limit. */
+static int
+parse_limit(PyObject *args, PyObject *kwds, unsigned long long *limit)
+{
+    static char *names[] = {"limit", NULL};
+    return PyArg_ParseTupleAndKeywords(args, kwds, "K", names, limit) ? 0 : -1;
+}
+
 static int
 Cache_init(Cache *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"limit", NULL};
     unsigned long long limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "K", names, &limit))
+    if (parse_limit(args, kwds, &limit) < 0)
         return -1;
     if (self->buckets == NULL) {
         self->buckets = PyMem_RawCalloc(1024, sizeof(obj *));
@@ -264,15 +296,6 @@ Cache_clear(Cache *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static Py_ssize_t
-Cache_len(Cache *self)
-{
-    pthread_mutex_lock(&self->lock);
-    Py_ssize_t n = (Py_ssize_t)self->count;
-    pthread_mutex_unlock(&self->lock);
-    return n;
-}
-
 static PyObject *
 Cache_get_used(Cache *self, void *unused)
 {
@@ -301,7 +324,7 @@ static PyGetSetDef Cache_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PySequenceMethods Cache_as_sequence = {.sq_length = (lenfunc)Cache_len};
+static PySequenceMethods Cache_as_sequence = {.sq_length = SharedTable_len};
 
 static PyTypeObject CacheType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -329,22 +352,14 @@ static PyTypeObject CacheType = {
  * mutex: header walks run without the GIL, on any thread.
  */
 typedef struct {
-    PyObject_HEAD
-    pthread_mutex_t lock;
+    SHARED_TABLE_HEAD
     struct kind_slot {
         uint64_t key;
         uint64_t at;  /* offset << 3 | type; 0: empty (no entry lies at offset 0) */
     } *slots;
     size_t nslots;  /* a power of two, or 0 */
-    size_t count, limit;
+    size_t limit;
 } Kinds;
-
-static size_t
-kind_slot(size_t nslots, uint64_t key, uint64_t offset)
-{
-    uint64_t h = (key * 0x9E3779B97F4A7C15ull) ^ (offset * 0xC2B2AE3D27D4EB4Full);
-    return (size_t)(h ^ (h >> 29)) & (nslots - 1);
-}
 
 /* The type memoized for the entry, or -1. */
 static int
@@ -353,7 +368,7 @@ kinds_get(Kinds *m, uint64_t key, uint64_t offset)
     int kind = -1;
     pthread_mutex_lock(&m->lock);
     if (m->nslots) {
-        for (size_t i = kind_slot(m->nslots, key, offset);; i = (i + 1) & (m->nslots - 1)) {
+        for (size_t i = home_slot(m->nslots, key, offset);; i = (i + 1) & (m->nslots - 1)) {
             struct kind_slot *k = &m->slots[i];
             if (k->at == 0)
                 break;
@@ -370,7 +385,7 @@ kinds_get(Kinds *m, uint64_t key, uint64_t offset)
 static void
 kinds_insert_locked(Kinds *m, uint64_t key, uint64_t at)
 {
-    for (size_t i = kind_slot(m->nslots, key, at >> 3);; i = (i + 1) & (m->nslots - 1)) {
+    for (size_t i = home_slot(m->nslots, key, at >> 3);; i = (i + 1) & (m->nslots - 1)) {
         struct kind_slot *k = &m->slots[i];
         if (k->at == 0) {
             k->key = key;
@@ -420,9 +435,8 @@ kinds_put(Kinds *m, uint64_t key, const uint64_t *offsets, size_t n, int kind)
 static int
 Kinds_init(Kinds *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"limit", NULL};
     unsigned long long limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "K", names, &limit))
+    if (parse_limit(args, kwds, &limit) < 0)
         return -1;
     if (!self->nslots && self->slots == NULL && self->limit == 0)
         pthread_mutex_init(&self->lock, NULL);
@@ -438,15 +452,6 @@ Kinds_dealloc(Kinds *self)
         pthread_mutex_destroy(&self->lock);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static Py_ssize_t
-Kinds_len(Kinds *self)
-{
-    pthread_mutex_lock(&self->lock);
-    Py_ssize_t n = (Py_ssize_t)self->count;
-    pthread_mutex_unlock(&self->lock);
-    return n;
 }
 
 static PyObject *
@@ -483,7 +488,7 @@ static PyMethodDef Kinds_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PySequenceMethods Kinds_as_sequence = {.sq_length = (lenfunc)Kinds_len};
+static PySequenceMethods Kinds_as_sequence = {.sq_length = SharedTable_len};
 
 static PyTypeObject KindsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1249,6 +1254,31 @@ outcome_tuple(enum outcome outcome, obj *o, struct out *out, int kind, const str
     return Py_BuildValue("(iKs)", -1, (unsigned long long)err->offset, err->msg);
 }
 
+/* One read_object call, made without the GIL (out_alloc takes it back to allocate the answer). */
+struct one_read {
+    PyThreadState *ts;
+    struct out out;
+    obj *o;
+    int kind;
+    struct need need;
+    struct err err;
+    enum outcome outcome;
+};
+
+static void
+read_released(Cache *cache, struct src *s, uint64_t key, uint64_t offset, uint64_t depth,
+              const struct given *given, int keep, struct one_read *r)
+{
+    r->o = NULL;
+    r->kind = 0;
+    r->err.nomem = 0;
+    r->ts = PyEval_SaveThread();
+    r->out = (struct out){&r->ts, NULL};
+    r->outcome = read_object(cache, s, key, offset, depth, given, keep, &r->out, &r->o, &r->kind, &r->need,
+                             &r->err);
+    PyEval_RestoreThread(r->ts);
+}
+
 static PyObject *
 engine_read(PyObject *module, PyObject *args)
 {
@@ -1279,22 +1309,14 @@ engine_read(PyObject *module, PyObject *args)
             PyBuffer_Release(&given_buf);
         return NULL;
     }
-    obj *o = NULL;
-    int kind = 0;
-    struct need need;
-    struct err err;
-    err.nomem = 0;
-    enum outcome outcome;
-    PyThreadState *ts = PyEval_SaveThread();
-    struct out out = {&ts, NULL};
-    outcome = read_object((Cache *)cache, &c.s, key, offset, depth, &given, keep, &out, &o, &kind, &need, &err);
-    PyEval_RestoreThread(ts);
+    struct one_read r;
+    read_released((Cache *)cache, &c.s, key, offset, depth, &given, keep, &r);
     uint64_t touched = c.s.touched;
     int raw_len = c.s.L.raw_len;
     call_close(&c);
     if (given.present)
         PyBuffer_Release(&given_buf);
-    PyObject *answer = outcome_tuple(outcome, o, &out, kind, &need, &err, raw_len);
+    PyObject *answer = outcome_tuple(r.outcome, r.o, &r.out, r.kind, &r.need, &r.err, raw_len);
     if (answer == NULL)
         return NULL;
     return Py_BuildValue("(NK)", answer, (unsigned long long)touched);
@@ -1369,18 +1391,9 @@ engine_read_many(PyObject *module, PyObject *args)
     struct given none = {0, 0, 0, NULL, 0};
     PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        obj *o = NULL;
-        int kind = 0;
-        struct need need;
-        struct err err;
-        err.nomem = 0;
-        enum outcome outcome;
-        PyThreadState *ts = PyEval_SaveThread();
-        struct out out = {&ts, NULL};
-        outcome = read_object((Cache *)cache, &c.s, key, items[i].offset, 0, &none, 0, &out, &o, &kind, &need,
-                              &err);
-        PyEval_RestoreThread(ts);
-        PyObject *answer = outcome_tuple(outcome, o, &out, kind, &need, &err, c.s.L.raw_len);
+        struct one_read r;
+        read_released((Cache *)cache, &c.s, key, items[i].offset, 0, &none, 0, &r);
+        PyObject *answer = outcome_tuple(r.outcome, r.o, &r.out, r.kind, &r.need, &r.err, c.s.L.raw_len);
         if (answer == NULL)
             goto done;
         PyList_SET_ITEM(answers, items[i].at, answer);

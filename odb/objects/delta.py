@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from ..tuning import DELTA_WINDOW as WINDOW
+from .. import accelerators
 
 __all__ = [
     "DeltaError",
@@ -157,12 +156,11 @@ def _apply(b: memoryview, d: bytes, parts: list) -> bytes:
 
 
 def _load_c():
-    try:
-        from .. import _delta
-    except ImportError:
+    compiled = accelerators.load("_delta").compiled
+    if compiled is None:
         return None
 
-    c_apply = _delta.apply_delta
+    c_apply = compiled.apply_delta
 
     def apply_delta_c(base, delta) -> bytes:
         """The compiled apply_delta, with its ValueError turned into DeltaError."""
@@ -177,7 +175,7 @@ def _load_c():
 # None when odb/_delta.c was not compiled (pip install without a compiler).
 apply_delta_c = _load_c()
 
-if apply_delta_c is not None and os.environ.get("GITFS_PURE_PYTHON") != "1":
+if accelerators.load("_delta").used is not None:
     apply_delta = apply_delta_c
     IMPLEMENTATION = "c"
 else:

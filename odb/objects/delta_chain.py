@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 from typing import Callable, NamedTuple
 
 from . import delta
@@ -13,6 +12,7 @@ from ..lru import ByteLRU
 from ..pack.entry import OFS_DELTA
 from ..pack.packfile import Pack
 from ..tuning import MAX_KINDS
+from .. import accelerators
 
 # git caps pack.depth at 4095; anything much deeper is hostile, not history.
 MAX_DEPTH = 5000
@@ -71,19 +71,9 @@ def delta_result_size(pack: Pack, entry, head: bytes = b"") -> int:
 Finder = Callable[[bytes], "Location | None"]
 
 
-def _load_engine():
-    try:
-        from .. import _engine
-    except ImportError:
-        return None
-    return _engine
-
-
 # odb/_engine.c, or None when it was not built; `engine` is what ChainReader uses by default
 # (GITFS_PURE_PYTHON=1: none, and reads walk chains in Python around zlib and odb.objects.delta).
-compiled = _load_engine()
-engine = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
-IMPLEMENTATION = "c" if engine is not None else "python"
+compiled, engine, IMPLEMENTATION = accelerators.load("_engine")
 
 
 def engine_limits(raw_len: int) -> tuple:

@@ -13,7 +13,6 @@ the previous name is not yielded: it goes to skipped(name, reason), so the calle
 
 from __future__ import annotations
 
-import os
 import stat
 from array import array
 from bisect import bisect_left
@@ -21,6 +20,7 @@ from typing import Callable, Iterator, NamedTuple
 
 from ..errors import CorruptObject
 from ..oid import ObjectFormat
+from .. import accelerators
 
 TREE = 0o040000
 BLOB = 0o100644
@@ -231,16 +231,6 @@ class Tree:
         return TreeEntry(self._modes[i], self.name_at(i), self.oid_at(i))
 
 
-def _load():
-    try:
-        from .. import _tree
-    except ImportError:
-        return None
-    return _tree
-
-
 # The compiled module (odb/_tree.c), or None when it was not built; `_accelerator` is what the
 # index uses (GITFS_PURE_PYTHON=1: none).
-compiled = _load()
-_accelerator = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
-IMPLEMENTATION = "c" if _accelerator is not None else "python"
+compiled, _accelerator, IMPLEMENTATION = accelerators.load("_tree")

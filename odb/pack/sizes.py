@@ -3,7 +3,6 @@ in C (odb/_sizes.c) when it was compiled, else by the Python code each step mirr
 
 from __future__ import annotations
 
-import os
 from array import array
 from typing import NamedTuple
 
@@ -11,6 +10,7 @@ from ..objects import delta, delta_chain
 from . import entry as pack_entry, packfile as pack_format
 from ..errors import CorruptObject
 from .fanout import SUBFANOUT_MIN, SortedIds
+from .. import accelerators
 
 __all__ = ["IMPLEMENTATION", "MISSING", "UNSURE", "Located", "entries", "entry_sizes", "find_each", "locate_each", "positions"]
 
@@ -61,19 +61,9 @@ def find_each(located: Located, find, ids: bytes, n: int, picks) -> None:
             which[k] = j
 
 
-def _load():
-    try:
-        from .. import _sizes
-    except ImportError:
-        return None
-    return _sizes
-
-
 # The compiled module, or None when odb/_sizes.c was not built (pip install without a compiler
 # or zlib's headers); `accelerator` is what the functions below use (GITFS_PURE_PYTHON=1: none).
-compiled = _load()
-accelerator = compiled if os.environ.get("GITFS_PURE_PYTHON") != "1" else None
-IMPLEMENTATION = "c" if accelerator is not None else "python"
+compiled, accelerator, IMPLEMENTATION = accelerators.load("_sizes")
 
 
 def _int64s(n: int) -> array:
