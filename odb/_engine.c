@@ -324,7 +324,8 @@ static PyGetSetDef Cache_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PySequenceMethods Cache_as_sequence = {.sq_length = SharedTable_len};
+/* len() of Cache and Kinds: how many entries they hold. */
+static PySequenceMethods SharedTable_as_sequence = {.sq_length = SharedTable_len};
 
 static PyTypeObject CacheType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -337,7 +338,7 @@ static PyTypeObject CacheType = {
     .tp_dealloc = (destructor)Cache_dealloc,
     .tp_methods = Cache_methods,
     .tp_getset = Cache_getset,
-    .tp_as_sequence = &Cache_as_sequence,
+    .tp_as_sequence = &SharedTable_as_sequence,
 };
 
 /* ---- the kinds memo: the whole object's type of entries already walked ---------------------- */
@@ -488,8 +489,6 @@ static PyMethodDef Kinds_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PySequenceMethods Kinds_as_sequence = {.sq_length = SharedTable_len};
-
 static PyTypeObject KindsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "odb._engine.Kinds",
@@ -501,7 +500,7 @@ static PyTypeObject KindsType = {
     .tp_init = (initproc)Kinds_init,
     .tp_dealloc = (destructor)Kinds_dealloc,
     .tp_methods = Kinds_methods,
-    .tp_as_sequence = &Kinds_as_sequence,
+    .tp_as_sequence = &SharedTable_as_sequence,
 };
 
 /* ---- one pack's bytes, and the limits of odb's Python code --------------------------------- */

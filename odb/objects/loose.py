@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -239,32 +240,39 @@ class LooseObjects:
             raise self._corrupt(path, f"loose object claims {size} bytes, more than its file can hold")
         return d, code, size, head[nul + 1 :]
 
-    def header_and_stat(self, raw: bytes) -> tuple[int, int, os.stat_result, bool] | None:
-        """(type code, size, the file's stat, whether its name is a symlink), from one open:
-        the header, and what tells who may read it."""
+    @contextlib.contextmanager
+    def _begun(self, raw: bytes):
+        """The object's file open and its header inflated, as (path, fd, stat, whether its name
+        is a symlink, _start's answer); None when there is no file. Closed on the way out."""
         path = self.path(raw)
         opened = self._open(raw, path)
         if opened is None:
-            return None
+            yield None
+            return
         fd, st, linked = opened
         try:
-            _, code, size, _ = self._start(path, fd, st)
+            yield path, fd, st, linked, self._start(path, fd, st)
         finally:
             os.close(fd)
-        return code, size, st, linked
+
+    def header_and_stat(self, raw: bytes) -> tuple[int, int, os.stat_result, bool] | None:
+        """(type code, size, the file's stat, whether its name is a symlink), from one open:
+        the header, and what tells who may read it."""
+        with self._begun(raw) as begun:
+            if begun is None:
+                return None
+            _, _, st, linked, (_, code, size, _) = begun
+            return code, size, st, linked
 
     def read_header(self, raw: bytes) -> tuple[int, int] | None:
         found = self.header_and_stat(raw)
         return None if found is None else found[:2]
 
     def read(self, raw: bytes) -> tuple[int, bytes] | None:
-        path = self.path(raw)
-        opened = self._open(raw, path)
-        if opened is None:
-            return None
-        fd, st, _ = opened
-        try:
-            d, code, size, body = self._start(path, fd, st)
+        with self._begun(raw) as begun:
+            if begun is None:
+                return None
+            path, fd, st, _, (d, code, size, body) = begun
             if len(body) > size:
                 raise self._corrupt(path, "loose object is longer than its header says")
             try:
@@ -272,8 +280,6 @@ class LooseObjects:
                 body += d.decompress(rest, size + 1 - len(body))
             except zlib.error as e:
                 raise self._corrupt(path, f"bad compressed data: {e}") from None
-        finally:
-            os.close(fd)
         if len(body) != size or not d.eof:
             raise self._corrupt(path, f"loose object inflates to {len(body)}+ bytes, header says {size}")
         return code, body
