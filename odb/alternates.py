@@ -11,7 +11,7 @@ from .errors import display_path
 from .objects_dir import ObjectsDir
 from .oid import ObjectFormat
 from .refused_paths import real_or_none
-from .repository import read_alternates
+from .alternates_file import read_alternates
 
 log = logging.getLogger("odb")
 

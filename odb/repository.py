@@ -31,7 +31,6 @@ Every metadata file is opened non-blocking, regular files only, and read with a 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 import stat
@@ -40,9 +39,9 @@ from dataclasses import dataclass, field
 from .errors import AccessDenied, FileTooLarge, NotARepository, display_path
 from .mapped_file import open_regular, read_bounded
 from .oid import FORMATS, SHA1, ObjectFormat
-from .refused_paths import SelfReference, resolve
+from .alternates_file import parse_alternates
+from .refused_paths import resolve
 
-log = logging.getLogger("odb")
 
 # git refuses a .git file over 1 MiB (read_gitfile_gently's max_file_size); commondir holds
 # one path just as a .git file does, and gets the same limit.
@@ -51,7 +50,6 @@ MAX_COMMONDIR = 1 << 20
 # git reads alternates and config whole, with no limit below INT_MAX. Real alternates files
 # name a handful of directories, real configs are kilobytes (thousands of branches and remotes
 # stay below 1 MiB); these limits leave a wide margin and keep a hostile file's cost bounded.
-MAX_ALTERNATES = 1 << 20
 MAX_CONFIG = 16 << 20
 HEAD_READ = 255  # validate_headref reads this much of HEAD
 MAX_FORMAT_VALUE = 64
@@ -386,91 +384,3 @@ def _config_value(text: bytes) -> bytes:
         out += pending_space + c
         pending_space = b""
     return bytes(out)
-
-
-# -- alternates ----------------------------------------------------------------------
-
-C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("v"): 11,
-             ord("\\"): ord("\\"), ord('"'): ord('"')}
-
-
-def unquote_c_style(data: bytes, start: int) -> tuple[bytes, int] | None:
-    """git's unquote_c_style: the string quoted at data[start] ('"'), and the index just past
-    its closing quote; None if the quoting is broken (then git reads the entry as it stands)."""
-    out = bytearray()
-    i = start + 1
-    n = len(data)
-    while i < n:
-        c = data[i]
-        i += 1
-        if c == 0x22:  # the closing quote
-            return bytes(out), i
-        if c != 0x5C:
-            out.append(c)
-            continue
-        if i >= n:
-            return None
-        c = data[i]
-        i += 1
-        if c in C_ESCAPES:
-            out.append(C_ESCAPES[c])
-        elif 0x30 <= c <= 0x33:  # three octal digits; a first digit over 3 would overflow
-            digits = data[i - 1 : i + 2]
-            if len(digits) < 3 or not all(0x30 <= d <= 0x37 for d in digits):
-                return None
-            out.append(int(digits, 8))
-            i += 2
-        else:
-            return None
-    return None
-
-
-def parse_alternates(data: bytes, sep: bytes, relative_base: str | None) -> list[str]:
-    """git's parse_alternates: entries split by sep, '#' comments, C-quoted entries decoded,
-    relative ones taken from relative_base, each made real (trailing slashes dropped)."""
-    nul = data.find(b"\0")
-    if nul >= 0:
-        data = data[:nul]  # git parses the file as a C string
-    out = []
-    pos, n = 0, len(data)
-    while pos < n:
-        quoted = unquote_c_style(data, pos) if data[pos : pos + 1] == b'"' else None
-        if data[pos : pos + 1] == b"#":
-            end = data.find(sep, pos)
-            entry, end = b"", n if end < 0 else end
-        elif quoted is not None:
-            entry, end = quoted
-        else:
-            end = data.find(sep, pos)
-            end = n if end < 0 else end
-            entry = data[pos:end]
-        pos = end + 1  # past the separator (or whatever follows a closing quote, as in git)
-        if not entry:
-            continue
-        path = os.fsdecode(entry)
-        if not path.startswith("/") and relative_base is not None:
-            path = resolve(relative_base) + "/" + path
-        try:
-            path = resolve(path).rstrip("/") or "/"
-        except SelfReference:
-            pass  # left as it is: the store refuses it, and says so
-        except OSError:
-            continue  # git: "unable to normalize alternate object path"
-        out.append(path)
-    return out
-
-
-def read_alternates(objects_dir: str) -> list[str]:
-    """The alternate objects directories listed by objects/info/alternates, made real."""
-    path = os.path.join(objects_dir, "info", "alternates")
-    try:
-        data = read_bounded(path, MAX_ALTERNATES)
-    except FileNotFoundError:
-        return []
-    except FileTooLarge as e:
-        log.warning("ignoring the alternates file %s", e)
-        return []
-    except OSError as e:
-        log.warning("ignoring the alternates file %s: %s", display_path(path), e.strerror)
-        return []
-    return parse_alternates(data, b"\n", objects_dir)

@@ -14,7 +14,8 @@ import pytest
 
 import odb
 from limits import memory_limit, time_limit
-from odb.repository import MAX_ALTERNATES, MAX_COMMONDIR, MAX_CONFIG, MAX_GITFILE, unquote_c_style
+from odb.alternates_file import MAX_ALTERNATES, unquote_c_style
+from odb.repository import MAX_COMMONDIR, MAX_CONFIG, MAX_GITFILE
 from oracle import git_env
 
 HUGE = 512 << 20
