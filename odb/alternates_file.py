@@ -16,6 +16,8 @@ from .refused_paths import SelfReference, resolve
 
 log = logging.getLogger("odb")
 
+# git reads an alternates file whole, with no limit below INT_MAX; real ones name a handful of
+# directories. This limit leaves a wide margin and keeps a hostile file's cost bounded.
 MAX_ALTERNATES = 1 << 20
 
 

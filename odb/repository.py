@@ -42,14 +42,13 @@ from .oid import FORMATS, SHA1, ObjectFormat
 from .alternates_file import parse_alternates
 from .refused_paths import resolve
 
-
 # git refuses a .git file over 1 MiB (read_gitfile_gently's max_file_size); commondir holds
 # one path just as a .git file does, and gets the same limit.
 MAX_GITFILE = 1 << 20
 MAX_COMMONDIR = 1 << 20
-# git reads alternates and config whole, with no limit below INT_MAX. Real alternates files
-# name a handful of directories, real configs are kilobytes (thousands of branches and remotes
-# stay below 1 MiB); these limits leave a wide margin and keep a hostile file's cost bounded.
+# git reads the config whole, with no limit below INT_MAX. Real configs are kilobytes (thousands
+# of branches and remotes stay below 1 MiB); this limit leaves a wide margin and keeps a hostile
+# file's cost bounded.
 MAX_CONFIG = 16 << 20
 HEAD_READ = 255  # validate_headref reads this much of HEAD
 MAX_FORMAT_VALUE = 64
