@@ -27,7 +27,7 @@ class TreeEntries:
         self.trees = trees
         self.listings = listings
         self.inodes = TreeEntryInodes(pinned_limit=pinned_limit)
-        self.lfs = None  # -o lfs: the namespace's LfsView
+        self.lfs = None  # -o lfs: an LfsView (TreeNamespace.enable_lfs)
 
     def owns(self, inode: int) -> bool:
         return self.inodes.owns(inode)

@@ -44,10 +44,14 @@ class TreeNamespace(NodeNamespace):
             max_bytes=min(TREE_LISTING_BYTES, limit // 4), weigh=lambda listing: listing.nbytes)
         self.tree_entries = TreeEntries(self.trees, self.listings, limit // 4)  # everything below a .tree/<rev>
         self.subtrees = SubtreesAhead(self.trees, view.sizes, view.store, view.pool, limit)
-        self.lfs: LfsView | None = None  # -o lfs: enable_lfs()
+
+    @property
+    def lfs(self) -> LfsView | None:
+        """-o lfs (enable_lfs): held where entries' nodes are made, which need it too."""
+        return self.tree_entries.lfs
 
     def enable_lfs(self, common_dir: str) -> None:
-        self.lfs = self.tree_entries.lfs = LfsView(self.view.store, common_dir)
+        self.tree_entries.lfs = LfsView(self.view.store, common_dir)
 
     def owns(self, inode: int) -> bool:
         return inode == self.root or self.inodes.owns(inode) or self.tree_entries.owns(inode)

@@ -155,8 +155,7 @@ def _apply(b: memoryview, d: bytes, parts: list) -> bytes:
     return b"".join(parts)
 
 
-def _load_c():
-    compiled = accelerators.load("_delta").compiled
+def _load_c(compiled):
     if compiled is None:
         return None
 
@@ -172,10 +171,11 @@ def _load_c():
     return apply_delta_c
 
 
+_accelerator = accelerators.load("_delta")
 # None when odb/_delta.c was not compiled (pip install without a compiler).
-apply_delta_c = _load_c()
+apply_delta_c = _load_c(_accelerator.compiled)
 
-if accelerators.load("_delta").used is not None:
+if _accelerator.used is not None:
     apply_delta = apply_delta_c
     IMPLEMENTATION = "c"
 else:

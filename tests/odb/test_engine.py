@@ -15,6 +15,7 @@ from damage import PackBuilder, hash_object, insert_delta
 import odb
 from odb.objects import delta_chain
 from odb.objects.delta_chain import ChainReader, Location
+from odb.pack.entry import OFS_DELTA
 
 pytestmark = pytest.mark.skipif(delta_chain.compiled is None, reason="odb._engine is not built")
 ENGINE = delta_chain.compiled
@@ -194,25 +195,31 @@ def test_headers_read_with_pread_answer_as_from_the_mapping(fixture_repo, name, 
             assert all(answer[0] == -1 and "invalid entry type 0" in answer[2] for answer in from_zeros)
 
 
-def test_headers_read_with_pread_answer_as_from_the_mapping_in_damaged_packs(fixture_repo, tmp_path):
-    """Random bytes of a pack overwritten, 30 times: pread and the mapping see the same bytes, and
-    every answer (types, sizes, and each damage's offset and reason) is the same both ways, the
-    deltas whose first bytes run past one pread included."""
+def _damaged_copies(fixture_repo, seed: int, copies: int = 30):
+    """(bytes, data end, entry offsets, raw_len) of the deep-delta fixture's pack with 1 to 12
+    random bytes overwritten (never the 12-byte header), copies times."""
     repo = fixture_repo("deep-delta")
     with odb.open(repo.path) as store:
         (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
         original = open(pack.pack_path, "rb").read()
         raw_len = pack.format.raw_len
     end = len(original) - raw_len
-    offsets = sorted(offsets)
-    rng = random.Random(17)
-    path = tmp_path / "damaged.pack"
-    for _ in range(30):
+    rng = random.Random(seed)
+    for _ in range(copies):
         data = bytearray(original)
         for _ in range(rng.randint(1, 12)):
             data[rng.randrange(12, end)] = rng.randrange(256)
+        yield bytes(data), end, sorted(offsets), raw_len
+
+
+def test_headers_read_with_pread_answer_as_from_the_mapping_in_damaged_packs(fixture_repo, tmp_path):
+    """Random bytes of a pack overwritten, 30 times: pread and the mapping see the same bytes, and
+    every answer (types, sizes, and each damage's offset and reason) is the same both ways, the
+    deltas whose first bytes run past one pread included."""
+    path = tmp_path / "damaged.pack"
+    for data, end, offsets, raw_len in _damaged_copies(fixture_repo, 17):
         path.write_bytes(data)
-        mapped, read = _headers_both_ways(path, bytes(data), end, offsets, raw_len)
+        mapped, read = _headers_both_ways(path, data, end, offsets, raw_len)
         assert read == mapped
 
 
@@ -245,20 +252,9 @@ def test_header_walks_through_the_kinds_memo_in_damaged_packs(fixture_repo):
     """Random bytes overwritten, 30 times: through a memo, cold and then warm, every answer
     (types, sizes, each damage's offset and reason) is that of a walk without one. A walk that
     fails types nothing, so no later walk takes a damaged chain for a typed one."""
-    repo = fixture_repo("deep-delta")
-    with odb.open(repo.path) as store:
-        (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
-        original = open(pack.pack_path, "rb").read()
-        raw_len = pack.format.raw_len
-    end = len(original) - raw_len
-    offsets = sorted(offsets)
-    limits = delta_chain.engine_limits(raw_len)
     rng = random.Random(19)
-    for _ in range(30):
-        data = bytearray(original)
-        for _ in range(rng.randint(1, 12)):
-            data[rng.randrange(12, end)] = rng.randrange(256)
-        data = bytes(data)
+    for data, end, offsets, raw_len in _damaged_copies(fixture_repo, 19):
+        limits = delta_chain.engine_limits(raw_len)
         plain = dict(zip(offsets, ENGINE.headers(data, end, offsets, None, limits)[0]))
         memo = ENGINE.Kinds(1 << 20)
         order = list(offsets)
@@ -273,10 +269,11 @@ def test_the_kinds_memo_is_filled_by_walks_read_by_them_and_bounded(fixture_repo
         (pack, offsets), *_ = _offsets_by_pack(store, repo.git.ids()).items()
         data = open(pack.pack_path, "rb").read()
         raw_len = pack.format.raw_len
+        entries = {at: pack.header(at)[0] for at in sorted(offsets)}  # odb's own parse of each
     end = len(data) - raw_len
     limits = delta_chain.engine_limits(raw_len)
     answers = dict(zip(sorted(offsets), ENGINE.headers(data, end, sorted(offsets), None, limits)[0]))
-    deltas = [at for at in sorted(offsets) if _entry_type(data, at) >= 6]
+    deltas = [at for at, entry in entries.items() if entry.type == OFS_DELTA]
     assert deltas, "the fixture has OFS_DELTA entries"
     top = deltas[-1]
     memo = ENGINE.Kinds(1 << 20)
@@ -285,7 +282,7 @@ def test_the_kinds_memo_is_filled_by_walks_read_by_them_and_bounded(fixture_repo
     assert memo.get(8, top) is None  # another pack's key: nothing known
     # A walk trusts the memo (only walks fill it, from the headers they parsed): a type planted
     # at the entry under the top is what the top then shows.
-    base = _ofs_base(data, top)
+    base = entries[top].base_offset
     planted = ENGINE.Kinds(1 << 20)
     other = 4 if answers[top][0] != 4 else 3
     planted.put(7, base, other)
@@ -300,21 +297,3 @@ def test_the_kinds_memo_is_filled_by_walks_read_by_them_and_bounded(fixture_repo
     with pytest.raises(TypeError):
         ENGINE.headers(data, end, (top,), None, limits, -1, object(), 7)
 
-
-def _entry_type(data: bytes, at: int) -> int:
-    return (data[at] >> 4) & 7
-
-
-def _ofs_base(data: bytes, at: int) -> int:
-    """The base offset of the OFS_DELTA entry at `at` (git's header and offset encodings)."""
-    i = at
-    while data[i] & 0x80:
-        i += 1
-    i += 1
-    c = data[i]
-    back = c & 0x7F
-    while c & 0x80:
-        i += 1
-        c = data[i]
-        back = ((back + 1) << 7) | (c & 0x7F)
-    return at - back
