@@ -73,6 +73,25 @@ AMBIGUOUS_KEPT = 1024  # ambiguous abbreviations remembered. Not measured.
 # Not measured since they were set (128 objects, 32 MiB, together with pipelined loads).
 AHEAD_OBJECTS = 128
 AHEAD_BYTES = 32 << 20
+# A walk of the whole mount in pack order (gitfs/engine/pack_walk.py). Measured: the whole-mount
+# grep of figure (12), docs/performance.md "A whole-mount walk in pack order".
+# A walk that read a bucket of this many objects whole and goes on is served in pack order; a
+# smaller repository gains little from it. GITFS_PACK_WALK_MIN_OBJECTS sets it (the tests use 1).
+PACK_WALK_MIN_OBJECTS = int(os.environ.get("GITFS_PACK_WALK_MIN_OBJECTS", "256"))
+PACK_WALK_FIRST = 2  # buckets of the first window. Not measured.
+# How much wider each next window is: every window's end stalls the walker while the next is listed.
+# Measured: growing by 2 (8 windows) took the whole-mount grep 41.9 s, by 4 (5 windows) see performance.md.
+PACK_WALK_GROWTH = 4
+# A walker that went through this many buckets in pack order is taken to walk the whole mount: the
+# next window is read as soon as the last one is done. Not measured.
+PACK_WALK_SURE = 32
+# Threads that read and push a window: on two cores the push (the kernel copying each page in)
+# takes more than the reading, and both hold no GIL.
+PACK_WALK_THREADS = max(1, min(2, os.cpu_count() or 1))
+PACK_WALK_MEMORY = 0.5  # the share of MemAvailable a window's objects may take. Not measured.
+# Seconds a walker's READ waits for the pass to reach its object before it is made at once: a
+# reader that is not the walker (but reads ahead of it) waits no longer than this.
+WAIT_MAX = 1.0
 TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed: it shows where the reader is
 NEAR = 4  # objects this close behind the reader's last read are kept too, not pushed
 PUSH_BATCH = 16  # objects per helper request: one answer for all those pushed. Not measured.

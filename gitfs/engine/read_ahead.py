@@ -33,8 +33,10 @@ class AheadState:
 
 
 class ReadAhead:
-    def __init__(self, loads, cache, pool, kernel_cache=None):
-        """kernel_cache: a gitfs.fuse.kernel_cache.KernelCache, or None to push nothing."""
+    def __init__(self, loads, cache, pool, kernel_cache=None, walk=None):
+        """kernel_cache: a gitfs.fuse.kernel_cache.KernelCache, or None to push nothing; walk: the
+        gitfs.engine.pack_walk.PackOrderWalk that takes over a walk of the whole mount, or None."""
+        self.walk = walk
         self.loads = loads
         self.cache = cache
         self.pool = pool
@@ -43,6 +45,8 @@ class ReadAhead:
 
     def after_read(self, listing, k: int, next_listing=None) -> None:
         """The loop: a reader has started reading entry k of listing."""
+        if self.walk is not None and self.walk.covers(listing):
+            return  # read in pack order (pack_walk.py)
         state = listing.ahead
         if state is None:
             state = listing.ahead = AheadState()
@@ -59,6 +63,8 @@ class ReadAhead:
         budget = AHEAD_BYTES
         budget = self._schedule(listing, max(k + 1, state.until), k + 1 + AHEAD_OBJECTS, budget)
         stop = k + 1 + AHEAD_OBJECTS
+        if stop > listing.count and next_listing is not None and self.walk is not None:
+            self.walk.walked_through(listing)
         if stop > listing.count and next_listing is not None and budget > 0:
             nxt = next_listing.ahead = next_listing.ahead or AheadState()
             self._schedule(next_listing, nxt.until, stop - listing.count, budget)

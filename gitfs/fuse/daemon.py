@@ -93,7 +93,8 @@ class Session:
         no_open = features.reads_by_inode() and os.environ.get("GITFS_PLAIN_OPEN") != "1"
         # The workers start once the FUSE session exists: their helpers inherit its descriptor.
         self.pool = WorkerPool(store, config, HELPERS, start=False)
-        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store))
+        self.view = MountView(store, self.pool, cache_size=cache_size, kernel=PyfuseKernel(), refs=open_refs(store),
+                              mountpoint=mountpoint)
         if lfs and self.view.tree is not None:
             self.view.tree.enable_lfs(store.common_dir)
         self.operations = GitOperations(self.view, no_open=no_open)

@@ -123,7 +123,7 @@ class GitOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def opendir(self, inode, ctx):
-        listing = await self.view.open_dir(inode)
+        listing = await self.view.open_dir(inode, ctx.pid if ctx is not None else 0)
         fh = next(self._handles)
         self._dirs[fh] = (inode, listing)
         return fh

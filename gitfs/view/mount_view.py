@@ -36,7 +36,8 @@ import odb
 from gitfs import features
 from gitfs.namespaces.bucket_namespace import BucketsNamespace
 from gitfs.view.buckets import BucketListings
-from gitfs.view.inodes import FIRST_ADDED_NAMESPACE, ROOT_INODE, MovedInodes, is_object_inode, namespace_base
+from gitfs.view.inodes import (FIRST_ADDED_NAMESPACE, ROOT_INODE, MovedInodes, bucket_of_inode, is_object_inode,
+                               namespace_base)
 from gitfs.fuse.kernel_cache import KernelCache
 from gitfs.view.listing_sizes import ListingSizes
 from gitfs.namespaces.log_namespace import LogNamespace
@@ -44,6 +45,7 @@ from gitfs.namespaces.namespace import no_entry
 from gitfs.engine.object_cache import Loads, ObjectCache
 from gitfs.view.object_inodes import ObjectInodes
 from gitfs.engine.object_reads import ObjectReads
+from gitfs.engine.pack_walk import PackOrderWalk
 from gitfs.engine.read_ahead import ReadAhead
 from gitfs.namespaces.refs_namespace import RefsNamespace
 from gitfs.view.status import XATTR as STATUS_XATTR
@@ -75,10 +77,11 @@ class MountView:
     directory_timeout = DIRECTORY_TIMEOUT
 
     def __init__(self, store, pool, *, cache_size: int = 256 << 20, kernel=None, refs=None, inline=None,
-                 namespaces=()):
+                 namespaces=(), mountpoint: str | None = None):
         """refs: an odb.RefStore for the .refs, .tree and .log namespaces (None: the objects only).
         inline: whether small work is done on the loop (see small()); None: where odb reads in C.
-        namespaces: more namespaces (gitfs/namespaces/namespace.py), each made as make(view, base inode)."""
+        namespaces: more namespaces (gitfs/namespaces/namespace.py), each made as make(view, base inode).
+        mountpoint: where the kernel shows this view; a walk of it is then served in pack order."""
         self.store = store
         self.pool = pool
         self.kernel = kernel
@@ -87,7 +90,7 @@ class MountView:
         self.cache = ObjectCache(cache_size)
         self.loads = Loads(pool, self.cache)
         self.kernel_cache = KernelCache(kernel, on_refused=self.cache.put) if kernel is not None else None
-        self.ahead = ReadAhead(self.loads, self.cache, pool, self.kernel_cache)
+        self.counts = collections.Counter()  # requests, by kind
         self.moved = MovedInodes()
         self.limiter = trio.CapacityLimiter(4)
         self._generation = store.generation
@@ -102,7 +105,8 @@ class MountView:
                                       max_bytes=min(LISTING_BYTES, self.cache.max_bytes // 4),
                                       hold=lambda nbytes: self.cache.hold("bucket listings", nbytes))
         self.object_inodes = ObjectInodes(store, self.moved, self.buckets.latest, self.small)
-        self.counts = collections.Counter()  # requests, by kind
+        self.walk = PackOrderWalk(store, self.cache, kernel, mountpoint, self.buckets.latest.peek, self.counts)
+        self.ahead = ReadAhead(self.loads, self.cache, pool, self.kernel_cache, self.walk)
         self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
         self.reads = ObjectReads(self)
         self.on_loop_count = 0  # pieces of work done on the loop (small())
@@ -251,10 +255,14 @@ class MountView:
             raise OSError(errno.EINVAL, "not a symlink")
         return await self._owner(inode).readlink(inode)
 
-    async def open_dir(self, inode: int):
-        """A snapshot of the directory: re-reading a directory refreshes the view."""
+    async def open_dir(self, inode: int, reader: int = 0):
+        """A snapshot of the directory: re-reading a directory refreshes the view. reader: the
+        thread that opens it (the kernel's pid of the request), which a walk follows."""
         if inode == ROOT_INODE:
             return await self.objects.open_root()  # the hidden names are listed nowhere
+        bucket = bucket_of_inode(inode)
+        if bucket is not None:
+            self.walk.entered(bucket, reader)
         return await self._owner(inode).open_dir(inode)
 
     async def readdir(self, inode: int, listing, start: int, out) -> None:
@@ -310,6 +318,7 @@ class MountView:
         return dict(counts)
 
     async def close(self) -> None:
+        self.walk.close()
         self.reads.close()
         if self.kernel_cache is not None:
             self.kernel_cache.close()
