@@ -298,6 +298,11 @@ class Store(Lookup):
         anchor = self._anchors.get("git_dir") or self._anchors.get("objects_dir")
         return anchor.proc_path() if anchor is not None else None
 
+    def release_memory(self) -> None:
+        """Drops the delta bases kept for the next reads (they are made again when needed): what
+        an idle reader gives back."""
+        self._reader.cache.clear()
+
     def close(self) -> None:
         self._reader.cache.clear()
         for anchor in self._anchors.values():

@@ -25,7 +25,6 @@ them. Read-ahead (read_ahead.py) leaves the buckets of a window alone.
 from __future__ import annotations
 
 import bisect
-import ctypes
 from array import array
 import logging
 import os
@@ -36,7 +35,7 @@ import trio
 
 import odb
 
-from gitfs.engine import loop
+from gitfs.engine import loop, memory
 from gitfs.tuning import (PACK_WALK_FIRST, PACK_WALK_GROWTH, PACK_WALK_MEMORY, PACK_WALK_SURE, PACK_WALK_MIN_OBJECTS, PACK_WALK_THREADS, PUSH_CHUNK,
                           WAIT_MAX)
 
@@ -243,7 +242,7 @@ class PackOrderWalk:
             loop.call_soon(self._token, self._went_through, window)
         for thread in others:
             thread.join()
-        _trim()
+        memory.give_back()
         log.info("read buckets %02x-%02x in pack order: %d objects, listed in %.2f s, read and pushed in %.2f s",
                  window.lo, window.hi - 1, len(order), listed - window.began, time.monotonic() - listed)
 
@@ -346,12 +345,3 @@ def _available_memory() -> int:
         pass
     return 0
 
-
-def _trim() -> None:
-    """Gives the allocator's free memory back to the system. The pass's threads make objects of
-    every size, and each thread allocates from an arena of its own: after a walk of git.git the
-    mount process kept ~60 MB of freed memory without this."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc

@@ -211,3 +211,40 @@ def test_the_delta_bases_share_git_s_96_mib_or_a_smaller_cache_size(monkeypatch,
             assert mount == each_helper == total // (daemon.HELPERS + 1)
         else:
             assert (mount, each_helper) == (total, 0)
+
+
+class _CountingStore:
+    def __init__(self):
+        self.released = 0
+
+    def release_memory(self) -> None:
+        self.released += 1
+
+
+def test_an_idle_helper_gives_back_its_delta_bases(monkeypatch):
+    """After IDLE_AFTER without a request a helper drops its delta bases (a helper that read
+    through a walk held 80-90 MB after it); while requests wait it does not."""
+    from gitfs.engine import helper
+
+    monkeypatch.setattr(helper, "IDLE_AFTER", 0.01)
+    requests, sender = os.pipe()
+    store = _CountingStore()
+    h = helper.Helper(store, requests, -1)
+    try:
+        h._idle()
+        assert store.released == 1
+        os.write(sender, b"x")  # a request is there: no waiting, nothing given back
+        h._idle()
+        assert store.released == 1
+    finally:
+        os.close(requests)
+        os.close(sender)
+
+
+def test_release_memory_empties_the_delta_base_cache(fixture_repo):
+    with odb.open(fixture_repo("midx").path) as store:
+        for oid in list(store)[:50]:
+            store.read(oid)
+        assert store._reader.cache.used > 0
+        store.release_memory()
+        assert store._reader.cache.used == 0
