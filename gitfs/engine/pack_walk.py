@@ -2,7 +2,7 @@
 
 A walker reads the buckets in id order. Made in that order, most deltas' bases have long left the
 delta-base cache and their chains are made again: odb reads all of git.git in 29 s in id order and
-in 6.7 s in pack order. So once a walk has read one bucket whole, in order, and goes on, a thread
+in 6.7 s in pack order. So once a walk has read a few buckets whole, in order, and goes on, a thread
 of this process takes the next buckets (a window) and:
 
 1. lists them through the mount, as any reader would, so that the kernel knows their inodes (it
@@ -17,7 +17,7 @@ the pending READ holds. An object is marked passed before it is read, and a READ
 never waits, so nothing the pass waits for waits for the pass.
 
 Windows grow fourfold while the walker keeps up (it opens a bucket in the second half of the latest
-one), from two buckets, so a walk of a few buckets reads few ahead; a window never holds more than half
+one), from PACK_WALK_FIRST buckets, so a walk of a few buckets reads few ahead; a window never holds more than half
 of the memory available, since the pages it pushes stay in the page cache until the walker reads
 them. Read-ahead (read_ahead.py) leaves the buckets of a window alone.
 """
@@ -36,7 +36,7 @@ import trio
 import odb
 
 from gitfs.engine import loop, memory
-from gitfs.tuning import (PACK_WALK_FIRST, PACK_WALK_GROWTH, PACK_WALK_MEMORY, PACK_WALK_SURE, PACK_WALK_MIN_OBJECTS, PACK_WALK_THREADS, PUSH_CHUNK,
+from gitfs.tuning import (PACK_WALK_AFTER, PACK_WALK_FIRST, PACK_WALK_GROWTH, PACK_WALK_MEMORY, PACK_WALK_SURE, PACK_WALK_MIN_OBJECTS, PACK_WALK_THREADS, PUSH_CHUNK,
                           WAIT_MAX)
 
 log = logging.getLogger("gitfs")
@@ -81,6 +81,7 @@ class PackOrderWalk:
         self._latest: Window | None = None  # the last window asked for
         self._next: Window | None = None  # the one after it, listed ahead
         self._walker = (-1, -1)  # the furthest (bucket, entry) a READ waited at
+        self._walked = (-2, 0)  # the last bucket a walk read to its end, and how many before it in a row
         self._thread: threading.Thread | None = None
         self._own: set[int] = set()  # the threads that list windows: their opendirs are not the walker's
         self._token = None
@@ -93,9 +94,16 @@ class PackOrderWalk:
     # -- the loop: what the walker does --------------------------------------------------------
 
     def walked_through(self, listing) -> None:
-        """A walk read the bucket of listing to its end, in order, and goes on."""
+        """A walk read the bucket of listing to its end, in order, and goes on. Once it has read
+        PACK_WALK_AFTER buckets so, one after the other, the next ones are read in pack order."""
         b = listing.bucket
         if not self.enabled or listing.count < PACK_WALK_MIN_OBJECTS or self._covering(b + 1) is not None:
+            return
+        last, run = self._walked
+        if b == last:
+            return
+        self._walked = (b, run + 1 if b == last + 1 else 1)
+        if self._walked[1] < PACK_WALK_AFTER:
             return
         latest = self._latest
         if latest is not None and latest.lo <= b + 1 < latest.hi:
