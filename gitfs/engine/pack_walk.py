@@ -95,14 +95,14 @@ class PackOrderWalk:
 
     def walked_through(self, listing) -> None:
         """A walk read the bucket of listing to its end, in order, and goes on. Once it has read
-        PACK_WALK_AFTER buckets so, one after the other, the next ones are read in pack order."""
+        PACK_WALK_AFTER buckets so, each after the one before, the next ones are read in pack order."""
         b = listing.bucket
         if not self.enabled or listing.count < PACK_WALK_MIN_OBJECTS or self._covering(b + 1) is not None:
             return
         last, run = self._walked
         if b == last:
             return
-        self._walked = (b, run + 1 if b == last + 1 else 1)
+        self._walked = (b, run + 1 if b > last else 1)  # (empty buckets are not walked through)
         if self._walked[1] < PACK_WALK_AFTER:
             return
         latest = self._latest

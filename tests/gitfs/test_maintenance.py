@@ -5,6 +5,7 @@ mount stays up."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 
@@ -17,10 +18,16 @@ SECONDS = float(os.environ.get("GITFS_MAINTENANCE_SECONDS", "20"))
 READERS = 3
 
 
-@pytest.mark.parametrize("name", ["midx", "loose"])
-def test_reading_through_git_maintenance(repo_copy, mount, name):
+# The fixtures are small: the pass that reads a whole-mount walk in pack order
+# (gitfs/engine/pack_walk.py) is told to take them as a big repository's.
+PACK_WALK = {"GITFS_PACK_WALK_MIN_OBJECTS": "1"}
+
+
+@pytest.mark.parametrize("name, env", [("midx", None), ("loose", None), ("midx", PACK_WALK)],
+                         ids=["midx", "loose", "midx-pack-walk"])
+def test_reading_through_git_maintenance(repo_copy, mount, name, env):
     repo = repo_copy(name)
-    m = mount(repo.path)
+    m = mount(repo.path, env=env)
     maintenance, readers = run_under_maintenance(repo, [MountView(m.path)] * READERS, SECONDS)
     assert maintenance.error is None, maintenance.error
 
@@ -36,6 +43,9 @@ def test_reading_through_git_maintenance(repo_copy, mount, name):
     for r in readers:
         total.update(r.results)
     assert total["ok"] > 0 and maintenance.steps["gc --prune=now"] > 0, (total, maintenance.steps)
+    if env is PACK_WALK:
+        requests = json.loads(os.getxattr(m.path, "user.gitfs.status"))["requests"]
+        assert requests.get("walk pushed", 0) > 0, requests  # the pass did read under maintenance
     print(f"\n{name}: {dict(total)}; maintenance steps {dict(maintenance.steps)}")
 
     # Once git is quiet, a re-read shows exactly git's objects, each byte-exact.
