@@ -36,8 +36,8 @@ import trio
 import odb
 
 from gitfs.engine import loop, memory
-from gitfs.tuning import (PACK_WALK_AFTER, PACK_WALK_FIRST, PACK_WALK_GROWTH, PACK_WALK_MEMORY, PACK_WALK_SURE, PACK_WALK_MIN_OBJECTS, PACK_WALK_THREADS, PUSH_CHUNK,
-                          WAIT_MAX)
+from gitfs.tuning import (PACK_WALK_AFTER, PACK_WALK_FIRST, PACK_WALK_GROWTH, PACK_WALK_MEMORY, PACK_WALK_MIN_OBJECTS,
+                          PACK_WALK_SURE, PACK_WALK_THREADS, PUSH_CHUNK, WAIT_MAX)
 
 log = logging.getLogger("gitfs")
 
@@ -323,6 +323,8 @@ class PackOrderWalk:
         view = memoryview(data)
         try:
             for offset in range(0, len(data), PUSH_CHUNK):
+                if self._stopped:
+                    return  # the session may be gone: no call into it any more
                 self.kernel.push(inode, offset, view[offset : offset + PUSH_CHUNK])
         except OSError:
             self.counts["walk refused"] += 1  # the kernel let the inode go: a READ will ask
