@@ -95,7 +95,8 @@ PACK_WALK_GROWTH = 4
 # next window is read as soon as the last one is done. Not measured.
 PACK_WALK_SURE = 32
 # Threads that read and push a window: on two cores the push (the kernel copying each page in)
-# takes more than the reading, and both hold no GIL.
+# takes more than the reading, and both hold no GIL. Measured: the whole-mount grep took 41.9 s with
+# two against 53-58 s with one, and 38.9, 41.1 s with three against 32.5, 35.7 s with two (alternating).
 PACK_WALK_THREADS = max(1, min(2, os.cpu_count() or 1))
 PACK_WALK_MEMORY = 0.5  # the share of MemAvailable a window's objects may take. Not measured.
 # Seconds a walker's READ waits for the pass to reach its object before it is made at once: a
