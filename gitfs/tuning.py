@@ -100,7 +100,8 @@ PACK_WALK_SURE = 32
 PACK_WALK_THREADS = max(1, min(2, os.cpu_count() or 1))
 PACK_WALK_MEMORY = 0.5  # the share of MemAvailable a window's objects may take. Not measured.
 # Seconds a walker's READ waits for the pass to reach its object before it is made at once: a
-# reader that is not the walker (but reads ahead of it) waits no longer than this.
+# reader that is not the walker (but reads ahead of it) waits no longer than this. Measured: 3 s
+# against 1 s, alternating, took the whole-mount grep 34.7, 31.2 s against 33.5, 26.8 s: no gain.
 WAIT_MAX = 1.0
 TRIPWIRE = 32  # every TRIPWIRE-th object is kept to be read, not pushed: it shows where the reader is
 NEAR = 4  # objects this close behind the reader's last read are kept too, not pushed
