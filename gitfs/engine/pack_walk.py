@@ -16,20 +16,21 @@ waiting READ through the object cache instead of pushing it, since a push waits 
 the pending READ holds. An object is marked passed before it is read, and a READ of a passed object
 never waits, so nothing the pass waits for waits for the pass.
 
-Windows grow fourfold while the walker keeps up (it opens a bucket in the second half of the latest
-one), from PACK_WALK_FIRST buckets, so a walk of a few buckets reads few ahead; a window never holds more than half
-of the memory available, since the pages it pushes stay in the page cache until the walker reads
-them. Read-ahead (read_ahead.py) leaves the buckets of a window alone.
+The first window comes after PACK_WALK_AFTER buckets walked (fewer gain nothing from pack order),
+and windows grow fourfold from PACK_WALK_FIRST buckets while the walker keeps up (it opens a bucket
+in the second half of the latest one), so a walk that stops soon had few read ahead of it. A window
+never holds more than half of the memory available, since the pages it pushes stay in the page
+cache until the walker reads them. Read-ahead (read_ahead.py) leaves the buckets of a window alone.
 """
 
 from __future__ import annotations
 
 import bisect
-from array import array
 import logging
 import os
 import threading
 import time
+from array import array
 
 import trio
 
@@ -66,6 +67,9 @@ class Window:
 
 
 class PackOrderWalk:
+    """The loop tells it what the walker does (walked_through, entered, wait); its threads list,
+    order, read and push the windows."""
+
     def __init__(self, store, cache, kernel, mountpoint: str | None, listing_of, counts):
         """kernel: push(inode, offset, data), or None (nothing is pushed, and no walk is served);
         listing_of(bucket): the latest listing of a bucket (the one its READs name)."""
