@@ -317,7 +317,7 @@ class PackOrderWalk:
                 data = None  # the READ's own load says what is wrong
             if data is not None and waiting is not None:
                 self.cache.put(oid, data)
-                self.counts["walk handed"] += 1
+                self._count("walk handed")
             elif data is not None:
                 self._push(listing.inodes[k], data)
         if waiting is not None:
@@ -331,9 +331,13 @@ class PackOrderWalk:
                     return  # the session may be gone: no call into it any more
                 self.kernel.push(inode, offset, view[offset : offset + PUSH_CHUNK])
         except OSError:
-            self.counts["walk refused"] += 1  # the kernel let the inode go: a READ will ask
+            self._count("walk refused")  # the kernel let the inode go: a READ will ask
         else:
-            self.counts["walk pushed"] += 1
+            self._count("walk pushed")
+
+    def _count(self, what: str) -> None:
+        with self._lock:  # two threads count at once: += on a Counter is no single step
+            self.counts[what] += 1
 
     def _finish(self, window: Window) -> None:
         with self._lock:
@@ -349,7 +353,7 @@ def _bytes_of(listing) -> int:
 
 
 def _available_memory() -> int:
-    """MemAvailable of /proc/meminfo, in bytes (0 when it cannot be read: no walk is served)."""
+    """MemAvailable of /proc/meminfo, in bytes (0 when it cannot be read: windows of one bucket)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
