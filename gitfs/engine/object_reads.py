@@ -33,6 +33,8 @@ class ObjectReads:
         """Bytes of the object oid that inode shows, at position k of listing (what read-ahead
         follows; None, -1: none)."""
         data = self.cache.get(oid)
+        if offset == 0 and listing is not None:
+            self.view.walk.read_at(listing, k)
         if data is None and offset == 0 and listing is not None:
             # A walk of the whole mount may be about to push it (gitfs/engine/pack_walk.py).
             await self.view.walk.wait(oid, listing, k)

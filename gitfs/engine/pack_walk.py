@@ -86,6 +86,8 @@ class PackOrderWalk:
         self._next: Window | None = None  # the one after it, listed ahead
         self._walker = (-1, -1)  # the furthest (bucket, entry) a READ waited at
         self._walked = (-2, 0)  # the last bucket a walk read to its end, and how many before it in a row
+        self._read: dict[int, list] = {}  # bucket -> [entries READ at offset 0, a mark per entry]
+        self._unordered = False  # whether the pass serves a walk in no order (read_at)
         self._thread: threading.Thread | None = None
         self._own: set[int] = set()  # the threads that list windows: their opendirs are not the walker's
         self._token = None
@@ -129,9 +131,32 @@ class PackOrderWalk:
         """Whether read-ahead should leave listing alone: a pass has read, or is reading, its bucket."""
         return self._windows != [] and self._covering(getattr(listing, "bucket", -1)) is not None
 
+    def read_at(self, listing, k: int) -> None:
+        """A READ at offset 0 of entry k of listing (no READ comes for what was pushed). A bucket
+        half of whose entries were read so is walked, in whatever order: ripgrep's threads take a
+        directory's entries last first. Once PACK_WALK_AFTER buckets are walked so, every bucket
+        not yet walked is read in pack order, as many as the memory allows (an unordered walk),
+        and every READ of an object the pass has not reached waits for it."""
+        b = getattr(listing, "bucket", None)
+        if b is None or self._unordered or not self.enabled or listing.count < PACK_WALK_MIN_OBJECTS:
+            return
+        seen = self._read.get(b)
+        if seen is None or len(seen[1]) != listing.count:
+            seen = self._read[b] = [0, bytearray(listing.count)]
+        if k >= len(seen[1]) or seen[1][k]:
+            return
+        seen[1][k] = 1
+        seen[0] += 1
+        if seen[0] == (listing.count + 1) // 2:  # the bucket is walked, just now
+            walked = sum(1 for n, marks in self._read.values() if n * 2 >= len(marks))
+            if walked >= PACK_WALK_AFTER and self._latest is None:
+                self._unordered = True
+                self._ask(self._window(0, 256, _bytes_of(listing)))
+
     async def wait(self, oid: bytes, listing, k: int) -> None:
         """A READ at offset 0 of entry k of listing: if the pass will come to it, wait for it (at
-        most WAIT_MAX), unless the reader is behind the walker (a reader of its own)."""
+        most WAIT_MAX), unless the reader is behind the walker (a reader of its own; in an
+        unordered walk, every reader waits)."""
         window = self._covering(getattr(listing, "bucket", -1)) if self._windows else None
         if window is None or window.done:
             return
@@ -140,7 +165,7 @@ class PackOrderWalk:
             passed = window.passed.get(b)
             if passed is None or k >= len(passed) or passed[k] or window.listings[b].oid(k) != oid:
                 return
-            if (b, k) < self._walker:
+            if (b, k) < self._walker and not self._unordered:
                 return
             self._walker = (b, k)
             event = window.waiters.get((b, k))
@@ -250,7 +275,7 @@ class PackOrderWalk:
         if window.seen:
             loop.call_soon(self._token, self._list_next, window)
         self._take_each(window, mine[half:], starts, buckets)
-        if window.seen and window.hi - window.lo >= PACK_WALK_SURE:
+        if (window.seen or self._unordered) and window.hi - window.lo >= PACK_WALK_SURE:
             loop.call_soon(self._token, self._went_through, window)
         for thread in others:
             thread.join()
@@ -285,6 +310,9 @@ class PackOrderWalk:
         for b in range(window.lo, window.hi):
             if self._stopped:
                 break
+            read = self._read.get(b)
+            if self._unordered and read is not None and read[0] * 2 >= len(read[1]):
+                continue  # walked already
             try:
                 os.listdir(os.path.join(self.mountpoint, f"{b:02x}"))
             except OSError:

@@ -7,6 +7,7 @@ the whole mount (GITFS_PACK_WALK_MIN_OBJECTS=1; the default waits for a bucket o
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -184,3 +185,30 @@ def test_unmounting_during_a_walk_is_clean(mount, walk_repo):
     walker.wait()
     m.unmount()
     assert "pack order failed" not in m.log()
+
+
+def read_last_first(root: Path, threads: int) -> dict[str, str]:
+    """ripgrep's walk: each bucket's entries taken last first, by threads that share them."""
+    read = {}
+
+    def one(path: Path) -> None:
+        read[path.parent.name + path.name] = hashlib.sha1(path.read_bytes()).hexdigest()
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for bucket in sorted(os.listdir(root)):
+            names = os.listdir(root / bucket)
+            list(pool.map(one, [root / bucket / name for name in reversed(names)]))
+    return read
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_walk_in_no_order_is_served_too(mount, walk_repo, threads):
+    """No reader walks in listing order here, so read-ahead sees no walk. Once five buckets were
+    half read, the pass reads every bucket not yet walked in pack order (one reader, last first,
+    has only that trigger), and what the readers read is git's."""
+    git = git_for(walk_repo)
+    expected = {oid: hashlib.sha1(data).hexdigest() for oid, _, data in git.contents(git.ids())}
+    m = mount(walk_repo, env=WALK_ENV)
+    assert read_last_first(m.path, threads) == expected
+    counts = status(m.path)["requests"]
+    assert counts.get("walk windows", 0) >= 1 and counts.get("walk pushed", 0) > 0, counts
