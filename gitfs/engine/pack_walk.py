@@ -1,4 +1,4 @@
-"""A walk of the whole mount (grep -r, tar, rsync) served in pack order, window by window.
+"""A walk of the whole mount (grep -r, tar, rsync, rg) served in pack order, window by window.
 
 A walker reads the buckets in id order. Made in that order, most deltas' bases have long left the
 delta-base cache and their chains are made again: odb reads all of git.git in 29 s in id order and
