@@ -79,12 +79,15 @@ class Helper:
         self._pushes: dict[int, list] = {}  # Push seq -> [items left, indexes pushed]
         self._reader_at: dict[int, int] = {}  # listing -> the furthest position a reader asked for
         self._generation = 0
+        self._trimmed = False  # whether the memory was given back since the last request
 
     def run(self) -> None:
         while True:
             if not self._pending:
-                self._idle()
+                if not self._trimmed:
+                    self._idle()
                 self._take(*self._in.read())
+                self._trimmed = False
             self._drain()
             if self._pending:  # a Bump alone leaves nothing to serve
                 _, _, index, request = heapq.heappop(self._pending)
@@ -97,6 +100,7 @@ class Helper:
             return
         self.store.release_memory()
         memory.give_back()
+        self._trimmed = True  # once an idle spell: until the next request, there is nothing more
 
     def _drain(self) -> None:
         """Takes in every request already sent, so that the most urgent is served next."""

@@ -34,11 +34,12 @@ class ObjectReads:
         follows; None, -1: none)."""
         data = self.cache.get(oid)
         if offset == 0 and listing is not None:
-            self.view.walk.read_at(listing, k)
-        if data is None and offset == 0 and listing is not None:
             # A walk of the whole mount may be about to push it (gitfs/engine/pack_walk.py).
-            await self.view.walk.wait(oid, listing, k)
-            data = self.cache.get(oid)
+            walk = self.view.walk
+            walk.read_at(listing, k)
+            if data is None:
+                await walk.wait(oid, listing, k)
+                data = self.cache.get(oid)
         if data is None:
             if oid in self.streams:
                 return await self.streams.read(oid, offset, size)

@@ -127,6 +127,19 @@ class PackOrderWalk:
         if bucket >= latest.lo + (latest.hi - latest.lo) // 2:
             self._ask(self._following(latest))
 
+    def root_listed(self, tid: int) -> None:
+        """Thread tid lists the root: a new walk may begin. Once every window of the last one is
+        read, what it left goes, so that a walk after it (the kernel let its pages go, or the
+        repository changed) is served as the first was, with read-ahead until its own pass."""
+        if not self._windows or tid in self._own:
+            return
+        with self._lock:
+            if self._thread is not None or self._queue or not all(w.done for w in self._windows):
+                return
+            self._windows = []
+        self._latest = self._next = None
+        self._walker, self._walked, self._read, self._unordered = (-1, -1), (-2, 0), {}, False
+
     def covers(self, listing) -> bool:
         """Whether read-ahead should leave listing alone: a pass has read, or is reading, its bucket."""
         return self._windows != [] and self._covering(getattr(listing, "bucket", -1)) is not None
@@ -138,8 +151,8 @@ class PackOrderWalk:
         not yet walked is read in pack order, as many as the memory allows (an unordered walk),
         and every READ of an object the pass has not reached waits for it."""
         b = getattr(listing, "bucket", None)
-        if b is None or self._unordered or not self.enabled or listing.count < PACK_WALK_MIN_OBJECTS:
-            return
+        if b is None or self._latest is not None or not self.enabled or listing.count < PACK_WALK_MIN_OBJECTS:
+            return  # (a walk is served already)
         seen = self._read.get(b)
         if seen is None or len(seen[1]) != listing.count:
             seen = self._read[b] = [0, bytearray(listing.count)]
@@ -149,7 +162,7 @@ class PackOrderWalk:
         seen[0] += 1
         if seen[0] == (listing.count + 1) // 2:  # the bucket is walked, just now
             walked = sum(1 for n, marks in self._read.values() if n * 2 >= len(marks))
-            if walked >= PACK_WALK_AFTER and self._latest is None:
+            if walked >= PACK_WALK_AFTER:
                 self._unordered = True
                 self._ask(self._window(0, 256, _bytes_of(listing)))
 

@@ -259,6 +259,7 @@ class MountView:
         """A snapshot of the directory: re-reading a directory refreshes the view. reader: the
         thread that opens it (the kernel's pid of the request), which a walk follows."""
         if inode == ROOT_INODE:
+            self.walk.root_listed(reader)
             return await self.objects.open_root()  # the hidden names are listed nowhere
         bucket = bucket_of_inode(inode)
         if bucket is not None:

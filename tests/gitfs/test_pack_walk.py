@@ -212,3 +212,30 @@ def test_a_walk_in_no_order_is_served_too(mount, walk_repo, threads):
     assert read_last_first(m.path, threads) == expected
     counts = status(m.path)["requests"]
     assert counts.get("walk windows", 0) >= 1 and counts.get("walk pushed", 0) > 0, counts
+
+
+def let_pages_go(root: Path) -> None:
+    """The kernel drops every object file's pages (as memory pressure would)."""
+    for bucket in os.listdir(root):
+        for name in os.listdir(root / bucket):
+            fd = os.open(root / bucket / name, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def test_a_walk_after_the_last_one_is_served_as_the_first(mount, walk_repo):
+    """Once the last walk's windows are read, a new walk (listing the root again) gets windows
+    of its own: the buckets it walks are not left without read-ahead or pass."""
+    git = git_for(walk_repo)
+    expected = {oid: hashlib.sha1(data).hexdigest() for oid, _, data in git.contents(git.ids())}
+    m = mount(walk_repo, env=WALK_ENV)
+    assert walk_in_listing_order(m.path) == expected
+    first = settled(m.path)
+    assert first.get("walk windows", 0) >= 1, first
+    let_pages_go(m.path)
+    assert walk_in_listing_order(m.path) == expected
+    again = settled(m.path)
+    assert again.get("walk windows", 0) > first["walk windows"], again
+    assert again.get("walk pushed", 0) > first["walk pushed"], again
