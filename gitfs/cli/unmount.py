@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 from gitfs.cli import mountinfo
+
+
+# Seconds an unmount is tried again while only FUSE daemons hold the mount: a walk's listing of
+# 256 buckets of git.git through the mount takes 4-6 s. Not measured otherwise.
+DAEMON_LISTING_WAIT = 10.0
 
 
 class UnmountError(Exception):
@@ -28,6 +34,16 @@ def unmount(path: str, *, lazy: bool = False) -> None:
         raise UnmountError(f"cannot unmount {path}: not a gitfs mount ({mount.fstype}); "
                            "gitfs unmounts only its own mounts")
     reason = _run_unmount(mount.mountpoint, lazy)
+    # A mount serving a walk in pack order lists buckets through itself for a few seconds
+    # (gitfs/engine/pack_walk.py): busy only because of FUSE daemons' own listings, it is
+    # asked again until they are done.
+    deadline = time.monotonic() + DAEMON_LISTING_WAIT
+    while reason is not None and "busy" in reason.lower() and time.monotonic() < deadline:
+        users = users_of(mount.mountpoint)
+        if not users or not all(_serves_fuse(pid) for pid in users):
+            break
+        time.sleep(0.05)
+        reason = _run_unmount(mount.mountpoint, lazy)
     if reason is None:
         return
     if "busy" in reason.lower():
@@ -83,6 +99,16 @@ def _paths_held(proc_dir: str):
                     yield os.fsdecode(fields[5].rstrip(b"\n"))
     except OSError:
         pass
+
+
+def _serves_fuse(pid: int) -> bool:
+    """Whether the process holds /dev/fuse open: a FUSE daemon (such as the mount's own)."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    return any(_readlink(os.path.join(fd_dir, fd)) == "/dev/fuse" for fd in fds)
 
 
 def _readlink(path: str) -> str:

@@ -20,6 +20,7 @@ from gitfs.cli import main as cli
 from gitfs.cli import mountinfo
 from gitfs.cli import preflight
 from gitfs.cli import probe
+from gitfs.cli import unmount
 from mounting import mounted, run_gitfs, wait_until
 from oracle import Git, git_env
 
@@ -128,7 +129,6 @@ def test_umount_of_a_busy_mount_counts_its_users_and_z_detaches_it(fixture_repo,
 
 
 def test_users_are_found_by_their_directory_files_and_maps(tmp_path):
-    from gitfs.cli import unmount
     (tmp_path / "held").write_bytes(b"x" * 4096)
     by_cwd = subprocess.Popen(["sleep", "60"], cwd=tmp_path)
     by_fd = subprocess.Popen(["sh", "-c", f"exec 7<{tmp_path / 'held'}; exec sleep 60"], cwd="/")
@@ -356,3 +356,34 @@ def test_access_denied_from_odb_is_one_line(monkeypatch):
     monkeypatch.setattr(odb, "open", refuse)
     with pytest.raises(cli.UsageError, match=r"^/r/objects/pack: permission denied$"):
         preflight.open_store("/r", False)
+
+
+def _busy_then_free(monkeypatch, busy_times: int, users: dict[int, str], daemons: bool) -> list[int]:
+    """unmount() against a fake gitfs mount that is busy busy_times, held by users."""
+    tried = []
+    mount = mountinfo.Mount(1, 0, "/mnt/x", mountinfo.GITFS_TYPE, "/repo")
+    monkeypatch.setattr(mountinfo, "mounts", lambda: [mount])
+    monkeypatch.setattr(mountinfo, "mount_at", lambda path, table=None: mount)
+
+    def run(mountpoint, lazy):
+        tried.append(1)
+        return "Device or resource busy" if len(tried) <= busy_times else None
+
+    monkeypatch.setattr(unmount, "_run_unmount", run)
+    monkeypatch.setattr(unmount, "users_of", lambda mountpoint: users)
+    monkeypatch.setattr(unmount, "_serves_fuse", lambda pid: daemons)
+    return tried
+
+
+def test_umount_waits_out_the_mounts_own_listing(monkeypatch):
+    """Busy only because FUSE daemons list through the mount (a walk's pass): asked again until free."""
+    tried = _busy_then_free(monkeypatch, 3, {10: "gitfs"}, daemons=True)
+    unmount.unmount("/mnt/x")
+    assert len(tried) == 4
+
+
+def test_umount_of_a_mount_another_process_holds_fails_at_once(monkeypatch):
+    tried = _busy_then_free(monkeypatch, 3, {11: "bash"}, daemons=False)
+    with pytest.raises(unmount.UnmountError, match="busy, used by 1 process"):
+        unmount.unmount("/mnt/x")
+    assert len(tried) == 1
