@@ -196,6 +196,7 @@ def main() -> None:
     root.handlers[:] = [_ForwardLogs(answers)]
     root.setLevel(logging.INFO)
     try:
+        memory.bound_allocator()
         config, _ = hp.FrameReader(requests).read()
         for real in config.refused:  # already resolved: the mount is live, so no look at it
             refused_paths.refuse_real(real)

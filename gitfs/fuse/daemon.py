@@ -20,6 +20,7 @@ from gitfs.cli import logs
 from gitfs.view import status
 from gitfs.cli import systemd
 from gitfs.engine import helper_protocol as hp
+from gitfs.engine import memory
 from gitfs.fuse.operations import GitOperations, PyfuseKernel
 from gitfs.tuning import GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE
 from gitfs.view.mount_view import MountView
@@ -64,11 +65,13 @@ def helper_processes() -> bool:
 
 
 def delta_base_caches(cache_size: int) -> tuple[int, int]:
-    """(the mount process's delta-base cache, each helper's): git's 96 MiB in all, or
-    --cache-size when that is smaller, so that a small --cache-size bounds the bases too. The
+    """(the mount process's delta-base cache, each helper's): git's 96 MiB in all, or half of
+    --cache-size when that is smaller, so that a small --cache-size bounds the bases too (half:
+    the objects cache takes --cache-size as well; at 64M, each helper held 12 MB less with the
+    600 largest objects read). The
     mount process reads small objects itself (MountView.small), so it needs one as well: a
     third each (the whole 96 MiB on top of the helpers' took a grep's peak RSS from 262 to 316 MB)."""
-    total = min(DELTA_BASE_CACHE, cache_size)
+    total = min(DELTA_BASE_CACHE, cache_size // 2)
     if not helper_processes():
         return total, 0
     share = total // (HELPERS + 1)
@@ -180,6 +183,7 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
     # The FUSE loop shares the GIL with worker threads; with the default 5 ms hand-off a woken
     # loop waits too long to answer the kernel.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    memory.bound_allocator()
     hold_signals()
     lfs = "lfs" in options  # ours, not FUSE's: LFS content under .tree
     options = options - {"lfs"}
