@@ -27,7 +27,9 @@ class ObjectXattrs:
         namespace = self.view.namespace_of(inode)
         if namespace is None:
             raise OSError(errno.ENODATA, "no such attribute")
-        if name in XATTRS:
+        if name == XATTRS[0]:
+            value = await self._object_type(inode, namespace)
+        elif name in XATTRS:
             value = (await self._object_values(inode, namespace)).get(name)
         else:
             value = namespace.xattrs(inode).get(name)  # its own (user.git.id, user.git.mode...)
@@ -40,6 +42,17 @@ class ObjectXattrs:
         if namespace is None:
             return []
         return list(namespace.xattrs(inode)) + list(await self._object_values(inode, namespace))
+
+    async def _object_type(self, inode: int, namespace) -> bytes | None:
+        """user.git.type alone, the one attribute a reader asks of every file (a hasher of
+        `type size\0bytes`): from the entry headers, without what locate() adds (the pack's
+        name, the delta base's id from the reverse index). Measured on git.git, buckets 00-03:
+        6 us an object against 45 us; the hasher of figure (11) 1.1-1.2 s against 1.4-1.6 s."""
+        oid = await namespace.object_of(inode)
+        if oid is None:
+            return None
+        kind, _ = await self.view.small(self.view.store.read_header, oid)
+        return kind.encode()
 
     async def _object_values(self, inode: int, namespace) -> dict[bytes, bytes]:
         """user.git.* of the object an inode shows (an object file; under .tree its blob or
