@@ -162,8 +162,10 @@ class Helper:
             # a push would wait for, and it wants the bytes. Look just before pushing.
             self._drain()
             claimed = (request.seq, k) in self._claimed
-            if not claimed and not self._near_reader(where) and self._pushed(inode, payload):
-                header = None
+            if not claimed and not self._near_reader(where):
+                hp.write_frame(self._out, hp.Pushing(request.seq, k))
+                if self._pushed(inode, payload):
+                    header = None
         self._claimed.discard((request.seq, k))
         state = self._pushes[request.seq]
         if header is None:

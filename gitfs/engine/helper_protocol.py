@@ -108,6 +108,15 @@ class Loaded(NamedTuple):
     error: Exception | None = None
 
 
+class Pushing(NamedTuple):
+    """The helper is about to push item index of a Push into the page cache. A READ of that
+    object from now on holds a page the push waits for, and the push's answer waits for the READ:
+    the mount makes the object itself at once rather than wait (object_cache.Loads.get)."""
+
+    seq: int
+    index: int
+
+
 class PushDone(NamedTuple):
     """The last answer to a Push: the items that went into the page cache."""
 

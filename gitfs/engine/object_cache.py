@@ -84,7 +84,8 @@ class ObjectCache:
 
 
 class _Loading:
-    __slots__ = ("oid", "job", "index", "unclaimed", "waiters", "event", "finished", "data", "error")
+    __slots__ = ("oid", "job", "index", "unclaimed", "waiters", "event", "finished", "data", "error", "pushing",
+                 "waits")
 
     def __init__(self, oid: bytes, unclaimed):
         self.oid = oid
@@ -96,6 +97,8 @@ class _Loading:
         self.finished = False
         self.data = None
         self.error: BaseException | None = None
+        self.pushing = False  # a helper is pushing it: a READ of it would wait for that push
+        self.waits: list = []  # the cancel scopes of readers waiting for it (hp.Pushing ends them)
 
 
 class Loads:
@@ -135,8 +138,12 @@ class Loads:
                 if loading.event is None:
                     loading.event = trio.Event()
         if not loading.finished:
-            with trio.move_on_after(self.hedge_after):
-                await loading.event.wait()
+            with trio.move_on_after(self.hedge_after) as scope:
+                with self._lock:
+                    pushing = loading.pushing
+                    loading.waits.append(scope)
+                if not pushing:
+                    await loading.event.wait()
         if not loading.finished:
             await self._hedge(loading)
         if loading.error is not None:
@@ -223,6 +230,9 @@ class Loads:
         if type(header) is hp.Loaded:
             self._done(loadings[header.index], header, payload)
             return
+        if type(header) is hp.Pushing:
+            self._pushing(loadings[header.index])
+            return
         for k in header.pushed:
             loading = loadings[k]
             with self._lock:
@@ -236,6 +246,20 @@ class Loads:
                     del self._loading[loading.oid]
                 loading.finished = True
             self.counts["pushed"] += 1
+
+    def _pushing(self, loading: _Loading) -> None:
+        """Worker thread: a helper is pushing the object. A reader waiting for it now waits for
+        the push, and the push for the page that reader's READ holds locked: each such wait
+        ended only when the hedge did, after HEDGE_AFTER (15 of the 1,016 READs of a `grep -r`
+        over .tree/v2.55.0 of git.git took 20.6 ms each). The waits end now, and those readers
+        make the object themselves."""
+        with self._lock:
+            if loading.finished:
+                return
+            loading.pushing = True
+            waits, loading.waits = loading.waits, []
+        for scope in waits:
+            loop.call_soon(self._token, scope.cancel)
 
     def _done(self, loading: _Loading, header: hp.Loaded, payload) -> None:
         """Worker thread (or a hedge): the object's bytes, or why not."""

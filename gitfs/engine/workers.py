@@ -370,6 +370,9 @@ class Worker(threading.Thread):
         if entry is None:
             raise hp.HelperGone(f"answer to a request it was not sent: {header!r}"[:200])
         job = entry[0]
+        if type(header) is hp.Pushing:  # news of an item, not an answer
+            _guarded(job.done, header, payload)
+            return
         if type(header) is not hp.Loaded or header.index < 0:  # the last answer to its request
             del self._inflight[seq]
             job.worker = None

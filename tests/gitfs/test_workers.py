@@ -272,3 +272,57 @@ def test_the_allocator_maps_big_blocks_on_their_own():
     mapped = libc.mallinfo2().hblks
     blocks = [bytearray(2 << 20) for _ in range(16)]
     assert libc.mallinfo2().hblks - mapped == len(blocks)
+
+
+class _HeldPool:
+    """A pool that takes jobs and runs none: the test answers them, as a helper would."""
+
+    def __init__(self, store):
+        self.store = store
+        self.jobs = []
+        self.promoted = []
+
+    def submit(self, *jobs):
+        self.jobs.extend(jobs)
+
+    def promote(self, job, lane=hp.URGENT, index=-1, where=hp.NOWHERE):
+        self.promoted.append((job, index))
+
+
+@pytest.mark.parametrize("news", ["pushing", "none"])
+def test_a_reader_of_an_object_a_helper_pushes_makes_it_at_once(fixture_repo, news):
+    """A helper pushing an object waits for the page that a READ of it holds, and the READ waits
+    for the helper: hp.Pushing ends the reader's wait at once (it makes the object itself). Without
+    the news the reader waits the whole hedge (long here, so that the two cannot be confused)."""
+    import trio
+    from gitfs.engine.object_cache import Loads, ObjectCache
+
+    repo = fixture_repo("bare")
+    oid = sorted(repo.git.objects())[0]
+    raw = bytes.fromhex(oid)
+    pool = _HeldPool(odb.open(repo.path))
+    hedge = 0.5 if news == "none" else 30.0
+    loads = Loads(pool, ObjectCache(1 << 30), hedge_after=hedge)
+
+    async def main():
+        assert loads.push([(raw, 1 << 40, -1, hp.ReaderAt(1, 0), lambda data: None)]) == 1
+        (job,) = pool.jobs
+        async with trio.open_nursery() as nursery:
+            got = []
+
+            async def reader():
+                got.append(await loads.get(raw, hp.ReaderAt(1, 0)))
+
+            nursery.start_soon(reader)
+            await trio.sleep(0.05)
+            assert pool.promoted == [(job, 0)] and not got  # claimed, and waiting
+            began = trio.current_time()
+            if news == "pushing":
+                await trio.to_thread.run_sync(job.done, hp.Pushing(job.seq, 0), b"")
+        waited = trio.current_time() - began
+        return got, waited
+
+    got, waited = trio.run(main)
+    assert got == [next(iter(repo.git.contents([oid])))[2]]
+    assert waited < 5.0 if news == "pushing" else waited >= 0.3
+    assert loads.counts["hedged"] == 1
