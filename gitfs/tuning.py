@@ -50,7 +50,9 @@ DELTA_BASE_CACHE = 96 << 20
 # compared with others.
 INLINE_MAX = 128 << 10
 # A reader waiting this long for a helper gets the object loaded in this process too (a helper
-# stuck behind a big object must not stall a small read). Not measured.
+# stuck behind a big object must not stall a small read). Not measured. A helper pushing the very
+# object a READ wants waits for that READ: it says so first (hp.Pushing), and that reader does not
+# wait at all (before that, 15 of 1,016 READs of a .tree grep each waited these 20 ms).
 HEDGE_AFTER = 0.02  # seconds
 # Requests in flight per helper beyond urgent ones: enough to keep a helper busy while the last
 # answer travels, few enough that an urgent request is not queued behind many. Not measured.
