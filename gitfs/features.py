@@ -44,6 +44,12 @@ def reads_by_inode() -> bool:
     return bool(getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False))
 
 
+def waits_awake() -> bool:
+    """pyfuse3 carries gitfs/pyfuse3-spin.patch: its loop can wait for the next request awake."""
+    import pyfuse3
+    return hasattr(pyfuse3, "set_spin")
+
+
 def delta_accelerated() -> bool:
     from odb.objects import delta
     return delta.IMPLEMENTATION == "c"
@@ -79,6 +85,7 @@ def features() -> dict[str, str | bool]:
         "c_engine": engine_accelerated(),
         "c_tree": tree_accelerated(),
         "no_open": reads_by_inode(),
+        "spin": waits_awake(),
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
         "page_cache_push": True,
@@ -99,4 +106,6 @@ def describe() -> list[str]:
         + ("yes" if f["no_open"] else f"no (stock pyfuse3: 3 kernel requests per file read instead of 1; "
                                       f"for the fast path run: {fast_path_command()})"),
         f"page-cache push (notify_store): {yes[f['page_cache_push']]}",
+        "requests awaited awake (pyfuse3.set_spin, patched pyfuse3): "
+        + ("yes" if f["spin"] else f"no (a request's round trip costs twice the wake-ups; run: {fast_path_command()})"),
     ]

@@ -1,11 +1,13 @@
-"""Builds pyfuse3 with pyfuse3-read-by-inode.patch (shipped beside this module) into this Python's
-environment: the fast path `gitfs --version` calls "no-open reads".
+"""Builds pyfuse3 with pyfuse3-read-by-inode.patch and pyfuse3-spin.patch (shipped beside this
+module) into this Python's environment: the fast path `gitfs --version` calls "no-open reads".
 
     VENV/bin/python -m gitfs.patched_pyfuse3
 
 Stock pyfuse3 passes read() only the file handle, which is 0 for every file once the kernel
-stops sending OPEN; the patch passes the inode instead. Without it gitfs works, opening files
-the ordinary way: three kernel requests per file read instead of one. The command is in the
+stops sending OPEN; the first patch passes the inode instead. Without it gitfs works, opening
+files the ordinary way: three kernel requests per file read instead of one. The second lets the
+session loop wait for the next request awake for a moment (pyfuse3.set_spin), which halves a
+round trip; gitfs works without it too. The command is in the
 wheel, so that an installation made from the wheel alone can take the fast path; it needs the
 package index (pyfuse3's sdist), libfuse3-dev, pkg-config, a C compiler, the Python headers and
 git (git apply). Quiet when pyfuse3 is patched already; standard library only, as it runs
@@ -21,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 PYFUSE3_VERSION = "3.5.0"
-PATCH = Path(__file__).with_name("pyfuse3-read-by-inode.patch")
+PATCHES = tuple(Path(__file__).with_name(name) for name in ("pyfuse3-read-by-inode.patch", "pyfuse3-spin.patch"))
 PROG = "gitfs.patched_pyfuse3"
 
 
@@ -31,7 +33,8 @@ def command() -> str:
 
 
 def is_patched(python: str = sys.executable) -> bool:
-    probe = 'import sys, pyfuse3; sys.exit(not getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False))'
+    probe = ('import sys, pyfuse3; sys.exit(not (getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False)'
+             ' and hasattr(pyfuse3, "set_spin")))')
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
@@ -44,7 +47,7 @@ def build(work: Path) -> tuple[bool, str]:
         # with ":all:" pip also compiles its build requirements (Cython) from source, minutes more.
         [*pip, "download", "--no-deps", "--no-binary", "pyfuse3", f"pyfuse3=={PYFUSE3_VERSION}", "-d", str(work)],
         None,  # unpack
-        ["git", "apply", "-p1", str(PATCH)],
+        *(["git", "apply", "-p1", str(patch)] for patch in PATCHES),
         [*pip, "install", str(source)],
     ]
     for step in steps:
@@ -67,7 +70,7 @@ def main() -> int:
     if is_patched():
         return 0
     say = lambda text: print(f"{PROG}: {text}", file=sys.stderr)  # noqa: E731
-    say(f"building pyfuse3 {PYFUSE3_VERSION} with {PATCH.name} into {sys.prefix}")
+    say(f"building pyfuse3 {PYFUSE3_VERSION} with {' and '.join(p.name for p in PATCHES)} into {sys.prefix}")
     with tempfile.TemporaryDirectory() as work:
         ok, output = build(Path(work))
     if ok:

@@ -36,6 +36,12 @@ PUSH_QUEUE_BYTES = 64 << 20
 # The GIL is handed between the loop and its threads every millisecond rather than every 5 ms,
 # so that a request does not wait behind a thread's inflating. Not measured since it was set.
 GIL_SWITCH_INTERVAL = 0.001
+# Microseconds the FUSE loop waits awake for the next request after each reply before it sleeps
+# in epoll (pyfuse3.set_spin, gitfs/pyfuse3-spin.patch): a reader's next request comes within
+# microseconds, and a wake-up on each side was most of a round trip. GITFS_SPIN_US sets it (0:
+# off). Measured (docs/performance.md, "Waiting awake"): an idle getxattr 54 -> 27 us; figure
+# (11) random 4.05 -> 2.86, 32 readers 3.85 -> 3.26, rg -j4 2.00 -> 1.61 at 50 against 0.
+SPIN_US = int(os.environ.get("GITFS_SPIN_US", "20"))
 # Helper processes that inflate objects and read sizes beside the loop: on two cores, two keep
 # both busy during a grep. Measured against threads (GITFS_HELPERS=0): the whole-mount grep
 # takes 130-139 s with helpers, 182-192 s with threads (docs/performance.md, figure (12)).

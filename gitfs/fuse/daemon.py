@@ -22,7 +22,7 @@ from gitfs.cli import systemd
 from gitfs.engine import helper_protocol as hp
 from gitfs.engine import memory
 from gitfs.fuse.operations import GitOperations, PyfuseKernel
-from gitfs.tuning import GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE
+from gitfs.tuning import GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE, SPIN_US
 from gitfs.view.mount_view import MountView
 from gitfs.engine.workers import WorkerPool
 
@@ -198,6 +198,8 @@ def serve(store, repository: str, mountpoint: str, options: set[str], cache_size
         raise MountError(f"FUSE refused to mount {mountpoint}: {why}") from None
     for line in said:
         log.warning("libfuse: %s", line)
+    if features.waits_awake() and SPIN_US > 0:
+        pyfuse3.set_spin(SPIN_US)
     try:
         session.start()
         if ready is not None:

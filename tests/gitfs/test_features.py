@@ -54,6 +54,21 @@ def test_stock_pyfuse3_is_told_the_one_command_for_the_fast_path(monkeypatch):
     assert (REPO_ROOT / "gitfs" / "pyfuse3-read-by-inode.patch").is_file()
 
 
+def test_a_pyfuse3_without_the_spin_patch_is_told_the_command_too(monkeypatch):
+    import pyfuse3
+
+    from gitfs import features
+    monkeypatch.delattr(pyfuse3, "set_spin", raising=False)
+    features.features.cache_clear()
+    try:
+        lines = features.describe()
+    finally:
+        features.features.cache_clear()
+    assert (f"requests awaited awake (pyfuse3.set_spin, patched pyfuse3): no (a request's round trip costs twice "
+            f"the wake-ups; run: {sys.executable} -m gitfs.patched_pyfuse3)") in lines
+    assert (REPO_ROOT / "gitfs" / "pyfuse3-spin.patch").is_file()
+
+
 def test_the_fast_path_command_is_quiet_when_pyfuse3_is_patched():
     import pyfuse3
     if not getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False):

@@ -297,3 +297,36 @@ def test_verify_refuses_an_object_whose_bytes_do_not_hash_to_its_id(repo_copy, m
     assert e.value.errno == errno.EIO
     assert victim in checked.log()
     assert (checked.path / donor[:2] / donor[2:]).read_bytes() == donor_data
+
+
+@pytest.mark.parametrize("spin_us", ["0", "20", "2000"])
+def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_root, mount, spin_us):
+    """pyfuse3.set_spin (gitfs/pyfuse3-spin.patch): the loop waits for the next request awake, the
+    descriptor non-blocking, and falls back to epoll; 0 is the stock loop. Several readers at once
+    (requests queue while one is processed, and tasks are started for them), and a gap longer than
+    the spin, all answered alike."""
+    import time
+
+    repo = fixtures_root / "midx"
+    git = git_for(repo)
+    expected = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
+    m = mount(repo, env={"GITFS_SPIN_US": spin_us})
+    errors, got = [], []
+
+    def reader(seed):
+        try:
+            ids = random.Random(seed).sample(sorted(expected), min(60, len(expected)))
+            got.append({oid: (m.path / oid[:2] / oid[2:]).read_bytes() for oid in ids})
+            time.sleep(0.01)  # longer than any spin: the loop sleeps, and the next request wakes it
+            os.listdir(m.path / ids[0][:2])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a reader hung"
+    assert not errors, errors
+    assert len(got) == 6 and all(part == {oid: expected[oid] for oid in part} for part in got)
