@@ -38,35 +38,27 @@ def test_pure_python_reports_no_accelerator():
     assert "C object engine: no" in lines
 
 
-def test_stock_pyfuse3_is_told_the_one_command_for_the_fast_path(monkeypatch):
-    """A wheel-only installation has no checkout: the command comes with the package."""
+@pytest.mark.parametrize("lacking, patch, line", [
+    ("READ_FH_IS_INODE_WITHOUT_OPEN", "pyfuse3-read-by-inode.patch",
+     "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no (stock pyfuse3: 3 kernel requests per file "
+     "read instead of 1; for the fast path run: {python} -m gitfs.patched_pyfuse3)"),
+    ("set_spin", "pyfuse3-spin.patch",
+     "requests awaited awake (pyfuse3.set_spin, patched pyfuse3): no (a request's round trip costs twice "
+     "the wake-ups; run: {python} -m gitfs.patched_pyfuse3)"),
+])
+def test_a_pyfuse3_without_a_patch_is_told_the_one_command_for_the_fast_path(monkeypatch, lacking, patch, line):
+    """A wheel-only installation has no checkout: the command (and the patch) come with the package."""
     import pyfuse3
 
     from gitfs import features
-    monkeypatch.delattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", raising=False)
+    monkeypatch.delattr(pyfuse3, lacking, raising=False)
     features.features.cache_clear()
     try:
         lines = features.describe()
     finally:
         features.features.cache_clear()
-    assert (f"no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): no (stock pyfuse3: 3 kernel requests per file "
-            f"read instead of 1; for the fast path run: {sys.executable} -m gitfs.patched_pyfuse3)") in lines
-    assert (REPO_ROOT / "gitfs" / "pyfuse3-read-by-inode.patch").is_file()
-
-
-def test_a_pyfuse3_without_the_spin_patch_is_told_the_command_too(monkeypatch):
-    import pyfuse3
-
-    from gitfs import features
-    monkeypatch.delattr(pyfuse3, "set_spin", raising=False)
-    features.features.cache_clear()
-    try:
-        lines = features.describe()
-    finally:
-        features.features.cache_clear()
-    assert (f"requests awaited awake (pyfuse3.set_spin, patched pyfuse3): no (a request's round trip costs twice "
-            f"the wake-ups; run: {sys.executable} -m gitfs.patched_pyfuse3)") in lines
-    assert (REPO_ROOT / "gitfs" / "pyfuse3-spin.patch").is_file()
+    assert line.format(python=sys.executable) in lines
+    assert (REPO_ROOT / "gitfs" / patch).is_file()
 
 
 def test_the_fast_path_command_is_quiet_when_pyfuse3_is_patched():
