@@ -40,7 +40,8 @@ GIL_SWITCH_INTERVAL = 0.001
 # in epoll (pyfuse3.set_spin, gitfs/pyfuse3-spin.patch): a reader's next request comes within
 # microseconds, and a wake-up on each side was most of a round trip. GITFS_SPIN_US sets it (0:
 # off). Measured (docs/performance.md, "Waiting awake"): an idle getxattr 54 -> 27 us; figure
-# (11) random 4.05 -> 2.86, 32 readers 3.85 -> 3.26, rg -j4 2.00 -> 1.61 at 50 against 0.
+# (11) at 20 against 0: random 3.91 -> 2.89, 32 readers 3.56 -> 2.87, rg -j4 2.14 -> 1.53; at 50
+# much the same, at 100 the 32 readers lost it all (3.86): the loop spun on a core they needed.
 SPIN_US = int(os.environ.get("GITFS_SPIN_US", "20"))
 # Helper processes that inflate objects and read sizes beside the loop: on two cores, two keep
 # both busy during a grep. Measured against threads (GITFS_HELPERS=0): the whole-mount grep
@@ -69,7 +70,8 @@ PIPE_SIZE = 1 << 20  # bytes of each pipe to a helper: a big object in few write
 # glibc's default threshold rises with every big block freed, and a mount that read big objects
 # then kept them as free heap. Measured: with the 600 largest objects of git.git open and read
 # at --cache-size 64M (figure (11)), the mount process held 82 MB of anonymous memory after, 36 MB
-# with this set; 81 MB at 1 MiB. Its cost to speed is in docs/performance.md.
+# with this set; 81 MB at 1 MiB. The whole-mount walk, which maps and frees every big object,
+# took as long with it (docs/performance.md, "Stalls, memory and the hasher").
 MMAP_THRESHOLD = 128 << 10
 
 # -- listings, sizes and names ------------------------------------------------------------------

@@ -67,10 +67,10 @@ def helper_processes() -> bool:
 def delta_base_caches(cache_size: int) -> tuple[int, int]:
     """(the mount process's delta-base cache, each helper's): git's 96 MiB in all, or half of
     --cache-size when that is smaller, so that a small --cache-size bounds the bases too (half:
-    the objects cache takes --cache-size as well; at 64M, each helper held 12 MB less with the
-    600 largest objects read). The
-    mount process reads small objects itself (MountView.small), so it needs one as well: a
-    third each (the whole 96 MiB on top of the helpers' took a grep's peak RSS from 262 to 316 MB)."""
+    the object cache takes --cache-size as well; at 64M, each helper held 12 MB less with the
+    600 largest objects read). The mount process reads small objects itself (MountView.small),
+    so it needs one as well: a third each (the whole 96 MiB on top of the helpers' took a grep's
+    peak RSS from 262 to 316 MB)."""
     total = min(DELTA_BASE_CACHE, cache_size // 2)
     if not helper_processes():
         return total, 0
