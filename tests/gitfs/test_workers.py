@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ from gitfs.engine import helper_protocol as hp
 from gitfs.engine.workers import Job, WorkerPool
 
 from cli_checks import running
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Collector:
@@ -254,24 +258,36 @@ def test_release_memory_empties_the_delta_base_cache(fixture_repo):
 def test_the_allocator_maps_big_blocks_on_their_own():
     """bound_allocator fixes glibc's mmap threshold: blocks of a few MiB are still mapped on
     their own (and returned when freed) after a bigger one was freed, which would otherwise
-    raise the threshold and put them on the heap. Counted with mallinfo2 (glibc 2.33)."""
+    raise the threshold and put them on the heap. Counted with mallinfo2 (glibc 2.33), in a
+    process of its own: other threads of this one map and free blocks meanwhile."""
     import ctypes
-    from gitfs.engine import memory
-
-    class Mallinfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in
-                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-    libc = ctypes.CDLL(None)
-    if not hasattr(libc, "mallinfo2"):
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
         pytest.skip("not glibc 2.33 or later")
-    libc.mallinfo2.restype = Mallinfo2
+    probe = """
+import ctypes, sys
+from gitfs.engine import memory
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+if sys.argv[1] == "bound":
     memory.bound_allocator()
-    big = bytearray(8 << 20)
-    del big  # unbounded, glibc's threshold would now be 8 MiB
-    mapped = libc.mallinfo2().hblks
-    blocks = [bytearray(2 << 20) for _ in range(16)]
-    assert libc.mallinfo2().hblks - mapped == len(blocks)
+big = bytearray(8 << 20)
+del big  # unbounded, glibc's threshold is now 8 MiB
+mapped = libc.mallinfo2().hblks
+blocks = [bytearray(2 << 20) for _ in range(16)]
+print(libc.mallinfo2().hblks - mapped)
+"""
+    counts = {}
+    for mode in ("bound", "glibc's own"):
+        done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, timeout=60,
+                              cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stderr
+        counts[mode] = int(done.stdout)
+    assert counts == {"bound": 16, "glibc's own": 0}
 
 
 class _HeldPool:
