@@ -63,11 +63,19 @@ class SubtreesAhead:
         self.counts["read on their own"] += 1
         return None
 
-    def after_listing(self, tree: odb.Tree) -> None:
-        """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD)."""
+    def after_listing(self, listing) -> None:
+        """The loop: the subtrees of a directory just listed are read ahead (see PREPARE_AHEAD),
+        once the listing's own sizes are in. Their reading holds the GIL for much of its time,
+        and the loop needs it to answer the listing's readdir: started at once, it took the first
+        `ls -l` of .tree/v2.55.0 of git.git from 12-13 ms to 36-46 ms."""
+        self._token = loop.token()
+        listing.when_filled(lambda: self._start(listing.tree))
+
+    def _start(self, tree: odb.Tree) -> None:
+        """The loop, or the worker thread that filled the listing's last sizes: claims the
+        subtrees (a listing opened before this reads its own) and reads them in a worker."""
         wanted = self._claim(tree, PREPARE_AHEAD)
         if wanted:
-            self._token = loop.token()
             self.pool.submit(Job(hp.AHEAD, local=lambda: self._prepare(wanted)))
 
     def _prepare(self, trees: list[bytes]) -> None:

@@ -179,7 +179,7 @@ class TreeNamespace(NodeNamespace):
             listing = await self.view.in_thread(self._list, node, inode, base)
         self.view.sizes.ask(listing, hp.SIZES)
         if self.lfs is None:  # with -o lfs a listing reads its pointers: nothing is prepared
-            self.subtrees.after_listing(listing.tree)
+            self.subtrees.after_listing(listing)
         self.listings.put(inode, listing)
         self.account()
         return listing

@@ -37,7 +37,7 @@ class Listing:
     as the helpers read them. Read-ahead (gitfs/engine/read_ahead.py) follows any of them."""
 
     __slots__ = ("listing_id", "block", "raw_len", "count", "generation", "inodes", "sizes", "access", "errors",
-                 "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token")
+                 "filled", "replied", "size_jobs", "ahead", "_done", "_lock", "_event", "_token", "_when_filled")
 
     def __init__(self, block: bytes, raw_len: int, generation: int, inodes, count: int | None = None):
         """inodes: an array, or anything indexable by position; count: the entries, when block
@@ -59,6 +59,7 @@ class Listing:
         self._lock = threading.Lock()
         self._event: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        self._when_filled: list | None = None  # callbacks for when every size is known
 
     walk_from_start = False  # whether a first read at the first file means a walk (trees)
     loads_here = False  # whether read-ahead the kernel cannot take yet is loaded in this process
@@ -94,6 +95,11 @@ class Listing:
             while self.filled in self._done:
                 self.filled = self._done.pop(self.filled)
             event, self._event = self._event, None
+            ready = None
+            if self.filled >= self.count and self._when_filled:
+                ready, self._when_filled = self._when_filled, None
+        for callback in ready or ():  # before the loop hears of it: a readdir then finds them started
+            callback()
         if event is not None:
             loop.call_soon(self._token, event.set)
 
@@ -108,6 +114,15 @@ class Listing:
                     self._token = loop.token()
                 event = self._event
             await event.wait()
+
+    def when_filled(self, callback) -> None:
+        """callback() once every size is known: now if they are, else in the thread that fills
+        the last of them."""
+        with self._lock:
+            if self.filled < self.count:
+                self._when_filled = (self._when_filled or []) + [callback]
+                return
+        callback()
 
     @property
     def nbytes(self) -> int:

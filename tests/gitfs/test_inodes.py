@@ -90,3 +90,27 @@ def test_an_id_listed_twice_is_not_taken_for_a_collision():
     listing = BucketListing(0xAB, a + a + b"".join(twin_pair), 20, 0, moved)
     assert list(listing.inodes[:2]) == [natural_inode(a)] * 2 and not moved.retired(natural_inode(a))
     assert all(listing.inodes[k] < FIRST_OBJECT_INODE for k in (2, 3)) and moved.retired(natural_inode(twin_pair[0]))
+
+
+def test_a_listing_calls_back_once_every_size_is_in():
+    """Listing.when_filled: at once for a listing whose sizes are all known, else from the fill
+    of the last batch, whichever thread it runs in, and once (subtrees are read ahead only after
+    their directory's own listing is complete: gitfs/namespaces/subtrees_ahead.py)."""
+    import threading
+    from array import array
+
+    from gitfs.view.listings import Listing
+
+    ids = b"".join(bytes([k]) * 20 for k in range(3))
+    listing = Listing(ids, 20, 0, array("Q", [1, 2, 3]))
+    called = []
+    listing.when_filled(lambda: called.append(threading.current_thread().name))
+    listing.fill(1, array("q", [5, 6]), {}, array("H", [0, 0]))  # out of order: entry 0 still unknown
+    assert called == []
+    filler = threading.Thread(target=listing.fill, args=(0, array("q", [4]), {}, array("H", [0])), name="filler")
+    filler.start()
+    filler.join()
+    assert called == ["filler"]
+    listing.fill(0, array("q", [4]), {}, array("H", [0]))  # again: nothing more
+    listing.when_filled(lambda: called.append("now"))
+    assert called == ["filler", "now"] and list(listing.sizes) == [4, 5, 6]

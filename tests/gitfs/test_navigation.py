@@ -358,3 +358,23 @@ def test_a_ref_link_asked_about_after_its_table_aged_reads_its_ref(refs_repo, mo
         link = heads / name
         assert stat.S_ISLNK(os.lstat(link).st_mode)
         assert os.lstat(link).st_size == len(os.readlink(link)), name
+
+
+def test_a_directory_s_subtrees_are_read_ahead_after_its_own_listing(refs_repo, mount):
+    """Listing .tree/main starts reading its subtrees (docs, src, vendor) ahead, once its own
+    sizes are in; a subdirectory opened afterwards finds its listing ready."""
+    m = mount(refs_repo)
+    top = m.path / ".tree" / "main"
+    before = status_of(m.path)["tree listings"]
+    assert sorted(os.listdir(top)) == sorted(line.split("\t", 1)[1] for line in git_lines(refs_repo, "ls-tree", "main"))
+    deadline = time.monotonic() + 10
+    while True:  # the subtrees are read in a worker, one job for the three: wait for it
+        if status_of(m.path)["cache"]["parts"].get("trees read ahead", 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
+    for sub in ("docs", "src", "vendor"):
+        assert sorted(os.listdir(top / sub)) == sorted(
+            line.split("\t", 1)[1] for line in git_lines(refs_repo, "ls-tree", f"main:{sub}"))
+    after = status_of(m.path)["tree listings"]
+    assert after.get("read ahead", 0) - before.get("read ahead", 0) == 3, after
