@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,7 @@ from gitfs.engine import helper_protocol as hp
 from gitfs.engine.workers import Job, WorkerPool
 
 from cli_checks import running
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from mounting import ROOT
 
 
 class Collector:
@@ -284,7 +282,7 @@ print(libc.mallinfo2().hblks - mapped)
     counts = {}
     for mode in ("bound", "glibc's own"):
         done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, timeout=60,
-                              cwd=REPO_ROOT)
+                              cwd=ROOT)
         assert done.returncode == 0, done.stderr
         counts[mode] = int(done.stdout)
     assert counts == {"bound": 16, "glibc's own": 0}
