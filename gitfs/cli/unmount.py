@@ -13,6 +13,10 @@ from gitfs.cli import mountinfo
 # Seconds an unmount is tried again while only FUSE daemons hold the mount: a walk's listing of
 # 256 buckets of git.git through the mount takes 4-6 s. Not measured otherwise.
 DAEMON_LISTING_WAIT = 10.0
+# Seconds in a row of "busy" with no holder in sight after which it is not the daemon's listing
+# (whose directories are open for milliseconds at a time, one after the other) but a holder this
+# user cannot see. Not measured.
+UNSEEN_WAIT = 1.0
 
 
 class UnmountError(Exception):
@@ -38,9 +42,16 @@ def unmount(path: str, *, lazy: bool = False) -> None:
     # (gitfs/engine/pack_walk.py): busy only because of FUSE daemons' own listings, it is
     # asked again until they are done.
     deadline = time.monotonic() + DAEMON_LISTING_WAIT
+    unseen_since = None
     while reason is not None and "busy" in reason.lower() and time.monotonic() < deadline:
         users = users_of(mount.mountpoint)
-        if not users or not all(_serves_fuse(pid) for pid in users):
+        if not all(_serves_fuse(pid) for pid in users):
+            break
+        if users:
+            unseen_since = None
+        elif unseen_since is None:
+            unseen_since = time.monotonic()  # between two of the listing's directories, most often
+        elif time.monotonic() - unseen_since > UNSEEN_WAIT:
             break
         time.sleep(0.05)
         reason = _run_unmount(mount.mountpoint, lazy)

@@ -382,6 +382,24 @@ def test_umount_waits_out_the_mounts_own_listing(monkeypatch):
     assert len(tried) == 4
 
 
+def test_umount_waits_out_the_listing_between_its_directories(monkeypatch):
+    """Busy with no holder in sight: the pass is between two of its listings (a full run once
+    caught it there, and the unmount failed)."""
+    tried = _busy_then_free(monkeypatch, 3, {}, daemons=True)
+    unmount.unmount("/mnt/x")
+    assert len(tried) == 4
+
+
+def test_umount_of_a_mount_held_out_of_sight_gives_up_after_a_while(monkeypatch):
+    """Busy for longer than UNSEEN_WAIT with no holder this user can see: one line, as before."""
+    monkeypatch.setattr(unmount, "UNSEEN_WAIT", 0.2)
+    tried = _busy_then_free(monkeypatch, 10**6, {}, daemons=True)
+    began = time.monotonic()
+    with pytest.raises(unmount.UnmountError, match="busy, though no process visible to this user"):
+        unmount.unmount("/mnt/x")
+    assert 0.2 <= time.monotonic() - began < 2.0 and len(tried) > 1
+
+
 def test_umount_of_a_mount_another_process_holds_fails_at_once(monkeypatch):
     tried = _busy_then_free(monkeypatch, 3, {11: "bash"}, daemons=False)
     with pytest.raises(unmount.UnmountError, match="busy, used by 1 process"):
