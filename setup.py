@@ -17,6 +17,8 @@ FALLBACKS = {
                    "reads object sizes for listings (find -size,\nls -l) in pure Python, several times slower"),
     "odb._tree": ("the C tree indexer (odb/_tree.c)",
                   "indexes trees for .tree listings in pure Python,\nabout a hundred times slower"),
+    "gitfs.fuse._request_path": ("the compiled request path (gitfs/fuse/_request_path.c)",
+                                 "answers every request in Python, a random read\nabout twice as slow"),
 }
 
 WARNING = """
@@ -34,8 +36,8 @@ def _engine() -> Extension:
     """The engine inflates with libdeflate (one shot, about 1.7x zlib's speed on pack entries)
     when its headers are there; GITFS_ENGINE_ZLIB=1 builds the zlib fallback instead."""
     if os.environ.get("GITFS_ENGINE_ZLIB") == "1":
-        return Extension("odb._engine", ["odb/_engine.c"], depends=["odb/delta_apply.h"], libraries=["z"])
-    return Extension("odb._engine", ["odb/_engine.c"], depends=["odb/delta_apply.h"],
+        return Extension("odb._engine", ["odb/_engine.c"], depends=["odb/delta_apply.h", "odb/engine_api.h"], libraries=["z"])
+    return Extension("odb._engine", ["odb/_engine.c"], depends=["odb/delta_apply.h", "odb/engine_api.h"],
                      define_macros=[("HAVE_LIBDEFLATE", "1")], libraries=["deflate", "z"])
 
 
@@ -77,6 +79,8 @@ setup(
         _engine(),
         Extension("odb._sizes", ["odb/_sizes.c"], libraries=["z"]),
         Extension("odb._tree", ["odb/_tree.c"]),
+        # After odb._engine, whose API (odb/engine_api.h) it calls.
+        Extension("gitfs.fuse._request_path", ["gitfs/fuse/_request_path.c"], depends=["odb/engine_api.h"]),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
     # Generated from the argparse parser by scripts/make_docs (a test keeps them current).

@@ -50,6 +50,19 @@ def waits_awake() -> bool:
     return hasattr(pyfuse3, "set_spin")
 
 
+def offers_requests() -> bool:
+    """pyfuse3 carries gitfs/pyfuse3-fast-path.patch: a compiled handler can answer requests."""
+    import pyfuse3
+    return hasattr(pyfuse3, "set_fast_path")
+
+
+def compiled_requests() -> str | None:
+    """Why LOOKUP and READ of object files are answered in Python here, or None when they are
+    answered in C (gitfs/fuse/_request_path.c) wherever the repository allows."""
+    from gitfs.fuse.compiled_requests import unavailable
+    return unavailable()
+
+
 def delta_accelerated() -> bool:
     from odb.objects import delta
     return delta.IMPLEMENTATION == "c"
@@ -86,6 +99,7 @@ def features() -> dict[str, str | bool]:
         "c_tree": tree_accelerated(),
         "no_open": reads_by_inode(),
         "spin": waits_awake(),
+        "compiled_requests": compiled_requests() or True,
         # notify_store is in every pyfuse3 3.x; the kernel refuses it only for inodes it does
         # not know, which the mount never pushes.
         "page_cache_push": True,
@@ -108,4 +122,6 @@ def describe() -> list[str]:
         f"page-cache push (notify_store): {yes[f['page_cache_push']]}",
         "requests awaited awake (pyfuse3.set_spin, patched pyfuse3): "
         + ("yes" if f["spin"] else f"no (a request's round trip costs twice the wake-ups; run: {fast_path_command()})"),
+        "lookups and reads answered in C (gitfs/fuse/_request_path.c): "
+        + ("yes" if f["compiled_requests"] is True else f"no, {f['compiled_requests']}"),
     ]

@@ -1,5 +1,6 @@
-"""Builds pyfuse3 with pyfuse3-read-by-inode.patch and pyfuse3-spin.patch (shipped beside this
-module) into this Python's environment: the fast path `gitfs --version` calls "no-open reads".
+"""Builds pyfuse3 with pyfuse3-read-by-inode.patch, pyfuse3-spin.patch and pyfuse3-fast-path.patch
+(shipped beside this module) into this Python's environment: the fast path `gitfs --version` calls
+"no-open reads".
 
     VENV/bin/python -m gitfs.patched_pyfuse3
 
@@ -7,7 +8,9 @@ Stock pyfuse3 passes read() only the file handle, which is 0 for every file once
 stops sending OPEN; the first patch passes the inode instead. Without it gitfs works, opening
 files the ordinary way: three kernel requests per file read instead of one. The second lets the
 session loop wait for the next request awake for a moment (pyfuse3.set_spin), which halves a
-round trip; gitfs works without it too. The command is in the
+round trip; gitfs works without it too. The third offers each request to a compiled handler
+first (pyfuse3.set_fast_path), which answers the LOOKUP and READ of object files without Python
+(gitfs/fuse/_request_path.c). The command is in the
 wheel, so that an installation made from the wheel alone can take the fast path; it needs the
 package index (pyfuse3's sdist), libfuse3-dev, pkg-config, a C compiler, the Python headers and
 git (git apply). Quiet when pyfuse3 is patched already; standard library only, as it runs
@@ -23,7 +26,8 @@ import tempfile
 from pathlib import Path
 
 PYFUSE3_VERSION = "3.5.0"
-PATCHES = tuple(Path(__file__).with_name(name) for name in ("pyfuse3-read-by-inode.patch", "pyfuse3-spin.patch"))
+PATCHES = tuple(Path(__file__).with_name(name)
+                for name in ("pyfuse3-read-by-inode.patch", "pyfuse3-spin.patch", "pyfuse3-fast-path.patch"))
 PROG = "gitfs.patched_pyfuse3"
 
 
@@ -34,7 +38,7 @@ def command() -> str:
 
 def is_patched(python: str = sys.executable) -> bool:
     probe = ('import sys, pyfuse3; sys.exit(not (getattr(pyfuse3, "READ_FH_IS_INODE_WITHOUT_OPEN", False)'
-             ' and hasattr(pyfuse3, "set_spin")))')
+             ' and hasattr(pyfuse3, "set_spin") and hasattr(pyfuse3, "set_fast_path")))')
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 

@@ -43,6 +43,9 @@ GIL_SWITCH_INTERVAL = 0.001
 # (11) at 20 against 0: random 3.91 -> 2.89, 32 readers 3.56 -> 2.87, rg -j4 2.14 -> 1.53; at 50
 # much the same, at 100 the 32 readers lost it all (3.86): the loop spun on a core they needed.
 SPIN_US = int(os.environ.get("GITFS_SPIN_US", "20"))
+# Seconds between two looks of the loop at what the compiled request path did (the pages of the
+# packs it touched, a changed repository), for when no request reaches Python. Not measured.
+COMPILED_UPKEEP = 1.0
 # Helper processes that inflate objects and read sizes beside the loop: on two cores, two keep
 # both busy during a grep. Measured against threads (GITFS_HELPERS=0): the whole-mount grep
 # takes 130-139 s with helpers, 182-192 s with threads (docs/performance.md, figure (12)).

@@ -33,6 +33,7 @@
 #endif
 
 #include "delta_apply.h"
+#include "engine_api.h"
 
 #define OFS_DELTA 6
 #define REF_DELTA 7
@@ -1477,6 +1478,115 @@ done:
     return result;
 }
 
+/* ---- for compiled callers outside odb (odb/engine_api.h) ------------------------------------ */
+
+struct odb_engine_pack {
+    struct call c;
+    uint64_t key;
+    uint8_t *marks;    /* the pack's 64 KiB windows this reader touched: its own, not Python's */
+    uint64_t touched;  /* atomic: windows marked since pack_touched last drained them */
+};
+
+static odb_engine_pack *
+api_pack_open(PyObject *bytes, unsigned long long end, int fd, PyObject *limits, uint64_t key)
+{
+    odb_engine_pack *p = PyMem_RawCalloc(1, sizeof(*p));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (call_open(&p->c, bytes, end, Py_None, limits) < 0) {
+        PyMem_RawFree(p);
+        return NULL;
+    }
+    uint64_t n = ((uint64_t)p->c.buf.len >> WINDOW_SHIFT) + 1;
+    p->marks = PyMem_RawCalloc((size_t)n, 1);
+    if (p->marks == NULL) {
+        call_close(&p->c);
+        PyMem_RawFree(p);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->c.s.windows = p->marks;
+    p->c.s.nwindows = n;
+    p->c.s.fd = fd;
+    p->key = key;
+    return p;
+}
+
+static void
+api_pack_close(odb_engine_pack *p)
+{
+    if (p == NULL)
+        return;
+    call_close(&p->c);
+    PyMem_RawFree(p->marks);
+    PyMem_RawFree(p);
+}
+
+static uint64_t
+api_pack_touched(odb_engine_pack *p, int reset)
+{
+    if (reset)
+        memset(p->marks, 0, (size_t)p->c.s.nwindows);
+    return __atomic_exchange_n(&p->touched, 0, __ATOMIC_RELAXED);
+}
+
+/* The source of one call: the pack's, with a count of its own (struct src counts per call). */
+static struct src
+api_src(const odb_engine_pack *p)
+{
+    struct src s = p->c.s;
+    s.touched = 0;
+    return s;
+}
+
+static int
+api_header(odb_engine_pack *p, uint64_t offset, int *kind, uint64_t *size)
+{
+    struct src s = api_src(p);
+    struct err err;
+    err.nomem = 0;
+    enum outcome outcome = header_of(&s, offset, NULL, p->key, kind, size, &err);
+    __atomic_add_fetch(&p->touched, s.touched, __ATOMIC_RELAXED);
+    return outcome != READ_OK;
+}
+
+static int
+api_read(PyObject *cache, odb_engine_pack *p, uint64_t offset, const uint8_t **data, uint64_t *size,
+         int *kind, void **handle)
+{
+    struct src s = api_src(p);
+    struct given none = {0, 0, 0, NULL, 0};
+    struct out out = {NULL, NULL};  /* built in an obj: no GIL needed */
+    struct need need;
+    struct err err;
+    obj *o = NULL;
+    err.nomem = 0;
+    enum outcome outcome = read_object((Cache *)cache, &s, p->key, offset, 0, &none, 0, &out, &o, kind, &need,
+                                       &err);
+    __atomic_add_fetch(&p->touched, s.touched, __ATOMIC_RELAXED);
+    if (outcome != READ_OK || o == NULL) {
+        obj_release(o);
+        return 1;
+    }
+    *data = o->data;
+    *size = o->size;
+    *handle = o;
+    return 0;
+}
+
+static void
+api_release(void *handle)
+{
+    obj_release(handle);
+}
+
+static struct odb_engine_api api = {
+    ODB_ENGINE_API_VERSION, api_pack_open, api_pack_close, api_pack_touched, api_header, api_read,
+    api_release,
+};
+
 static PyMethodDef methods[] = {
     {"read", engine_read, METH_VARARGS,
      "read(cache, pack_bytes, data_end, offset, pack_key, windows, limits, depth, given, keep)\n"
@@ -1533,7 +1643,8 @@ PyInit__engine(void)
     Py_INCREF(&KindsType);
     if (PyModule_AddObject(m, "Cache", (PyObject *)&CacheType) < 0
         || PyModule_AddObject(m, "Kinds", (PyObject *)&KindsType) < 0
-        || PyModule_AddStringConstant(m, "INFLATER", INFLATER) < 0) {
+        || PyModule_AddStringConstant(m, "INFLATER", INFLATER) < 0
+        || PyModule_AddObject(m, "_api", PyCapsule_New(&api, ODB_ENGINE_API_CAPSULE, NULL)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -122,6 +122,12 @@ class Store(Lookup):
         path = loose.path(raw)
         return size, self._access.for_file(path[: path.rindex("/")], st, path if linked else None)
 
+    @property
+    def engine_cache(self):
+        """The compiled engine's delta-base cache (an odb._engine.Cache) that every reader of
+        this store shares, compiled ones included (odb/engine_api.h); None on the Python path."""
+        return self._reader.engine_cache
+
     # -- reading ---------------------------------------------------------------
 
     def read(self, oid) -> tuple[str, bytes]:

@@ -167,7 +167,8 @@ def test_the_wheel_holds_the_packages_docs_and_metadata_only(installed):
     assert data + "man/man1/gitfs.1" in names and data + "bash-completion/completions/gitfs" in names
     # The fast path needs nothing from the checkout: python -m gitfs.patched_pyfuse3 and its patch.
     assert "gitfs/patched_pyfuse3.py" in names and "gitfs/pyfuse3-read-by-inode.patch" in names
-    assert "gitfs/pyfuse3-spin.patch" in names
+    assert "gitfs/pyfuse3-spin.patch" in names and "gitfs/pyfuse3-fast-path.patch" in names
+    assert any(n.startswith("gitfs/fuse/_request_path") and n.endswith(".so") for n in names), "no request path"
     metadata = zipfile.ZipFile(wheel).read(f"git_odbfs-{gitfs.__version__}.dist-info/METADATA").decode()
     for field in ("Name: git-odbfs", f"Version: {gitfs.__version__}", "License-Expression: MIT",
                   "Requires-Python: >=3.11", "Classifier: Operating System :: POSIX :: Linux",
@@ -195,6 +196,7 @@ def test_the_installed_command_runs_and_mounts(installed, fixture_repo, fuse_ava
     assert "C size accelerator: yes" in version
     assert "no-open reads (FUSE_NO_OPEN_SUPPORT, patched pyfuse3): yes" in version
     assert "requests awaited awake (pyfuse3.set_spin, patched pyfuse3): yes" in version
+    assert "lookups and reads answered in C (gitfs/fuse/_request_path.c): yes" in version
     where = run([venv / "bin" / "python", "-c", "import gitfs, odb, importlib.metadata as m; "
                  f"print(gitfs.__file__, odb.__file__, m.version('{DISTRIBUTION}'))"], env=env, cwd="/").stdout.split()
     assert all(p.startswith(str(venv)) for p in where[:2]) and where[2] == gitfs.__version__

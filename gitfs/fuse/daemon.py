@@ -21,8 +21,9 @@ from gitfs.view import status
 from gitfs.cli import systemd
 from gitfs.engine import helper_protocol as hp
 from gitfs.engine import memory
+from gitfs.fuse import compiled_requests
 from gitfs.fuse.operations import GitOperations, PyfuseKernel
-from gitfs.tuning import GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE, SPIN_US
+from gitfs.tuning import COMPILED_UPKEEP, GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE, SPIN_US
 from gitfs.view.mount_view import MountView
 from gitfs.engine.workers import WorkerPool
 
@@ -101,13 +102,32 @@ class Session:
         if lfs and self.view.tree is not None:
             self.view.tree.enable_lfs(store.common_dir)
         self.operations = GitOperations(self.view, no_open=no_open)
+        # LOOKUP and READ of object files answered in C where the installation allows it; READ
+        # by inode needs the kernel to send no OPEN.
+        self.compiled = None
+        if no_open and compiled_requests.unavailable() is None:
+            self.compiled = compiled_requests.CompiledRequests(self.view, pyfuse3.set_fast_path)
+            self.view.reporters["compiled requests"] = self.compiled.status
 
     def start(self) -> None:
-        """Once mounted: the workers and their helpers start, with the session's descriptor."""
+        """Once mounted: the workers and their helpers start, with the session's descriptor;
+        the compiled request path is installed (before the session loop runs)."""
         self.pool.start(fuse_device())
+        if self.compiled is not None:
+            self.compiled.start()
+
+    async def upkeep(self) -> None:
+        """Requests the compiled path answers run no Python: what they touched in the packs is
+        counted, and a changed repository followed, from here too (COMPILED_UPKEEP)."""
+        while self.compiled is not None:
+            await trio.sleep(COMPILED_UPKEEP)
+            self.compiled.watch()
 
     def close(self) -> None:
         """After the loop has ended: the workers stop before the store closes under them."""
+        if self.compiled is not None:
+            self.compiled.close()
+            self.compiled = None
         self.pool.close()
 
     def summary(self) -> str:
@@ -312,6 +332,7 @@ async def run_until_stopped(session: Session) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal)
         nursery.start_soon(report_repeated_warnings)
+        nursery.start_soon(session.upkeep)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
     await session.view.close()

@@ -13,6 +13,8 @@ entries below a .tree/<rev> are numbered by place instead (bit 62 set too: TreeE
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import OrderedDict
 
 from gitfs.tuning import UNHELD_SLOTS
@@ -72,6 +74,14 @@ def inode_prefix(inode: int) -> bytes:
     return (inode << 1).to_bytes(8, "big")
 
 
+def natural_inodes(blocks: list[bytes], raw_len: int) -> array:
+    """The natural inodes of the ids in blocks (each concatenated raw ids), sorted, each once."""
+    firsts = array("Q", b"".join(block[i : i + 8] for block in blocks for i in range(0, len(block), raw_len)))
+    if sys.byteorder == "little":
+        firsts.byteswap()  # ids are big-endian numbers
+    return array("Q", sorted({first >> 1 for first in firsts}))
+
+
 def shares_inode(oid: bytes, inode: int) -> bool:
     return int.from_bytes(oid[:8], "big") >> 1 == inode
 
@@ -89,6 +99,7 @@ class MovedInodes:
         self._oid_of: dict[int, bytes] = {}
         self._retired: set[int] = set()
         self._next_spare = FIRST_OBJECT_INODE - 1
+        self.on_move = None  # called (from any thread) after an id moved: the compiled request path
 
     def move(self, oid: bytes) -> int:
         """oid's moved inode, handing one out (and retiring its natural inode) the first time."""
@@ -102,6 +113,8 @@ class MovedInodes:
         self._inode_of[oid] = inode
         self._oid_of[inode] = oid
         self._retired.add(natural_inode(oid))
+        if self.on_move is not None:
+            self.on_move()
         return inode
 
     def inode_for(self, oid: bytes) -> int:
@@ -110,6 +123,9 @@ class MovedInodes:
 
     def retired(self, inode: int) -> bool:
         return inode in self._retired
+
+    def retired_inodes(self) -> list[int]:
+        return list(self._retired)
 
     def oid_of(self, inode: int) -> bytes | None:
         return self._oid_of.get(inode)

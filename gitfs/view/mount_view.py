@@ -110,6 +110,10 @@ class MountView:
         self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
         self.reads = ObjectReads(self)
         self.on_loop_count = 0  # pieces of work done on the loop (small())
+        # Called on the loop's thread after store work (_check_generation): the compiled request
+        # path follows the store's generation and the moved inodes from there.
+        self.watchers: list = []
+        self.reporters: dict = {}  # more of the status: name -> what gives its dict
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
         self.inline = features.engine_accelerated() is not None if inline is None else inline
@@ -157,6 +161,8 @@ class MountView:
 
     def _check_generation(self) -> None:
         """The store saw the repository change: nothing derived from it may outlive that."""
+        for watch in self.watchers:
+            watch()
         generation = self.store.generation
         if generation == self._generation:
             return
@@ -304,6 +310,8 @@ class MountView:
         more = {}
         for namespace in self.namespaces:
             more.update(namespace.status())
+        for name, report in self.reporters.items():
+            more[name] = report()
         return status_json(self.cache.size_bytes, self.cache.max_bytes, self.counts, self.cache.parts(),
                            workers={**self.pool.counts, "on the loop": self.on_loop_count},
                            helpers=self.pool.helper_pids(),

@@ -93,6 +93,7 @@ class ChainReader:
             engine = globals()["engine"]  # looked up now: tests switch it per run
         self._engine = engine
         self.cache = ByteLRU(cache_bytes) if engine is None else engine.Cache(cache_bytes)
+        self.engine_cache = None if engine is None else self.cache
         # Whole-object kinds per pack and entry offset (kept on the packs, so they go with
         # them): a header walk of a chain happens once. A new epoch forgets them all.
         self._kinds_epoch = object()

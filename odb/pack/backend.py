@@ -223,6 +223,17 @@ class PackBackend:
     def _touch(self, pack: Pack) -> None:
         self._mapped.touch(pack)  # unmapped meanwhile: nothing (the next read maps it again)
 
+    def served_index(self) -> tuple[MultiPackIndex, tuple] | str:
+        """(the plain multi-pack-index this snapshot reads first, the Pack of each of its pack ids
+        or None), or why there is none (odb/served_index.py)."""
+        snap = self._snap
+        if not snap.midx.layers:
+            return "no multi-pack-index"
+        if snap.midx.chained:
+            return "a multi-pack-index chain"
+        index = snap.midx.layers[0]
+        return index, tuple(snap.packs.get(name[:-4] + ".pack") for name in index.pack_names)
+
     # -- lookups -------------------------------------------------------------
 
     @property

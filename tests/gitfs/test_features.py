@@ -45,6 +45,9 @@ def test_pure_python_reports_no_accelerator():
     ("set_spin", "pyfuse3-spin.patch",
      "requests awaited awake (pyfuse3.set_spin, patched pyfuse3): no (a request's round trip costs twice "
      "the wake-ups; run: {python} -m gitfs.patched_pyfuse3)"),
+    ("set_fast_path", "pyfuse3-fast-path.patch",
+     "lookups and reads answered in C (gitfs/fuse/_request_path.c): no, pyfuse3 lacks set_fast_path; "
+     "run: {python} -m gitfs.patched_pyfuse3"),
 ])
 def test_a_pyfuse3_without_a_patch_is_told_the_one_command_for_the_fast_path(monkeypatch, lacking, patch, line):
     """A wheel-only installation has no checkout: the command (and the patch) come with the package."""
