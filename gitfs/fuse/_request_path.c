@@ -19,15 +19,18 @@
  * handle() returns 0 and has written nothing. So the answers never differ from Python's; only
  * the common case is faster. tests/gitfs/test_request_path.py holds the two to the same bytes.
  *
- * The snapshot (the index, the packs, the inodes not to answer) is Python's to set, with renew(),
- * from the thread that runs the session loop, the only thread handle() runs in: the two never
- * overlap, and no lock is needed between them. stale() may be called from any thread: handle()
- * then declines everything until the next renew().
+ * handle() may run in several threads at once (pyfuse3's request threads). The snapshot (the
+ * index, the packs, the inodes not to answer) is Python's to set with renew(), under the write
+ * side of a lock whose read side every request takes without waiting: a request that meets a
+ * renewal in progress is left to Python. The table of inodes that LOOKUP answered has a lock of
+ * its own, held for a copy. mark_stale() may be called from any thread: handle() then declines
+ * everything until the next renew().
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -72,7 +75,10 @@ typedef struct {
     uint64_t inline_max;            /* larger objects are read by Python (cache, streams) */
     uint64_t timeout_s;             /* entry and attribute timeout of an object */
     uint32_t blksize;
-    /* the snapshot (renew) */
+    /* the snapshot (renew), under the write side of `snapshot`; requests take the read side */
+    pthread_rwlock_t snapshot;
+    pthread_mutex_t table_lock;     /* for `table` */
+    int locks_made;
     int ready;
     int stale;                      /* atomic */
     uint32_t epoch;
@@ -261,25 +267,29 @@ lookup(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t
     e.attr.gid = p->gid;
     e.attr.blksize = r->blksize;
     struct known *k = slot_of(r, inode);
+    pthread_mutex_lock(&r->table_lock);
     *k = (struct known){inode, offset, size, pack_id, r->epoch};
+    pthread_mutex_unlock(&r->table_lock);
     reply(fd, in->unique, &e, sizeof(e));
-    r->lookups++;
+    __atomic_add_fetch(&r->lookups, 1, __ATOMIC_RELAXED);
     return 1;
 }
 
 static int
 read_object(RequestPath *r, const struct fuse_in_header *in, const struct fuse_read_in *rd, int fd)
 {
-    struct known *k = slot_of(r, in->nodeid);
-    if (k->inode != in->nodeid || k->epoch != r->epoch || rd->fh != 0 || k->size > r->inline_max)
+    pthread_mutex_lock(&r->table_lock);
+    struct known k = *slot_of(r, in->nodeid);
+    pthread_mutex_unlock(&r->table_lock);
+    if (k.inode != in->nodeid || k.epoch != r->epoch || rd->fh != 0 || k.size > r->inline_max)
         return 0;
     const uint8_t *data;
     uint64_t size;
     int kind;
     void *handle;
-    if (engine->read(r->cache, r->packs[k->pack].pack, k->offset, &data, &size, &kind, &handle))
+    if (engine->read(r->cache, r->packs[k.pack].pack, k.offset, &data, &size, &kind, &handle))
         return 0;
-    if (size != k->size) {  /* cannot be, as both come from the same checked bytes: Python says why */
+    if (size != k.size) {  /* cannot be, as both come from the same checked bytes: Python says why */
         engine->release(handle);
         return 0;
     }
@@ -287,7 +297,7 @@ read_object(RequestPath *r, const struct fuse_in_header *in, const struct fuse_r
     uint64_t n = size - at < rd->size ? size - at : rd->size;
     reply(fd, in->unique, data + at, (size_t)n);
     engine->release(handle);
-    r->reads++;
+    __atomic_add_fetch(&r->reads, 1, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -297,18 +307,23 @@ handle(void *ctx, const void *request, size_t length, int fd)
 {
     RequestPath *r = ctx;
     const struct fuse_in_header *in = request;
-    if (!r->ready || __atomic_load_n(&r->stale, __ATOMIC_ACQUIRE) || length < sizeof(*in) || in->len != length
-        || in->total_extlen != 0)
+    if (length < sizeof(*in) || in->len != length || in->total_extlen != 0
+        || (in->opcode != FUSE_LOOKUP && in->opcode != FUSE_READ))
         return 0;
+    if (pthread_rwlock_tryrdlock(&r->snapshot) != 0) {  /* a renewal in progress: Python answers */
+        __atomic_add_fetch(&r->declined, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
     int done = 0;
-    if (in->opcode == FUSE_LOOKUP)
-        done = lookup(r, in, (const char *)request + sizeof(*in), length - sizeof(*in), fd);
-    else if (in->opcode == FUSE_READ && length >= sizeof(*in) + sizeof(struct fuse_read_in))
-        done = read_object(r, in, (const struct fuse_read_in *)((const char *)request + sizeof(*in)), fd);
-    else
-        return 0;
+    if (r->ready && !__atomic_load_n(&r->stale, __ATOMIC_ACQUIRE)) {
+        if (in->opcode == FUSE_LOOKUP)
+            done = lookup(r, in, (const char *)request + sizeof(*in), length - sizeof(*in), fd);
+        else if (length >= sizeof(*in) + sizeof(struct fuse_read_in))
+            done = read_object(r, in, (const struct fuse_read_in *)((const char *)request + sizeof(*in)), fd);
+    }
+    pthread_rwlock_unlock(&r->snapshot);
     if (!done)
-        r->declined++;
+        __atomic_add_fetch(&r->declined, 1, __ATOMIC_RELAXED);
     return done;
 }
 
@@ -335,6 +350,27 @@ drop_snapshot(RequestPath *r)
     Py_CLEAR(r->keep);
 }
 
+/* drop_snapshot under the write lock, waited for without the GIL (a request in C may hold the
+   read side for the length of an object's read). */
+static void
+write_lock(RequestPath *r)
+{
+    if (pthread_rwlock_trywrlock(&r->snapshot) == 0)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_rwlock_wrlock(&r->snapshot);
+    Py_END_ALLOW_THREADS
+}
+
+static void
+locked_drop(RequestPath *r)
+{
+    write_lock(r);
+    drop_snapshot(r);
+    r->epoch++;
+    pthread_rwlock_unlock(&r->snapshot);
+}
+
 static int
 RequestPath_init(RequestPath *self, PyObject *args, PyObject *kwds)
 {
@@ -351,7 +387,17 @@ RequestPath_init(RequestPath *self, PyObject *args, PyObject *kwds)
             PyErr_SetString(PyExc_TypeError, "cache: an odb._engine.Cache");
         return -1;
     }
-    drop_snapshot(self);
+    if (!self->locks_made) {
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        /* A renewal waiting keeps new requests out (they go to Python), or it could wait for ever. */
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&self->snapshot, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        pthread_mutex_init(&self->table_lock, NULL);
+        self->locks_made = 1;
+    }
+    locked_drop(self);
     Py_INCREF(cache);
     Py_XSETREF(self->cache, cache);
     self->bucket_inode = bucket_inode;
@@ -365,7 +411,11 @@ RequestPath_init(RequestPath *self, PyObject *args, PyObject *kwds)
 static void
 RequestPath_dealloc(RequestPath *self)
 {
-    drop_snapshot(self);
+    drop_snapshot(self);  /* nothing can be answering: the capsule holds a reference while installed */
+    if (self->locks_made) {
+        pthread_rwlock_destroy(&self->snapshot);
+        pthread_mutex_destroy(&self->table_lock);
+    }
     Py_CLEAR(self->cache);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -406,6 +456,73 @@ open_pack(struct pack_slot *slot, PyObject *item)
     return 0;
 }
 
+/* RequestPath_renew's work, under the write lock: 0, or -1 with an exception and no snapshot. */
+static int
+renew_locked(RequestPath *self, PyObject *midx, PyObject *fanout, unsigned long long oidl, unsigned long long ooff,
+             unsigned long long loff, long long n_large, unsigned long long count, int raw_len, PyObject *packs,
+             PyObject *outside, PyObject *retired, PyObject *keep)
+{
+    drop_snapshot(self);
+    self->epoch++;
+    if (raw_len < 1 || raw_len > MAX_RAW) {
+        PyErr_SetString(PyExc_ValueError, "bad id length");
+        return -1;
+    }
+    if (PyObject_GetBuffer(midx, &self->midx, PyBUF_SIMPLE) < 0)
+        return -1;
+    self->have_midx = 1;
+    if (PyObject_GetBuffer(fanout, &self->fanout, PyBUF_SIMPLE) < 0) {
+        drop_snapshot(self);
+        return -1;
+    }
+    self->have_fanout = 1;
+    const uint32_t *f = self->fanout.buf;
+    if (self->fanout.len != 256 * sizeof(uint32_t) || (uintptr_t)f % sizeof(uint32_t) || f[255] != count) {
+        drop_snapshot(self);
+        PyErr_SetString(PyExc_ValueError, "fanout: want array('I') of 256, ending at count");
+        return -1;
+    }
+    uint64_t len = (uint64_t)self->midx.len;
+    /* Python parsed and checked the index; these bounds are what this code relies on. */
+    if (count > len || oidl + count * (uint64_t)raw_len > len || ooff + 8 * count > len
+        || (n_large >= 0 && loff + 8 * (uint64_t)n_large > len)) {
+        drop_snapshot(self);
+        PyErr_SetString(PyExc_ValueError, "index chunks outside the index");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(packs);
+    self->packs = PyMem_Calloc(n ? (size_t)n : 1, sizeof(struct pack_slot));
+    if (self->packs == NULL) {
+        drop_snapshot(self);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->npacks = (uint32_t)n;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (open_pack(&self->packs[k], PyList_GET_ITEM(packs, k)) < 0) {
+            drop_snapshot(self);
+            return -1;
+        }
+    }
+    if (sorted_u64(outside, &self->outside, &self->have_outside) < 0
+        || sorted_u64(retired, &self->retired, &self->have_retired) < 0) {
+        drop_snapshot(self);
+        return -1;
+    }
+    self->oidl_at = oidl;
+    self->ooff_at = ooff;
+    self->loff_at = loff;
+    self->n_large = n_large;
+    self->count = count;
+    self->raw_len = raw_len;
+    Py_INCREF(keep);
+    self->keep = keep;
+    __atomic_store_n(&self->stale, 0, __ATOMIC_RELEASE);
+    self->ready = 1;
+    return 0;
+}
+
+
 static PyObject *
 RequestPath_renew(RequestPath *self, PyObject *args, PyObject *kwds)
 {
@@ -418,62 +535,12 @@ RequestPath_renew(RequestPath *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOKKKLKiO!OOO", names, &midx, &fanout, &oidl, &ooff, &loff,
                                      &n_large, &count, &raw_len, &PyList_Type, &packs, &outside, &retired, &keep))
         return NULL;
-    drop_snapshot(self);
-    self->epoch++;
-    if (raw_len < 1 || raw_len > MAX_RAW) {
-        PyErr_SetString(PyExc_ValueError, "bad id length");
+    write_lock(self);
+    int rc = renew_locked(self, midx, fanout, oidl, ooff, loff, n_large, count, raw_len, packs, outside, retired,
+                          keep);
+    pthread_rwlock_unlock(&self->snapshot);
+    if (rc < 0)
         return NULL;
-    }
-    if (PyObject_GetBuffer(midx, &self->midx, PyBUF_SIMPLE) < 0)
-        return NULL;
-    self->have_midx = 1;
-    if (PyObject_GetBuffer(fanout, &self->fanout, PyBUF_SIMPLE) < 0) {
-        drop_snapshot(self);
-        return NULL;
-    }
-    self->have_fanout = 1;
-    const uint32_t *f = self->fanout.buf;
-    if (self->fanout.len != 256 * sizeof(uint32_t) || (uintptr_t)f % sizeof(uint32_t) || f[255] != count) {
-        drop_snapshot(self);
-        PyErr_SetString(PyExc_ValueError, "fanout: want array('I') of 256, ending at count");
-        return NULL;
-    }
-    uint64_t len = (uint64_t)self->midx.len;
-    /* Python parsed and checked the index; these bounds are what this code relies on. */
-    if (count > len || oidl + count * (uint64_t)raw_len > len || ooff + 8 * count > len
-        || (n_large >= 0 && loff + 8 * (uint64_t)n_large > len)) {
-        drop_snapshot(self);
-        PyErr_SetString(PyExc_ValueError, "index chunks outside the index");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(packs);
-    self->packs = PyMem_Calloc(n ? (size_t)n : 1, sizeof(struct pack_slot));
-    if (self->packs == NULL) {
-        drop_snapshot(self);
-        return PyErr_NoMemory();
-    }
-    self->npacks = (uint32_t)n;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (open_pack(&self->packs[k], PyList_GET_ITEM(packs, k)) < 0) {
-            drop_snapshot(self);
-            return NULL;
-        }
-    }
-    if (sorted_u64(outside, &self->outside, &self->have_outside) < 0
-        || sorted_u64(retired, &self->retired, &self->have_retired) < 0) {
-        drop_snapshot(self);
-        return NULL;
-    }
-    self->oidl_at = oidl;
-    self->ooff_at = ooff;
-    self->loff_at = loff;
-    self->n_large = n_large;
-    self->count = count;
-    self->raw_len = raw_len;
-    Py_INCREF(keep);
-    self->keep = keep;
-    __atomic_store_n(&self->stale, 0, __ATOMIC_RELEASE);
-    self->ready = 1;
     Py_RETURN_NONE;
 }
 
@@ -481,8 +548,7 @@ static PyObject *
 RequestPath_disable(RequestPath *self, PyObject *unused)
 {
     (void)unused;
-    drop_snapshot(self);
-    self->epoch++;
+    locked_drop(self);
     Py_RETURN_NONE;
 }
 

@@ -248,3 +248,45 @@ def test_counts_and_the_capsule(served, fixture_repo):
     counts = s.compiled.status()
     assert counts["state"] == "on" and counts["lookups"] >= 1 and counts["reads"] == 1 and counts["declined"] >= 1
     assert type(s.compiled.path.capsule()).__name__ == "PyCapsule"
+
+
+def test_threads_answering_while_the_snapshot_is_renewed_get_every_byte_right(served, fixture_repo):
+    """pyfuse3's request threads call handle() concurrently, and the loop renews the snapshot
+    under them: every answer must still be whole and right, or a clean decline."""
+    import threading
+
+    repo = fixture_repo("bare")
+    s = served(repo.path)
+    truth = {oid: data for oid, kind, data in repo.git.contents(repo.git.ids())}
+    errors, answered = [], [0]
+    stop = threading.Event()
+
+    def reader(k):
+        with tempfile.TemporaryFile() as out:
+            while not stop.is_set():
+                for oid, data in truth.items():
+                    for req in (lookup_request(int(oid[:2], 16), oid[2:]), read_request(natural_inode(bytes.fromhex(oid)))):
+                        out.seek(0)
+                        out.truncate()
+                        done = s.compiled.path.handle(req, out.fileno())
+                        out.seek(0)
+                        written = out.read()
+                        if not done:
+                            if written:
+                                errors.append(("declined but wrote", oid))
+                            continue
+                        answered[0] += 1
+                        if req[4] == FUSE_READ and written[OUT_HEADER.size:] != data[: 128 << 10]:
+                            errors.append(("wrong bytes", oid))
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(200):
+            s.compiled.renew()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == [] and answered[0] > 0
