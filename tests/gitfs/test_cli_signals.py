@@ -21,10 +21,10 @@ from mounting import ENV, gitfs_argv, mounted, run_gitfs, wait_until
 WITH_HELPERS = {"GITFS_HELPERS": "1"}
 
 
-def detached_mount(repo: Path, mnt: Path, log: Path) -> tuple[int, list[int]]:
+def detached_mount(repo: Path, mnt: Path, log: Path, env: dict | None = None) -> tuple[int, list[int]]:
     """(the mount process, its helper processes), once live."""
     mnt.mkdir()
-    done = run_gitfs("mount", "--log-file", str(log), str(repo), str(mnt), env=WITH_HELPERS)
+    done = run_gitfs("mount", "--log-file", str(log), str(repo), str(mnt), env={**WITH_HELPERS, **(env or {})})
     assert done.returncode == 0, done.stderr
     pid = mount_status(mnt)["pid"]
     assert wait_until(lambda: len(children_of(pid)) == daemon.HELPERS), ps_lines(children_of(pid))
@@ -64,12 +64,17 @@ def test_every_other_terminating_signal_is_ignored_and_logged(fixture_repo, fuse
         force_unmount(mnt)
 
 
-@pytest.mark.parametrize("signum", sorted(daemon.STOP_SIGNALS))
-def test_stop_signals_unmount_and_leave_no_process(fixture_repo, fuse_available, tmp_path, signum):
+@pytest.mark.parametrize("signum, threads", [*((s, "0") for s in sorted(daemon.STOP_SIGNALS)),
+                                             (signal.SIGTERM, "2")])
+def test_stop_signals_unmount_and_leave_no_process(fixture_repo, fuse_available, tmp_path, signum, threads):
+    """Request threads (GITFS_REQUEST_THREADS) are stopped and joined as well."""
     mnt, log = tmp_path / "mnt", tmp_path / "log"
-    pid, helpers = detached_mount(fixture_repo("bare").path, mnt, log)
+    pid, helpers = detached_mount(fixture_repo("bare").path, mnt, log, env={"GITFS_REQUEST_THREADS": threads})
     try:
         assert serves(mnt)
+        oid = sorted(os.listdir(mnt / "00"))[0] if (mnt / "00").exists() else None
+        if oid is not None:
+            (mnt / "00" / oid).read_bytes()
         os.kill(pid, signum)
         assert wait_until(lambda: not mounted(mnt), 20)
         assert wait_until(lambda: all_gone([pid, *helpers]), 20), ps_lines([pid, *helpers])

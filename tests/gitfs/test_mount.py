@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import odb
+from gitfs import features
 from mounting import git_for, mount_line
 from oracle import colliding_prefixes
 
@@ -299,18 +301,23 @@ def test_verify_refuses_an_object_whose_bytes_do_not_hash_to_its_id(repo_copy, m
     assert (checked.path / donor[:2] / donor[2:]).read_bytes() == donor_data
 
 
-@pytest.mark.parametrize("spin_us", ["0", "20", "2000"])
-def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_root, mount, spin_us):
+@pytest.mark.parametrize("spin_us, threads, compiled", [
+    ("0", "0", "1"), ("20", "0", "1"), ("2000", "0", "1"), ("20", "2", "1"), ("0", "2", "1"), ("20", "0", "0")])
+def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_root, mount, spin_us, threads,
+                                                                        compiled):
     """pyfuse3.set_spin (gitfs/pyfuse3-spin.patch): the loop waits for the next request awake, the
     descriptor non-blocking, and falls back to epoll; 0 is the stock loop. Several readers at once
     (requests queue while one is processed, and tasks are started for them), and a gap longer than
-    the spin, all answered alike."""
+    the spin, all answered alike: by the loop alone, with request threads beside it
+    (GITFS_REQUEST_THREADS, pyfuse3-fast-path.patch), and with LOOKUP and READ answered in C or
+    all in Python (GITFS_COMPILED_REQUESTS)."""
     import time
 
     repo = fixtures_root / "midx"
     git = git_for(repo)
     expected = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
-    m = mount(repo, env={"GITFS_SPIN_US": spin_us})
+    m = mount(repo, env={"GITFS_SPIN_US": spin_us, "GITFS_REQUEST_THREADS": threads,
+                         "GITFS_COMPILED_REQUESTS": compiled})
     errors, got = [], []
 
     def reader(seed):
@@ -330,3 +337,8 @@ def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_
     assert not any(t.is_alive() for t in threads), "a reader hung"
     assert not errors, errors
     assert len(got) == 6 and all(part == {oid: expected[oid] for oid in part} for part in got)
+    answered = json.loads(os.getxattr(m.path, "user.gitfs.status")).get("compiled requests")
+    if compiled == "1" and features.compiled_requests() is None:
+        assert answered["state"] == "on" and answered["lookups"] > 0 and answered["reads"] > 0, answered
+    else:
+        assert answered is None or answered["lookups"] == 0
