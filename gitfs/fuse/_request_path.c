@@ -1,4 +1,4 @@
-/* The compiled request path: LOOKUP and READ of the buckets' object files, answered in C. */
+/* The compiled request path: LOOKUP, READ and GETXATTR of the buckets' object files, answered in C. */
 
 /*
  * A patched pyfuse3 (gitfs/pyfuse3-fast-path.patch) offers every request to handle() below before
@@ -11,7 +11,10 @@
  *   pack, gitfs/view/mount_view.py object_attr);
  * - READ of an inode that such a LOOKUP answered, when the object is at most inline_max bytes:
  *   its bytes, made by odb's engine (odb/engine_api.h) through the delta-base cache the Python
- *   path shares.
+ *   path shares (a READ of an entry that a listing gave is Python's: it drives read-ahead);
+ * - GETXATTR of user.git.type of any object of the index, found by its inode as Python's prefix
+ *   search finds it (what a hasher asks of every file), and ENOTSUP for any name outside user.*
+ *   (what `ls -l` asks).
  *
  * Every other request, and every one of these that meets anything unusual (an abbreviated or
  * upper-case name, an id the index does not hold, an inode that another id may share, a
@@ -95,7 +98,7 @@ typedef struct {
     PyObject *keep;                 /* what holds the packs' descriptors open */
     struct known table[TABLE_SIZE];
     /* counts (status) */
-    uint64_t lookups, reads, declined;
+    uint64_t lookups, reads, xattrs, declined;
 } RequestPath;
 
 /* ---- the multi-pack-index --------------------------------------------------------------- */
@@ -206,6 +209,16 @@ reply(int fd, uint64_t unique, const void *payload, size_t n)
     while (w < 0 && errno == EINTR);
 }
 
+static void
+reply_error(int fd, uint64_t unique, int error)
+{
+    struct fuse_out_header out = {(uint32_t)sizeof(out), -error, unique};
+    ssize_t w;
+    do
+        w = write(fd, &out, sizeof(out));
+    while (w < 0 && errno == EINTR);
+}
+
 static int
 hex_value(int c)
 {
@@ -301,6 +314,76 @@ read_object(RequestPath *r, const struct fuse_in_header *in, const struct fuse_r
     return 1;
 }
 
+/* The position of the one id of the index whose natural inode this is, if it keeps it (as
+   inode_is_unique says), else -1: what Python's prefix search (ObjectInodes.oid_of) finds. */
+static int64_t
+find_by_inode(const RequestPath *r, uint64_t inode)
+{
+    if (inode < r->first_object_inode || inode >> 63)
+        return -1;
+    uint8_t prefix[8];
+    uint64_t want = inode << 1;
+    for (int k = 0; k < 8; k++)
+        prefix[k] = (uint8_t)(want >> (56 - 8 * k));
+    const uint32_t *fanout = r->fanout.buf;
+    uint64_t lo = prefix[0] ? fanout[prefix[0] - 1] : 0, hi = fanout[prefix[0]];
+    if (hi > r->count || lo > hi)
+        return -1;
+    const uint8_t *ids = (const uint8_t *)r->midx.buf + r->oidl_at;
+    while (lo < hi) {  /* the first id at or after the prefix */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (memcmp(ids + mid * (uint64_t)r->raw_len, prefix, 8) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= r->count || natural_inode(ids + lo * (uint64_t)r->raw_len) != inode
+        || !inode_is_unique(r, lo, inode))
+        return -1;
+    return (int64_t)lo;
+}
+
+static const char *const KIND_NAMES[] = {NULL, "commit", "tree", "blob", "tag"};
+
+/* GETXATTR: ENOTSUP for any name outside user.* (gitfs/view/xattrs.py says why), and
+   user.git.type of an object of the index, from its entry headers. */
+static int
+getxattr(RequestPath *r, const struct fuse_in_header *in, const struct fuse_getxattr_in *gx, const char *name,
+         size_t room, int fd)
+{
+    if (memchr(name, '\0', room) == NULL)
+        return 0;
+    if (strncmp(name, "user.", 5) != 0) {
+        reply_error(fd, in->unique, ENOTSUP);
+        __atomic_add_fetch(&r->xattrs, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    if (strcmp(name, "user.git.type") != 0)
+        return 0;
+    int64_t i = find_by_inode(r, in->nodeid);
+    uint32_t pack_id;
+    uint64_t offset, size;
+    int kind;
+    if (i < 0 || !midx_entry(r, (uint64_t)i, &pack_id, &offset))
+        return 0;
+    const struct pack_slot *p = &r->packs[pack_id];
+    if (p->pack == NULL || !(offset >= 12 && offset < p->end) || engine->header(p->pack, offset, &kind, &size)
+        || kind < 1 || kind > 4)
+        return 0;
+    const char *value = KIND_NAMES[kind];
+    uint32_t n = (uint32_t)strlen(value);
+    if (gx->size == 0) {
+        struct fuse_getxattr_out out = {n, 0};
+        reply(fd, in->unique, &out, sizeof(out));
+    }
+    else if (gx->size < n)
+        reply_error(fd, in->unique, ERANGE);
+    else
+        reply(fd, in->unique, value, n);
+    __atomic_add_fetch(&r->xattrs, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
 /* The fast path's entry (pyfuse3.set_fast_path): 1 when the request was answered here. */
 static int
 handle(void *ctx, const void *request, size_t length, int fd)
@@ -308,7 +391,7 @@ handle(void *ctx, const void *request, size_t length, int fd)
     RequestPath *r = ctx;
     const struct fuse_in_header *in = request;
     if (length < sizeof(*in) || in->len != length || in->total_extlen != 0
-        || (in->opcode != FUSE_LOOKUP && in->opcode != FUSE_READ))
+        || (in->opcode != FUSE_LOOKUP && in->opcode != FUSE_READ && in->opcode != FUSE_GETXATTR))
         return 0;
     if (pthread_rwlock_tryrdlock(&r->snapshot) != 0) {  /* a renewal in progress: Python answers */
         __atomic_add_fetch(&r->declined, 1, __ATOMIC_RELAXED);
@@ -318,8 +401,13 @@ handle(void *ctx, const void *request, size_t length, int fd)
     if (r->ready && !__atomic_load_n(&r->stale, __ATOMIC_ACQUIRE)) {
         if (in->opcode == FUSE_LOOKUP)
             done = lookup(r, in, (const char *)request + sizeof(*in), length - sizeof(*in), fd);
-        else if (length >= sizeof(*in) + sizeof(struct fuse_read_in))
+        else if (in->opcode == FUSE_READ && length >= sizeof(*in) + sizeof(struct fuse_read_in))
             done = read_object(r, in, (const struct fuse_read_in *)((const char *)request + sizeof(*in)), fd);
+        else if (in->opcode == FUSE_GETXATTR && length > sizeof(*in) + sizeof(struct fuse_getxattr_in)) {
+            const char *at = (const char *)request + sizeof(*in);
+            done = getxattr(r, in, (const struct fuse_getxattr_in *)at, at + sizeof(struct fuse_getxattr_in),
+                            length - sizeof(*in) - sizeof(struct fuse_getxattr_in), fd);
+        }
     }
     pthread_rwlock_unlock(&r->snapshot);
     if (!done)
@@ -577,8 +665,9 @@ static PyObject *
 RequestPath_counts(RequestPath *self, PyObject *unused)
 {
     (void)unused;
-    return Py_BuildValue("{sKsKsK}", "lookups", (unsigned long long)self->lookups, "reads",
-                         (unsigned long long)self->reads, "declined", (unsigned long long)self->declined);
+    return Py_BuildValue("{sKsKsKsK}", "lookups", (unsigned long long)self->lookups, "reads",
+                         (unsigned long long)self->reads, "xattrs", (unsigned long long)self->xattrs, "declined",
+                         (unsigned long long)self->declined);
 }
 
 /* handle(request, fd): what the session loop calls, for tests: True if answered on fd. */

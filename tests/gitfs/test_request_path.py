@@ -9,6 +9,7 @@ damage, moved inodes) it must leave alone, writing nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import subprocess
@@ -29,7 +30,7 @@ from gitfs.engine.workers import WorkerPool
 pytestmark = pytest.mark.skipif(compiled_requests._request_path is None or features.engine_accelerated() is None,
                                 reason="the compiled request path or odb's C engine is not built")
 
-FUSE_LOOKUP, FUSE_READ = 1, 15
+FUSE_LOOKUP, FUSE_READ, FUSE_GETXATTR = 1, 15, 22
 IN_HEADER = struct.Struct("<IIQQIIIHH")
 OUT_HEADER = struct.Struct("<IiQ")
 ENTRY_OUT = struct.Struct("<QQQQII" + "QQQQQQIIIIIIIIII")
@@ -46,6 +47,10 @@ def lookup_request(bucket: int, rest: str) -> bytes:
 
 def read_request(inode: int, offset: int = 0, size: int = 128 << 10, fh: int = 0) -> bytes:
     return request(FUSE_READ, inode, READ_IN.pack(fh, offset, size, 0, 0, 0, 0))
+
+
+def getxattr_request(inode: int, name: bytes, size: int = 128) -> bytes:
+    return request(FUSE_GETXATTR, inode, struct.pack("<II", size, 0) + name + b"\0")
 
 
 class Served:
@@ -88,6 +93,27 @@ class Served:
     def python_bytes(self, inode: int, size: int) -> bytes:
         return bytes(trio.run(self.view.read, inode, 0, size))
 
+    def python_xattr(self, inode: int, name: bytes):
+        """(value, 0) or (None, errno), as the Python path answers."""
+        try:
+            return trio.run(self.view.xattr, inode, name), 0
+        except OSError as e:
+            return None, e.errno
+
+    def check_xattr(self, inode: int, name: bytes) -> bool:
+        """Whether C answered GETXATTR (as Python does, at every buffer size); False: declined."""
+        value, error = self.python_xattr(inode, name)
+        done, got_error, payload = self.handle(getxattr_request(inode, name))
+        if not done:
+            return False
+        assert (got_error, payload or None) == ((-error, None) if error else (0, value))
+        if not error:
+            done, got_error, payload = self.handle(getxattr_request(inode, name, 0))  # the size, first
+            assert done and got_error == 0 and struct.unpack("<II", payload) == (len(value), 0)
+            done, got_error, payload = self.handle(getxattr_request(inode, name, len(value) - 1))
+            assert done and got_error == -errno.ERANGE and payload == b""
+        return True
+
 
 @pytest.fixture
 def served():
@@ -126,13 +152,16 @@ def test_every_object_is_answered_as_python_and_git_answer_it(served, fixture_re
     answered = 0
     for oid, data in truth.items():
         done, error, payload = s.lookup(oid)
+        inode = natural_inode(bytes.fromhex(oid))
+        assert s.check_xattr(inode, b"user.git.type") == (oid in in_index)  # found by its inode alone
+        assert s.check_xattr(inode, b"security.selinux") and s.check_xattr(inode, b"system.posix_acl_access")
+        assert not s.check_xattr(inode, b"user.git.source") and not s.check_xattr(inode, b"user.nothing")
         if not done:
             assert oid not in in_index
             continue
         answered += 1
         assert error == 0
         check_entry(payload, s.python_attr(oid))
-        inode = natural_inode(bytes.fromhex(oid))
         done, error, body = s.handle(read_request(inode))
         if len(data) > compiled_requests.INLINE_MAX:
             assert not done
@@ -166,6 +195,10 @@ def test_what_it_cannot_answer_exactly_is_left_to_python(served, fixture_repo):
     assert not s.handle(read_request(inode + 2))[0]  # never looked up here
     assert not s.handle(request(FUSE_READ, inode, b"\0" * 8))[0]  # short
     assert not s.handle(request(26, 1, b""))[0]  # another opcode (INIT)
+    assert not s.handle(getxattr_request(1, b"user.gitfs.status"))[0]  # the root's status: Python's
+    assert not s.handle(getxattr_request(1 << 63 | 5, b"user.git.type"))[0]  # a dynamic inode (.tree, .refs)
+    assert not s.handle(getxattr_request(bucket_inode(bucket), b"user.git.type"))[0]  # a bucket
+    assert not s.handle(request(FUSE_GETXATTR, inode, struct.pack("<II", 128, 0) + b"user.git.type"))[0]  # no NUL
     # Objects outside the index (loose, the pack outside it) are Python's, whatever their inode.
     outside = [o for o in ids if o not in packed]
     assert outside and not any(s.lookup(o)[0] for o in outside)
@@ -180,6 +213,7 @@ def test_a_moved_inode_stops_the_compiled_answers_until_the_next_snapshot(served
     assert s.compiled.state == "on"
     assert not s.lookup(oid)[0]
     assert not s.handle(read_request(natural_inode(bytes.fromhex(oid))))[0]
+    assert not s.handle(getxattr_request(natural_inode(bytes.fromhex(oid)), b"user.git.type"))[0]
 
 
 def test_ids_sharing_a_natural_inode_with_one_outside_the_index_are_left_to_python(served, repo_copy):
@@ -194,6 +228,7 @@ def test_ids_sharing_a_natural_inode_with_one_outside_the_index_are_left_to_pyth
     s.store.refresh()
     s.compiled.watch()
     assert not s.lookup(oid)[0]
+    assert not s.handle(getxattr_request(natural_inode(raw), b"user.git.type"))[0]
 
 
 def test_ref_delta_chains_and_damage_are_left_to_python(served, repo_copy):
