@@ -4,7 +4,8 @@ Each row is one access pattern on a fresh mount, timed against the git command t
 work, with the bytes checked where the pattern reads them:
 - random: 1,000 random objects, one reader, open + read each, against `cat-file --batch` on them;
 - readers: 32 reader processes, 300 random objects each, every object hashed and checked against
-  its id, against one `cat-file --batch` on all 9,600; with the slowest single read;
+  its id, against one `cat-file --batch` on all 9,600; with the slowest single read; both reader
+  rows also time the same readers over the same bytes as files in memory (/dev/shm): their floor;
 - rg / hasher / tar / rsync over the sample buckets (00-03), against `cat-file --batch`: ripgrep
   with 4 threads; a hasher that reads user.git.type and the bytes of every file; `tar c` to a
   pipe and `rsync -a` into a directory in memory;
@@ -117,7 +118,45 @@ def _readers_row(bench, label, picks, readers, algo, limit):
                 wrong += int(out[0])
                 slowest = max(slowest, float(out[1]))
     note = f"{wrong} wrong; slowest read {slowest:.2f} s (target {SLOWEST_READ} s)"
+    floor = _readers_in_memory(bench, picks, readers, algo)
+    if floor is not None:
+        note += f"; the readers alone, over the same bytes in memory: {floor:.3f} s ({floor / git_s:.2f}x)"
     return ratio_row(label, best(times), git_s, limit, note, valid=wrong == 0 and slowest <= SLOWEST_READ)
+
+
+def _readers_in_memory(bench, picks, readers, algo):
+    """The same readers over the same objects as files in a directory in memory (tmpfs): what
+    the row would take with a mount that cost nothing, its floor. None without /dev/shm."""
+    shm = _memory_dir()
+    if shm is None:
+        return None
+    with tempfile.TemporaryDirectory(dir=shm, prefix="gitfs-bench-") as top:
+        ids = sorted(set(picks))
+        out = subprocess.run(["git", "-C", bench.repo, "cat-file", "--batch"], input="\n".join(ids) + "\n",
+                             capture_output=True, text=False, check=True).stdout
+        pos = 0
+        for oid in ids:
+            nl = out.index(b"\n", pos)
+            size = int(out[pos:nl].split()[2])
+            os.makedirs(os.path.join(top, oid[:2]), exist_ok=True)
+            with open(os.path.join(top, oid[:2], oid[2:]), "wb") as f:
+                f.write(out[nl + 1 : nl + 1 + size])
+            pos = nl + 1 + size + 1
+        lists = []
+        for k in range(readers):
+            path = os.path.join(top, f"paths-{k}")
+            with open(path, "w") as f:
+                f.write("\n".join(os.path.join(top, oid[:2], oid[2:]) for oid in picks[k::readers]))
+            lists.append(path)
+        times = []
+        for _ in range(bench.args.repeat):
+            began = time.perf_counter()
+            procs = [subprocess.Popen([sys.executable, "-c", READER, path, algo], stdout=subprocess.DEVNULL)
+                     for path in lists]
+            for p in procs:
+                p.wait()
+            times.append(time.perf_counter() - began)
+        return best(times)
 
 
 def _bucket_tools(bench):
