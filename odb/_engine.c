@@ -1552,6 +1552,27 @@ api_header(odb_engine_pack *p, uint64_t offset, int *kind, uint64_t *size)
     return outcome != READ_OK;
 }
 
+/* delta_chain.packed_size: the size alone (a delta's from its own first bytes, its chain not walked). */
+static int
+api_size(odb_engine_pack *p, uint64_t offset, uint64_t *size)
+{
+    struct src s = api_src(p);
+    struct entry e;
+    struct err err;
+    uint8_t head[HEADER_READ];
+    err.nomem = 0;
+    int64_t n = read_head(&s, offset, head);
+    int rc = parse_entry_read(&s, offset, head, n, &e, &err);
+    if (rc == 0) {
+        if (e.type < OFS_DELTA)
+            *size = e.size;
+        else
+            rc = result_size(&s, &e, head, n, size, &err);
+    }
+    __atomic_add_fetch(&p->touched, s.touched, __ATOMIC_RELAXED);
+    return rc < 0;
+}
+
 static int
 api_read(PyObject *cache, odb_engine_pack *p, uint64_t offset, const uint8_t **data, uint64_t *size,
          int *kind, void **handle)
@@ -1583,7 +1604,7 @@ api_release(void *handle)
 }
 
 static struct odb_engine_api api = {
-    ODB_ENGINE_API_VERSION, api_pack_open, api_pack_close, api_pack_touched, api_header, api_read,
+    ODB_ENGINE_API_VERSION, api_pack_open, api_pack_close, api_pack_touched, api_header, api_size, api_read,
     api_release,
 };
 

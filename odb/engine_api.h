@@ -32,6 +32,9 @@ struct odb_engine_api {
     uint64_t (*pack_touched)(odb_engine_pack *pack, int reset);
     /* Without the GIL: the object's type and size from headers (0), nonzero if Python must answer. */
     int (*header)(odb_engine_pack *pack, uint64_t offset, int *kind, uint64_t *size);
+    /* Without the GIL: the object's size alone (0), as delta_chain.packed_size gives it: a delta's
+     * from its own first bytes, its chain not walked; nonzero if Python must answer. */
+    int (*size)(odb_engine_pack *pack, uint64_t offset, uint64_t *size);
     /* Without the GIL: the object's bytes, through the shared delta-base cache (an odb._engine.Cache),
      * held by *handle until release(); nonzero if Python must answer (a REF_DELTA on the chain,
      * damage, no memory). */

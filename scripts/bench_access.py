@@ -132,7 +132,7 @@ def _readers_in_memory(bench, picks, readers, algo):
         return None
     with tempfile.TemporaryDirectory(dir=shm, prefix="gitfs-bench-") as top:
         ids = sorted(set(picks))
-        out = subprocess.run(["git", "-C", bench.repo, "cat-file", "--batch"], input="\n".join(ids) + "\n",
+        out = subprocess.run(["git", "-C", bench.repo, "cat-file", "--batch"], input=("\n".join(ids) + "\n").encode(),
                              capture_output=True, text=False, check=True).stdout
         pos = 0
         for oid in ids:

@@ -7,8 +7,8 @@
  *
  * - LOOKUP of BUCKET/REST, REST the rest of a full id in lower case, for an id that the
  *   multi-pack-index holds (a plain one, not a chain): the object's inode (its natural inode,
- *   gitfs/view/inodes.py) and attributes (its size from the entry headers, the Access of its
- *   pack, gitfs/view/mount_view.py object_attr);
+ *   gitfs/view/inodes.py) and attributes (its size from its entry's header alone, as Store.stat
+ *   reads it, the Access of its pack, gitfs/view/mount_view.py object_attr);
  * - READ of an inode that such a LOOKUP answered, when the object is at most inline_max bytes:
  *   its bytes, made by odb's engine (odb/engine_api.h) through the delta-base cache the Python
  *   path shares (a READ of an entry that a listing gave is Python's: it drives read-ahead);
@@ -259,11 +259,11 @@ lookup(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t
     uint64_t inode = natural_inode(raw);
     uint32_t pack_id;
     uint64_t offset, size;
-    int kind;
     if (!inode_is_unique(r, (uint64_t)i, inode) || !midx_entry(r, (uint64_t)i, &pack_id, &offset))
         return 0;
     const struct pack_slot *p = &r->packs[pack_id];
-    if (p->pack == NULL || !(offset >= 12 && offset < p->end) || engine->header(p->pack, offset, &kind, &size))
+    /* The size alone, as Store.stat gives it: a broken chain below shows when the object is read. */
+    if (p->pack == NULL || !(offset >= 12 && offset < p->end) || engine->size(p->pack, offset, &size))
         return 0;
     struct fuse_entry_out e;
     memset(&e, 0, sizeof(e));

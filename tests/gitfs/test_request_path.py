@@ -239,7 +239,11 @@ def test_ref_delta_chains_and_damage_are_left_to_python(served, repo_copy):
     bases = damage.delta_bases(repo.git_dir)
     assert bases
     for oid in bases:  # every delta here is a REF_DELTA: its base is found by id, in Python
-        assert not s.lookup(oid)[0]
+        done, error, payload = s.lookup(oid)  # its size is its own header's
+        assert done and error == 0
+        check_entry(payload, s.python_attr(oid))
+        assert not s.handle(read_request(natural_inode(bytes.fromhex(oid))))[0]
+        assert not s.handle(getxattr_request(natural_inode(bytes.fromhex(oid)), b"user.git.type"))[0]
     whole = [o for o in repo.git.ids() if o not in bases and s.lookup(o)[0]]
     assert whole  # the bases themselves are plain entries
     # Damage in one entry: C leaves its READ to Python, which reports it.
