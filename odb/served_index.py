@@ -53,6 +53,8 @@ def served_index(store, max_packs: int) -> ServedIndex | str:
     """The store's plain multi-pack-index with its packs opened, or why there is none to serve."""
     if store.verify:
         return "objects are hashed as they are read (--verify)"
+    if store.gone is not None:
+        return "the repository is gone"
     dirs = store._dirs
     if not dirs or dirs[0] is not store._main:
         return "the repository's own objects directory is not read first"

@@ -33,9 +33,13 @@ except ImportError:  # not built: every request is answered in Python
 
 log = logging.getLogger("gitfs")
 
-# Ids outside the multi-pack-index whose natural inodes the snapshot holds (8 bytes each): past
-# this, LOOKUP is answered in Python, which searches the store for each. Not measured.
-OUTSIDE_LIMIT = 1 << 20
+# Ids outside the multi-pack-index whose natural inodes the snapshot holds (8 bytes each), read at
+# every snapshot on the loop's thread (about 1 us an id in Python): past this, LOOKUP is answered
+# in Python, which searches the store for each (loose objects are seldom more than git's
+# gc.auto of 6,700; an alternate's whole store may be). Not measured further.
+OUTSIDE_LIMIT = 1 << 16
+# The pages the compiled reads touched are counted every this many looks (each is a call per pack).
+TOUCHED_EVERY = 256
 # Packs the snapshot holds open: every pack of the index is mapped while it is served.
 MAX_PACKS = 64
 
@@ -66,6 +70,7 @@ class CompiledRequests:
         self.served = None
         self._generation = None
         self._stale = False
+        self._looks = 0
         view.moved.on_move = self._moved  # any thread
         view.watchers.append(self.watch)
 
@@ -84,10 +89,13 @@ class CompiledRequests:
 
     def watch(self) -> None:
         """After store work, on the loop's thread: counts what the compiled reads touched, and
-        takes a new snapshot if the repository or the moved inodes changed."""
-        if self.served is not None:
+        takes a new snapshot if the repository (or a moved inode) changed; none once the
+        repository is gone (the Python path then says so)."""
+        self._looks += 1
+        if self.served is not None and self._looks % TOUCHED_EVERY == 0:
             self.served.feed_touched(self.path.touched)
-        if self._stale or self.view.store.generation != self._generation:
+        store = self.view.store
+        if self._stale or store.generation != self._generation or (store.gone is not None and self.served):
             self.renew()
 
     def renew(self) -> None:
@@ -135,4 +143,6 @@ class CompiledRequests:
         self.state = why
 
     def status(self) -> dict:
+        if self.served is not None:
+            self.served.feed_touched(self.path.touched)
         return {"state": self.state, **self.path.counts()}

@@ -267,6 +267,16 @@ def test_a_repository_without_a_multi_pack_index_is_all_python(served, fixture_r
     assert not s.lookup(oid)[0]
 
 
+def test_a_repository_found_gone_is_all_python(served, fixture_repo):
+    repo = fixture_repo("midx")
+    s = served(repo.path)
+    oid = next(o for o in repo.git.ids() if s.lookup(o)[0])
+    s.store.gone = "deleted"  # as Store.follow_moves finds it
+    s.compiled.watch()
+    assert s.compiled.state == "the repository is gone"
+    assert not s.lookup(oid)[0]
+
+
 def test_verify_is_all_python(fixture_repo):
     store = odb.open(str(fixture_repo("midx").path), verify=True)
     pool = WorkerPool(store, None, 1)
