@@ -696,6 +696,7 @@ RequestPath_handle(RequestPath *self, PyObject *args)
 struct fast_path {
     int (*handle)(void *ctx, const void *request, size_t length, int fd);
     void *ctx;
+    unsigned long long opcodes;  /* which requests the session loop offers (1 << opcode) */
 };
 
 static void
@@ -717,6 +718,7 @@ RequestPath_capsule(RequestPath *self, PyObject *unused)
         return PyErr_NoMemory();
     fp->handle = handle;
     fp->ctx = self;
+    fp->opcodes = 1ull << FUSE_LOOKUP | 1ull << FUSE_READ | 1ull << FUSE_GETXATTR;
     PyObject *capsule = PyCapsule_New(fp, "pyfuse3.fast_path", capsule_gone);
     if (capsule == NULL) {
         PyMem_Free(fp);
