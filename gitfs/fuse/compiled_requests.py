@@ -38,8 +38,6 @@ log = logging.getLogger("gitfs")
 # in Python, which searches the store for each (loose objects are seldom more than git's
 # gc.auto of 6,700; an alternate's whole store may be). Not measured further.
 OUTSIDE_LIMIT = 1 << 16
-# The pages the compiled reads touched are counted every this many looks (each is a call per pack).
-TOUCHED_EVERY = 256
 # Packs the snapshot holds open: every pack of the index is mapped while it is served.
 MAX_PACKS = 64
 
@@ -70,7 +68,6 @@ class CompiledRequests:
         self.served = None
         self._generation = None
         self._stale = False
-        self._looks = 0
         view.moved.on_move = self._moved  # any thread
         view.watchers.append(self.watch)
 
@@ -88,11 +85,11 @@ class CompiledRequests:
         self.path.mark_stale()
 
     def watch(self) -> None:
-        """After store work, on the loop's thread: counts what the compiled reads touched, and
-        takes a new snapshot if the repository (or a moved inode) changed; none once the
-        repository is gone (the Python path then says so)."""
-        self._looks += 1
-        if self.served is not None and self._looks % TOUCHED_EVERY == 0:
+        """On the loop's thread, when store work found the repository changed, and once a second
+        (Session.upkeep: requests answered in C run no Python): counts what the compiled reads
+        touched, and takes a new snapshot if the repository (or a moved inode) changed; none once
+        the repository is gone (the Python path then says so)."""
+        if self.served is not None:
             self.served.feed_touched(self.path.touched)
         store = self.view.store
         if self._stale or store.generation != self._generation or (store.gone is not None and self.served):

@@ -110,8 +110,8 @@ class MountView:
         self.sweep = KernelSweep(store, pool, self.kernel_cache, self._held_by_kernel, self.counts)
         self.reads = ObjectReads(self)
         self.on_loop_count = 0  # pieces of work done on the loop (small())
-        # Called on the loop's thread after store work (_check_generation): the compiled request
-        # path follows the store's generation and the moved inodes from there.
+        # Called on the loop's thread when store work found the repository changed
+        # (_check_generation): the compiled request path takes a new snapshot from there.
         self.watchers: list = []
         self.reporters: dict = {}  # more of the status: name -> what gives its dict
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
@@ -161,11 +161,11 @@ class MountView:
 
     def _check_generation(self) -> None:
         """The store saw the repository change: nothing derived from it may outlive that."""
-        for watch in self.watchers:
-            watch()
         generation = self.store.generation
         if generation == self._generation:
             return
+        for watch in self.watchers:
+            watch()
         self._generation = generation
         self._follow_repository()
         self.cache.clear()
