@@ -60,6 +60,7 @@ struct known {
     uint64_t size;
     uint32_t pack;          /* index into the snapshot's packs */
     uint32_t epoch;         /* the snapshot's: an older one is not used */
+    uint64_t position;      /* the id's, in the index */
 };
 
 struct pack_slot {
@@ -281,7 +282,7 @@ lookup(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t
     e.attr.blksize = r->blksize;
     struct known *k = slot_of(r, inode);
     pthread_mutex_lock(&r->table_lock);
-    *k = (struct known){inode, offset, size, pack_id, r->epoch};
+    *k = (struct known){inode, offset, size, pack_id, r->epoch, (uint64_t)i};
     pthread_mutex_unlock(&r->table_lock);
     reply(fd, in->unique, &e, sizeof(e));
     __atomic_add_fetch(&r->lookups, 1, __ATOMIC_RELAXED);
@@ -648,6 +649,36 @@ RequestPath_mark_stale(RequestPath *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* oid_of(inode): the id that a LOOKUP answered here gave this inode, else the one id of the index
+   that keeps it as its natural inode (find_by_inode); None if neither. What Python's prefix search
+   would find, without building its tables of the bucket (their pages count in the mount's RSS). */
+static PyObject *
+RequestPath_oid_of(RequestPath *self, PyObject *arg)
+{
+    unsigned long long inode = PyLong_AsUnsignedLongLong(arg);
+    if (inode == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    uint8_t raw[MAX_RAW];
+    int found = 0, len = 0;
+    if (pthread_rwlock_tryrdlock(&self->snapshot) != 0)
+        Py_RETURN_NONE;  /* a renewal in progress: Python searches itself */
+    if (self->ready && !__atomic_load_n(&self->stale, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&self->table_lock);
+        struct known k = *slot_of(self, inode);
+        pthread_mutex_unlock(&self->table_lock);
+        int64_t i = k.inode == inode && k.epoch == self->epoch ? (int64_t)k.position : find_by_inode(self, inode);
+        if (i >= 0 && (uint64_t)i < self->count) {
+            len = self->raw_len;
+            memcpy(raw, (const uint8_t *)self->midx.buf + self->oidl_at + (uint64_t)i * (uint64_t)len, (size_t)len);
+            found = natural_inode(raw) == inode;
+        }
+    }
+    pthread_rwlock_unlock(&self->snapshot);
+    if (!found)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)raw, len);
+}
+
 /* touched(k, reset): the windows of pack k that reads marked since the last call (Pack.touched). */
 static PyObject *
 RequestPath_touched(RequestPath *self, PyObject *args)
@@ -741,6 +772,8 @@ static PyMethodDef RequestPath_methods[] = {
      "touched(k, reset) -> the windows of pack k that reads marked since the last call (for\n"
      "Pack.touched); reset clears the marks first. The session loop's thread only."},
     {"counts", (PyCFunction)RequestPath_counts, METH_NOARGS, "Requests answered here, and declined."},
+    {"oid_of", (PyCFunction)RequestPath_oid_of, METH_O,
+     "oid_of(inode) -> the raw id this inode shows, as Python's prefix search finds it, or None."},
     {"handle", (PyCFunction)RequestPath_handle, METH_VARARGS,
      "handle(request, fd) -> whether the request was answered (its reply written to fd)."},
     {"capsule", (PyCFunction)RequestPath_capsule, METH_NOARGS, "What pyfuse3.set_fast_path() installs."},

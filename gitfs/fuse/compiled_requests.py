@@ -70,6 +70,7 @@ class CompiledRequests:
         self._stale = False
         view.moved.on_move = self._moved  # any thread
         view.watchers.append(self.watch)
+        view.object_inodes.resolvers.append(self.path.oid_of)
 
     def start(self) -> None:
         self.renew()

@@ -27,6 +27,9 @@ class ObjectInodes:
         self._latest = latest
         self._small = small
         self.recent: LRU[int, bytes] = LRU(max_items=RECENT_INODES)  # inode -> id, of the latest lookups
+        # Others that know an inode's id, asked before a prefix search of the store: the compiled
+        # request path, whose LOOKUPs fill no `recent` (resolve(inode) -> raw id or None).
+        self.resolvers: list = []
 
     def stat_and_inode(self, oid: bytes) -> tuple[int, object, int]:
         """Thread or loop: the object's size and Access, and its inode (moved if another id
@@ -56,6 +59,11 @@ class ObjectInodes:
             k = listing.index_of_inode(inode)
             if k is not None:
                 return listing.oid(k)
+        for resolve in self.resolvers:
+            oid = resolve(inode)
+            if oid is not None:
+                self.remember(inode, oid)
+                return oid
         found = await self._small(self._ids_with_inode, inode)
         if len(found) != 1:
             for oid in found:

@@ -154,6 +154,8 @@ def test_every_object_is_answered_as_python_and_git_answer_it(served, fixture_re
         done, error, payload = s.lookup(oid)
         inode = natural_inode(bytes.fromhex(oid))
         assert s.check_xattr(inode, b"user.git.type") == (oid in in_index)  # found by its inode alone
+        # The inode's id, as Python's prefix search finds it (ObjectInodes.oid_of asks first).
+        assert s.compiled.path.oid_of(inode) == (bytes.fromhex(oid) if oid in in_index else None)
         assert s.check_xattr(inode, b"security.selinux") and s.check_xattr(inode, b"system.posix_acl_access")
         assert not s.check_xattr(inode, b"user.git.source") and not s.check_xattr(inode, b"user.nothing")
         if not done:
@@ -209,6 +211,7 @@ def test_a_moved_inode_stops_the_compiled_answers_until_the_next_snapshot(served
     oid = next(o for o in fixture_repo("midx").git.ids() if s.lookup(o)[0])
     s.view.moved.move(bytes.fromhex(oid))  # as a collision found by Python would
     assert not s.lookup(oid)[0]
+    assert s.compiled.path.oid_of(natural_inode(bytes.fromhex(oid))) is None
     s.compiled.watch()  # the loop's next look renews the snapshot; the moved id stays Python's
     assert s.compiled.state == "on"
     assert not s.lookup(oid)[0]
@@ -229,6 +232,7 @@ def test_ids_sharing_a_natural_inode_with_one_outside_the_index_are_left_to_pyth
     s.compiled.watch()
     assert not s.lookup(oid)[0]
     assert not s.handle(getxattr_request(natural_inode(raw), b"user.git.type"))[0]
+    assert s.compiled.path.oid_of(natural_inode(raw)) is None  # shared: Python's search says so
 
 
 def test_ref_delta_chains_and_damage_are_left_to_python(served, repo_copy):
