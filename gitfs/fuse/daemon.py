@@ -23,7 +23,7 @@ from gitfs.engine import helper_protocol as hp
 from gitfs.engine import memory
 from gitfs.fuse import compiled_requests
 from gitfs.fuse.operations import GitOperations, PyfuseKernel
-from gitfs.tuning import COMPILED_UPKEEP, GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE, REQUEST_THREADS, SPIN_US
+from gitfs.tuning import COMPILED_UPKEEP, FAST_SPIN_US, GIL_SWITCH_INTERVAL, HELPERS, DELTA_BASE_CACHE, REQUEST_THREADS, SPIN_US
 from gitfs.view.mount_view import MountView
 from gitfs.engine.workers import WorkerPool
 
@@ -70,7 +70,7 @@ def install_fast_path(capsule) -> None:
     if capsule is None:
         pyfuse3.set_fast_path(None)
     else:
-        pyfuse3.set_fast_path(capsule, threads=REQUEST_THREADS)
+        pyfuse3.set_fast_path(capsule, threads=REQUEST_THREADS, spin=FAST_SPIN_US)
 
 
 def delta_base_caches(cache_size: int) -> tuple[int, int]:

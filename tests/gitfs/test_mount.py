@@ -302,7 +302,8 @@ def test_verify_refuses_an_object_whose_bytes_do_not_hash_to_its_id(repo_copy, m
 
 
 @pytest.mark.parametrize("spin_us, threads, compiled", [
-    ("0", "0", "1"), ("20", "0", "1"), ("2000", "0", "1"), ("20", "2", "1"), ("0", "2", "1"), ("20", "0", "0")])
+    ("0", "0", "1"), ("20", "0", "1"), ("2000", "0", "1"), ("20", "2", "1"), ("0", "2", "1"), ("20", "0", "0"),
+    ("20/500", "0", "1")])
 def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_root, mount, spin_us, threads,
                                                                         compiled):
     """pyfuse3.set_spin (gitfs/pyfuse3-spin.patch): the loop waits for the next request awake, the
@@ -316,8 +317,9 @@ def test_readers_get_gits_bytes_whether_the_loop_waits_awake_or_asleep(fixtures_
     repo = fixtures_root / "midx"
     git = git_for(repo)
     expected = {oid: data for oid, _, data in git.contents(sorted(git.objects()))}
-    m = mount(repo, env={"GITFS_SPIN_US": spin_us, "GITFS_REQUEST_THREADS": threads,
-                         "GITFS_COMPILED_REQUESTS": compiled})
+    spin_us, _, fast_spin_us = spin_us.partition("/")  # (after a request answered in C: GITFS_FAST_SPIN_US)
+    m = mount(repo, env={"GITFS_SPIN_US": spin_us, "GITFS_FAST_SPIN_US": fast_spin_us or spin_us,
+                         "GITFS_REQUEST_THREADS": threads, "GITFS_COMPILED_REQUESTS": compiled})
     errors, got = [], []
 
     def reader(seed):
