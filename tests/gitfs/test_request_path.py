@@ -4,7 +4,8 @@ Requests are handed to RequestPath.handle() as the kernel writes them, with a fi
 no mount is needed. Every object of the fixtures is looked up and read both ways; what the C side
 answers must be byte for byte what the Python path answers (and git's bytes); what it cannot
 answer exactly (upper case, short names, ids outside the multi-pack-index, REF_DELTA chains,
-damage, moved inodes) it must leave alone, writing nothing.
+damage, moved inodes) it must leave alone, writing nothing; and no bytes a request may hold
+crash it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import tempfile
 
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import damage
 import odb
@@ -343,3 +346,31 @@ def test_threads_answering_while_the_snapshot_is_renewed_get_every_byte_right(se
         for t in threads:
             t.join()
     assert errors == [] and answered[0] > 0
+
+
+@pytest.fixture(scope="module")
+def hostile_target(fixture_repo):
+    s = Served(fixture_repo("bare").path)
+    yield s, fixture_repo("bare").git.ids()
+    s.close()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opcode=st.sampled_from([FUSE_LOOKUP, FUSE_READ, FUSE_GETXATTR, 0, 3, 26, 44, 0xFFFFFFFF]),
+       nodeid=st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 600)),
+       body=st.binary(max_size=80), pick=st.integers(0, 10**6), cut=st.integers(0, 60),
+       claimed=st.one_of(st.none(), st.integers(0, 2**32 - 1)), extlen=st.integers(0, 3))
+def test_hostile_requests_are_declined_or_answered_whole(hostile_target, opcode, nodeid, body, pick, cut,
+                                                          claimed, extlen):
+    """Whatever the bytes of a request (the kernel's, but the code must not trust them to be
+    well formed): no crash, nothing written when declined, one whole reply when answered."""
+    s, ids = hostile_target
+    oid = ids[pick % len(ids)]
+    if pick % 3 == 0:  # sometimes a real name, cut anywhere, under its real bucket
+        body = oid[2:].encode()[: len(oid) - 2 - cut % 5] + b"\0" + body[:cut]
+        nodeid = bucket_inode(int(oid[:2], 16))
+    req = IN_HEADER.pack(IN_HEADER.size + len(body) if claimed is None else claimed, opcode, 9, nodeid,
+                         0, 0, 0, extlen, 0) + body
+    done, error, payload = s.handle(req[: len(req) - cut % 7] if pick % 5 == 0 else req)
+    if done:
+        assert error in (0, -errno.ENOTSUP, -errno.ERANGE)
