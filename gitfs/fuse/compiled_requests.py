@@ -131,6 +131,8 @@ class CompiledRequests:
                         raw_len, packs, natural_inodes(blocks, raw_len), retired,
                         [p.header for p in found.packs if p is not None])
         self.served = found
+        if self._stale:  # an inode moved (in a worker thread) after `retired` was read
+            self.path.mark_stale()
         return None
 
     def _off(self, why: str) -> None:
