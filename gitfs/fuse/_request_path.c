@@ -5,6 +5,8 @@
  * any Python runs, with the GIL let go. handle() answers the two requests that random reads are
  * made of, when it can answer them exactly as the Python path would:
  *
+ * - LOOKUP of a bucket (lower case) that the multi-pack-index holds ids of: a directory, shown as
+ *   the root shows the objects directory (set_root);
  * - LOOKUP of BUCKET/REST, REST the rest of a full id in lower case, for an id that the
  *   multi-pack-index holds (a plain one, not a chain): the object's inode (its natural inode,
  *   gitfs/view/inodes.py) and attributes (its size from its entry's header alone, as Store.stat
@@ -79,6 +81,11 @@ typedef struct {
     uint64_t inline_max;            /* larger objects are read by Python (cache, streams) */
     uint64_t timeout_s;             /* entry and attribute timeout of an object */
     uint32_t blksize;
+    /* a bucket directory (set_root): the objects directory's owner, mode and mtime, as the root shows */
+    int have_root;
+    uint32_t root_mode, root_uid, root_gid, dir_blksize;
+    uint64_t root_mtime_ns, dir_timeout_s;
+    uint32_t dir_timeout_ns;
     /* the snapshot (renew), under the write side of `snapshot`; requests take the read side */
     pthread_rwlock_t snapshot;
     pthread_mutex_t table_lock;     /* for `table` */
@@ -94,12 +101,13 @@ typedef struct {
     int raw_len;
     struct pack_slot *packs;
     uint32_t npacks;
+    int all_packs;                  /* every pack of the index opened: its fanout is what listings show */
     Py_buffer outside, retired;     /* sorted native uint64 natural inodes not to answer */
     int have_outside, have_retired;
     PyObject *keep;                 /* what holds the packs' descriptors open */
     struct known table[TABLE_SIZE];
     /* counts (status) */
-    uint64_t lookups, reads, xattrs, declined;
+    uint64_t lookups, buckets, reads, xattrs, declined;
 } RequestPath;
 
 /* ---- the multi-pack-index --------------------------------------------------------------- */
@@ -237,9 +245,48 @@ slot_of(RequestPath *r, uint64_t inode)
     return &r->table[(h >> 32) & (TABLE_SIZE - 1)];
 }
 
+static void
+times_of(struct fuse_attr *a, uint64_t mtime_ns)
+{
+    a->atime = a->mtime = a->ctime = mtime_ns / 1000000000u;
+    a->atimensec = a->mtimensec = a->ctimensec = (uint32_t)(mtime_ns % 1000000000u);
+}
+
+/* LOOKUP of a bucket in the root (lower case): a directory, when the index holds ids there (an
+   empty one may hold loose objects or a new pack's: Python looks, after a refresh). */
+static int
+lookup_bucket(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t room, int fd)
+{
+    if (!r->have_root || !r->all_packs || room < 3 || name[2] != '\0')
+        return 0;
+    int hi = hex_value((unsigned char)name[0]), lo = hex_value((unsigned char)name[1]);
+    if (hi < 0 || lo < 0)
+        return 0;
+    int b = hi << 4 | lo;
+    const uint32_t *fanout = r->fanout.buf;
+    if (fanout[b] <= (b ? fanout[b - 1] : 0))
+        return 0;
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof(e));
+    e.nodeid = e.attr.ino = r->bucket_inode + (uint64_t)b;
+    e.entry_valid = e.attr_valid = r->dir_timeout_s;
+    e.entry_valid_nsec = e.attr_valid_nsec = r->dir_timeout_ns;
+    times_of(&e.attr, r->root_mtime_ns);
+    e.attr.mode = r->root_mode;
+    e.attr.nlink = 2;
+    e.attr.uid = r->root_uid;
+    e.attr.gid = r->root_gid;
+    e.attr.blksize = r->dir_blksize;
+    reply(fd, in->unique, &e, sizeof(e));
+    __atomic_add_fetch(&r->buckets, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
 static int
 lookup(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t room, int fd)
 {
+    if (in->nodeid == FUSE_ROOT_ID)
+        return lookup_bucket(r, in, name, room, fd);
     uint64_t bucket = in->nodeid - r->bucket_inode;
     if (in->nodeid < r->bucket_inode || bucket > 255)
         return 0;
@@ -273,8 +320,7 @@ lookup(RequestPath *r, const struct fuse_in_header *in, const char *name, size_t
     e.attr.ino = inode;
     e.attr.size = size;
     e.attr.blocks = (size + 511) >> 9;
-    e.attr.atime = e.attr.mtime = e.attr.ctime = p->mtime_ns / 1000000000u;
-    e.attr.atimensec = e.attr.mtimensec = e.attr.ctimensec = (uint32_t)(p->mtime_ns % 1000000000u);
+    times_of(&e.attr, p->mtime_ns);
     e.attr.mode = p->mode;
     e.attr.nlink = 1;
     e.attr.uid = p->uid;
@@ -587,11 +633,14 @@ renew_locked(RequestPath *self, PyObject *midx, PyObject *fanout, unsigned long 
         return -1;
     }
     self->npacks = (uint32_t)n;
+    self->all_packs = 1;
     for (Py_ssize_t k = 0; k < n; k++) {
         if (open_pack(&self->packs[k], PyList_GET_ITEM(packs, k)) < 0) {
             drop_snapshot(self);
             return -1;
         }
+        if (self->packs[k].pack == NULL)
+            self->all_packs = 0;
     }
     if (sorted_u64(outside, &self->outside, &self->have_outside) < 0
         || sorted_u64(retired, &self->retired, &self->have_retired) < 0) {
@@ -638,6 +687,32 @@ RequestPath_disable(RequestPath *self, PyObject *unused)
 {
     (void)unused;
     locked_drop(self);
+    Py_RETURN_NONE;
+}
+
+/* set_root(mode, uid, gid, mtime_ns, dir_timeout, dir_blksize): what a bucket directory shows. */
+static PyObject *
+RequestPath_set_root(RequestPath *self, PyObject *args)
+{
+    unsigned int mode, uid, gid, blksize;
+    unsigned long long mtime_ns;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "IIIKdI", &mode, &uid, &gid, &mtime_ns, &timeout, &blksize))
+        return NULL;
+    if (!(timeout >= 0 && timeout < 1e12)) {
+        PyErr_SetString(PyExc_ValueError, "bad timeout");
+        return NULL;
+    }
+    write_lock(self);
+    self->root_mode = mode;
+    self->root_uid = uid;
+    self->root_gid = gid;
+    self->root_mtime_ns = mtime_ns;
+    self->dir_timeout_s = (uint64_t)timeout;
+    self->dir_timeout_ns = (uint32_t)((timeout - (double)(uint64_t)timeout) * 1e9);
+    self->dir_blksize = blksize;
+    self->have_root = 1;
+    pthread_rwlock_unlock(&self->snapshot);
     Py_RETURN_NONE;
 }
 
@@ -696,9 +771,9 @@ static PyObject *
 RequestPath_counts(RequestPath *self, PyObject *unused)
 {
     (void)unused;
-    return Py_BuildValue("{sKsKsKsK}", "lookups", (unsigned long long)self->lookups, "reads",
-                         (unsigned long long)self->reads, "xattrs", (unsigned long long)self->xattrs, "declined",
-                         (unsigned long long)self->declined);
+    return Py_BuildValue("{sKsKsKsKsK}", "lookups", (unsigned long long)self->lookups, "buckets",
+                         (unsigned long long)self->buckets, "reads", (unsigned long long)self->reads, "xattrs",
+                         (unsigned long long)self->xattrs, "declined", (unsigned long long)self->declined);
 }
 
 /* handle(request, fd): what the session loop calls, for tests: True if answered on fd. */
@@ -766,6 +841,9 @@ static PyMethodDef RequestPath_methods[] = {
      "fd, limits, key, mode, uid, gid, mtime_ns); the natural inodes not to answer (sorted\n"
      "array('Q')); keep holds what must stay open meanwhile (descriptors). The session loop's thread only."},
     {"disable", (PyCFunction)RequestPath_disable, METH_NOARGS, "Declines every request until renew()."},
+    {"set_root", (PyCFunction)RequestPath_set_root, METH_VARARGS,
+     "set_root(mode, uid, gid, mtime_ns, dir_timeout, dir_blksize): what a bucket directory shows\n"
+     "(mode with its type bits); until called, buckets are looked up in Python. Any thread."},
     {"mark_stale", (PyCFunction)RequestPath_mark_stale, METH_NOARGS,
      "Declines every request until renew(); any thread."},
     {"touched", (PyCFunction)RequestPath_touched, METH_VARARGS,

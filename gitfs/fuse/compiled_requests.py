@@ -23,7 +23,7 @@ from array import array
 from odb.served_index import ids_outside, served_index
 
 from gitfs import features
-from gitfs.tuning import FILE_BLOCK, INLINE_MAX, OBJECT_TIMEOUT
+from gitfs.tuning import DIRECTORY_BLOCK, DIRECTORY_TIMEOUT, FILE_BLOCK, INLINE_MAX, OBJECT_TIMEOUT
 from gitfs.view.inodes import FIRST_BUCKET_INODE, FIRST_OBJECT_INODE, natural_inodes
 
 try:
@@ -71,6 +71,13 @@ class CompiledRequests:
         view.moved.on_move = self._moved  # any thread
         view.watchers.append(self.watch)
         view.object_inodes.resolvers.append(self.path.oid_of)
+        view.root_watchers.append(self._root_access)
+        self._root_access(view.root_access)
+
+    def _root_access(self, access) -> None:
+        """What a bucket directory shows (MountView.dir_attr), for the buckets' LOOKUPs."""
+        self.path.set_root(stat.S_IFDIR | access.mode, access.uid, access.gid, access.mtime_ns, DIRECTORY_TIMEOUT,
+                           DIRECTORY_BLOCK)
 
     def start(self) -> None:
         self.renew()

@@ -114,6 +114,7 @@ class MountView:
         # (_check_generation): the compiled request path takes a new snapshot from there.
         self.watchers: list = []
         self.reporters: dict = {}  # more of the status: name -> what gives its dict
+        self.root_watchers: list = []  # told(access) of a new root_access (a worker thread)
         # Small work is done on the loop (small()) only where odb reads in C: the Python path
         # would hold the loop for milliseconds on a delta chain.
         self.inline = features.engine_accelerated() is not None if inline is None else inline
@@ -186,6 +187,8 @@ class MountView:
         """Thread: the buckets that hold objects, after a refresh."""
         self.store.refresh()
         self.root_access = self.store.root_access()  # a chmod shows from the next root listing
+        for told in self.root_watchers:
+            told(self.root_access)
         return self.store.nonempty_buckets()
 
     # -- attributes -------------------------------------------------------------------------

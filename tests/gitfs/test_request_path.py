@@ -93,6 +93,9 @@ class Served:
     def python_attr(self, oid: str):
         return trio.run(self.view.lookup, bucket_inode(int(oid[:2], 16)), oid[2:].encode())
 
+    def python_attr_root(self, name: bytes):
+        return trio.run(self.view.lookup, 1, name)
+
     def python_bytes(self, inode: int, size: int) -> bytes:
         return bytes(trio.run(self.view.read, inode, 0, size))
 
@@ -178,6 +181,32 @@ def test_every_object_is_answered_as_python_and_git_answer_it(served, fixture_re
             assert done and body == data[offset : offset + size]
     # Every id of the index (these have no REF_DELTA, no shared inode), and only those.
     assert answered == len(in_index & truth.keys()) > 0
+
+
+@pytest.mark.parametrize("name", ["bare", "midx", "sha256"])
+def test_buckets_are_looked_up_as_python_looks_them_up(served, fixture_repo, name):
+    s = served(fixture_repo(name).path)
+    index = s.store._main.packs.served_index()[0]
+    answered = 0
+    for b in range(256):
+        hexname = b"%02x" % b
+        done, error, payload = s.handle(request(FUSE_LOOKUP, 1, hexname + b"\0"))
+        lo, hi = index.ids.bucket_range(b)
+        assert done == (hi > lo)  # one the index holds nothing of is Python's (loose objects, a refresh)
+        if done:
+            answered += 1
+            assert error == 0
+            check_entry(payload, s.python_attr_root(hexname))
+        assert not s.handle(request(FUSE_LOOKUP, 1, hexname.upper() + b"\0"))[0] or hexname.isdigit()
+    assert answered > 0
+    # A chmod shows from the next root listing, in C too.
+    s.view.list_root()
+    hexname = next(b"%02x" % b for b in range(256) if index.ids.bucket_range(b)[1] > index.ids.bucket_range(b)[0])
+    s.view.root_access = s.view.root_access._replace(mode=0o500, mtime_ns=123456789012345678)
+    for told in s.view.root_watchers:
+        told(s.view.root_access)
+    done, error, payload = s.handle(request(FUSE_LOOKUP, 1, hexname + b"\0"))
+    check_entry(payload, s.python_attr_root(hexname))
 
 
 def test_what_it_cannot_answer_exactly_is_left_to_python(served, fixture_repo):
