@@ -77,10 +77,11 @@ setup(
     ext_modules=[
         Extension("odb._delta", ["odb/_delta.c"], depends=["odb/delta_apply.h"]),
         _engine(),
-        Extension("odb._sizes", ["odb/_sizes.c"], libraries=["z"]),
+        Extension("odb._sizes", ["odb/_sizes.c"], depends=["odb/index_entries.h"], libraries=["z"]),
         Extension("odb._tree", ["odb/_tree.c"]),
         # After odb._engine, whose API (odb/engine_api.h) it calls.
-        Extension("gitfs.fuse._request_path", ["gitfs/fuse/_request_path.c"], depends=["odb/engine_api.h"]),
+        Extension("gitfs.fuse._request_path", ["gitfs/fuse/_request_path.c"],
+                  depends=["odb/engine_api.h", "odb/index_entries.h"]),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
     # Generated from the argparse parser by scripts/make_docs (a test keeps them current).

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "index_entries.h"
+
 /* odb/pack/sizes.py: MISSING and UNSURE. */
 #define MISSING (-1)
 #define UNSURE (-2)
@@ -26,18 +28,6 @@
 #define MAX_PREFIX_READ 8192
 #define MAX_DELTA_HEADER 64
 #define MAX_RAW_LEN 64
-
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
 
 /* A buffer of n aligned int64 items (an array('q')), or a ValueError. */
 static int
@@ -178,17 +168,11 @@ entries(PyObject *module, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "entry position past its table");
             goto done;
         }
-        uint32_t id = with_pack ? be32(buf + at) : 0;
-        uint64_t off = be32(buf + at + width - 4);
+        uint32_t id;
+        uint64_t off;
         pack[k] = UNSURE;
-        /* Bit 31 indexes the large offsets only where that table exists (MultiPackIndex.entry_at,
-           PackIndex.offset_at); an index out of its range is a broken entry. */
-        if (off & 0x80000000u && n_large >= 0) {
-            uint64_t j = off & 0x7fffffffu;
-            if (j >= (uint64_t)n_large)
-                continue;
-            off = be64(buf + large_at + 8 * j);
-        }
+        if (!index_entry(buf, at, with_pack, (uint64_t)large_at, n_large, &id, &off))
+            continue;
         if (id >= (uint64_t)n_packs || off > INT64_MAX)
             continue;
         pack[k] = id;

@@ -22,15 +22,15 @@ from .pack.packfile import Pack
 class ServedPack(NamedTuple):
     pack: Pack
     access: Access  # what the objects it holds show (odb.access)
-    source: tuple   # Pack.engine_source(): (bytes, where the entries end, the window marks)
+    data: object    # the mapping, or the small file's bytes (Pack.engine_source)
+    end: int        # where its entries end
     header: object  # Pack.header_source()[0]: the descriptor (held open) or the small file's bytes
-    limits: tuple   # engine_limits()
 
 
 class ServedIndex(NamedTuple):
     index: MultiPackIndex
     packs: tuple[ServedPack | None, ...]  # by pack id; None: a pack that cannot be read
-    generation: int                      # the store's, when this was taken
+    limits: tuple                        # engine_limits(): what the engine checks entries against
     marks_seen: list                     # each pack's window marks when feed_touched last ran
 
     def feed_touched(self, touched) -> None:
@@ -64,18 +64,17 @@ def served_index(store, max_packs: int) -> ServedIndex | str:
     index, packs = found
     if len(packs) > max_packs:
         return f"the multi-pack-index covers {len(packs)} packs, more than {max_packs}"
-    raw_len = store.format.raw_len
     served = []
     for pack in packs:
         try:
             if pack is None:
                 raise FileNotFoundError
             pack.ensure_open()
-            served.append(ServedPack(pack, store._access.for_pack(pack), pack.engine_source(),
-                                     pack.header_source()[0], engine_limits(raw_len)))
+            data, end, _ = pack.engine_source()
+            served.append(ServedPack(pack, store._access.for_pack(pack), data, end, pack.header_source()[0]))
         except (CorruptObject, OSError, ValueError):
             served.append(None)  # its objects are left to the Python path, which says what is wrong
-    return ServedIndex(index, tuple(served), store.generation, [None] * len(served))
+    return ServedIndex(index, tuple(served), engine_limits(store.format.raw_len), [None] * len(served))
 
 
 def ids_outside(store, limit: int) -> list[bytes] | None:

@@ -44,6 +44,7 @@
 #include <linux/fuse.h>
 
 #include "../../odb/engine_api.h"
+#include "../../odb/index_entries.h"
 
 _Static_assert(sizeof(struct fuse_in_header) == 40, "FUSE in header");
 _Static_assert(sizeof(struct fuse_entry_out) == 128, "FUSE entry (protocol 7.9 and later)");
@@ -112,18 +113,6 @@ typedef struct {
 
 /* ---- the multi-pack-index --------------------------------------------------------------- */
 
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 /* The position of raw in the index, or -1. */
 static int64_t
 midx_find(const RequestPath *r, const uint8_t *raw)
@@ -150,17 +139,8 @@ midx_find(const RequestPath *r, const uint8_t *raw)
 static int
 midx_entry(const RequestPath *r, uint64_t i, uint32_t *pack_id, uint64_t *offset)
 {
-    const uint8_t *e = (const uint8_t *)r->midx.buf + r->ooff_at + 8 * i;
-    uint32_t raw_offset = be32(e + 4);
-    *pack_id = be32(e);
-    *offset = raw_offset;
-    if (raw_offset & 0x80000000u && r->n_large >= 0) {
-        uint64_t k = raw_offset & 0x7fffffffu;
-        if (k >= (uint64_t)r->n_large)
-            return 0;
-        *offset = be64((const uint8_t *)r->midx.buf + r->loff_at + 8 * k);
-    }
-    return *pack_id < r->npacks;
+    return index_entry(r->midx.buf, r->ooff_at + 8 * i, 1, r->loff_at, r->n_large, pack_id, offset)
+           && *pack_id < r->npacks;
 }
 
 static uint64_t

@@ -130,7 +130,7 @@ class CompiledRequests:
         index = found.index
         ooff, _, _, _, loff, n_large = index.entry_layout()
         packs = [None if p is None else
-                 (p.source[0], p.source[1], getattr(p.header, "fd", -1), p.limits, p.pack.key,
+                 (p.data, p.end, getattr(p.header, "fd", -1), found.limits, p.pack.key,
                   stat.S_IFREG | p.access.mode, p.access.uid, p.access.gid, p.access.mtime_ns)
                  for p in found.packs]
         retired = array("Q", sorted(self.view.moved.retired_inodes()))
